@@ -1,0 +1,73 @@
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// permanentError marks an error that retrying cannot fix.
+type permanentError struct {
+	reason string
+	err    error
+}
+
+func (e *permanentError) Error() string {
+	return fmt.Sprintf("permanent (%s): %v", e.reason, e.err)
+}
+
+func (e *permanentError) Unwrap() error { return e.err }
+
+// Permanent wraps err as an error that retrying cannot fix: the backend rejected the
+// data (a 4xx other than 429). reason is a short, fixed, metric-label-safe word such as
+// "out_of_order", "too_old", "too_large", "bad_request", "unauthorized".
+func Permanent(reason string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{reason: reason, err: err}
+}
+
+// IsPermanent reports whether err (or an error it wraps) was made by Permanent, and
+// returns its reason.
+func IsPermanent(err error) (reason string, ok bool) {
+	var p *permanentError
+	if errors.As(err, &p) {
+		return p.reason, true
+	}
+	return "", false
+}
+
+// retryableError marks an error that may go away: 5xx, 429, a connection failure.
+type retryableError struct {
+	after time.Duration
+	err   error
+}
+
+func (e *retryableError) Error() string {
+	if e.after > 0 {
+		return fmt.Sprintf("retryable after %s: %v", e.after, e.err)
+	}
+	return fmt.Sprintf("retryable: %v", e.err)
+}
+
+func (e *retryableError) Unwrap() error { return e.err }
+
+// Retryable wraps err as an error worth retrying. after > 0 means the backend asked for
+// that delay (throttling: Retry-After, gRPC RetryInfo); 0 leaves the delay to backoff.
+// Errors that are neither Permanent nor Retryable are treated as retryable.
+func Retryable(err error, after time.Duration) error {
+	if err == nil {
+		return nil
+	}
+	return &retryableError{after: after, err: err}
+}
+
+// RetryAfter returns the delay a backend asked for, if err carries one.
+func RetryAfter(err error) (time.Duration, bool) {
+	var r *retryableError
+	if errors.As(err, &r) && r.after > 0 {
+		return r.after, true
+	}
+	return 0, false
+}
