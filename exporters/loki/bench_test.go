@@ -1,0 +1,59 @@
+package loki
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+
+	"github.com/outrider-dev/outrider/agent/pipeline"
+)
+
+// BenchmarkExportPush pushes 100k records per iteration through Export (in source
+// batches of 1000, as a tailer hands them over) into a server that discards the body,
+// and waits for every acknowledgement. Default batching: 1 MiB requests, 2 workers.
+func BenchmarkExportPush(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	const total, perBatch = 100_000, 1000
+	recs := make([]pipeline.Record, 0, total)
+	for len(recs) < total {
+		recs = append(recs, benchRecords(4<<20)...)
+	}
+	recs = recs[:total]
+	e, err := New(Config{URL: srv.URL}, Settings{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := e.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	defer e.Shutdown(context.Background())
+	var wg sync.WaitGroup
+	ack := func(err error) {
+		if err != nil {
+			b.Error(err)
+		}
+		wg.Done()
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		wg.Add(total / perBatch)
+		for i := 0; i < total; i += perBatch {
+			if err := e.Export(ctx, pipeline.Batch{Records: recs[i : i+perBatch], Ack: ack}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		// Do not wait for max_wait on the tail of the last request.
+		e.sender.Flush()
+		wg.Wait()
+	}
+	b.ReportMetric(float64(total)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+	b.ReportMetric(float64(total), "records/op")
+}

@@ -1,0 +1,139 @@
+package loki
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/outrider-dev/outrider/agent/pipeline"
+)
+
+// Drop reasons, the values of the dropped-records metric's reason label.
+const (
+	ReasonOutOfOrder   = "out_of_order"
+	ReasonTooOld       = "too_old"
+	ReasonTooNew       = "too_new"
+	ReasonTooLarge     = "too_large"
+	ReasonUnauthorized = "unauthorized"
+	ReasonBadRequest   = "bad_request"
+)
+
+// maxErrorBody is how much of an error response is kept for the error message.
+const maxErrorBody = 1 << 10
+
+// rejections maps fragments of Loki's 400 messages to drop reasons, in priority order.
+var rejections = []struct {
+	fragment, reason string
+}{
+	{"entry out of order", ReasonOutOfOrder},
+	{"out of order", ReasonOutOfOrder},
+	{"too far behind", ReasonOutOfOrder},
+	{"greater_than_max_sample_age", ReasonTooOld},
+	{"timestamp too old", ReasonTooOld},
+	{"too old", ReasonTooOld},
+	{"too new", ReasonTooNew},
+	{"too_far_in_future", ReasonTooNew},
+	{"exceeds limit", ReasonTooLarge},
+	{"line too long", ReasonTooLarge},
+	{"max_line_size", ReasonTooLarge},
+	{"max entry size", ReasonTooLarge},
+	{"too large", ReasonTooLarge},
+}
+
+// classify turns a push response into nil (delivered), a pipeline.Retryable error
+// (with the Retry-After Loki asked for) or a pipeline.Permanent one with a drop reason.
+// It reads at most maxErrorBody bytes of an error response's body; the caller drains
+// and closes it.
+func classify(resp *http.Response, now time.Time) error {
+	code := resp.StatusCode
+	if code >= 200 && code < 300 {
+		return nil
+	}
+	body := readErrorBody(resp.Body)
+	err := fmt.Errorf("loki answered %s: %s", statusText(code), body)
+	switch {
+	case code == http.StatusTooManyRequests:
+		after, _ := parseRetryAfter(resp.Header.Get("Retry-After"), now)
+		return pipeline.Retryable(err, after)
+	case code >= 500:
+		after, _ := parseRetryAfter(resp.Header.Get("Retry-After"), now)
+		return pipeline.Retryable(err, after)
+	case code == http.StatusUnauthorized || code == http.StatusForbidden:
+		return pipeline.Permanent(ReasonUnauthorized,
+			fmt.Errorf("%w; check tenant_id and the credentials (basic_auth, bearer_token)", err))
+	case code == http.StatusRequestEntityTooLarge:
+		return pipeline.Permanent(ReasonTooLarge,
+			fmt.Errorf("%w; lower batch.max_bytes or raise Loki's request size limits", err))
+	case code == http.StatusNotFound || code == http.StatusMethodNotAllowed:
+		return pipeline.Permanent(ReasonBadRequest,
+			fmt.Errorf("%w; check url (the push endpoint is %s)", err, PushPath))
+	case code >= 400:
+		return pipeline.Permanent(rejectionReason(body), err)
+	default:
+		// 1xx/3xx: redirects are not followed, so the URL points at the wrong place.
+		// Retrying keeps the data until the configuration is fixed.
+		return pipeline.Retryable(fmt.Errorf("%w; set url to Loki's push endpoint itself", err), 0)
+	}
+}
+
+// rejectionReason returns the drop reason of a 4xx body. Loki answers 400 also for a
+// partly rejected request (it kept the valid entries), with one line per rejection.
+func rejectionReason(body string) string {
+	lower := strings.ToLower(body)
+	for _, r := range rejections {
+		if strings.Contains(lower, r.fragment) {
+			return r.reason
+		}
+	}
+	return ReasonBadRequest
+}
+
+func statusText(code int) string {
+	if t := http.StatusText(code); t != "" {
+		return strconv.Itoa(code) + " " + t
+	}
+	return strconv.Itoa(code)
+}
+
+func readErrorBody(r io.Reader) string {
+	if r == nil {
+		return "(no body)"
+	}
+	b, err := io.ReadAll(io.LimitReader(r, maxErrorBody))
+	s := strings.TrimSpace(strings.ToValidUTF8(string(b), "\uFFFD"))
+	if err != nil && !errors.Is(err, io.EOF) && s == "" {
+		return fmt.Sprintf("(reading body: %v)", err)
+	}
+	if s == "" {
+		return "(empty body)"
+	}
+	if len(b) == maxErrorBody {
+		s += " …"
+	}
+	return s
+}
+
+// parseRetryAfter parses a Retry-After header: delay-seconds or an HTTP date. It
+// returns false for an absent or invalid header; a date in the past gives 0, true.
+func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs < 0 {
+			return 0, false
+		}
+		const maxSecs = int64(1<<62) / int64(time.Second)
+		return time.Duration(min(secs, maxSecs)) * time.Second, true
+	}
+	t, err := http.ParseTime(v)
+	if err != nil {
+		return 0, false
+	}
+	return max(t.Sub(now), 0), true
+}

@@ -1,0 +1,161 @@
+package loki
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/outrider-dev/outrider/agent/pipeline"
+)
+
+func response(code int, body string, header map[string]string) *http.Response {
+	h := http.Header{}
+	for k, v := range header {
+		h.Set(k, v)
+	}
+	return &http.Response{StatusCode: code, Header: h, Body: io.NopCloser(strings.NewReader(body))}
+}
+
+func TestClassify(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	type want struct {
+		ok        bool
+		permanent string // reason
+		after     time.Duration
+		contains  string
+	}
+	cases := []struct {
+		name   string
+		code   int
+		body   string
+		header map[string]string
+		want   want
+	}{
+		{"204", 204, "", nil, want{ok: true}},
+		{"200", 200, "", nil, want{ok: true}},
+		{"429 seconds", 429, "ingestion rate limit exceeded", map[string]string{"Retry-After": "7"}, want{after: 7 * time.Second, contains: "429 Too Many Requests: ingestion rate limit exceeded"}},
+		{"429 date", 429, "", map[string]string{"Retry-After": now.Add(90 * time.Second).Format(http.TimeFormat)}, want{after: 90 * time.Second}},
+		{"429 bare", 429, "", nil, want{}},
+		{"503 retry-after", 503, "", map[string]string{"Retry-After": "3"}, want{after: 3 * time.Second}},
+		{"500", 500, "internal", nil, want{contains: "500 Internal Server Error: internal"}},
+		{"out of order", 400, "entry with timestamp 2026-01-01 ignored, reason: 'entry out of order' for stream: {a=\"b\"}", nil, want{permanent: ReasonOutOfOrder}},
+		{"too far behind", 400, "entry too far behind, oldest acceptable timestamp is: ...", nil, want{permanent: ReasonOutOfOrder}},
+		{"too old", 400, "entry for stream '{a=\"b\"}' has timestamp too old: 2020-01-01", nil, want{permanent: ReasonTooOld}},
+		{"sample age", 400, "greater_than_max_sample_age", nil, want{permanent: ReasonTooOld}},
+		{"too new", 400, "entry for stream '{a=\"b\"}' has timestamp too new: 2030-01-01", nil, want{permanent: ReasonTooNew}},
+		{"line too long", 400, "Max entry size '262144' bytes exceeded for stream", nil, want{permanent: ReasonTooLarge}},
+		{"exceeds limit", 400, "stream '{}' line too long", nil, want{permanent: ReasonTooLarge}},
+		{"413", 413, "request body too large", nil, want{permanent: ReasonTooLarge, contains: "batch.max_bytes"}},
+		{"401", 401, "no org id", nil, want{permanent: ReasonUnauthorized, contains: "check tenant_id and the credentials"}},
+		{"403", 403, "", nil, want{permanent: ReasonUnauthorized, contains: "(empty body)"}},
+		{"404", 404, "404 page not found", nil, want{permanent: ReasonBadRequest, contains: "check url"}},
+		{"other 400", 400, "error at least one label pair is required per stream", nil, want{permanent: ReasonBadRequest}},
+		{"422", 422, "", nil, want{permanent: ReasonBadRequest}},
+		{"redirect", 302, "", nil, want{contains: "set url to Loki's push endpoint"}},
+		{"long body truncated", 500, strings.Repeat("x", 5000), nil, want{contains: strings.Repeat("x", 1024) + " …"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := classify(response(tc.code, tc.body, tc.header), now)
+			if tc.want.ok {
+				if err != nil {
+					t.Fatalf("classify = %v, want success", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("classify = nil, want an error")
+			}
+			reason, perm := pipeline.IsPermanent(err)
+			if tc.want.permanent != "" {
+				if !perm || reason != tc.want.permanent {
+					t.Fatalf("classify = %v, want permanent %q", err, tc.want.permanent)
+				}
+			} else if perm {
+				t.Fatalf("classify = %v, want retryable", err)
+			}
+			after, _ := pipeline.RetryAfter(err)
+			if after != tc.want.after {
+				t.Errorf("retry after %v, want %v", after, tc.want.after)
+			}
+			if !strings.Contains(err.Error(), tc.want.contains) {
+				t.Errorf("%q lacks %q", err, tc.want.contains)
+			}
+			if len(err.Error()) > 1500 {
+				t.Errorf("error message of %d bytes; the body must be cut at 1 KiB", len(err.Error()))
+			}
+		})
+	}
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	cases := []struct {
+		in    string
+		want  time.Duration
+		valid bool
+	}{
+		{"", 0, false},
+		{"0", 0, true},
+		{" 120 ", 2 * time.Minute, true},
+		{"-1", 0, false},
+		{"1.5", 0, false},
+		{"soon", 0, false},
+		{now.Add(time.Hour).Format(http.TimeFormat), time.Hour, true},
+		{now.Add(-time.Hour).Format(http.TimeFormat), 0, true},
+		{"99999999999999999", time.Duration(int64(1<<62) / int64(time.Second) * int64(time.Second)), true},
+	}
+	for _, tc := range cases {
+		got, ok := parseRetryAfter(tc.in, now)
+		if got != tc.want || ok != tc.valid {
+			t.Errorf("parseRetryAfter(%q) = %v, %v; want %v, %v", tc.in, got, ok, tc.want, tc.valid)
+		}
+	}
+}
+
+func FuzzParseRetryAfter(f *testing.F) {
+	for _, s := range []string{"", "0", "120", "-5", "Wed, 21 Oct 2015 07:28:00 GMT", "999999999999999999999", "1e9"} {
+		f.Add(s)
+	}
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, s string) {
+		d, ok := parseRetryAfter(s, now)
+		if d < 0 || (!ok && d != 0) {
+			t.Fatalf("parseRetryAfter(%q) = %v, %v", s, d, ok)
+		}
+	})
+}
+
+// FuzzClassify checks that any status, body and Retry-After give a classified error
+// (never a panic), that only 2xx succeeds, and that the message stays bounded.
+func FuzzClassify(f *testing.F) {
+	f.Add(400, "entry out of order", "")
+	f.Add(429, "rate limited", "5")
+	f.Add(503, "\xff\xfe", "Wed, 21 Oct 2015 07:28:00 GMT")
+	f.Add(204, "", "")
+	f.Fuzz(func(t *testing.T, code int, body, retryAfter string) {
+		if code < 100 || code > 999 {
+			return
+		}
+		err := classify(response(code, body, map[string]string{"Retry-After": retryAfter}), time.Now())
+		if (code >= 200 && code < 300) != (err == nil) {
+			t.Fatalf("status %d classified as %v", code, err)
+		}
+		if err == nil {
+			return
+		}
+		_, perm := pipeline.IsPermanent(err)
+		if code == 429 || code >= 500 {
+			if perm {
+				t.Fatalf("status %d classified permanent", code)
+			}
+		} else if code >= 400 && !perm {
+			t.Fatalf("status %d classified retryable", code)
+		}
+		if len(err.Error()) > 4*maxErrorBody+300 {
+			t.Fatalf("message of %d bytes", len(err.Error()))
+		}
+	})
+}

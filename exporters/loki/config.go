@@ -1,0 +1,153 @@
+package loki
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/outrider-dev/outrider/exporters/queue"
+	"github.com/outrider-dev/outrider/internal/confval"
+	"github.com/outrider-dev/outrider/internal/tlsconfig"
+)
+
+// PushPath is appended to a configured URL that has no path.
+const PushPath = "/loki/api/v1/push"
+
+// Config is the configuration of one Loki exporter.
+type Config struct {
+	// URL is Loki's base or push URL, e.g. http://127.0.0.1:3100. PushPath is appended
+	// when the URL has no path.
+	URL string `yaml:"url"`
+	// TenantID is sent as X-Scope-OrgID, for multi-tenant Loki.
+	TenantID string `yaml:"tenant_id"`
+	// BasicAuth authenticates with HTTP basic auth.
+	BasicAuth BasicAuth `yaml:"basic_auth"`
+	// BearerToken authenticates with "Authorization: Bearer".
+	BearerToken confval.Secret `yaml:"bearer_token"`
+	// BearerTokenFile holds the bearer token; it is re-read when it changes, so a
+	// rotated token is used without a restart.
+	BearerTokenFile string `yaml:"bearer_token_file"`
+	// TLS configures the connection to an https URL.
+	TLS tlsconfig.Config `yaml:"tls"`
+	// Labels are static labels added to every stream. A stream's own label of the same
+	// name wins.
+	Labels map[string]string `yaml:"labels"`
+	// Timeout bounds each push request; default 10s.
+	Timeout time.Duration `yaml:"timeout"`
+	// Batch controls request size and buffering; defaults max_bytes 1MiB, max_wait
+	// 1s, max_pending_bytes 8MiB.
+	Batch queue.BatchConfig `yaml:"batch"`
+	// Retry controls retries; defaults 250ms to 30s, until shutdown.
+	Retry queue.RetryConfig `yaml:"retry"`
+	// Concurrency is the number of pushes in flight at once; default 2.
+	Concurrency int `yaml:"concurrency"`
+}
+
+// BasicAuth is HTTP basic authentication. Password and PasswordFile are exclusive; the
+// file is re-read when it changes.
+type BasicAuth struct {
+	Username     string         `yaml:"username"`
+	Password     confval.Secret `yaml:"password"`
+	PasswordFile string         `yaml:"password_file"`
+}
+
+func (b *BasicAuth) isSet() bool { return *b != BasicAuth{} }
+
+// ApplyDefaults fills zero-valued fields.
+func (c *Config) ApplyDefaults() {
+	if c.Timeout == 0 {
+		c.Timeout = queue.DefaultTimeout
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = queue.DefaultConcurrency
+	}
+	c.Batch.ApplyDefaults()
+	c.Retry.ApplyDefaults()
+}
+
+// Validate reports every problem with its field path relative to the exporter's block.
+func (c *Config) Validate(p *confval.Problems) {
+	if _, err := pushURL(c.URL); err != nil {
+		p.Addf("url", "%v", err)
+	}
+	if c.BasicAuth.isSet() {
+		ba := p.At("basic_auth")
+		if c.BasicAuth.Username == "" {
+			ba.Addf("username", "is required with basic_auth")
+		}
+		switch {
+		case c.BasicAuth.Password != "" && c.BasicAuth.PasswordFile != "":
+			ba.Addf("password_file", "set either password or password_file, not both")
+		case c.BasicAuth.PasswordFile != "":
+			checkFile(ba, "password_file", c.BasicAuth.PasswordFile)
+		}
+		if c.BearerToken != "" || c.BearerTokenFile != "" {
+			p.Addf("bearer_token", "set either basic_auth or a bearer token, not both")
+		}
+	}
+	switch {
+	case c.BearerToken != "" && c.BearerTokenFile != "":
+		p.Addf("bearer_token_file", "set either bearer_token or bearer_token_file, not both")
+	case c.BearerTokenFile != "":
+		checkFile(p, "bearer_token_file", c.BearerTokenFile)
+	}
+	if strings.ContainsAny(c.TenantID, "\r\n") {
+		p.Addf("tenant_id", "must be a single line")
+	}
+	c.TLS.Validate(p.At("tls"))
+	for name, value := range c.Labels {
+		switch {
+		case value == "":
+			p.Addf("labels", "label %q has an empty value; Loki treats an empty label as absent, so remove it or give it a value", name)
+		case !validLabelName(name):
+			p.Addf("labels", "invalid label name %q; use letters, digits and '_', not starting with a digit", name)
+		case strings.HasPrefix(name, "__"):
+			p.Addf("labels", "label name %q starts with \"__\", which Loki reserves", name)
+		}
+	}
+	queue.ValidateTimeout(p, "timeout", c.Timeout)
+	queue.ValidateConcurrency(p, "concurrency", c.Concurrency)
+	c.Batch.Validate(p.At("batch"))
+	c.Retry.Validate(p.At("retry"))
+}
+
+func checkFile(p *confval.Problems, field, path string) {
+	f, err := os.Open(path)
+	if err != nil {
+		p.Addf(field, "cannot read %q: %v", path, err)
+		return
+	}
+	f.Close()
+}
+
+// pushURL returns the push endpoint for a configured URL.
+func pushURL(raw string) (string, error) {
+	if raw == "" {
+		return "", fmt.Errorf("is required, e.g. http://127.0.0.1:3100")
+	}
+	if l := strings.ToLower(raw); !strings.HasPrefix(l, "http://") && !strings.HasPrefix(l, "https://") {
+		return "", fmt.Errorf("URL must start with http:// or https://, e.g. http://127.0.0.1:3100")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		// url.Error repeats the URL, which may hold a password: report only the cause.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return "", fmt.Errorf("invalid URL: %v", err)
+	}
+	if u.Host == "" {
+		return "", fmt.Errorf("URL %q has no host", raw)
+	}
+	if u.User != nil {
+		return "", fmt.Errorf("URL must not carry credentials; use basic_auth")
+	}
+	if u.Path == "" || u.Path == "/" {
+		u.Path = PushPath
+	}
+	return u.String(), nil
+}

@@ -1,0 +1,220 @@
+package loki
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/outrider-dev/outrider/agent/pipeline"
+	"github.com/outrider-dev/outrider/exporters/queue"
+	"github.com/outrider-dev/outrider/internal/confval"
+)
+
+// UserAgent is sent with every push. The agent sets it to "outrider/<version>" at
+// start-up.
+var UserAgent = "outrider/dev"
+
+// Settings are what an Exporter needs besides its configuration.
+type Settings struct {
+	// Logger receives the exporter's log lines; nil discards.
+	Logger *slog.Logger
+	// QueueMetrics are the process-wide exporter metrics; nil uses an unregistered set.
+	QueueMetrics *queue.Metrics
+	// Name is the exporter's name in metrics and logs; "" means "loki".
+	Name string
+}
+
+// Exporter pushes records to Loki. It is a pipeline.Sink and a pipeline.Component.
+type Exporter struct {
+	url       string
+	tenant    string
+	auth      *authorizer
+	client    *http.Client
+	transport *http.Transport
+	labels    *labelCache
+	encoders  chan *encoder // free list, one per worker
+	sender    *queue.Sender[pipeline.Record]
+	now       func() time.Time
+}
+
+var (
+	_ pipeline.Sink      = (*Exporter)(nil)
+	_ pipeline.Component = (*Exporter)(nil)
+)
+
+// New builds an Exporter from cfg, which gets its defaults applied here.
+func New(cfg Config, set Settings) (*Exporter, error) {
+	cfg.ApplyDefaults()
+	if set.Name == "" {
+		set.Name = "loki"
+	}
+	var p confval.Problems
+	cfg.Validate(&p)
+	if err := p.Err(); err != nil {
+		return nil, err
+	}
+	u, err := pushURL(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("url: %w", err)
+	}
+	tlsCfg, err := cfg.TLS.Load()
+	if err != nil {
+		return nil, err
+	}
+	tr := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:       tlsCfg,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          2 * cfg.Concurrency,
+		MaxIdleConnsPerHost:   2 * cfg.Concurrency,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+	e := &Exporter{
+		url:       u,
+		tenant:    cfg.TenantID,
+		auth:      newAuthorizer(&cfg),
+		transport: tr,
+		client: &http.Client{
+			Transport: tr,
+			CheckRedirect: func(*http.Request, []*http.Request) error {
+				return http.ErrUseLastResponse
+			},
+		},
+		labels: newLabelCache(cfg.Labels),
+		now:    time.Now,
+	}
+	// A free list rather than a sync.Pool: at most Concurrency pushes run at once, and
+	// their multi-megabyte buffers should survive garbage collections.
+	e.encoders = make(chan *encoder, cfg.Concurrency)
+	qcfg := queue.Config{Batch: cfg.Batch, Retry: cfg.Retry, Concurrency: cfg.Concurrency, Timeout: cfg.Timeout}
+	e.sender, err = queue.New(qcfg, queue.Settings{Name: set.Name, Logger: set.Logger, Metrics: set.QueueMetrics},
+		queue.RecordSize, e.push)
+	if err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// Start starts the push workers and returns.
+func (e *Exporter) Start(ctx context.Context) error { return e.sender.Start(ctx) }
+
+// Shutdown stops accepting batches, pushes what is buffered until ctx is done, and
+// closes idle connections. Records not delivered by then are not acknowledged. Safe
+// without Start and more than once.
+func (e *Exporter) Shutdown(ctx context.Context) error {
+	err := e.sender.Shutdown(ctx)
+	e.transport.CloseIdleConnections()
+	return err
+}
+
+// Export implements pipeline.Sink: it blocks while max_pending_bytes are unsent.
+func (e *Exporter) Export(ctx context.Context, b pipeline.Batch) error {
+	return e.sender.Add(ctx, b.Records, b.Ack)
+}
+
+// push sends one request; it is the queue's PushFunc.
+func (e *Exporter) push(ctx context.Context, recs []pipeline.Record) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.url, nil)
+	if err != nil {
+		return pipeline.Permanent(ReasonBadRequest, err)
+	}
+	req.Header.Set("Content-Type", "application/x-protobuf")
+	req.Header.Set("User-Agent", UserAgent)
+	if e.tenant != "" {
+		req.Header.Set("X-Scope-OrgID", e.tenant)
+	}
+	authz, err := e.auth.header()
+	if err != nil {
+		return pipeline.Retryable(err, 0)
+	}
+	if authz != "" {
+		req.Header.Set("Authorization", authz)
+	}
+
+	enc := e.getEncoder()
+	payload, err := enc.encode(recs, e.now())
+	if err != nil {
+		e.putEncoder(enc)
+		return pipeline.Permanent(ReasonBadRequest, err)
+	}
+	rb := newBody(payload)
+	defer func() {
+		// The transport may still hold the body after Do returns; reuse the buffers
+		// only once it has closed it.
+		if rb.wait() {
+			e.putEncoder(enc)
+		}
+	}()
+	req.Body = rb
+	req.ContentLength = int64(len(payload))
+	resp, err := e.client.Do(req)
+	if err != nil {
+		return pipeline.Retryable(fmt.Errorf("push to loki: %w", err), 0)
+	}
+	defer func() {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+	}()
+	return classify(resp, e.now())
+}
+
+func (e *Exporter) getEncoder() *encoder {
+	select {
+	case enc := <-e.encoders:
+		return enc
+	default:
+		return newEncoder(e.labels)
+	}
+}
+
+func (e *Exporter) putEncoder(enc *encoder) {
+	enc.reset()
+	select {
+	case e.encoders <- enc:
+	default:
+	}
+}
+
+// body is a request body that reports when the transport is done with it.
+type body struct {
+	bytes.Reader
+	once   sync.Once
+	closed chan struct{}
+}
+
+func newBody(b []byte) *body {
+	rb := &body{closed: make(chan struct{})}
+	rb.Reset(b)
+	return rb
+}
+
+func (b *body) Close() error {
+	b.once.Do(func() { close(b.closed) })
+	return nil
+}
+
+// wait reports whether the body was closed within a short grace period.
+func (b *body) wait() bool {
+	select {
+	case <-b.closed:
+		return true
+	default:
+	}
+	t := time.NewTimer(5 * time.Second)
+	defer t.Stop()
+	select {
+	case <-b.closed:
+		return true
+	case <-t.C:
+		return false
+	}
+}

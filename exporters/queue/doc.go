@@ -1,0 +1,26 @@
+// Package queue holds the layers every outrider exporter wraps around its push
+// function, after the OpenTelemetry Collector's exporterhelper:
+//
+//	Add ─> Batcher ─> Queue ─> workers ─> Retrier ─> timeout ─> push
+//
+// The Batcher cuts incoming batches into requests of at most max_bytes, or after
+// max_wait since a request's first item, and blocks Add while max_pending_bytes of data
+// is unsent (buffered, queued or being pushed): backpressure that reaches the sources
+// and bounds memory.
+//
+// The Queue carries requests from the Batcher to the workers. MemoryQueue keeps them in
+// memory; a durable, on-disk Queue plugs in here (see Queue and NewWithQueue).
+//
+// Concurrency workers take requests and hand them to the Retrier, which calls push with
+// a per-attempt timeout until it succeeds, fails permanently, or the exporter stops,
+// with exponential backoff and jitter between attempts and Retry-After honoured.
+//
+// A delivered request acknowledges the source batches it covers with nil; a permanently
+// rejected one is counted as dropped, logged once, and acknowledged with the error; one
+// still unsent when Shutdown's deadline passes is not acknowledged at all, so its source
+// keeps it.
+//
+// Sender puts the layers together; each layer is usable and tested on its own. The
+// package is generic over the item type, so the log, trace and error exporters can
+// share it.
+package queue
