@@ -1,0 +1,186 @@
+package tail
+
+import (
+	"fmt"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/outrider-dev/outrider/agent/multiline"
+	"github.com/outrider-dev/outrider/agent/parse"
+	"github.com/outrider-dev/outrider/internal/confval"
+)
+
+// Defaults applied by Config.ApplyDefaults.
+const (
+	DefaultName               = "file"
+	DefaultStartAt            = StartAtBeginning
+	DefaultPollInterval       = 250 * time.Millisecond
+	DefaultRescanInterval     = 5 * time.Second
+	DefaultMaxLineBytes       = 256 << 10
+	DefaultBatchMaxLines      = 1000
+	DefaultMaxInflightBatches = 16
+)
+
+// Values of Config.StartAt.
+const (
+	StartAtBeginning = "beginning"
+	StartAtEnd       = "end"
+)
+
+// maxMaxLineBytes bounds max_line_bytes: a line is held in memory whole.
+const maxMaxLineBytes = 64 << 20
+
+// Config configures one file source.
+type Config struct {
+	// Name names the source: the "source" label of its records and metrics, and the
+	// name of its positions file. Default "file".
+	Name string `yaml:"name"`
+	// Path is an absolute glob (filepath.Match syntax) of the files to tail.
+	Path string `yaml:"path"`
+	// Exclude lists globs matched against the full path or the base name of each
+	// file Path matches; a file matching any is not tailed.
+	Exclude []string `yaml:"exclude"`
+	// StartAt is "beginning" or "end": where to start reading files that have no
+	// saved position when the source starts. Files that appear later are always
+	// read from the beginning.
+	StartAt string `yaml:"start_at"`
+	// PollInterval is how often open files are checked for growth, truncation and
+	// rotation, in case file system notifications are missing or unavailable.
+	PollInterval time.Duration `yaml:"poll_interval"`
+	// RescanInterval is how often Path is expanded again to find new files (a
+	// notification on their directory finds them at once).
+	RescanInterval time.Duration `yaml:"rescan_interval"`
+	// MaxLineBytes caps a line; the rest of a longer line is dropped and counted.
+	MaxLineBytes confval.ByteSize `yaml:"max_line_bytes"`
+	// BatchMaxLines caps the records of one batch handed to the sink. A batch is
+	// also handed over as soon as the reader reaches the end of the file.
+	BatchMaxLines int `yaml:"batch_max_lines"`
+	// MaxInflightBatches caps the batches handed over and not yet acknowledged;
+	// reading pauses at the cap, which bounds memory.
+	MaxInflightBatches int `yaml:"max_inflight_batches"`
+	// Multiline joins stack traces and multi-line records.
+	Multiline multiline.Config `yaml:"multiline"`
+	// Parser extracts level, time and correlation ids from each record.
+	Parser parse.Config `yaml:"parser"`
+	// Labels are static labels added to the source's stream.
+	Labels map[string]string `yaml:"labels"`
+}
+
+// ApplyDefaults fills zero-valued fields with their defaults.
+func (c *Config) ApplyDefaults() {
+	if c.Name == "" {
+		c.Name = DefaultName
+	}
+	if c.StartAt == "" {
+		c.StartAt = DefaultStartAt
+	}
+	if c.PollInterval == 0 {
+		c.PollInterval = DefaultPollInterval
+	}
+	if c.RescanInterval == 0 {
+		c.RescanInterval = DefaultRescanInterval
+	}
+	if c.MaxLineBytes == 0 {
+		c.MaxLineBytes = DefaultMaxLineBytes
+	}
+	if c.BatchMaxLines == 0 {
+		c.BatchMaxLines = DefaultBatchMaxLines
+	}
+	if c.MaxInflightBatches == 0 {
+		c.MaxInflightBatches = DefaultMaxInflightBatches
+	}
+	c.Multiline.ApplyDefaults()
+	c.Parser.ApplyDefaults()
+}
+
+// Validate records every problem of c in p, with field paths relative to the source.
+// Call it after ApplyDefaults.
+func (c *Config) Validate(p *confval.Problems) {
+	if !validName(c.Name) {
+		p.Addf("name", "%q is not a valid name; use letters, digits, '_', '-' and '.' (it names the positions file)", c.Name)
+	}
+	switch {
+	case c.Path == "":
+		p.Addf("path", "required: an absolute glob such as /var/log/app/*.log")
+	case !filepath.IsAbs(c.Path):
+		p.Addf("path", "%q must be absolute, such as /var/log/app/*.log", c.Path)
+	default:
+		if _, err := filepath.Match(c.Path, ""); err != nil {
+			p.Addf("path", "%q is not a valid glob: %v", c.Path, err)
+		}
+	}
+	for i, e := range c.Exclude {
+		if e == "" {
+			p.Addf(fmt.Sprintf("exclude[%d]", i), "empty pattern; remove it or write a glob such as \"*.gz\"")
+		} else if _, err := filepath.Match(e, ""); err != nil {
+			p.Addf(fmt.Sprintf("exclude[%d]", i), "%q is not a valid glob: %v", e, err)
+		}
+	}
+	switch c.StartAt {
+	case StartAtBeginning, StartAtEnd:
+	default:
+		p.Addf("start_at", "must be beginning or end; got %q", c.StartAt)
+	}
+	if c.PollInterval <= 0 {
+		p.Addf("poll_interval", "must be a positive duration such as \"250ms\"; got %s", c.PollInterval)
+	}
+	if c.RescanInterval <= 0 {
+		p.Addf("rescan_interval", "must be a positive duration such as \"5s\"; got %s", c.RescanInterval)
+	}
+	if c.MaxLineBytes <= 0 || c.MaxLineBytes > maxMaxLineBytes {
+		p.Addf("max_line_bytes", "must be between 1B and %s; got %s", confval.ByteSize(maxMaxLineBytes), c.MaxLineBytes)
+	}
+	if c.BatchMaxLines <= 0 {
+		p.Addf("batch_max_lines", "must be positive; got %d", c.BatchMaxLines)
+	}
+	if c.MaxInflightBatches <= 0 {
+		p.Addf("max_inflight_batches", "must be positive; got %d", c.MaxInflightBatches)
+	}
+	c.Multiline.Validate(p.At("multiline"))
+	c.Parser.Validate(p.At("parser"))
+	names := make([]string, 0, len(c.Labels))
+	for k := range c.Labels {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		switch {
+		case !validLabelName(k):
+			p.Addf("labels", "%q is not a valid label name; use [a-zA-Z_][a-zA-Z0-9_]*, not starting with __", k)
+		case k == "source":
+			p.Addf("labels.source", "the source label is set from name; set name instead")
+		}
+	}
+}
+
+func validName(s string) bool {
+	if s == "" || s == "." || s == ".." {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '-', c == '.':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func validLabelName(s string) bool {
+	if s == "" || (len(s) >= 2 && s[0] == '_' && s[1] == '_') {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', c == '_':
+		case '0' <= c && c <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}

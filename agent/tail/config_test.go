@@ -1,0 +1,85 @@
+package tail
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/outrider-dev/outrider/internal/confval"
+)
+
+func TestConfigDefaults(t *testing.T) {
+	var c Config
+	c.Path = "/var/log/app/*.log"
+	c.ApplyDefaults()
+	if c.Name != "file" || c.StartAt != StartAtBeginning || c.PollInterval != 250*time.Millisecond ||
+		c.RescanInterval != 5*time.Second || c.MaxLineBytes != 256<<10 || c.BatchMaxLines != 1000 ||
+		c.MaxInflightBatches != 16 || c.Multiline.StackTraces == nil || !*c.Multiline.StackTraces ||
+		c.Multiline.FlushAfter != 300*time.Millisecond || c.Parser.Format == "" {
+		t.Fatalf("defaults not applied: %+v", c)
+	}
+	p := &confval.Problems{}
+	c.Validate(p)
+	if err := p.Err(); err != nil {
+		t.Fatalf("defaults do not validate: %v", err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		modify func(c *Config)
+		want   []string
+	}{
+		{"valid", func(*Config) {}, nil},
+		{"path required", func(c *Config) { c.Path = "" }, []string{"src.path: required"}},
+		{"path relative", func(c *Config) { c.Path = "logs/*.log" }, []string{"src.path: \"logs/*.log\" must be absolute"}},
+		{"path bad glob", func(c *Config) { c.Path = "/var/log/[" }, []string{"src.path: \"/var/log/[\" is not a valid glob"}},
+		{"exclude bad glob", func(c *Config) { c.Exclude = []string{"*.gz", "["} }, []string{"src.exclude[1]: \"[\" is not a valid glob"}},
+		{"start_at", func(c *Config) { c.StartAt = "middle" }, []string{"src.start_at: must be beginning or end"}},
+		{"durations", func(c *Config) { c.PollInterval = -1; c.RescanInterval = -time.Second }, []string{"src.poll_interval: must be a positive", "src.rescan_interval: must be a positive"}},
+		{"sizes", func(c *Config) { c.MaxLineBytes = -1; c.BatchMaxLines = -1; c.MaxInflightBatches = -2 },
+			[]string{"src.max_line_bytes: must be between", "src.batch_max_lines: must be positive", "src.max_inflight_batches: must be positive"}},
+		{"multiline regex", func(c *Config) { c.Multiline.Start = "(" }, []string{"src.multiline.start: invalid regular expression"}},
+		{"parser", func(c *Config) { c.Parser.Format = "xml" }, []string{"src.parser.format: unknown format"}},
+		{"name", func(c *Config) { c.Name = "a/b" }, []string{"src.name: \"a/b\" is not a valid name"}},
+		{"labels", func(c *Config) { c.Labels = map[string]string{"source": "x", "9x": "y", "ok": "z"} },
+			[]string{"src.labels: \"9x\" is not a valid label name", "src.labels.source: the source label is set from name"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Config{Path: "/var/log/app/*.log"}
+			c.ApplyDefaults()
+			tt.modify(&c)
+			p := &confval.Problems{}
+			c.Validate(p.At("src"))
+			err := p.Err()
+			if tt.want == nil {
+				if err != nil {
+					t.Fatalf("Validate: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Validate found nothing; want %q", tt.want)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+			if p.Len() != len(tt.want) {
+				t.Errorf("got %d problems, want %d: %v", p.Len(), len(tt.want), err)
+			}
+		})
+	}
+}
+
+func TestNewRejectsInvalidConfig(t *testing.T) {
+	if _, err := New(Config{Path: "relative/*.log"}, Settings{Sink: newSink(true)}); !confval.IsConfigError(err) {
+		t.Fatalf("New with a relative path: %v; want a configuration error", err)
+	}
+	if _, err := New(Config{Path: "/tmp/*.log"}, Settings{}); err == nil {
+		t.Fatal("New without a sink succeeded")
+	}
+}

@@ -1,0 +1,66 @@
+package tail
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the file sources' metrics, labelled by source name. The agent creates
+// them once per process and shares them between every Source it builds, including
+// after a configuration reload; a Source registers nothing itself, and adds to the
+// gauges only what it contributes, removing it when it stops.
+type Metrics struct {
+	linesRead       *prometheus.CounterVec
+	bytesRead       *prometheus.CounterVec
+	linesTruncated  *prometheus.CounterVec
+	invalidUTF8     *prometheus.CounterVec
+	filesOpen       *prometheus.GaugeVec
+	rotations       *prometheus.CounterVec
+	truncations     *prometheus.CounterVec
+	positionLag     *prometheus.GaugeVec
+	batchesInflight *prometheus.GaugeVec
+}
+
+// NewMetrics creates the metrics and registers them with reg (nil: not registered).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	counter := func(name, help string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{"source"})
+	}
+	gauge := func(name, help string) *prometheus.GaugeVec {
+		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, []string{"source"})
+	}
+	m := &Metrics{
+		linesRead:       counter("outrider_tail_lines_read_total", "Lines read from files."),
+		bytesRead:       counter("outrider_tail_bytes_read_total", "Bytes read from files."),
+		linesTruncated:  counter("outrider_tail_lines_truncated_total", "Lines longer than max_line_bytes, cut to that size."),
+		invalidUTF8:     counter("outrider_tail_invalid_utf8_total", "Lines with invalid UTF-8, whose bad bytes were replaced with U+FFFD."),
+		filesOpen:       gauge("outrider_tail_files_open", "Files open for reading."),
+		rotations:       counter("outrider_tail_rotations_total", "Files replaced by a new file at the same path (rename and create)."),
+		truncations:     counter("outrider_tail_truncations_total", "Files found shorter than the read position (copytruncate, truncation), read again from the start."),
+		positionLag:     gauge("outrider_tail_position_lag_bytes", "Bytes of the tailed files not yet acknowledged by the sink."),
+		batchesInflight: gauge("outrider_tail_batches_inflight", "Batches handed to the sink and not yet acknowledged."),
+	}
+	if reg != nil {
+		reg.MustRegister(m.linesRead, m.bytesRead, m.linesTruncated, m.invalidUTF8, m.filesOpen,
+			m.rotations, m.truncations, m.positionLag, m.batchesInflight)
+	}
+	return m
+}
+
+// sourceMetrics are the metrics of one source, resolved once.
+type sourceMetrics struct {
+	linesRead, bytesRead, linesTruncated, invalidUTF8 prometheus.Counter
+	rotations, truncations                            prometheus.Counter
+	filesOpen, positionLag, batchesInflight           prometheus.Gauge
+}
+
+func (m *Metrics) forSource(name string) sourceMetrics {
+	return sourceMetrics{
+		linesRead:       m.linesRead.WithLabelValues(name),
+		bytesRead:       m.bytesRead.WithLabelValues(name),
+		linesTruncated:  m.linesTruncated.WithLabelValues(name),
+		invalidUTF8:     m.invalidUTF8.WithLabelValues(name),
+		rotations:       m.rotations.WithLabelValues(name),
+		truncations:     m.truncations.WithLabelValues(name),
+		filesOpen:       m.filesOpen.WithLabelValues(name),
+		positionLag:     m.positionLag.WithLabelValues(name),
+		batchesInflight: m.batchesInflight.WithLabelValues(name),
+	}
+}
