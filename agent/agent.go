@@ -1,0 +1,251 @@
+// Package agent is outrider's runtime: it builds the pipeline graph from the
+// configuration, starts exporters before sources and stops sources before exporters,
+// serves /metrics, /healthz and /readyz, and replaces the graph when the configuration
+// file changes or a reload is requested. An invalid new configuration is rejected with a
+// log line and the running graph keeps working.
+package agent
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sync/atomic"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/outrider-dev/outrider/config"
+)
+
+// Options configures an Agent.
+type Options struct {
+	// ConfigPath is the configuration file; it is watched for changes.
+	ConfigPath string
+	// Config is the configuration already loaded from ConfigPath.
+	Config *config.Config
+	// Logger is the agent's own logger; LogLevel, when set, follows log.level on reload.
+	Logger   *slog.Logger
+	LogLevel *slog.LevelVar
+	// Version is reported in outrider_build_info.
+	Version string
+	// Reload asks for a configuration reload (the command sends SIGHUP here).
+	Reload <-chan struct{}
+	// OnListen, when set, is called with the address of the metrics/health server.
+	OnListen func(addr string)
+}
+
+// Agent runs one outrider process.
+type Agent struct {
+	opts    Options
+	logger  *slog.Logger
+	metrics *metrics
+	ready   atomic.Bool
+}
+
+// New returns an Agent for opts.
+func New(opts Options) *Agent {
+	if opts.Logger == nil {
+		opts.Logger = discard()
+	}
+	return &Agent{opts: opts, logger: opts.Logger, metrics: newMetrics(opts.Version)}
+}
+
+// Run runs the agent until ctx is done, then drains and stops within
+// server.shutdown_timeout. It returns an error if the agent cannot start or a
+// component fails.
+func (a *Agent) Run(ctx context.Context) error {
+	cfg := a.opts.Config
+	srv, err := newServer(cfg.Server.Listen, a.metrics, &a.ready, a.logger)
+	if err != nil {
+		return err
+	}
+	if a.opts.OnListen != nil {
+		a.opts.OnListen(srv.Addr())
+	}
+	srvErr := make(chan error, 1)
+	go func() { srvErr <- srv.run() }()
+	defer srv.shutdown()
+
+	g, err := buildGraph(cfg, a.metrics, a.logger)
+	if err != nil {
+		return err
+	}
+	if err := g.start(ctx, a.logger); err != nil {
+		return err
+	}
+	a.setReady(true)
+	a.logger.Info("agent started", "listen", srv.Addr(), "sources", len(g.sources), "exporters", len(g.exporters))
+
+	changes, stopWatch := a.watchConfig()
+	defer stopWatch()
+	lastData, _ := os.ReadFile(a.opts.ConfigPath)
+	sourcesDone := g.sourcesDone()
+
+	for {
+		select {
+		case <-ctx.Done():
+			a.setReady(false)
+			a.logger.Info("stopping: draining in-flight data", "timeout", cfg.Server.ShutdownTimeout.String())
+			err := g.stop(a.logger)
+			a.logger.Info("agent stopped")
+			return err
+		case err := <-srvErr:
+			_ = g.stop(a.logger)
+			return err
+		case <-sourcesDone:
+			// Sources return on their own only when they fail; a graph without
+			// sources has nothing to watch.
+			if err := g.sourceErr(); err != nil {
+				_ = g.stop(a.logger)
+				return err
+			}
+			sourcesDone = nil
+		case <-a.opts.Reload:
+			g = a.reload(ctx, g, nil)
+			sourcesDone = g.sourcesDone()
+		case <-changes:
+			data, err := os.ReadFile(a.opts.ConfigPath)
+			if err != nil || bytes.Equal(data, lastData) {
+				continue
+			}
+			lastData = data
+			g = a.reload(ctx, g, data)
+			sourcesDone = g.sourcesDone()
+		}
+	}
+}
+
+// reload loads the configuration again and, when it is valid and different, replaces
+// the running graph. It returns the graph that runs afterwards.
+func (a *Agent) reload(ctx context.Context, old *graph, data []byte) *graph {
+	var (
+		cfg *config.Config
+		err error
+	)
+	if data != nil {
+		cfg, err = config.Parse(a.opts.ConfigPath, data)
+	} else {
+		cfg, err = config.Load(a.opts.ConfigPath)
+	}
+	if err != nil {
+		a.metrics.reloads.WithLabelValues("rejected").Inc()
+		a.logger.Error("config reload rejected; the running configuration stays in effect", "path", a.opts.ConfigPath, "error", err)
+		return old
+	}
+	if reflect.DeepEqual(cfg, old.cfg) {
+		return old
+	}
+	if cfg.Server.Listen != old.cfg.Server.Listen {
+		a.logger.Warn("server.listen changed; it takes effect at the next restart", "listen", old.cfg.Server.Listen)
+	}
+	next, err := buildGraph(cfg, a.metrics, a.logger)
+	if err != nil {
+		a.metrics.reloads.WithLabelValues("rejected").Inc()
+		a.logger.Error("config reload rejected; the running configuration stays in effect", "path", a.opts.ConfigPath, "error", err)
+		return old
+	}
+	if err := old.stop(a.logger); err != nil {
+		a.logger.Warn("old pipeline did not stop cleanly", "error", err)
+	}
+	if err := next.start(ctx, a.logger); err != nil {
+		a.logger.Error("new pipeline failed to start; restarting the previous one", "error", err)
+		a.metrics.reloads.WithLabelValues("rejected").Inc()
+		prev, berr := buildGraph(old.cfg, a.metrics, a.logger)
+		if berr == nil {
+			berr = prev.start(ctx, a.logger)
+		}
+		if berr != nil {
+			a.setReady(false)
+			a.logger.Error("previous pipeline failed to restart", "error", berr)
+		}
+		return prev
+	}
+	if a.opts.LogLevel != nil {
+		a.opts.LogLevel.Set(LevelOf(cfg.Log.Level))
+	}
+	a.metrics.reloads.WithLabelValues("success").Inc()
+	a.logger.Info("config reloaded", "path", a.opts.ConfigPath, "sources", len(next.sources))
+	return next
+}
+
+func (a *Agent) setReady(v bool) {
+	a.ready.Store(v)
+	if v {
+		a.metrics.ready.Set(1)
+	} else {
+		a.metrics.ready.Set(0)
+	}
+}
+
+// watchConfig watches the configuration file's directory (editors and Kubernetes
+// ConfigMaps replace files by rename) and signals changes, debounced.
+func (a *Agent) watchConfig() (<-chan struct{}, func()) {
+	out := make(chan struct{}, 1)
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		a.logger.Warn("config file watch unavailable; reload with SIGHUP", "error", err)
+		return out, func() {}
+	}
+	dir := filepath.Dir(a.opts.ConfigPath)
+	if err := w.Add(dir); err != nil {
+		a.logger.Warn("config file watch unavailable; reload with SIGHUP", "dir", dir, "error", err)
+		_ = w.Close()
+		return out, func() {}
+	}
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		var timer <-chan time.Time
+		for {
+			select {
+			case <-done:
+				return
+			case _, ok := <-w.Events:
+				if !ok {
+					return
+				}
+				timer = time.After(200 * time.Millisecond)
+			case err, ok := <-w.Errors:
+				if !ok {
+					return
+				}
+				a.logger.Warn("config file watch error", "error", err)
+			case <-timer:
+				timer = nil
+				select {
+				case out <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	return out, func() {
+		close(done)
+		_ = w.Close()
+		<-stopped
+	}
+}
+
+// LevelOf parses a log.level value (debug, info, warn, error), info when unknown.
+func LevelOf(s string) slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return slog.LevelInfo
+	}
+	return l
+}
+
+// NewLogger returns the agent's JSON (or text) logger writing to w at level.
+func NewLogger(w *os.File, format string, level *slog.LevelVar) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }

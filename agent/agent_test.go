@@ -1,0 +1,83 @@
+package agent
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/outrider-dev/outrider/config"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func TestRunServesHealthAndStops(t *testing.T) {
+	cfg, err := config.Parse("t.yaml", []byte("data_dir: "+t.TempDir()+"\nserver: {listen: \"127.0.0.1:0\", shutdown_timeout: 2s}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrc := make(chan string, 1)
+	a := New(Options{ConfigPath: t.TempDir() + "/missing.yaml", Config: cfg, Version: "test", OnListen: func(s string) { addrc <- s }})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	addr := <-addrc
+
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, body := get(t, "http://"+addr+"/readyz")
+		if code == http.StatusOK && strings.Contains(body, "ready") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz = %d %q", code, body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code, _ := get(t, "http://"+addr+"/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz = %d", code)
+	}
+	if _, body := get(t, "http://"+addr+"/metrics"); !strings.Contains(body, `outrider_build_info{version="test"} 1`) || !strings.Contains(body, "outrider_ready 1") {
+		t.Errorf("/metrics lacks build info or readiness:\n%s", body)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+}
+
+func TestMetricsSurviveManyGraphs(t *testing.T) {
+	m := newMetrics("test")
+	y := "data_dir: " + t.TempDir() + "\nlogs: {sources: [{name: a, path: /tmp/x/*.log}]}\nexporters: {loki: {url: \"http://127.0.0.1:1\"}}\n"
+	cfg, err := config.Parse("t.yaml", []byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if _, err := buildGraph(cfg, m, discard()); err != nil {
+			t.Fatalf("build %d: %v", i, err)
+		}
+	}
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}

@@ -1,0 +1,136 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/outrider-dev/outrider/agent/pipeline"
+	"github.com/outrider-dev/outrider/agent/tail"
+	"github.com/outrider-dev/outrider/config"
+	"github.com/outrider-dev/outrider/exporters/loki"
+)
+
+// graph is one running pipeline built from one configuration: exporters and the sources
+// that feed them. A config reload builds a new graph and replaces the old one; a
+// running graph is never mutated.
+type graph struct {
+	cfg       *config.Config
+	exporters []pipeline.Component
+	sources   []namedSource
+
+	cancel context.CancelFunc
+	done   chan struct{} // closed when every source has returned
+	err    error         // the first source error, set before done is closed
+}
+
+type namedSource struct {
+	name string
+	src  pipeline.Source
+}
+
+// buildGraph creates every component for cfg without starting anything, so that a
+// configuration that cannot be built is rejected while the old graph keeps running.
+func buildGraph(cfg *config.Config, m *metrics, logger *slog.Logger) (*graph, error) {
+	g := &graph{cfg: cfg}
+	var logSink pipeline.Sink
+	if lc := cfg.Exporters.Loki; lc != nil {
+		exp, err := loki.New(*lc, loki.Settings{
+			Logger:       logger.With("component", "exporter", "exporter", "loki"),
+			QueueMetrics: m.queue,
+			Name:         "loki",
+		})
+		if err != nil {
+			return nil, fmt.Errorf("exporters.loki: %w", err)
+		}
+		g.exporters = append(g.exporters, exp)
+		logSink = exp
+	}
+	drain := cfg.Server.ShutdownTimeout * 3 / 4
+	for i, sc := range cfg.Logs.Sources {
+		if logSink == nil {
+			return nil, fmt.Errorf("logs.sources[%d]: no log exporter configured", i)
+		}
+		src, err := tail.New(sc.Config, tail.Settings{
+			Logger:        logger.With("component", "tail", "source", sc.Name),
+			Metrics:       m.tail,
+			Sink:          logSink,
+			PositionsFile: filepath.Join(cfg.DataDir, "positions-"+sc.Name+".json"),
+			StreamLabels:  cfg.Identity.Labels(),
+			DrainTimeout:  drain,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("logs.sources[%d] (%s): %w", i, sc.Name, err)
+		}
+		g.sources = append(g.sources, namedSource{name: sc.Name, src: src})
+	}
+	return g, nil
+}
+
+// start starts exporters first, then sources. If an exporter fails to start, the ones
+// already started are shut down.
+func (g *graph) start(ctx context.Context, logger *slog.Logger) error {
+	if err := os.MkdirAll(g.cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data_dir: cannot create %s: %w", g.cfg.DataDir, err)
+	}
+	for i, e := range g.exporters {
+		if err := e.Start(ctx); err != nil {
+			sctx, cancel := context.WithTimeout(context.Background(), g.cfg.Server.ShutdownTimeout)
+			for _, started := range g.exporters[:i] {
+				_ = started.Shutdown(sctx)
+			}
+			cancel()
+			return fmt.Errorf("start exporter: %w", err)
+		}
+	}
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	g.cancel = cancel
+	g.done = make(chan struct{})
+	eg, ectx := errgroup.WithContext(sctx)
+	for _, s := range g.sources {
+		eg.Go(func() error {
+			if err := s.src.Run(ectx); err != nil {
+				logger.Error("source stopped with an error", "source", s.name, "error", err)
+				return fmt.Errorf("source %s: %w", s.name, err)
+			}
+			return nil
+		})
+	}
+	go func() { g.err = eg.Wait(); close(g.done) }()
+	return nil
+}
+
+// stop stops sources first (they stop reading and wait for their acknowledgements),
+// then shuts the exporters down, all within the configured shutdown timeout.
+func (g *graph) stop(logger *slog.Logger) error {
+	deadline := time.Now().Add(g.cfg.Server.ShutdownTimeout)
+	var errs []error
+	if g.cancel != nil {
+		g.cancel()
+		<-g.done
+		if g.err != nil {
+			errs = append(errs, g.err)
+		}
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline.Add(time.Second))
+	defer cancel()
+	for i := len(g.exporters) - 1; i >= 0; i-- {
+		if err := g.exporters[i].Shutdown(ctx); err != nil {
+			logger.Warn("exporter shutdown did not complete", "error", err)
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// sourcesDone is closed when every source has returned; sourceErr then says why.
+func (g *graph) sourcesDone() <-chan struct{} { return g.done }
+
+// sourceErr is the first error a source returned; valid once sourcesDone is closed.
+func (g *graph) sourceErr() error { return g.err }

@@ -1,0 +1,209 @@
+// Package config is outrider's configuration: the root Config, strict YAML loading
+// (unknown keys are errors, ${ENV} expansion, durations and sizes from strings),
+// defaults, and validation that reports every problem with its field path.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/outrider-dev/outrider/agent/tail"
+	"github.com/outrider-dev/outrider/exporters/loki"
+	"github.com/outrider-dev/outrider/internal/confval"
+)
+
+// Config is the whole configuration of an outrider agent.
+type Config struct {
+	// DataDir holds what must survive a restart: file positions, queues.
+	DataDir string `yaml:"data_dir"`
+	// Identity names the application the sidecar rides beside.
+	Identity Identity `yaml:"identity"`
+	// Server is the agent's own HTTP endpoint: /metrics, /healthz, /readyz.
+	Server Server `yaml:"server"`
+	// Log configures the agent's own logs.
+	Log Log `yaml:"log"`
+	// Logs lists where application logs are collected from.
+	Logs Logs `yaml:"logs"`
+	// Exporters configures the backends.
+	Exporters Exporters `yaml:"exporters"`
+}
+
+// Identity names the application; its values become the service, namespace, pod and
+// container labels of every stream. Defaults come from the environment the Kubernetes
+// downward API (or docker-compose) sets: OTEL_SERVICE_NAME, POD_NAMESPACE, POD_NAME,
+// CONTAINER_NAME, NODE_NAME.
+type Identity struct {
+	Service   string `yaml:"service"`
+	Namespace string `yaml:"namespace"`
+	Pod       string `yaml:"pod"`
+	Container string `yaml:"container"`
+	Node      string `yaml:"node"`
+}
+
+// Labels returns the identity as stream labels, leaving out empty values.
+func (id Identity) Labels() map[string]string {
+	m := map[string]string{}
+	for k, v := range map[string]string{"service": id.Service, "namespace": id.Namespace, "pod": id.Pod, "container": id.Container} {
+		if v != "" {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// Server is the agent's own HTTP endpoint.
+type Server struct {
+	// Listen is host:port for /metrics, /healthz and /readyz. Port 0 picks a free port.
+	Listen string `yaml:"listen"`
+	// ShutdownTimeout bounds how long a stop (SIGTERM, or a reload replacing the
+	// pipeline) waits for in-flight data to be delivered.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// Log configures the agent's own logs, written to stderr.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // json or text
+}
+
+// Logs lists the log sources.
+type Logs struct {
+	Sources []LogSource `yaml:"sources"`
+}
+
+// LogSource is one log source.
+type LogSource struct {
+	// Type is the kind of source; "file" (the default) tails files.
+	Type        string `yaml:"type"`
+	tail.Config `yaml:",inline"`
+}
+
+// Exporters configures each backend; a nil entry is not used.
+type Exporters struct {
+	Loki *loki.Config `yaml:"loki"`
+}
+
+// Default returns a Config with every default filled in, identity from the environment.
+func Default() Config {
+	return defaultWith(os.Getenv)
+}
+
+func defaultWith(getenv func(string) string) Config {
+	return Config{
+		DataDir: "/var/lib/outrider",
+		Identity: Identity{
+			Service:   getenv("OTEL_SERVICE_NAME"),
+			Namespace: getenv("POD_NAMESPACE"),
+			Pod:       getenv("POD_NAME"),
+			Container: getenv("CONTAINER_NAME"),
+			Node:      getenv("NODE_NAME"),
+		},
+		Server: Server{Listen: "127.0.0.1:8686", ShutdownTimeout: 30 * time.Second},
+		Log:    Log{Level: "info", Format: "json"},
+	}
+}
+
+// applyDefaults fills the defaults of list elements and optional sections, which
+// Default cannot know in advance.
+func (c *Config) applyDefaults() {
+	for i := range c.Logs.Sources {
+		s := &c.Logs.Sources[i]
+		if s.Type == "" {
+			s.Type = "file"
+		}
+		s.Config.ApplyDefaults()
+	}
+	if c.Exporters.Loki != nil {
+		c.Exporters.Loki.ApplyDefaults()
+	}
+}
+
+// Parse decodes YAML onto Default(), applies defaults and validates. name is used in
+// messages (usually the file path). The error, if any, is a *confval.Error listing
+// every problem.
+func Parse(name string, data []byte) (*Config, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		p := &confval.Problems{}
+		p.Addf("", "%s: invalid YAML: %s", name, strings.TrimPrefix(err.Error(), "yaml: "))
+		return nil, p.Err()
+	}
+	cfg := Default()
+	p := &confval.Problems{}
+	newDecoder(p).decode(&root, reflect.ValueOf(&cfg).Elem(), "")
+	if err := p.Err(); err != nil {
+		return nil, err
+	}
+	cfg.applyDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+// Load reads and parses the configuration file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		p := &confval.Problems{}
+		p.Addf("", "cannot read config file: %v", errors.Unwrap(err))
+		if errors.Is(err, os.ErrNotExist) {
+			p = &confval.Problems{}
+			p.Addf("", "config file %s does not exist; pass --config with the path of a YAML file", path)
+		}
+		return nil, p.Err()
+	}
+	return Parse(path, data)
+}
+
+// Validate reports every problem of c with its field path.
+func (c *Config) Validate() error {
+	p := &confval.Problems{}
+	if !filepath.IsAbs(c.DataDir) {
+		p.Addf("data_dir", "must be an absolute path, got %q", c.DataDir)
+	}
+	if _, port, err := net.SplitHostPort(c.Server.Listen); err != nil || port == "" {
+		p.Addf("server.listen", "must be host:port, e.g. 127.0.0.1:8686, got %q", c.Server.Listen)
+	}
+	if c.Server.ShutdownTimeout <= 0 {
+		p.Addf("server.shutdown_timeout", "must be positive, e.g. \"30s\"")
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		p.Addf("log.level", "must be one of debug, info, warn, error; got %q", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "json", "text":
+	default:
+		p.Addf("log.format", "must be json or text; got %q", c.Log.Format)
+	}
+	names := map[string]int{}
+	for i := range c.Logs.Sources {
+		s := &c.Logs.Sources[i]
+		sp := p.At(fmt.Sprintf("logs.sources[%d]", i))
+		if s.Type != "file" {
+			sp.Addf("type", "unknown source type %q; the only type is \"file\"", s.Type)
+		}
+		if j, dup := names[s.Name]; dup {
+			sp.Addf("name", "%q is already the name of logs.sources[%d]; names must be unique", s.Name, j)
+		}
+		names[s.Name] = i
+		s.Config.Validate(sp)
+	}
+	if len(c.Logs.Sources) > 0 && c.Exporters.Loki == nil {
+		p.Addf("exporters.loki", "required when logs.sources is set: add exporters.loki.url")
+	}
+	if c.Exporters.Loki != nil {
+		c.Exporters.Loki.Validate(p.At("exporters.loki"))
+	}
+	return p.Err()
+}
