@@ -1,0 +1,50 @@
+# outrider — see README.md. Backends are built once per machine into $(CACHE)/bin.
+SHELL := /bin/bash
+GO ?= go
+CACHE ?= $(or $(OUTRIDER_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/outrider)
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+BIN := bin/outrider
+FUZZTIME ?= 10s
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@2025.1.1
+export OUTRIDER_CACHE := $(CACHE)
+
+.PHONY: build test unit integration backends backends-bench demo bench bench-logs lint fuzz clean
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/outrider
+
+## test: unit tests, then integration tests against real backends (built by `make backends`).
+test: backends
+	$(GO) test -count=1 -timeout 30m ./...
+
+backends:
+	tools/backends/build.sh loki
+
+backends-bench:
+	tools/backends/build.sh loki otelcol
+
+## demo: tail a generated log into a real Loki and print what arrived.
+demo: backends build
+	$(GO) run ./tools/demo --outrider $(BIN)
+
+bench: bench-logs
+
+bench-logs: backends-bench build
+	$(GO) run ./tools/bench/cmd/benchlogs -outrider $(BIN) -otelcol $(CACHE)/bin/otelcol-v0.160.0 -lines 1000000 -min-cpu-ratio 3 -max-rss-mb 40
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+## fuzz: run every fuzz target for $(FUZZTIME).
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+clean:
+	rm -rf bin

@@ -1,0 +1,359 @@
+// Package lokitest runs a real Loki on 127.0.0.1 for integration tests and the demo,
+// and reads back what it stored. The binary is built by `make backends` into the
+// outrider cache; when it is missing, Start fails with the command that builds it.
+package lokitest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Version is the pinned Loki version tools/backends/build.sh builds.
+const Version = "v3.7.8"
+
+// Binary returns the path of the Loki binary: $OUTRIDER_LOKI_BIN, or
+// $OUTRIDER_CACHE/bin/loki-<Version> (cache default ${XDG_CACHE_HOME:-~/.cache}/outrider).
+func Binary() string {
+	if p := os.Getenv("OUTRIDER_LOKI_BIN"); p != "" {
+		return p
+	}
+	return filepath.Join(CacheDir(), "bin", "loki-"+Version)
+}
+
+// CacheDir is where `make backends` puts what it builds.
+func CacheDir() string {
+	if d := os.Getenv("OUTRIDER_CACHE"); d != "" {
+		return d
+	}
+	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
+		return filepath.Join(d, "outrider")
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".cache", "outrider")
+}
+
+// Loki is a running Loki server.
+type Loki struct {
+	// URL is the base URL, e.g. http://127.0.0.1:41234.
+	URL string
+	Dir string
+
+	cmd      *exec.Cmd
+	exited   chan struct{}
+	httpPort int
+	grpcPort int
+	logFile  *os.File
+}
+
+// Start starts Loki with its data under dir and waits until it is ready. It returns an
+// error that says how to build Loki when the binary is missing.
+func Start(ctx context.Context, dir string) (*Loki, error) {
+	bin := Binary()
+	if _, err := os.Stat(bin); err != nil {
+		return nil, fmt.Errorf("real Loki %s not found at %s: run `make backends` (or tools/backends/build.sh loki) to build it once per machine, or set OUTRIDER_LOKI_BIN", Version, bin)
+	}
+	ports, err := freePorts(2)
+	if err != nil {
+		return nil, err
+	}
+	l := &Loki{Dir: dir, httpPort: ports[0], grpcPort: ports[1]}
+	l.URL = fmt.Sprintf("http://127.0.0.1:%d", l.httpPort)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "loki.yaml"), []byte(l.config()), 0o644); err != nil {
+		return nil, err
+	}
+	return l, l.start(ctx)
+}
+
+func (l *Loki) config() string {
+	return fmt.Sprintf(`auth_enabled: false
+server:
+  http_listen_address: 127.0.0.1
+  http_listen_port: %[1]d
+  grpc_listen_address: 127.0.0.1
+  grpc_listen_port: %[2]d
+  log_level: warn
+common:
+  instance_addr: 127.0.0.1
+  path_prefix: %[3]s
+  replication_factor: 1
+  storage:
+    filesystem:
+      chunks_directory: %[3]s/chunks
+      rules_directory: %[3]s/rules
+  ring:
+    kvstore:
+      store: inmemory
+memberlist:
+  bind_addr: [127.0.0.1]
+ingester:
+  wal:
+    dir: %[3]s/wal
+schema_config:
+  configs:
+    - from: 2024-01-01
+      store: tsdb
+      object_store: filesystem
+      schema: v13
+      index:
+        prefix: index_
+        period: 24h
+limits_config:
+  allow_structured_metadata: true
+  ingestion_rate_mb: 256
+  ingestion_burst_size_mb: 512
+  per_stream_rate_limit: 256MB
+  per_stream_rate_limit_burst: 512MB
+  max_entries_limit_per_query: 100000
+  reject_old_samples: false
+  max_query_length: 0
+query_range:
+  cache_results: false
+analytics:
+  reporting_enabled: false
+`, l.httpPort, l.grpcPort, l.Dir)
+}
+
+func (l *Loki) start(ctx context.Context) error {
+	logf, err := os.OpenFile(filepath.Join(l.Dir, "loki.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(Binary(), "-config.file="+filepath.Join(l.Dir, "loki.yaml"))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("start loki: %w", err)
+	}
+	l.cmd, l.logFile = cmd, logf
+	l.exited = make(chan struct{})
+	go func() { _ = cmd.Wait(); close(l.exited) }()
+	return l.waitReady(ctx, 90*time.Second)
+}
+
+func (l *Loki) waitReady(ctx context.Context, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		select {
+		case <-l.exited:
+			return fmt.Errorf("loki exited while starting; see %s", filepath.Join(l.Dir, "loki.log"))
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+		resp, err := http.Get(l.URL + "/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("loki not ready after %s; see %s", timeout, filepath.Join(l.Dir, "loki.log"))
+}
+
+// Stop stops Loki (SIGTERM, then SIGKILL after 20 s) and keeps its data, so Restart
+// brings the same store back.
+func (l *Loki) Stop() {
+	if l.cmd == nil {
+		return
+	}
+	_ = l.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-l.exited:
+	case <-time.After(20 * time.Second):
+		_ = l.cmd.Process.Kill()
+		<-l.exited
+	}
+	l.cmd = nil
+	l.logFile.Close()
+}
+
+// Restart starts Loki again on the same ports and data directory.
+func (l *Loki) Restart(ctx context.Context) error {
+	l.Stop()
+	return l.start(ctx)
+}
+
+// Entry is one log entry read back from Loki.
+type Entry struct {
+	Time     time.Time
+	Line     string
+	Labels   map[string]string
+	Metadata map[string]string
+}
+
+// Query returns every entry matching the LogQL stream selector query between start and
+// end, oldest first, paging through Loki's query_range limit.
+func (l *Loki) Query(ctx context.Context, query string, start, end time.Time) ([]Entry, error) {
+	const limit = 50000
+	var out []Entry
+	seenAtCursor := map[string]int{}
+	cursor := start
+	for {
+		page, err := l.queryRange(ctx, query, cursor, end, limit)
+		if err != nil {
+			return nil, err
+		}
+		added := 0
+		counts := map[string]int{}
+		for _, e := range page {
+			if e.Time.Equal(cursor) {
+				key := e.Line + "\x00" + fmt.Sprint(e.Labels)
+				counts[key]++
+				if counts[key] <= seenAtCursor[key] {
+					continue
+				}
+			}
+			out = append(out, e)
+			added++
+		}
+		if len(page) < limit || added == 0 {
+			return out, nil
+		}
+		last := page[len(page)-1].Time
+		seen := map[string]int{}
+		for i := len(out) - 1; i >= 0 && out[i].Time.Equal(last); i-- {
+			seen[out[i].Line+"\x00"+fmt.Sprint(out[i].Labels)]++
+		}
+		cursor, seenAtCursor = last, seen
+	}
+}
+
+func (l *Loki) queryRange(ctx context.Context, query string, start, end time.Time, limit int) ([]Entry, error) {
+	q := url.Values{}
+	q.Set("query", query)
+	q.Set("start", strconv.FormatInt(start.UnixNano(), 10))
+	q.Set("end", strconv.FormatInt(end.UnixNano(), 10))
+	q.Set("limit", strconv.Itoa(limit))
+	q.Set("direction", "forward")
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.URL+"/loki/api/v1/query_range?"+q.Encode(), nil)
+	if err != nil {
+		return nil, err
+	}
+	// Without this flag Loki merges structured metadata into the stream labels; with
+	// it, labels and metadata come back apart, so tests can tell them apart.
+	req.Header.Set("X-Loki-Response-Encoding-Flags", "categorize-labels")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("loki query: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("loki query %q: %s: %s", query, resp.Status, strings.TrimSpace(string(body)))
+	}
+	var r struct {
+		Data struct {
+			ResultType string `json:"resultType"`
+			Result     []struct {
+				Stream map[string]string   `json:"stream"`
+				Values [][]json.RawMessage `json:"values"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
+		return nil, fmt.Errorf("decode loki response: %w", err)
+	}
+	var out []Entry
+	for _, s := range r.Data.Result {
+		for _, v := range s.Values {
+			if len(v) < 2 {
+				continue
+			}
+			var tsStr, line string
+			if err := json.Unmarshal(v[0], &tsStr); err != nil {
+				return nil, err
+			}
+			if err := json.Unmarshal(v[1], &line); err != nil {
+				return nil, err
+			}
+			ns, err := strconv.ParseInt(tsStr, 10, 64)
+			if err != nil {
+				return nil, err
+			}
+			e := Entry{Time: time.Unix(0, ns).UTC(), Line: line, Labels: s.Stream}
+			if len(v) > 2 {
+				var cat struct {
+					StructuredMetadata map[string]string `json:"structuredMetadata"`
+				}
+				if err := json.Unmarshal(v[2], &cat); err != nil {
+					return nil, fmt.Errorf("decode structured metadata %s: %w", v[2], err)
+				}
+				e.Metadata = cat.StructuredMetadata
+			}
+			out = append(out, e)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
+	return out, nil
+}
+
+func freePorts(n int) ([]int, error) {
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	var ports []int
+	for i := 0; i < n; i++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		lns = append(lns, ln)
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// ErrNotFound is returned by WaitCount when fewer entries than wanted arrived in time.
+var ErrNotFound = errors.New("entries missing")
+
+// WaitCount polls until query returns at least want entries or timeout passes, and
+// returns the last result.
+func (l *Loki) WaitCount(ctx context.Context, query string, start time.Time, want int, timeout time.Duration) ([]Entry, error) {
+	deadline := time.Now().Add(timeout)
+	var last []Entry
+	for {
+		got, err := l.Query(ctx, query, start, time.Now().Add(time.Minute))
+		if err == nil {
+			last = got
+			if len(got) >= want {
+				return got, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			if err != nil {
+				return last, err
+			}
+			return last, fmt.Errorf("%w: %d of %d entries for %s after %s", ErrNotFound, len(last), want, query, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return last, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}

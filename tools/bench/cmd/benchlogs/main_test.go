@@ -1,0 +1,451 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"gopkg.in/yaml.v3"
+
+	"github.com/outrider-dev/outrider/tools/bench/internal/loggen"
+)
+
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == fakeArg {
+		os.Exit(fakeMain(os.Args[2:]))
+	}
+	goleak.VerifyTestMain(m)
+}
+
+func TestParseFlags(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr string
+		check   func(t *testing.T, o options)
+	}{
+		{
+			name: "defaults",
+			args: []string{"-outrider", "bin/outrider"},
+			check: func(t *testing.T, o options) {
+				if o.lines != 1_000_000 || o.timeout != 10*time.Minute || o.only != "both" || o.workdir != "" {
+					t.Errorf("defaults %+v", o)
+				}
+				if !strings.HasSuffix(o.otelcol, "/outrider/bin/otelcol-v0.160.0") {
+					t.Errorf("default otelcol %q", o.otelcol)
+				}
+			},
+		},
+		{
+			name: "all set",
+			args: []string{"-outrider", "a", "-otelcol", "b", "-lines", "10", "-workdir", "w", "-timeout", "1m", "-only", "otelcol"},
+			check: func(t *testing.T, o options) {
+				if o.outrider != "a" || o.otelcol != "b" || o.lines != 10 || o.workdir != "w" || o.timeout != time.Minute || o.only != "otelcol" {
+					t.Errorf("parsed %+v", o)
+				}
+			},
+		},
+		{
+			name: "gates",
+			args: []string{"-min-cpu-ratio", "3", "-max-rss-mb", "40"},
+			check: func(t *testing.T, o options) {
+				if o.gates.minCPURatio != 3 || o.gates.maxRSSMiB != 40 {
+					t.Errorf("gates %+v", o.gates)
+				}
+			},
+		},
+		{name: "zero lines", args: []string{"-lines", "0"}, wantErr: "-lines must be positive"},
+		{name: "bad only", args: []string{"-only", "vector"}, wantErr: "-only must be"},
+		{name: "bad timeout", args: []string{"-timeout", "0s"}, wantErr: "-timeout must be positive"},
+		{name: "stray argument", args: []string{"x"}, wantErr: "unexpected arguments"},
+		{name: "ratio needs both", args: []string{"-only", "outrider", "-min-cpu-ratio", "3"}, wantErr: "needs both"},
+		{name: "rss needs outrider", args: []string{"-only", "otelcol", "-max-rss-mb", "40"}, wantErr: "applies to outrider"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, err := parseFlags(tt.args, &bytes.Buffer{})
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, o)
+		})
+	}
+}
+
+func TestSystemsChecksBinaries(t *testing.T) {
+	dir := t.TempDir()
+	exe := filepath.Join(dir, "exe")
+	if err := os.WriteFile(exe, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	plain := filepath.Join(dir, "plain")
+	if err := os.WriteFile(plain, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name      string
+		o         options
+		wantNames []string
+		wantErr   string
+	}{
+		{name: "both", o: options{outrider: exe, otelcol: exe, only: "both"}, wantNames: []string{"outrider", "otelcol"}},
+		{name: "only otelcol needs no outrider", o: options{otelcol: exe, only: "otelcol"}, wantNames: []string{"otelcol"}},
+		{name: "outrider missing flag", o: options{otelcol: exe, only: "both"}, wantErr: "-outrider is required"},
+		{name: "otelcol not built", o: options{outrider: exe, otelcol: filepath.Join(dir, "nope"), only: "both"}, wantErr: "tools/backends/build.sh otelcol"},
+		{name: "not executable", o: options{outrider: plain, only: "outrider"}, wantErr: "not an executable"},
+		{name: "directory", o: options{outrider: dir, only: "outrider"}, wantErr: "not an executable"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			systems, err := tt.o.systems()
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, s := range systems {
+				names = append(names, s.name)
+				if !filepath.IsAbs(s.bin) {
+					t.Errorf("%s binary %q is not absolute", s.name, s.bin)
+				}
+			}
+			if strings.Join(names, ",") != strings.Join(tt.wantNames, ",") {
+				t.Errorf("systems %v, want %v", names, tt.wantNames)
+			}
+		})
+	}
+}
+
+// lookup walks a decoded YAML document along keys (strings for maps, ints for lists).
+func lookup(t *testing.T, doc any, path ...any) any {
+	t.Helper()
+	cur := doc
+	for _, k := range path {
+		switch k := k.(type) {
+		case string:
+			m, ok := cur.(map[string]any)
+			if !ok {
+				t.Fatalf("at %v: %T is not a map", k, cur)
+			}
+			if cur, ok = m[k]; !ok {
+				t.Fatalf("key %q missing in %v", k, m)
+			}
+		case int:
+			l, ok := cur.([]any)
+			if !ok || k >= len(l) {
+				t.Fatalf("at [%d]: %v is not a long enough list", k, cur)
+			}
+			cur = l[k]
+		}
+	}
+	return cur
+}
+
+func TestConfigs(t *testing.T) {
+	workdir := filepath.Join(t.TempDir(), `odd "dir" with spaces`)
+	if err := os.MkdirAll(workdir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const sinkURL = "http://127.0.0.1:4242"
+	tests := []struct {
+		name     string
+		sys      system
+		wantArgs []string
+		want     map[string][]any // expected value -> path
+	}{
+		{
+			name:     "outrider",
+			sys:      outriderSystem("/bin/outrider"),
+			wantArgs: []string{"agent", "--config", filepath.Join(workdir, "outrider.yaml")},
+			want: map[string][]any{
+				filepath.Join(workdir, "outrider-data"): {"data_dir"},
+				"bench":                                 {"identity", "service"},
+				"bench-0":                               {"identity", "pod"},
+				"app":                                   {"identity", "container"},
+				"127.0.0.1:0":                           {"server", "listen"},
+				"warn":                                  {"log", "level"},
+				filepath.Join(workdir, "outrider-in", "*.log"): {"logs", "sources", 0, "path"},
+				"json":  {"logs", "sources", 0, "parser", "format"},
+				sinkURL: {"exporters", "loki", "url"},
+			},
+		},
+		{
+			name:     "otelcol",
+			sys:      otelcolSystem("/bin/otelcol"),
+			wantArgs: []string{"--config", filepath.Join(workdir, "otelcol.yaml")},
+			want: map[string][]any{
+				filepath.Join(workdir, "otelcol-data"):        {"extensions", "file_storage", "directory"},
+				filepath.Join(workdir, "otelcol-in", "*.log"): {"receivers", "file_log", "include", 0},
+				"beginning":           {"receivers", "file_log", "start_at"},
+				"file_storage":        {"receivers", "file_log", "storage"},
+				"json_parser":         {"receivers", "file_log", "operators", 0, "type"},
+				"attributes.time":     {"receivers", "file_log", "operators", 0, "timestamp", "parse_from"},
+				"gotime":              {"receivers", "file_log", "operators", 0, "timestamp", "layout_type"},
+				"attributes.level":    {"receivers", "file_log", "operators", 0, "severity", "parse_from"},
+				"attributes.trace_id": {"receivers", "file_log", "operators", 0, "trace", "trace_id", "parse_from"},
+				"attributes.span_id":  {"receivers", "file_log", "operators", 0, "trace", "span_id", "parse_from"},
+				sinkURL + "/v1/logs":  {"exporters", "otlp_http", "logs_endpoint"},
+				"none":                {"exporters", "otlp_http", "compression"},
+				"file_log":            {"service", "pipelines", "logs", "receivers", 0},
+				"batch":               {"service", "pipelines", "logs", "processors", 0},
+				"otlp_http":           {"service", "pipelines", "logs", "exporters", 0},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args, err := tt.sys.configure(newRunDirs(workdir, tt.sys.name), sinkURL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Join(args, "\x00") != strings.Join(tt.wantArgs, "\x00") {
+				t.Fatalf("args %q, want %q", args, tt.wantArgs)
+			}
+			data, err := os.ReadFile(args[len(args)-1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			var doc map[string]any
+			if err := yaml.Unmarshal(data, &doc); err != nil {
+				t.Fatalf("configuration is not YAML: %v\n%s", err, data)
+			}
+			for want, path := range tt.want {
+				if got := lookup(t, doc, path...); got != want {
+					t.Errorf("%v = %v, want %q", path, got, want)
+				}
+			}
+			if tt.name == "otelcol" {
+				if got := lookup(t, doc, "service", "extensions", 0); got != "file_storage" {
+					t.Errorf("service.extensions = %v", got)
+				}
+				if got := lookup(t, doc, "service", "telemetry", "metrics", "level"); got != "none" {
+					t.Errorf("metrics level %v", got)
+				}
+				// The layout must parse the generator's timestamps.
+				layout := lookup(t, doc, "receivers", "file_log", "operators", 0, "timestamp", "layout").(string)
+				line := loggen.New(loggen.Seed).Append(nil)
+				ts := line[bytes.Index(line, []byte(`"time":"`))+8:]
+				ts = ts[:bytes.IndexByte(ts, '"')]
+				if _, err := time.Parse(layout, string(ts)); err != nil {
+					t.Errorf("layout %q does not parse %q: %v", layout, ts, err)
+				}
+			}
+		})
+	}
+}
+
+func TestPrintTable(t *testing.T) {
+	outrider := result{name: "outrider", want: 1000, delivered: 1000, withTraceID: 1000, complete: true,
+		wall: 2 * time.Second, cpu: 500 * time.Millisecond, peakRSS: 20 << 20, requests: 5, wireBytes: 1 << 20}
+	otelcol := result{name: "otelcol", want: 1000, delivered: 1000, withTraceID: 1000, complete: true,
+		wall: 4 * time.Second, cpu: 2 * time.Second, peakRSS: 80 << 20, requests: 10, wireBytes: 4 << 20}
+	partial := result{name: "otelcol", want: 1000, delivered: 10, problem: "only 10 of 1000 lines arrived"}
+	tests := []struct {
+		name     string
+		results  []result
+		wantRows map[string]string
+		want     []string
+		wantNone []string
+	}{
+		{
+			name:    "both",
+			results: []result{outrider, otelcol},
+			wantRows: map[string]string{
+				"system":   "system lines wall_s lines/s cpu_s lines/cpu_s peak_rss_MB with_trace_id requests wire_MB",
+				"outrider": "outrider 1000 2.00 500 0.50 2000 20.0 1000 5 1.0",
+				"otelcol":  "otelcol 1000 4.00 250 2.00 500 80.0 1000 10 4.0",
+			},
+			want: []string{"ratio (outrider/otelcol): lines per CPU-second 4.00×, peak RSS 0.25×"},
+		},
+		{
+			name:     "incomplete has no rates and no ratio",
+			results:  []result{outrider, partial},
+			wantRows: map[string]string{"otelcol": "otelcol 10 0.00 - 0.00 - 0.0 0 0 0.0"},
+			wantNone: []string{"ratio"},
+		},
+		{
+			name:     "no CPU ticks has no per-CPU rate",
+			results:  []result{{name: "outrider", want: 5, delivered: 5, complete: true, wall: time.Second}},
+			wantRows: map[string]string{"outrider": "outrider 5 1.00 5 0.00 - 0.0 0 0 0.0"},
+		},
+		{name: "one system", results: []result{otelcol}, wantNone: []string{"ratio"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b bytes.Buffer
+			if err := printTable(&b, tt.results); err != nil {
+				t.Fatal(err)
+			}
+			for first, want := range tt.wantRows {
+				if got := strings.Join(rowFields(b.String(), first), " "); got != want {
+					t.Errorf("row %q, want %q in:\n%s", got, want, b.String())
+				}
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(b.String(), w) {
+					t.Errorf("table lacks %q:\n%s", w, b.String())
+				}
+			}
+			for _, w := range tt.wantNone {
+				if strings.Contains(b.String(), w) {
+					t.Errorf("table has %q:\n%s", w, b.String())
+				}
+			}
+		})
+	}
+}
+
+// rowFields returns the whitespace-separated fields of the table line that starts
+// with first.
+func rowFields(table, first string) []string {
+	for line := range strings.Lines(table) {
+		if f := strings.Fields(line); len(f) > 0 && f[0] == first {
+			return f
+		}
+	}
+	return nil
+}
+
+func TestGates(t *testing.T) {
+	fast := result{name: "outrider", delivered: 100, complete: true, cpu: time.Second, peakRSS: 30 << 20}
+	slow := result{name: "otelcol", delivered: 100, complete: true, cpu: 4 * time.Second, peakRSS: 90 << 20}
+	fat := fast
+	fat.peakRSS = 50 << 20
+	lazy := slow
+	lazy.cpu = 2 * time.Second
+	tests := []struct {
+		name    string
+		g       gates
+		results []result
+		want    []string
+	}{
+		{name: "off", g: gates{}, results: []result{fat, lazy}},
+		{name: "pass", g: gates{minCPURatio: 3, maxRSSMiB: 40}, results: []result{fast, slow}},
+		{name: "ratio too low", g: gates{minCPURatio: 3}, results: []result{fast, lazy}, want: []string{"ratio 2.00× is below the required 3.00×"}},
+		{name: "rss too high", g: gates{maxRSSMiB: 40}, results: []result{fat, slow}, want: []string{"outrider peak RSS 50.0 MB is above the allowed 40 MB"}},
+		{name: "unmeasured", g: gates{minCPURatio: 3, maxRSSMiB: 40}, results: []result{slow}, want: []string{"could not be measured", "outrider did not run"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := tt.g.check(tt.results)
+			if len(got) != len(tt.want) {
+				t.Fatalf("failures %q, want %d", got, len(tt.want))
+			}
+			for i, w := range tt.want {
+				if !strings.Contains(got[i], w) {
+					t.Errorf("failure %q lacks %q", got[i], w)
+				}
+			}
+		})
+	}
+}
+
+func testOptions(t *testing.T, lines int64, timeout time.Duration) runOptions {
+	t.Helper()
+	workdir := t.TempDir()
+	input := filepath.Join(workdir, "input.log")
+	if _, err := loggen.WriteFile(input, int(lines), loggen.Seed); err != nil {
+		t.Fatal(err)
+	}
+	return runOptions{workdir: workdir, input: input, lines: lines, timeout: timeout,
+		poll: 5 * time.Millisecond, progress: time.Hour, stopGrace: 10 * time.Second, out: io.Discard}
+}
+
+func TestMeasure(t *testing.T) {
+	const lines = 3000
+	tests := []struct {
+		name         string
+		mode         string
+		timeout      time.Duration
+		grace        time.Duration
+		wantComplete bool
+		wantProblem  string
+		wantUsage    bool
+	}{
+		{name: "delivers everything", mode: "all", timeout: time.Minute, wantComplete: true, wantUsage: true},
+		{name: "delivers half", mode: "half", timeout: 2 * time.Second, wantProblem: "only 1500 of 3000 lines arrived", wantUsage: true},
+		{name: "exits by itself", mode: "exit", timeout: time.Minute, wantProblem: "the process exited (<nil>) while it should run; 1500 of 3000", wantUsage: true},
+		{name: "ignores SIGTERM", mode: "ignore-term", timeout: time.Minute, grace: 200 * time.Millisecond, wantComplete: true, wantUsage: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := testOptions(t, lines, tt.timeout)
+			if tt.grace > 0 {
+				opts.stopGrace = tt.grace
+			}
+			var logs bytes.Buffer
+			logger := slog.New(slog.NewTextHandler(&logs, nil))
+			r, err := measure(context.Background(), logger, fakeSystem("fake", tt.mode), opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.complete != tt.wantComplete {
+				t.Errorf("complete = %v, want %v (problem %q)", r.complete, tt.wantComplete, r.problem)
+			}
+			if tt.wantProblem == "" && r.problem != "" || !strings.Contains(r.problem, tt.wantProblem) {
+				t.Errorf("problem %q, want %q", r.problem, tt.wantProblem)
+			}
+			if tt.wantComplete {
+				if r.delivered != lines || r.withTraceID != lines || r.wall <= 0 {
+					t.Errorf("delivered %d (%d with trace id) in %v, want %d", r.delivered, r.withTraceID, r.wall, lines)
+				}
+			}
+			if tt.wantUsage && (r.cpu <= 0 && r.peakRSS <= 0) {
+				t.Errorf("no usage measured: cpu %v peak RSS %d", r.cpu, r.peakRSS)
+			}
+			if r.requests == 0 || r.wireBytes == 0 {
+				t.Errorf("requests %d wire bytes %d", r.requests, r.wireBytes)
+			}
+			if _, err := os.Stat(filepath.Join(opts.workdir, "fake-in", "app.log")); err != nil {
+				t.Errorf("input not linked into the watched directory: %v", err)
+			}
+		})
+	}
+}
+
+func TestRunOnlyOtelcolWithFake(t *testing.T) {
+	// The whole command, with the fake shipper standing in for the collector: a
+	// wrapper script takes the input directory and sink URL from the collector
+	// configuration benchlogs wrote and hands them to the test binary's fake mode,
+	// which pushes Loki requests (the sink counts both protocols alike).
+	dir := t.TempDir()
+	wrapper := filepath.Join(dir, "otelcol")
+	script := "#!/bin/sh\n# benchlogs passes --config FILE; the fake needs the input and the sink URL.\n" +
+		"cfg=$2\n" +
+		"in=$(sed -n 's/^    include: \\[\"\\(.*\\)\\*\\.log\"\\]$/\\1/p' \"$cfg\")\n" +
+		"url=$(sed -n 's/^    logs_endpoint: \"\\(.*\\)\\/v1\\/logs\"$/\\1/p' \"$cfg\")\n" +
+		"exec " + os.Args[0] + " " + fakeArg + " all \"${in}app.log\" \"$url\"\n"
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"-only", "otelcol", "-otelcol", wrapper, "-lines", "1200", "-timeout", "1m"}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	}
+	row := rowFields(stdout.String(), "otelcol")
+	if len(row) < 8 || row[1] != "1200" || row[7] != "1200" {
+		t.Errorf("otelcol row %q in table:\n%s", row, stdout.String())
+	}
+	if !strings.Contains(stderr.String(), "input written") {
+		t.Errorf("no input log line:\n%s", stderr.String())
+	}
+}
