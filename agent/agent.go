@@ -9,9 +9,11 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -58,7 +60,7 @@ func New(opts Options) *Agent {
 // component fails.
 func (a *Agent) Run(ctx context.Context) error {
 	cfg := a.opts.Config
-	srv, err := newServer(cfg.Server.Listen, a.metrics, &a.ready, a.logger)
+	srv, err := newServer(cfg.Server.Listen, cfg.Server.Pprof, a.metrics, &a.ready, a.logger)
 	if err != nil {
 		return err
 	}
@@ -69,6 +71,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	go func() { srvErr <- srv.run() }()
 	defer srv.shutdown()
 
+	applyRuntime(cfg.Runtime)
 	g, err := buildGraph(cfg, a.metrics, a.logger)
 	if err != nil {
 		return err
@@ -166,6 +169,7 @@ func (a *Agent) reload(ctx context.Context, old *graph, data []byte) *graph {
 	if a.opts.LogLevel != nil {
 		a.opts.LogLevel.Set(LevelOf(cfg.Log.Level))
 	}
+	applyRuntime(cfg.Runtime)
 	a.metrics.reloads.WithLabelValues("success").Inc()
 	a.logger.Info("config reloaded", "path", a.opts.ConfigPath, "sources", len(next.sources))
 	return next
@@ -246,6 +250,21 @@ func NewLogger(w *os.File, format string, level *slog.LevelVar) *slog.Logger {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// applyRuntime sets the garbage collector's target and the soft memory limit, unless
+// GOGC or GOMEMLIMIT set them for the process.
+func applyRuntime(r config.Runtime) {
+	if _, ok := os.LookupEnv("GOGC"); !ok {
+		debug.SetGCPercent(r.GCPercent)
+	}
+	if _, ok := os.LookupEnv("GOMEMLIMIT"); !ok {
+		limit := int64(math.MaxInt64)
+		if r.MemoryLimit > 0 {
+			limit = int64(r.MemoryLimit)
+		}
+		debug.SetMemoryLimit(limit)
+	}
 }
 
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync/atomic"
 	"time"
 
@@ -20,7 +21,7 @@ type server struct {
 	ready *atomic.Bool
 }
 
-func newServer(addr string, m *metrics, ready *atomic.Bool, logger *slog.Logger) (*server, error) {
+func newServer(addr string, pprofOn bool, m *metrics, ready *atomic.Bool, logger *slog.Logger) (*server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("server.listen: cannot listen on %s: %w", addr, err)
@@ -37,6 +38,11 @@ func newServer(addr string, m *metrics, ready *atomic.Bool, logger *slog.Logger)
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
+	if pprofOn {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	return &server{
 		srv:   &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second},
 		ln:    ln,

@@ -34,6 +34,20 @@ type Config struct {
 	Logs Logs `yaml:"logs"`
 	// Exporters configures the backends.
 	Exporters Exporters `yaml:"exporters"`
+	// Runtime tunes the Go runtime for a small sidecar.
+	Runtime Runtime `yaml:"runtime"`
+}
+
+// Runtime tunes the Go runtime. The GOGC and GOMEMLIMIT environment variables, when
+// set, take precedence.
+type Runtime struct {
+	// GCPercent is the garbage collector's target heap growth (GOGC). The default, 50,
+	// keeps the agent's resident memory small: its live heap is mostly line bytes
+	// without pointers, which are cheap to collect.
+	GCPercent int `yaml:"gc_percent"`
+	// MemoryLimit is a soft limit for the Go heap (GOMEMLIMIT); 0 means none. Set it
+	// a little below the container's memory limit.
+	MemoryLimit confval.ByteSize `yaml:"memory_limit"`
 }
 
 // Identity names the application; its values become the service, namespace, pod and
@@ -66,6 +80,8 @@ type Server struct {
 	// ShutdownTimeout bounds how long a stop (SIGTERM, or a reload replacing the
 	// pipeline) waits for in-flight data to be delivered.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// Pprof serves Go's profiling endpoints under /debug/pprof/ (off by default).
+	Pprof bool `yaml:"pprof"`
 }
 
 // Log configures the agent's own logs, written to stderr.
@@ -106,8 +122,9 @@ func defaultWith(getenv func(string) string) Config {
 			Container: getenv("CONTAINER_NAME"),
 			Node:      getenv("NODE_NAME"),
 		},
-		Server: Server{Listen: "127.0.0.1:8686", ShutdownTimeout: 30 * time.Second},
-		Log:    Log{Level: "info", Format: "json"},
+		Server:  Server{Listen: "127.0.0.1:8686", ShutdownTimeout: 30 * time.Second},
+		Log:     Log{Level: "info", Format: "json"},
+		Runtime: Runtime{GCPercent: 50},
 	}
 }
 
@@ -185,6 +202,12 @@ func (c *Config) Validate() error {
 	case "json", "text":
 	default:
 		p.Addf("log.format", "must be json or text; got %q", c.Log.Format)
+	}
+	if c.Runtime.GCPercent < 10 || c.Runtime.GCPercent > 1000 {
+		p.Addf("runtime.gc_percent", "must be between 10 and 1000, got %d", c.Runtime.GCPercent)
+	}
+	if c.Runtime.MemoryLimit != 0 && c.Runtime.MemoryLimit < 16<<20 {
+		p.Addf("runtime.memory_limit", "must be 0 (none) or at least 16MiB, got %s", c.Runtime.MemoryLimit)
 	}
 	names := map[string]int{}
 	for i := range c.Logs.Sources {

@@ -38,7 +38,7 @@ type Config struct {
 	// Timeout bounds each push request; default 10s.
 	Timeout time.Duration `yaml:"timeout"`
 	// Batch controls request size and buffering; defaults max_bytes 1MiB, max_wait
-	// 1s, max_pending_bytes 8MiB.
+	// 1s, max_pending_bytes 4MiB.
 	Batch queue.BatchConfig `yaml:"batch"`
 	// Retry controls retries; defaults 250ms to 30s, until shutdown.
 	Retry queue.RetryConfig `yaml:"retry"`

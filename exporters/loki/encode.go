@@ -3,6 +3,7 @@ package loki
 import (
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/golang/snappy"
@@ -20,25 +21,45 @@ const (
 
 // encoder turns records into a snappy-compressed push.PushRequest. Encoders are pooled
 // and keep their buffers between requests, so a steady stream of requests allocates
-// (almost) nothing per record.
+// (almost) nothing per record. Each encoder keeps its compressed output, which must
+// live until its request is sent; the uncompressed protobuf is only needed while
+// compressing, so all encoders of an exporter share one buffer for it.
 type encoder struct {
 	labels *labelCache
+	raw    *rawBuffer
 
 	streams  []push.Stream
 	index    map[streamKey]int
 	byLabels map[string]int
 	meta     []push.LabelAdapter
 	sizes    []int
-	raw      []byte
 	out      []byte
 }
 
-func newEncoder(labels *labelCache) *encoder {
+// rawBuffer is the uncompressed-protobuf buffer the encoders of one exporter share.
+type rawBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func newEncoder(labels *labelCache, raw *rawBuffer) *encoder {
 	return &encoder{
 		labels:   labels,
+		raw:      raw,
 		index:    make(map[streamKey]int),
 		byLabels: make(map[string]int),
 	}
+}
+
+// grow returns b if it holds n bytes, else a new buffer of n bytes rounded up to
+// 64 KiB, so that requests of slightly varying size reuse one buffer without keeping
+// a large slack.
+func grow(b []byte, n int) []byte {
+	if cap(b) >= n {
+		return b[:n]
+	}
+	const step = 64 << 10
+	return make([]byte, n, (n+step-1)/step*step)
 }
 
 // maxRetainedBuffer keeps an encoder's byte buffers out of reuse after an unusually
@@ -62,7 +83,7 @@ func (e *encoder) encode(recs []pipeline.Record, now time.Time) ([]byte, error) 
 		}
 	}
 	if cap(e.meta) < nmeta {
-		e.meta = make([]push.LabelAdapter, 0, nmeta+nmeta/4)
+		e.meta = make([]push.LabelAdapter, 0, nmeta)
 	}
 	meta := e.meta[:0]
 
@@ -114,10 +135,13 @@ func (e *encoder) encode(recs []pipeline.Record, now time.Time) ([]byte, error) 
 		e.sizes = append(e.sizes, n)
 		total += 1 + varintLen(uint64(n)) + n
 	}
-	if cap(e.raw) < total {
-		e.raw = make([]byte, total+total/4)
+	e.raw.mu.Lock()
+	defer e.raw.mu.Unlock()
+	if cap(e.raw.buf) > maxRetainedBuffer && total <= maxRetainedBuffer {
+		e.raw.buf = nil
 	}
-	raw := e.raw[:total]
+	raw := grow(e.raw.buf, total)
+	e.raw.buf = raw
 	off := 0
 	for i := range e.streams {
 		// PushRequest field 1 (streams), wire type 2.
@@ -133,10 +157,8 @@ func (e *encoder) encode(recs []pipeline.Record, now time.Time) ([]byte, error) 
 		}
 		off += n
 	}
-	if m := snappy.MaxEncodedLen(total); cap(e.out) < m {
-		e.out = make([]byte, m+m/4)
-	}
-	return snappy.Encode(e.out[:cap(e.out)], raw), nil
+	e.out = grow(e.out, snappy.MaxEncodedLen(total))
+	return snappy.Encode(e.out, raw), nil
 }
 
 // stream returns the index of k's stream in this request, adding it when new. Two
@@ -175,9 +197,6 @@ func (e *encoder) reset() {
 	e.meta = e.meta[:0]
 	clear(e.index)
 	clear(e.byLabels)
-	if cap(e.raw) > maxRetainedBuffer {
-		e.raw = nil
-	}
 	if cap(e.out) > maxRetainedBuffer {
 		e.out = nil
 	}

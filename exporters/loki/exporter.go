@@ -39,6 +39,7 @@ type Exporter struct {
 	transport *http.Transport
 	labels    *labelCache
 	encoders  chan *encoder // free list, one per worker
+	raw       rawBuffer     // shared by the encoders
 	sender    *queue.Sender[pipeline.Record]
 	now       func() time.Time
 }
@@ -172,7 +173,7 @@ func (e *Exporter) getEncoder() *encoder {
 	case enc := <-e.encoders:
 		return enc
 	default:
-		return newEncoder(e.labels)
+		return newEncoder(e.labels, &e.raw)
 	}
 }
 

@@ -24,7 +24,7 @@ type BatchConfig struct {
 const (
 	DefaultMaxBytes        confval.ByteSize = 1 << 20
 	DefaultMaxWait                          = time.Second
-	DefaultMaxPendingBytes confval.ByteSize = 8 << 20
+	DefaultMaxPendingBytes confval.ByteSize = 4 << 20
 )
 
 // ApplyDefaults fills zero-valued fields.

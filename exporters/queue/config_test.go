@@ -12,7 +12,7 @@ func TestConfigDefaults(t *testing.T) {
 	var c Config
 	c.ApplyDefaults()
 	want := Config{
-		Batch:       BatchConfig{MaxBytes: 1 << 20, MaxWait: time.Second, MaxPendingBytes: 8 << 20},
+		Batch:       BatchConfig{MaxBytes: 1 << 20, MaxWait: time.Second, MaxPendingBytes: 4 << 20},
 		Retry:       RetryConfig{InitialInterval: 250 * time.Millisecond, MaxInterval: 30 * time.Second, MaxRetryAfter: 5 * time.Minute},
 		Concurrency: 2,
 		Timeout:     10 * time.Second,
