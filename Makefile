@@ -37,6 +37,8 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+	@mkdir -p $(CACHE)/npm && cd $(CACHE)/npm && npm install --silent --no-audit --no-fund dockerfile-utils@0.16.3 >/dev/null
+	$(CACHE)/npm/node_modules/.bin/dockerfile-utils lint Dockerfile
 
 ## fuzz: run every fuzz target for $(FUZZTIME).
 fuzz:
