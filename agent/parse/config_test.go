@@ -48,7 +48,7 @@ func TestValidate(t *testing.T) {
 		{"bad time format", Config{TimeFormat: "iso"},
 			[]string{`time_format: "iso" is not auto, rfc3339, unix, unix_ms, unix_us, unix_ns or a Go time layout`}},
 		{"layout without year", Config{TimeFormat: "15:04:05"},
-			[]string{`time_format: Go time layout "15:04:05" has no year`}},
+			[]string{`time_format: time layout "15:04:05" has no year`}},
 		{"bad field names", Config{LevelField: ".level", TimeField: "a..b", TraceIDField: "a.b.c.d.e", SpanIDField: "s.", RequestIDField: "a.b.c.d", TraceparentField: "tp"},
 			[]string{
 				`level_field: ".level" has an empty part between dots`,

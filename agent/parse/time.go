@@ -50,7 +50,7 @@ func newTimeParser(format string) (timeParser, error) {
 		return timeParser{}, fmt.Errorf("%q is not a usable Go time layout: %v", format, err)
 	}
 	if t.Year() != ref.Year() {
-		return timeParser{}, fmt.Errorf("Go time layout %q has no year (2006 or 06), so every time read with it would be out of range", format)
+		return timeParser{}, fmt.Errorf("time layout %q has no year (2006 or 06), so every time read with it would be out of range", format)
 	}
 	return timeParser{format: timeLayout, layout: format}, nil
 }

@@ -116,12 +116,11 @@ func TestFilesToLoki(t *testing.T) {
 	writeJSON(2000)
 	total := seq
 
-	entries, err := loki.WaitCount(ctx, sel, start, total, 60*time.Second)
-	if err != nil {
+	if _, err := loki.WaitCount(ctx, sel, start, total, 60*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(2 * time.Second) // let any duplicate arrive before counting
-	entries, err = loki.Query(ctx, sel, start, time.Now().Add(time.Minute))
+	entries, err := loki.Query(ctx, sel, start, time.Now().Add(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,12 +229,12 @@ func TestSIGKILLLosesNothing(t *testing.T) {
 	<-done
 	agent := startAgent(t, cfgPath)
 	ctx := context.Background()
-	entries, err := loki.WaitCount(ctx, `{service="e2e-kill"}`, start, total, 3*time.Minute)
-	if err != nil {
+	if _, err := loki.WaitCount(ctx, `{service="e2e-kill"}`, start, total, 3*time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(2 * time.Second)
-	if entries, err = loki.Query(ctx, `{service="e2e-kill"}`, start, time.Now().Add(time.Minute)); err != nil {
+	entries, err := loki.Query(ctx, `{service="e2e-kill"}`, start, time.Now().Add(time.Minute))
+	if err != nil {
 		t.Fatal(err)
 	}
 	lines := make([]string, len(entries))
@@ -321,12 +320,3 @@ func TestLokiDownThirtySeconds(t *testing.T) {
 
 // stamp is a plain-text log timestamp for now, as many frameworks write it.
 func stamp() string { return time.Now().UTC().Format("2006-01-02 15:04:05.000") }
-
-func mustRead(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}

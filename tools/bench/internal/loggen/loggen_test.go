@@ -115,7 +115,7 @@ func TestWriteDeterministic(t *testing.T) {
 		}
 		return sha256.Sum256(buf.Bytes())
 	}
-	if sum(Seed) != sum(Seed) {
+	if first, second := sum(Seed), sum(Seed); first != second {
 		t.Error("same seed gave different bytes")
 	}
 	if sum(Seed) == sum(Seed+1) {
