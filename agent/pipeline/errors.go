@@ -8,8 +8,9 @@ import (
 
 // permanentError marks an error that retrying cannot fix.
 type permanentError struct {
-	reason string
-	err    error
+	reason   string
+	rejected int // records the backend rejected; 0 means all of the request
+	err      error
 }
 
 func (e *permanentError) Error() string {
@@ -26,6 +27,26 @@ func Permanent(reason string, err error) error {
 		return nil
 	}
 	return &permanentError{reason: reason, err: err}
+}
+
+// PartlyRejected is Permanent for a request of which the backend rejected only n
+// records and stored the rest (Loki answers 400 for such requests). Sinks count n
+// records as dropped rather than the whole request.
+func PartlyRejected(reason string, n int, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{reason: reason, rejected: n, err: err}
+}
+
+// RejectedCount returns how many records a permanent error says were rejected, or 0
+// when it concerns the whole request (or err is not permanent).
+func RejectedCount(err error) int {
+	var p *permanentError
+	if errors.As(err, &p) {
+		return p.rejected
+	}
+	return 0
 }
 
 // IsPermanent reports whether err (or an error it wraps) was made by Permanent, and

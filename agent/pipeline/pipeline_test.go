@@ -68,6 +68,22 @@ func TestErrorClasses(t *testing.T) {
 	}
 }
 
+func TestPartlyRejected(t *testing.T) {
+	err := fmt.Errorf("push: %w", PartlyRejected("too_old", 2, errors.New("400")))
+	if r, ok := IsPermanent(err); !ok || r != "too_old" {
+		t.Errorf("IsPermanent = %q %v", r, ok)
+	}
+	if n := RejectedCount(err); n != 2 {
+		t.Errorf("RejectedCount = %d, want 2", n)
+	}
+	if n := RejectedCount(Permanent("x", errors.New("y"))); n != 0 {
+		t.Errorf("RejectedCount of a whole-request rejection = %d, want 0", n)
+	}
+	if PartlyRejected("x", 1, nil) != nil {
+		t.Error("wrapping nil must give nil")
+	}
+}
+
 func TestParseLevel(t *testing.T) {
 	for in, want := range map[string]Level{
 		"INFO": LevelInfo, "Warning": LevelWarn, "err": LevelError, "E": LevelError, "CRITICAL": LevelFatal,

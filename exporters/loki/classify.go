@@ -53,7 +53,12 @@ func classify(resp *http.Response, now time.Time) error {
 	if code >= 200 && code < 300 {
 		return nil
 	}
-	body := readErrorBody(resp.Body)
+	limit := int64(maxErrorBody)
+	if code == http.StatusBadRequest {
+		limit = maxRejectionBody
+	}
+	full, cut, rerr := readErrorBody(resp.Body, limit)
+	body := showBody(full, cut, rerr)
 	err := fmt.Errorf("loki answered %s: %s", statusText(code), body)
 	switch {
 	case code == http.StatusTooManyRequests:
@@ -71,6 +76,13 @@ func classify(resp *http.Response, now time.Time) error {
 	case code == http.StatusNotFound || code == http.StatusMethodNotAllowed:
 		return pipeline.Permanent(ReasonBadRequest,
 			fmt.Errorf("%w; check url (the push endpoint is %s)", err, PushPath))
+	case code == http.StatusBadRequest:
+		// Loki rejects entries one by one and stores the others of the request; its
+		// body lists the rejected ones.
+		if n := rejectedEntries(full, cut); n > 0 {
+			return pipeline.PartlyRejected(rejectionReason(body), n, err)
+		}
+		return pipeline.Permanent(rejectionReason(body), err)
 	case code >= 400:
 		return pipeline.Permanent(rejectionReason(body), err)
 	default:
@@ -82,6 +94,29 @@ func classify(resp *http.Response, now time.Time) error {
 
 // rejectionReason returns the drop reason of a 4xx body. Loki answers 400 also for a
 // partly rejected request (it kept the valid entries), with one line per rejection.
+// maxRejectionBody is how much of a 400 body is read to count the rejected entries.
+const maxRejectionBody = 64 << 10
+
+// rejectedEntries counts the entries a Loki 400 body reports as rejected. Loki groups
+// its per-entry validation errors as "N errors like: msg; M errors like: msg", or a
+// single message for a single error. It returns 0 when it cannot tell (no body, or a
+// body cut short), meaning the whole request.
+func rejectedEntries(body string, cut bool) int {
+	if body == "" || cut {
+		return 0
+	}
+	n := 0
+	for _, part := range strings.Split(body, "; ") {
+		count, rest, ok := strings.Cut(part, " errors like: ")
+		if c, err := strconv.Atoi(count); ok && err == nil && c > 0 && rest != "" {
+			n += c
+			continue
+		}
+		n++
+	}
+	return n
+}
+
 func rejectionReason(body string) string {
 	lower := strings.ToLower(body)
 	for _, r := range rejections {
@@ -99,22 +134,32 @@ func statusText(code int) string {
 	return strconv.Itoa(code)
 }
 
-func readErrorBody(r io.Reader) string {
+// readErrorBody reads at most limit bytes of an error response's body, as valid UTF-8
+// without surrounding space; cut reports that the body was longer.
+func readErrorBody(r io.Reader, limit int64) (body string, cut bool, err error) {
 	if r == nil {
-		return "(no body)"
+		return "", false, nil
 	}
-	b, err := io.ReadAll(io.LimitReader(r, maxErrorBody))
-	s := strings.TrimSpace(strings.ToValidUTF8(string(b), "\uFFFD"))
-	if err != nil && !errors.Is(err, io.EOF) && s == "" {
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if int64(len(b)) > limit {
+		b, cut = b[:limit], true
+	}
+	return strings.TrimSpace(strings.ToValidUTF8(string(b), "\uFFFD")), cut, err
+}
+
+// showBody is an error body fit for a log line: at most maxErrorBody bytes.
+func showBody(body string, cut bool, err error) string {
+	switch {
+	case body == "" && err != nil && !errors.Is(err, io.EOF):
 		return fmt.Sprintf("(reading body: %v)", err)
-	}
-	if s == "" {
+	case body == "":
 		return "(empty body)"
+	case len(body) > maxErrorBody:
+		return strings.ToValidUTF8(body[:maxErrorBody], "") + " …"
+	case cut:
+		return body + " …"
 	}
-	if len(b) == maxErrorBody {
-		s += " …"
-	}
-	return s
+	return body
 }
 
 // parseRetryAfter parses a Retry-After header: delay-seconds or an HTTP date. It

@@ -215,11 +215,14 @@ func TestExportPermanentRejections(t *testing.T) {
 		name   string
 		status int
 		body   string
-		reason string
-		hint   string
+		reason  string
+		hint    string
+		dropped float64 // Loki stores the entries of a 400 it does not list
 	}{
-		{"out of order", 400, "entry with timestamp 2026-03-01 ignored, reason: 'entry out of order' for stream: {service=\"api\"}", ReasonOutOfOrder, "entry out of order"},
-		{"unauthorized", 401, "no org id", ReasonUnauthorized, "check tenant_id and the credentials"},
+		{"out of order", 400, "entry with timestamp 2026-03-01 ignored, reason: 'entry out of order' for stream: {service=\"api\"}", ReasonOutOfOrder, "entry out of order", 1},
+		{"grouped", 400, "2 errors like: entry for stream '{service=\"api\"}' has timestamp too old: 2026-01-01, oldest acceptable timestamp is: 2026-03-01", ReasonTooOld, "too old", 2},
+		{"body too long to count", 400, strings.Repeat("entry too far behind; ", 4000), ReasonOutOfOrder, "too far behind", 3},
+		{"unauthorized", 401, "no org id", ReasonUnauthorized, "check tenant_id and the credentials", 3},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -236,8 +239,8 @@ func TestExportPermanentRejections(t *testing.T) {
 			if n := len(loki.calls()); n != 1 {
 				t.Fatalf("pushed %d times; permanent rejections are not retried", n)
 			}
-			if v := h.metric(t, "outrider_exporter_dropped_records_total", map[string]string{"exporter": "loki", "reason": tc.reason}); v != 3 {
-				t.Errorf("dropped %v, want 3", v)
+			if v := h.metric(t, "outrider_exporter_dropped_records_total", map[string]string{"exporter": "loki", "reason": tc.reason}); v != tc.dropped {
+				t.Errorf("dropped %v, want %v", v, tc.dropped)
 			}
 			logs := h.log.String()
 			if strings.Count(logs, "dropped records") != 1 || !strings.Contains(logs, tc.hint) {

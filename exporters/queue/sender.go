@@ -170,9 +170,15 @@ func (s *Sender[T]) finish(r *Request[T], err error) {
 		r.Abandon()
 		return
 	}
-	s.m.dropped.WithLabelValues(reason).Add(float64(len(r.Items)))
+	dropped := len(r.Items)
+	if n := pipeline.RejectedCount(err); n > 0 && n < dropped {
+		// The backend stored the rest of the request.
+		dropped = n
+		s.m.sentRecords.Add(float64(len(r.Items) - n))
+	}
+	s.m.dropped.WithLabelValues(reason).Add(float64(dropped))
 	s.log.Error("dropped records the backend rejected",
-		"reason", reason, "records", len(r.Items), "bytes", r.Bytes, "error", err)
+		"reason", reason, "records", dropped, "request_records", len(r.Items), "bytes", r.Bytes, "error", err)
 	r.Done(err)
 }
 

@@ -121,7 +121,8 @@ limits_config:
   per_stream_rate_limit: 256MB
   per_stream_rate_limit_burst: 512MB
   max_entries_limit_per_query: 100000
-  reject_old_samples: false
+  reject_old_samples: true
+  reject_old_samples_max_age: 168h
   max_query_length: 0
 query_range:
   cache_results: false
