@@ -212,9 +212,9 @@ func TestExport500ThenSuccess(t *testing.T) {
 
 func TestExportPermanentRejections(t *testing.T) {
 	cases := []struct {
-		name   string
-		status int
-		body   string
+		name    string
+		status  int
+		body    string
 		reason  string
 		hint    string
 		dropped float64 // Loki stores the entries of a 400 it does not list
