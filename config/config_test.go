@@ -2,9 +2,12 @@ package config
 
 import (
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/outrider-dev/outrider/internal/confval"
 )
@@ -167,4 +170,23 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("error is not a configuration error: %v", err)
 		}
 	})
+}
+
+func TestNoexpandFieldsAreLiteral(t *testing.T) {
+	var v struct {
+		Template string `yaml:"template" config:"noexpand"`
+		Other    string `yaml:"other"`
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal([]byte("template: 'a ${HOME} $$ b'\nother: ${OUTRIDER_TEST_X:-x}\n"), &root); err != nil {
+		t.Fatal(err)
+	}
+	p := &confval.Problems{}
+	newDecoder(p).decode(&root, reflect.ValueOf(&v).Elem(), "")
+	if err := p.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if v.Template != "a ${HOME} $$ b" || v.Other != "x" {
+		t.Errorf("template %q (want literal), other %q (want expanded)", v.Template, v.Other)
+	}
 }

@@ -17,7 +17,8 @@ import (
 
 // decoder maps a YAML node tree onto Go values strictly: unknown keys, wrong types and
 // unset environment variables are problems reported with their field path, and decoding
-// goes on so that every problem is found in one pass.
+// goes on so that every problem is found in one pass. A struct field tagged
+// `config:"noexpand"` (template text) is taken literally, without ${VAR} expansion.
 type decoder struct {
 	problems *confval.Problems
 	lookup   func(string) (string, bool)
@@ -115,7 +116,16 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 			d.problems.Addf(join(path, key.Value), "unknown key (line %d); valid keys here: %s", key.Line, strings.Join(keysOf(fields), ", "))
 			continue
 		}
-		d.decode(val, v.FieldByIndex(idx), join(path, key.Value))
+		field := v.FieldByIndex(idx)
+		if v.Type().FieldByIndex(idx).Tag.Get("config") == "noexpand" {
+			// Template text: ${...} is the template's business, not the config's.
+			saved := d.lookup
+			d.lookup = nil
+			d.decode(val, field, join(path, key.Value))
+			d.lookup = saved
+			continue
+		}
+		d.decode(val, field, join(path, key.Value))
 	}
 }
 
@@ -206,6 +216,9 @@ func (d *decoder) scalar(n *yaml.Node, path string) (string, bool) {
 	if n.Kind != yaml.ScalarNode {
 		d.problems.Addf(path, "expected a single value, got %s", describe(n))
 		return "", false
+	}
+	if d.lookup == nil {
+		return n.Value, true
 	}
 	s, err := expandEnv(n.Value, d.lookup)
 	if err != nil {
