@@ -19,10 +19,10 @@ test: backends
 	$(GO) test -count=1 -timeout 30m ./...
 
 backends:
-	tools/backends/build.sh loki
+	tools/backends/build.sh loki vault postgres
 
 backends-bench:
-	tools/backends/build.sh loki otelcol
+	tools/backends/build.sh loki vault postgres otelcol
 
 ## demo: tail a generated log into a real Loki and print what arrived.
 demo: backends build

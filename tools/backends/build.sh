@@ -10,6 +10,9 @@ set -euo pipefail
 
 LOKI_VERSION=v3.7.8
 OTELCOL_VERSION=v0.160.0
+# Vault v1.21.0 matches the published api/sdk modules it requires; later patch
+# releases carry an in-tree sdk that matches no published version.
+VAULT_VERSION=v1.21.0
 
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${OUTRIDER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/outrider}
@@ -57,13 +60,50 @@ build_otelcol() {
 	log "otelcol $OTELCOL_VERSION: built $out"
 }
 
+build_vault() {
+	local out=$bin/vault-$VAULT_VERSION
+	if [ -x "$out" ]; then log "vault $VAULT_VERSION cached at $out"; return; fi
+	log "vault $VAULT_VERSION: building (cold build takes ~15-25 min on 2 cores)"
+	local dir=$src/vault-$VAULT_VERSION
+	copy_module github.com/hashicorp/vault "$VAULT_VERSION" "$dir"
+	(cd "$dir" && go mod edit \
+		-dropreplace github.com/hashicorp/vault/api \
+		-dropreplace github.com/hashicorp/vault/api/auth/approle \
+		-dropreplace github.com/hashicorp/vault/api/auth/kubernetes \
+		-dropreplace github.com/hashicorp/vault/api/auth/userpass \
+		-dropreplace github.com/hashicorp/vault/sdk &&
+		go build -mod=mod -trimpath -ldflags "-s -w" -o "$out.tmp" .)
+	mv "$out.tmp" "$out"
+	rm -rf "$dir"
+	log "vault $VAULT_VERSION: built $out"
+}
+
+# postgres installs Debian's PostgreSQL server (Vault's database secrets engine needs a
+# real database); the tests run it as the postgres user on 127.0.0.1.
+build_postgres() {
+	if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+		log "postgresql installed: $(ls -d /usr/lib/postgresql/*/bin | head -n1)"
+		return
+	fi
+	log "postgresql: installing Debian's package"
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "PostgreSQL is missing and installing it needs root: run 'sudo apt-get install -y postgresql'" >&2
+		return 1
+	fi
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+	log "postgresql: installed $(ls -d /usr/lib/postgresql/*/bin | head -n1)"
+}
+
 want=("$@")
-[ ${#want[@]} -gt 0 ] || want=(loki otelcol)
+[ ${#want[@]} -gt 0 ] || want=(loki vault postgres)
 for b in "${want[@]}"; do
 	case $b in
 	loki) build_loki ;;
+	vault) build_vault ;;
+	postgres) build_postgres ;;
 	otelcol) build_otelcol ;;
-	*) echo "unknown backend $b (known: loki otelcol)" >&2; exit 2 ;;
+	*) echo "unknown backend $b (known: loki vault postgres otelcol)" >&2; exit 2 ;;
 	esac
 done
 log "done: $(ls "$bin" | tr '\n' ' ')"

@@ -1,0 +1,142 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/outrider-dev/outrider/agent/pipeline"
+	"github.com/outrider-dev/outrider/secrets/audit"
+)
+
+// auditSource is the source label of the audit stream in Loki.
+const auditSource = "outrider-audit"
+
+// auditLog records audit events in the agent's own log and, when a log sink is set, as
+// records of their own stream (source="outrider-audit") so that an SRE sees rotations
+// next to the application's errors. Record never blocks: events wait in a bounded
+// buffer, and when it is full the oldest are dropped and counted.
+type auditLog struct {
+	logger  *slog.Logger
+	stream  *pipeline.Stream
+	dropped prometheus.Counter
+
+	mu   sync.Mutex
+	buf  []pipeline.Record
+	sink pipeline.Sink
+	wake chan struct{}
+}
+
+// auditBuffer bounds the events waiting to be exported.
+const auditBuffer = 1024
+
+func newAuditLog(logger *slog.Logger, identity map[string]string, dropped prometheus.Counter) *auditLog {
+	labels := map[string]string{"source": auditSource}
+	for k, v := range identity {
+		labels[k] = v
+	}
+	return &auditLog{
+		logger:  logger.With("component", "audit"),
+		stream:  pipeline.NewStream(labels),
+		dropped: dropped,
+		wake:    make(chan struct{}, 1),
+	}
+}
+
+var _ audit.Sink = (*auditLog)(nil)
+
+// Record logs e and queues it for the log sink.
+func (a *auditLog) Record(e audit.Event) {
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	level := slog.LevelInfo
+	if e.Outcome != "" && e.Outcome != "ok" {
+		level = slog.LevelWarn
+	}
+	a.logger.LogAttrs(context.Background(), level, "audit", e.Attrs()...)
+
+	line, err := json.Marshal(auditLine(e))
+	if err != nil {
+		return
+	}
+	rec := pipeline.Record{Time: e.Time, Line: string(line), Stream: a.stream, Level: pipeline.LevelInfo}
+	if level != slog.LevelInfo {
+		rec.Level = pipeline.LevelWarn
+	}
+	a.mu.Lock()
+	if len(a.buf) >= auditBuffer {
+		copy(a.buf, a.buf[1:])
+		a.buf = a.buf[:len(a.buf)-1]
+		a.dropped.Inc()
+	}
+	a.buf = append(a.buf, rec)
+	a.mu.Unlock()
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+// setSink points the audit stream at the current graph's log sink (nil: logs only).
+func (a *auditLog) setSink(s pipeline.Sink) {
+	a.mu.Lock()
+	a.sink = s
+	a.mu.Unlock()
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run hands queued events to the sink until ctx is done.
+func (a *auditLog) run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.wake:
+		}
+		a.mu.Lock()
+		sink, recs := a.sink, a.buf
+		if sink == nil || len(recs) == 0 {
+			a.mu.Unlock()
+			continue
+		}
+		a.buf = nil
+		a.mu.Unlock()
+		if err := sink.Export(ctx, pipeline.Batch{Records: recs}); err != nil {
+			a.mu.Lock()
+			a.buf = append(recs, a.buf...)
+			if n := len(a.buf) - auditBuffer; n > 0 {
+				a.buf = a.buf[n:]
+				a.dropped.Add(float64(n))
+			}
+			a.mu.Unlock()
+		}
+	}
+}
+
+// auditLine is the JSON form of an event in Loki.
+func auditLine(e audit.Event) map[string]any {
+	m := map[string]any{"kind": string(e.Kind), "outcome": e.Outcome}
+	for k, v := range map[string]string{"path": e.Path, "lease_id": e.LeaseID, "error": e.Error, "detail": e.Detail} {
+		if v != "" {
+			m[k] = v
+		}
+	}
+	if e.Version != 0 {
+		m["version"] = e.Version
+	}
+	if e.TTL != 0 {
+		m["ttl"] = e.TTL.String()
+	}
+	if e.Duration != 0 {
+		m["duration"] = e.Duration.String()
+	}
+	return m
+}
