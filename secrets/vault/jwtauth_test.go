@@ -1,0 +1,205 @@
+package vault
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/outrider-dev/outrider/secrets/audit"
+)
+
+// signer makes ES256 JWTs by hand (header.payload.signature, base64url), with the
+// standard library only.
+type signer struct {
+	key *ecdsa.PrivateKey
+}
+
+func newSigner(t *testing.T) *signer {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &signer{key: k}
+}
+
+func (s *signer) publicPEM(t *testing.T) string {
+	t.Helper()
+	der, err := x509.MarshalPKIXPublicKey(&s.key.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+}
+
+func (s *signer) sign(t *testing.T, claims map[string]any) string {
+	t.Helper()
+	enc := func(v any) string {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return base64.RawURLEncoding.EncodeToString(b)
+	}
+	signing := enc(map[string]string{"alg": "ES256", "typ": "JWT"}) + "." + enc(claims)
+	sum := sha256.Sum256([]byte(signing))
+	r, sig, err := ecdsa.Sign(rand.Reader, s.key, sum[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	// JWS ES256 signatures are r and s as fixed 32-byte big-endian integers.
+	out := make([]byte, 64)
+	r.FillBytes(out[:32])
+	sig.FillBytes(out[32:])
+	return signing + "." + base64.RawURLEncoding.EncodeToString(out)
+}
+
+func TestJWTLogin(t *testing.T) {
+	t.Parallel()
+	s := newSigner(t)
+	mount := unique("jwt")
+	enableAuth(t, "jwt", mount)
+	rootWrite(t, "auth/"+mount+"/config", map[string]any{"jwt_validation_pubkeys": []string{s.publicPEM(t)}})
+	rootWrite(t, "auth/"+mount+"/role/web", map[string]any{
+		"role_type": "jwt", "user_claim": "sub", "bound_audiences": []string{"outrider"},
+		"token_policies": []string{"outrider-all"}, "token_ttl": "5m",
+	})
+	now := time.Now()
+	jwt := s.sign(t, map[string]any{"sub": "web-1", "aud": "outrider", "iat": now.Unix(), "nbf": now.Add(-time.Minute).Unix(), "exp": now.Add(10 * time.Minute).Unix()})
+	dir := t.TempDir()
+	tokenPath := writeFile(t, dir, "jwt", jwt)
+	name := unique("jwtapp")
+	kvPut(t, "secret", name, map[string]any{"k": "jwt-value"})
+
+	rec := &recorder{}
+	c := newClient(t, Config{Auth: AuthConfig{Method: MethodJWT, MountPath: mount, Role: "web", TokenPath: tokenPath}}, rec.settings())
+	if err := c.Login(ctxT(t)); err != nil {
+		t.Fatalf("Login: %v", err)
+	}
+	sec, err := c.Read(ctxT(t), "secret/"+name, nil)
+	if err != nil || dataOf(t, sec)["k"] != "jwt-value" {
+		t.Fatalf("Read = %v, %v", sec, err)
+	}
+	if strings.Contains(rec.text(), jwt) || strings.Contains(rec.text(), strings.Split(jwt, ".")[1]) {
+		t.Fatal("the JWT leaked into logs or audit")
+	}
+
+	t.Run("wrong role", func(t *testing.T) {
+		c := newClient(t, Config{Auth: AuthConfig{Method: MethodJWT, MountPath: mount, Role: "nope", TokenPath: tokenPath}}, Settings{})
+		wantErr(t, c.Login(ctxT(t)), ErrAuth, `vault auth failed: role "nope" not found at auth/`+mount, "check auth.role")
+	})
+	t.Run("wrong audience", func(t *testing.T) {
+		bad := s.sign(t, map[string]any{"sub": "web-1", "aud": "someone-else", "iat": now.Unix(), "exp": now.Add(10 * time.Minute).Unix()})
+		c := newClient(t, Config{Auth: AuthConfig{Method: MethodJWT, MountPath: mount, Role: "web", TokenPath: writeFile(t, t.TempDir(), "jwt", bad)}}, Settings{})
+		err := c.Login(ctxT(t))
+		wantErr(t, err, ErrAuth, `vault auth failed: jwt login at auth/`+mount+` (role "web")`, "bound_audiences")
+		if strings.Contains(err.Error(), bad) {
+			t.Error("the JWT leaked into the error")
+		}
+	})
+	t.Run("signed by another key", func(t *testing.T) {
+		other := newSigner(t).sign(t, map[string]any{"sub": "web-1", "aud": "outrider", "iat": now.Unix(), "exp": now.Add(10 * time.Minute).Unix()})
+		c := newClient(t, Config{Auth: AuthConfig{Method: MethodJWT, MountPath: mount, Role: "web", TokenPath: writeFile(t, t.TempDir(), "jwt", other)}}, Settings{})
+		wantErr(t, c.Login(ctxT(t)), ErrAuth, `jwt login at auth/`+mount+` (role "web")`, "jwt_validation_pubkeys")
+	})
+}
+
+// tokenReviewServer stands in for the Kubernetes TokenReview API that Vault's
+// kubernetes auth calls to verify a service-account token. It approves exactly the
+// tokens it was given, as the service accounts they belong to. Until the project's
+// real kube-apiserver harness exists (a later issue), this httptest server on
+// 127.0.0.1 plays that part; everything else in the login is the real Vault.
+func tokenReviewServer(t *testing.T, accounts map[string][3]string) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || r.URL.Path != "/apis/authentication.k8s.io/v1/tokenreviews" {
+			http.NotFound(w, r)
+			return
+		}
+		var req struct {
+			Spec struct {
+				Token     string   `json:"token"`
+				Audiences []string `json:"audiences"`
+			} `json:"spec"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		status := map[string]any{"authenticated": false}
+		if sa, ok := accounts[req.Spec.Token]; ok {
+			status = map[string]any{
+				"authenticated": true,
+				"user": map[string]any{
+					"username": "system:serviceaccount:" + sa[0] + ":" + sa[1],
+					"uid":      sa[2],
+					"groups":   []string{"system:serviceaccounts"},
+				},
+				"audiences": req.Spec.Audiences,
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "status": status})
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestKubernetesLogin(t *testing.T) {
+	t.Parallel()
+	s := newSigner(t)
+	now := time.Now()
+	saToken := func(ns, name, uid string) string {
+		return s.sign(t, map[string]any{
+			"iss": "https://kubernetes.default.svc.cluster.local", "aud": []string{"vault"}, "sub": "system:serviceaccount:" + ns + ":" + name,
+			"iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(time.Hour).Unix(),
+			"kubernetes.io": map[string]any{"namespace": ns, "serviceaccount": map[string]any{"name": name, "uid": uid}},
+		})
+	}
+	webToken, otherToken := saToken("default", "web", "uid-web"), saToken("default", "other", "uid-other")
+	srv := tokenReviewServer(t, map[string][3]string{webToken: {"default", "web", "uid-web"}, otherToken: {"default", "other", "uid-other"}})
+
+	mount := unique("kubernetes")
+	enableAuth(t, "kubernetes", mount)
+	rootWrite(t, "auth/"+mount+"/config", map[string]any{"kubernetes_host": srv.URL, "disable_local_ca_jwt": true})
+	rootWrite(t, "auth/"+mount+"/role/web", map[string]any{
+		"bound_service_account_names": "web", "bound_service_account_namespaces": "default", "audience": "vault",
+		"token_policies": "outrider-all", "token_ttl": "5m",
+	})
+	dir := t.TempDir()
+	webPath := writeFile(t, dir, "token", webToken)
+
+	rec := &recorder{}
+	c := newClient(t, Config{Auth: AuthConfig{Method: MethodKubernetes, MountPath: mount, Role: "web", TokenPath: webPath}}, rec.settings())
+	if err := c.Login(ctxT(t)); err != nil {
+		t.Fatalf("Login: %v", err)
+	}
+	if ev := rec.find(audit.KindAuth, "ok"); len(ev) != 1 || !strings.Contains(ev[0].Detail, "method=kubernetes mount=auth/"+mount+" role=web") {
+		t.Fatalf("audit = %+v", ev)
+	}
+
+	t.Run("wrong role", func(t *testing.T) {
+		c := newClient(t, Config{Auth: AuthConfig{Method: MethodKubernetes, MountPath: mount, Role: "nope", TokenPath: webPath}}, Settings{})
+		wantErr(t, c.Login(ctxT(t)), ErrAuth,
+			`vault auth failed: role "nope" not found at auth/`+mount+`; check the role name and that the service account is bound to it`)
+	})
+	t.Run("service account not bound", func(t *testing.T) {
+		c := newClient(t, Config{Auth: AuthConfig{Method: MethodKubernetes, MountPath: mount, Role: "web", TokenPath: writeFile(t, dir, "other", otherToken)}}, Settings{})
+		err := c.Login(ctxT(t))
+		wantErr(t, err, ErrAuth, `vault auth failed: kubernetes login at auth/`+mount+` (role "web") was denied`,
+			"bound_service_account_names", "service account name not authorized")
+		if IsRetryable(err) {
+			t.Error("a denied login is not retryable")
+		}
+	})
+}
