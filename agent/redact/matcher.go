@@ -1,0 +1,258 @@
+package redact
+
+import (
+	"math/bits"
+	"strings"
+)
+
+// Marker replaces every secret value found.
+const Marker = "[REDACTED]"
+
+// gramLen is the length of the q-grams the filters are keyed by.
+const gramLen = 4
+
+// Filter sizes, in bits per indexed gram: the first filter lets about 3% of the
+// probes of text without secrets through, the second about 0.3% of those.
+const (
+	firstBitsPerGram  = 32
+	secondBitsPerGram = 16
+)
+
+// maxStride caps the distance between probes: each pattern is indexed by one gram
+// per position in a stride, so a longer stride fills the filters faster.
+const maxStride = 16
+
+// Multipliers of the hashes (multiplicative hashing takes the high bits of the
+// product).
+const (
+	hashFirst  = 0x9e3779b97f4a7c15 // 2^64 / golden ratio
+	hashSecond = 0xc2b2ae3d27d4eb4f
+	hashBucket = 0x85ebca6b
+)
+
+// matcher finds every occurrence of a fixed set of patterns, all at least
+// minPatternLen bytes long. It is immutable once built, so any number of goroutines
+// may use it.
+//
+// It probes the text every stride bytes with the 4-byte gram found there. Every
+// pattern is at least minLen = stride+3 bytes long, so each of its occurrences
+// covers, at some offset below stride, a gram starting at a probed position: indexing
+// each pattern by its grams at offsets 0 to stride-1 finds every occurrence exactly
+// once. A probe tests one bit of a bitset of the indexed grams' hashes; the few that
+// pass test two bits of one word of a blocked Bloom filter keyed by a second hash;
+// only then are the candidates of that gram looked up by exact gram and compared in
+// full. On text without secrets nearly every probe stops at the first test: a load,
+// a multiply, a shift, a load from a table small enough to stay in cache, a bit test.
+type matcher struct {
+	minLen int
+	stride int
+	// first is a bitset: bit (hash >> 40) & firstMask is set for every indexed gram.
+	first     []uint64
+	firstMask uint64
+	// second is the blocked Bloom filter: word (hash2 >> 48) & secondMask, bits
+	// (hash2 >> 36) & 63 and (hash2 >> 42) & 63.
+	second     []uint64
+	secondMask uint64
+	// Candidates by bucket: those of bucket i are cands[bucket[i]:bucket[i+1]], with
+	// their grams in grams.
+	bucket      []uint32
+	bucketShift uint // 32 - log2(len(bucket)-1)
+	grams       []uint32
+	cands       []candidate
+	patterns    []string
+}
+
+type candidate struct {
+	pattern uint32 // index in patterns
+	offset  uint32 // where the gram starts in the pattern
+}
+
+// span is a half-open byte range [start, end) of a text.
+type span struct{ start, end int }
+
+// gramAt returns the 4 bytes of s at i as a little-endian integer.
+func gramAt(s string, i int) uint32 {
+	t := s[i : i+gramLen]
+	return uint32(t[0]) | uint32(t[1])<<8 | uint32(t[2])<<16 | uint32(t[3])<<24
+}
+
+// pow2 returns the power of two at least n, clamped to [lo, hi] (powers of two).
+func pow2(n, lo, hi int) int {
+	return min(max(1<<bits.Len(uint(max(n-1, 0))), lo), hi)
+}
+
+// newMatcher builds a matcher for patterns, which must be distinct and at least
+// minPatternLen bytes each. It returns nil for no patterns.
+func newMatcher(patterns []string) *matcher {
+	if len(patterns) == 0 {
+		return nil
+	}
+	minLen := len(patterns[0])
+	for _, p := range patterns {
+		if len(p) < minPatternLen {
+			panic("redact: pattern shorter than minPatternLen")
+		}
+		minLen = min(minLen, len(p))
+	}
+	stride := min(minLen-gramLen+1, maxStride)
+	m := &matcher{minLen: minLen, stride: stride, patterns: patterns}
+
+	n := len(patterns) * stride
+	// The first bitset takes 64 B to 2 MiB, the second 512 B to 512 KiB.
+	firstBits := pow2(n*firstBitsPerGram, 1<<9, 1<<24)
+	m.first = make([]uint64, firstBits/64)
+	m.firstMask = uint64(firstBits - 1)
+	secondWords := pow2(n*secondBitsPerGram/64, 1<<6, 1<<16)
+	m.second = make([]uint64, secondWords)
+	m.secondMask = uint64(secondWords - 1)
+	nb := pow2(n, 1<<4, 1<<20)
+	m.bucketShift = uint(32 - bits.TrailingZeros(uint(nb)))
+	m.bucket = make([]uint32, nb+1)
+
+	for _, p := range patterns {
+		for off := range stride {
+			g := gramAt(p, off)
+			h := m.firstBit(g)
+			m.first[h>>6] |= 1 << (h & 63)
+			w, mask := m.secondWord(g)
+			m.second[w] |= mask
+			m.bucket[m.bucketOf(g)+1]++
+		}
+	}
+	for i := 1; i < len(m.bucket); i++ {
+		m.bucket[i] += m.bucket[i-1]
+	}
+	m.grams = make([]uint32, n)
+	m.cands = make([]candidate, n)
+	next := make([]uint32, nb)
+	copy(next, m.bucket[:nb])
+	for pi, p := range patterns {
+		for off := range stride {
+			g := gramAt(p, off)
+			b := m.bucketOf(g)
+			m.grams[next[b]] = g
+			m.cands[next[b]] = candidate{pattern: uint32(pi), offset: uint32(off)}
+			next[b]++
+		}
+	}
+	return m
+}
+
+// firstBit returns the bit of first that gram g sets.
+func (m *matcher) firstBit(g uint32) uint64 { return (uint64(g) * hashFirst >> 40) & m.firstMask }
+
+// secondWord returns the word of second and the two bits of it that gram g sets.
+func (m *matcher) secondWord(g uint32) (word, mask uint64) {
+	x := uint64(g) * hashSecond
+	return (x >> 48) & m.secondMask, 1<<((x>>36)&63) | 1<<((x>>42)&63)
+}
+
+func (m *matcher) bucketOf(g uint32) uint32 { return (g * hashBucket) >> m.bucketShift }
+
+// mayMatch reports whether gram g passes both filters: whether it may be indexed.
+func (m *matcher) mayMatch(g uint32) bool {
+	h := m.firstBit(g)
+	if m.first[h>>6]&(1<<(h&63)) == 0 {
+		return false
+	}
+	w, mask := m.secondWord(g)
+	return m.second[w]&mask == mask
+}
+
+// redact returns s with the union of all occurrences of the patterns replaced by
+// Marker, and whether anything was replaced. It allocates only when it replaces.
+func (m *matcher) redact(s string) (string, bool) {
+	if len(s) < m.minLen {
+		return s, false
+	}
+	first, fmask, stride := m.first, m.firstMask, m.stride
+	for p := 0; p <= len(s)-gramLen; p += stride {
+		// gramAt and firstBit, written out: this form lets the compiler drop all but
+		// one bounds check.
+		t := s[p:]
+		h := (uint64(uint32(t[0])|uint32(t[1])<<8|uint32(t[2])<<16|uint32(t[3])<<24) * hashFirst >> 40) & fmask
+		if first[h>>6]&(1<<(h&63)) == 0 {
+			continue
+		}
+		if m.matchesAt(s, p) {
+			return m.replaceFrom(s, p), true
+		}
+	}
+	return s, false
+}
+
+// matchesAt reports whether a pattern occurs where probe p would find it.
+func (m *matcher) matchesAt(s string, p int) bool {
+	g := gramAt(s, p)
+	w, mask := m.secondWord(g)
+	if m.second[w]&mask != mask {
+		return false
+	}
+	b := m.bucketOf(g)
+	for i := m.bucket[b]; i < m.bucket[b+1]; i++ {
+		if m.grams[i] != g {
+			continue
+		}
+		if _, ok := m.occurrence(s, p, m.cands[i]); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// occurrence checks candidate c at probe p.
+func (m *matcher) occurrence(s string, p int, c candidate) (span, bool) {
+	start := p - int(c.offset)
+	pat := m.patterns[c.pattern]
+	end := start + len(pat)
+	if start < 0 || end > len(s) || s[start:end] != pat {
+		return span{}, false
+	}
+	return span{start, end}, true
+}
+
+// replaceFrom finds every occurrence at probes from p0 on (there is none before) and
+// replaces their union.
+func (m *matcher) replaceFrom(s string, p0 int) string {
+	var found []span
+	for p := p0; p+gramLen <= len(s); p += m.stride {
+		g := gramAt(s, p)
+		if !m.mayMatch(g) {
+			continue
+		}
+		b := m.bucketOf(g)
+		for i := m.bucket[b]; i < m.bucket[b+1]; i++ {
+			if m.grams[i] != g {
+				continue
+			}
+			if sp, ok := m.occurrence(s, p, m.cands[i]); ok {
+				found = append(found, sp)
+			}
+		}
+	}
+	return replaceSpans(s, found)
+}
+
+// replaceSpans replaces the union of spans (in any order, overlapping or touching)
+// with Marker.
+func replaceSpans(s string, spans []span) string {
+	for i := 1; i < len(spans); i++ {
+		for j := i; j > 0 && spans[j].start < spans[j-1].start; j-- {
+			spans[j], spans[j-1] = spans[j-1], spans[j]
+		}
+	}
+	var b strings.Builder
+	b.Grow(len(s) + len(spans)*len(Marker))
+	at := 0
+	for i := 0; i < len(spans); {
+		start, end := spans[i].start, spans[i].end
+		for i++; i < len(spans) && spans[i].start <= end; i++ {
+			end = max(end, spans[i].end)
+		}
+		b.WriteString(s[at:start])
+		b.WriteString(Marker)
+		at = end
+	}
+	b.WriteString(s[at:])
+	return b.String()
+}

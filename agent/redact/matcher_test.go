@@ -1,0 +1,137 @@
+package redact
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+)
+
+func TestMatcherCases(t *testing.T) {
+	tests := []struct {
+		name     string
+		patterns []string
+		in, want string
+	}{
+		{"no match", []string{"secret1"}, "nothing to see here", "nothing to see here"},
+		{"shorter than every pattern", []string{"secret1"}, "secr", "secr"},
+		{"empty text", []string{"secret1"}, "", ""},
+		{"whole text", []string{"secret1"}, "secret1", Marker},
+		{"at start", []string{"secret1"}, "secret1 tail", Marker + " tail"},
+		{"at end", []string{"secret1"}, "head secret1", "head " + Marker},
+		{"twice", []string{"secret1"}, "a secret1 b secret1 c", "a " + Marker + " b " + Marker + " c"},
+		{"overlapping occurrences of one pattern", []string{"abababab"}, "xabababababx", "x" + Marker + "x"},
+		{"overlapping patterns", []string{"abcdefgh", "efghijkl"}, "_abcdefghijkl_", "_" + Marker + "_"},
+		{"one inside another", []string{"0123456789", "345678"}, "<0123456789>", "<" + Marker + ">"},
+		{"inner alone", []string{"0123456789", "345678"}, "<2345678>", "<2" + Marker + ">"},
+		{"touching", []string{"aaaaaa", "bbbbbb"}, "aaaaaabbbbbb", Marker},
+		{"separated by one byte", []string{"aaaaaa", "bbbbbb"}, "aaaaaa bbbbbb", Marker + " " + Marker},
+		{"long and short patterns", []string{"short1", strings.Repeat("L", 100)}, "short1 " + strings.Repeat("L", 101), Marker + " " + Marker},
+		{"multi-byte characters", []string{"pässwörd"}, "ü pässwörd ü", "ü " + Marker + " ü"},
+		{"prefix of text only", []string{"secret123"}, "secret12", "secret12"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newMatcher(tt.patterns)
+			got, changed := m.redact(tt.in)
+			if got != tt.want || changed != (tt.in != tt.want) {
+				t.Errorf("redact(%q) = %q, %v; want %q, %v", tt.in, got, changed, tt.want, tt.in != tt.want)
+			}
+			if ref, _ := naiveRedact(tt.in, tt.patterns); ref != got {
+				t.Errorf("naive reference gives %q", ref)
+			}
+		})
+	}
+}
+
+// TestMatcherDifferential compares the matcher with strings.Index on random
+// patterns and texts, over small alphabets so that occurrences overlap often, and
+// over pattern sets large enough to fill the filter.
+func TestMatcherDifferential(t *testing.T) {
+	for _, tc := range []struct {
+		alphabet         string
+		patterns, minLen int
+		maxLen           int
+	}{
+		{"ab", 3, 6, 9},
+		{"abc", 20, 6, 12},
+		{"abcdefgh", 50, 6, 30},
+		{"abcdefghijklmnopqrstuvwxyz0123456789", 2000, 8, 40},
+		{"ab", 5, 20, 30},
+	} {
+		t.Run(fmt.Sprintf("%d patterns over %q", tc.patterns, tc.alphabet), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(uint64(tc.patterns), uint64(len(tc.alphabet))))
+			for range 20 {
+				seen := map[string]bool{}
+				var pats []string
+				for len(pats) < tc.patterns {
+					p := randomString(rng, tc.alphabet, tc.minLen+rng.IntN(tc.maxLen-tc.minLen+1))
+					if !seen[p] {
+						seen[p] = true
+						pats = append(pats, p)
+					}
+				}
+				m := newMatcher(pats)
+				for range 50 {
+					text := randomString(rng, tc.alphabet, rng.IntN(300))
+					for range rng.IntN(4) {
+						at := rng.IntN(len(text) + 1)
+						text = text[:at] + pats[rng.IntN(len(pats))] + text[at:]
+					}
+					got, gotOK := m.redact(text)
+					want, wantOK := naiveRedact(text, pats)
+					if got != want || gotOK != wantOK {
+						t.Fatalf("patterns %q\ntext %q\ngot  %q, %v\nwant %q, %v", pats, text, got, gotOK, want, wantOK)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestMatcherFilterSizes(t *testing.T) {
+	for _, n := range []int{1, 10, 100, 1000, 10000, 50000} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(uint64(n), 1))
+			pats := make([]string, n)
+			for i := range pats {
+				pats[i] = fmt.Sprintf("%08d", i) + randomString(rng, "xyz", 4)
+			}
+			m := newMatcher(pats)
+			grams := len(pats) * m.stride
+			if got := len(m.first) * 64; got < min(grams*firstBitsPerGram, 1<<24) || got != int(m.firstMask)+1 {
+				t.Errorf("first filter has %d bits for %d grams", got, grams)
+			}
+			if got := len(m.second) * 64; got < min(grams*secondBitsPerGram, 1<<22) || len(m.second) != int(m.secondMask)+1 {
+				t.Errorf("second filter has %d bits for %d grams", got, grams)
+			}
+			for _, i := range []int{0, n / 2, n - 1} {
+				text := "<" + pats[i] + ">"
+				if got, ok := m.redact(text); !ok || got != "<"+Marker+">" {
+					t.Errorf("pattern %d: redact(%q) = %q, %v", i, text, got, ok)
+				}
+			}
+		})
+	}
+}
+
+func TestReplaceSpans(t *testing.T) {
+	tests := []struct {
+		spans []span
+		want  string
+	}{
+		{nil, "0123456789"},
+		{[]span{{0, 10}}, Marker},
+		{[]span{{5, 7}, {1, 3}}, "0" + Marker + "34" + Marker + "789"},
+		{[]span{{2, 5}, {1, 3}, {4, 6}}, "0" + Marker + "6789"},
+		{[]span{{1, 3}, {3, 5}}, "0" + Marker + "56789"},
+		{[]span{{1, 9}, {2, 3}}, "0" + Marker + "9"},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.spans), func(t *testing.T) {
+			if got := replaceSpans("0123456789", tt.spans); got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

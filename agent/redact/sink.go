@@ -1,0 +1,115 @@
+package redact
+
+import (
+	"context"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/outrider-dev/outrider/agent/pipeline"
+)
+
+// Sink scrubs the records of each batch, then hands the batch to the next sink.
+//
+// It scrubs Record.Line, Record.RequestID and the value of every Record.Metadata
+// label. It leaves alone the stream labels (the agent's identity and configured
+// labels), the level, and TraceID and SpanID, which are validated hex ids.
+//
+// Scrubbing happens in place, in the batch's records: Line and RequestID are
+// replaced. A Metadata slice may be shared by many records (the file source gives all
+// records of a file the same one), so it is never written through: a record whose
+// metadata changes gets a new slice. If next refuses the batch, the caller keeps the
+// scrubbed records, which is harmless: they may be scrubbed again.
+type Sink struct {
+	next pipeline.Sink
+	reg  *Registry
+
+	line, requestID, metadata prometheus.Counter
+}
+
+var _ pipeline.Sink = (*Sink)(nil)
+
+// NewSink returns a Sink scrubbing the values registered in r, now and as they
+// change, before passing each batch to next. While r is empty a batch costs one
+// atomic load.
+func NewSink(next pipeline.Sink, r *Registry) *Sink {
+	return &Sink{
+		next:      next,
+		reg:       r,
+		line:      r.metrics.scrubbed.WithLabelValues("line"),
+		requestID: r.metrics.scrubbed.WithLabelValues("request_id"),
+		metadata:  r.metrics.scrubbed.WithLabelValues("metadata"),
+	}
+}
+
+// Export implements pipeline.Sink: it scrubs b's records and returns next's answer.
+func (k *Sink) Export(ctx context.Context, b pipeline.Batch) error {
+	if m := k.reg.cur.Load(); m != nil {
+		k.scrub(m, b.Records)
+	}
+	return k.next.Export(ctx, b)
+}
+
+func (k *Sink) scrub(m *matcher, recs []pipeline.Record) {
+	var lines, ids, metas int
+	// Records usually share their metadata slice: remember what the last one
+	// became.
+	var lastIn, lastOut []pipeline.Label
+	for i := range recs {
+		r := &recs[i]
+		if s, ok := m.redact(r.Line); ok {
+			r.Line = s
+			lines++
+		}
+		if r.RequestID != "" {
+			if s, ok := m.redact(r.RequestID); ok {
+				r.RequestID = s
+				ids++
+			}
+		}
+		if len(r.Metadata) == 0 {
+			continue
+		}
+		if len(r.Metadata) == len(lastIn) && &r.Metadata[0] == &lastIn[0] {
+			if &lastOut[0] != &lastIn[0] {
+				metas++
+			}
+			r.Metadata = lastOut
+			continue
+		}
+		lastIn = r.Metadata
+		r.Metadata = scrubLabels(m, r.Metadata)
+		lastOut = r.Metadata
+		if &lastOut[0] != &lastIn[0] {
+			metas++
+		}
+	}
+	if lines > 0 {
+		k.line.Add(float64(lines))
+	}
+	if ids > 0 {
+		k.requestID.Add(float64(ids))
+	}
+	if metas > 0 {
+		k.metadata.Add(float64(metas))
+	}
+}
+
+// scrubLabels returns ls, or a scrubbed copy of it when a value had to change.
+func scrubLabels(m *matcher, ls []pipeline.Label) []pipeline.Label {
+	var out []pipeline.Label
+	for j, l := range ls {
+		s, ok := m.redact(l.Value)
+		if !ok {
+			continue
+		}
+		if out == nil {
+			out = make([]pipeline.Label, len(ls))
+			copy(out, ls)
+		}
+		out[j].Value = s
+	}
+	if out == nil {
+		return ls
+	}
+	return out
+}

@@ -1,0 +1,123 @@
+package redact
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/outrider-dev/outrider/agent/pipeline"
+)
+
+// captureSink keeps the last batch it was given and answers err.
+type captureSink struct {
+	got pipeline.Batch
+	n   int
+	err error
+}
+
+func (c *captureSink) Export(_ context.Context, b pipeline.Batch) error {
+	c.got = b
+	c.n++
+	return c.err
+}
+
+func TestSinkScrubs(t *testing.T) {
+	m := NewMetrics(nil)
+	r := NewRegistry(m)
+	r.Set("vault:secret/app", []string{"hunter2-pass", "/var/log/s3cr3t-dir"})
+
+	stream := pipeline.NewStream(map[string]string{"service": "app"})
+	fileMeta := []pipeline.Label{{Name: "filename", Value: "/var/log/app.log"}}
+	secretMeta := []pipeline.Label{{Name: "filename", Value: "/var/log/s3cr3t-dir/app.log"}, {Name: "other", Value: "keep"}}
+	secretMetaCopy := append([]pipeline.Label(nil), secretMeta...)
+	recs := []pipeline.Record{
+		{Line: "login ok", Stream: stream, Metadata: fileMeta},
+		{Line: "login with hunter2-pass", Stream: stream, RequestID: "hunter2-pass", TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", Metadata: fileMeta},
+		{Line: "a", Stream: stream, Metadata: secretMeta},
+		{Line: "b", Stream: stream, Metadata: secretMeta},
+		{Line: "c", Stream: stream, Metadata: secretMeta[:1]},
+		{Line: "d", Stream: stream},
+	}
+	next := &captureSink{}
+	acked := false
+	k := NewSink(next, r)
+	if err := k.Export(context.Background(), pipeline.Batch{Records: recs, Ack: func(error) { acked = true }}); err != nil {
+		t.Fatal(err)
+	}
+	got := next.got.Records
+	if len(got) != len(recs) || &got[0] != &recs[0] {
+		t.Fatal("the batch's records were not passed on in place")
+	}
+	next.got.Done(nil)
+	if !acked {
+		t.Error("the acknowledgement was not passed on")
+	}
+	if got[0].Line != "login ok" || &got[0].Metadata[0] != &fileMeta[0] {
+		t.Errorf("record without a secret changed: %+v", got[0])
+	}
+	if got[1].Line != "login with "+Marker || got[1].RequestID != Marker || got[1].TraceID != recs[1].TraceID {
+		t.Errorf("record 1 = %+v", got[1])
+	}
+	for i := 2; i <= 4; i++ {
+		if got[i].Metadata[0].Value != Marker+"/app.log" {
+			t.Errorf("record %d metadata = %+v", i, got[i].Metadata)
+		}
+		if &got[i].Metadata[0] == &secretMeta[0] {
+			t.Errorf("record %d metadata was written through the shared slice", i)
+		}
+	}
+	if len(got[4].Metadata) != 1 || got[2].Metadata[1].Value != "keep" {
+		t.Errorf("metadata lengths or other values changed: %+v, %+v", got[2].Metadata, got[4].Metadata)
+	}
+	for i := range secretMeta {
+		if secretMeta[i] != secretMetaCopy[i] {
+			t.Errorf("the shared metadata slice was modified: %+v", secretMeta)
+		}
+	}
+	for field, want := range map[string]float64{"line": 1, "request_id": 1, "metadata": 3} {
+		if got := metricValue(t, m.scrubbed.WithLabelValues(field)); got != want {
+			t.Errorf("scrubbed{field=%q} = %v, want %v", field, got, want)
+		}
+	}
+}
+
+func TestSinkEmptyRegistryPassesThrough(t *testing.T) {
+	next := &captureSink{err: errors.New("full")}
+	k := NewSink(next, NewRegistry(nil))
+	recs := []pipeline.Record{{Line: "hunter2-pass"}}
+	if err := k.Export(context.Background(), pipeline.Batch{Records: recs}); err == nil || err.Error() != "full" {
+		t.Fatalf("Export = %v, want next's error", err)
+	}
+	if next.got.Records[0].Line != "hunter2-pass" {
+		t.Error("a record changed with no value registered")
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = k.Export(context.Background(), pipeline.Batch{Records: recs}) }); n != 0 {
+		t.Errorf("%v allocations per batch with an empty registry", n)
+	}
+}
+
+// TestSinkSeesNewValues checks that values registered after the Sink was built are
+// scrubbed from the next batch on.
+func TestSinkSeesNewValues(t *testing.T) {
+	r := NewRegistry(nil)
+	next := &captureSink{}
+	k := NewSink(next, r)
+	export := func(line string) string {
+		t.Helper()
+		if err := k.Export(context.Background(), pipeline.Batch{Records: []pipeline.Record{{Line: line}}}); err != nil {
+			t.Fatal(err)
+		}
+		return next.got.Records[0].Line
+	}
+	if got := export("token abcdef123"); got != "token abcdef123" {
+		t.Fatalf("got %q", got)
+	}
+	r.Set("f", []string{"abcdef123"})
+	if got := export("token abcdef123"); got != "token "+Marker {
+		t.Fatalf("got %q", got)
+	}
+	r.Remove("f")
+	if got := export("token abcdef123"); got != "token abcdef123" {
+		t.Fatalf("got %q", got)
+	}
+}

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"github.com/outrider-dev/outrider/agent/parse"
+	"github.com/outrider-dev/outrider/agent/pipeline"
+	"github.com/outrider-dev/outrider/agent/redact"
+	"github.com/outrider-dev/outrider/agent/tail"
+	"github.com/outrider-dev/outrider/exporters/loki"
+)
+
+// runSpec is one measured run: the pipeline with a number of registered secrets.
+type runSpec struct {
+	name  string
+	round int
+	// values are registered with the redact registry; none for the baseline.
+	values []string
+}
+
+// result is one run's measurement.
+type result struct {
+	runSpec
+	patterns int
+	want     int64
+	counts   childCounts
+	// complete is true when every line arrived before the timeout.
+	complete bool
+	// wall runs from starting the source to the arrival of the last line; cpu is
+	// this process's CPU time over the same span, read when the last line had
+	// arrived.
+	wall, cpu time.Duration
+	// scrub is the time spent in redact.Sink itself (without the exporter behind
+	// it): the cost of scrubbing measured inside the run.
+	scrub   time.Duration
+	problem string
+}
+
+// scrubShare is scrub in percent of cpu.
+func (r result) scrubShare() float64 {
+	if r.cpu <= 0 {
+		return 0
+	}
+	return 100 * r.scrub.Seconds() / r.cpu.Seconds()
+}
+
+// timedSink adds up the time its Export calls take.
+type timedSink struct {
+	next pipeline.Sink
+	ns   atomic.Int64
+}
+
+func (t *timedSink) Export(ctx context.Context, b pipeline.Batch) error {
+	start := time.Now()
+	err := t.next.Export(ctx, b)
+	t.ns.Add(int64(time.Since(start)))
+	return err
+}
+
+func (r result) linesPerSecond() float64 {
+	if r.wall <= 0 {
+		return 0
+	}
+	return float64(r.counts.Entries) / r.wall.Seconds()
+}
+
+func (r result) linesPerCPUSecond() float64 {
+	if r.cpu <= 0 {
+		return 0
+	}
+	return float64(r.counts.Entries) / r.cpu.Seconds()
+}
+
+// runEnv is what every run shares.
+type runEnv struct {
+	input   string
+	lines   int64
+	sink    childConfig
+	timeout time.Duration
+	poll    time.Duration
+	logger  *slog.Logger
+	stderr  io.Writer
+}
+
+// measure builds the pipeline file → tail → redact → loki → sink process, runs it
+// until the sink has every line, and stops it.
+func measure(ctx context.Context, env runEnv, spec runSpec) (result, error) {
+	res := result{runSpec: spec, want: env.lines}
+	child, err := startChild(env.sink, env.stderr)
+	if err != nil {
+		return res, err
+	}
+	defer func() {
+		if err := child.stop(); err != nil {
+			env.logger.Warn("sink process", "error", err)
+		}
+	}()
+
+	discard := slog.New(slog.DiscardHandler)
+	exp, err := loki.New(loki.Config{URL: child.url}, loki.Settings{Logger: discard, Name: "bench"})
+	if err != nil {
+		return res, fmt.Errorf("build the loki exporter: %w", err)
+	}
+	reg := redact.NewRegistry(nil)
+	reg.Set("bench", spec.values)
+	res.patterns = reg.Len()
+	// Time spent in the redact sink minus the time spent in the exporter it calls.
+	toExporter := &timedSink{next: exp}
+	toRedact := &timedSink{next: redact.NewSink(toExporter, reg)}
+	src, err := tail.New(tail.Config{
+		Name:   "bench",
+		Path:   env.input,
+		Parser: parse.Config{Format: "json"},
+	}, tail.Settings{
+		Logger:       discard,
+		Sink:         toRedact,
+		StreamLabels: map[string]string{"service": "bench", "namespace": "bench", "pod": "bench-0", "container": "app"},
+	})
+	if err != nil {
+		return res, fmt.Errorf("build the file source: %w", err)
+	}
+	if err := exp.Start(ctx); err != nil {
+		return res, fmt.Errorf("start the loki exporter: %w", err)
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if err := exp.Shutdown(sctx); err != nil {
+			env.logger.Warn("loki exporter shutdown", "error", err)
+		}
+	}()
+
+	// Leave the previous run's garbage out of this run's CPU time.
+	runtime.GC()
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	cpu0, err := processCPU()
+	if err != nil {
+		return res, err
+	}
+	began := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- src.Run(runCtx) }()
+
+	deadline := time.NewTimer(env.timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(env.poll)
+	defer tick.Stop()
+	for !res.complete && res.problem == "" {
+		select {
+		case <-ctx.Done():
+			res.problem = "interrupted"
+		case <-deadline.C:
+			res.problem = fmt.Sprintf("timed out after %s", env.timeout)
+		case err := <-done:
+			res.problem = fmt.Sprintf("the file source stopped early: %v", err)
+			done <- err
+		case <-tick.C:
+			c, err := child.counts()
+			if err != nil {
+				res.problem = err.Error()
+				break
+			}
+			res.counts = c
+			if c.Entries >= env.lines {
+				cpu1, err := processCPU()
+				if err != nil {
+					return res, err
+				}
+				res.cpu = cpu1 - cpu0
+				res.scrub = time.Duration(toRedact.ns.Load() - toExporter.ns.Load())
+				res.wall = time.Unix(0, c.LastUnixNano).Sub(began)
+				res.complete = true
+			}
+		}
+	}
+	stop()
+	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+		env.logger.Warn("file source", "error", err)
+	}
+	// Final counts: the leak checks of the last pushes.
+	if c, err := child.counts(); err == nil {
+		res.counts = c
+	}
+	return res, nil
+}
