@@ -8,6 +8,8 @@ package agent
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"os"
@@ -18,8 +20,12 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/outrider-dev/outrider/agent/redact"
 	"github.com/outrider-dev/outrider/config"
+	"github.com/outrider-dev/outrider/secrets"
+	"github.com/outrider-dev/outrider/secrets/audit"
 )
 
 // Options configures an Agent.
@@ -44,7 +50,16 @@ type Agent struct {
 	opts    Options
 	logger  *slog.Logger
 	metrics *metrics
-	ready   atomic.Bool
+	// scrub holds the live secret values; it outlives graphs and syncers so that
+	// redaction never lapses during a reload.
+	scrub *redact.Registry
+	audit *auditLog
+
+	running atomic.Bool
+	syncer  atomic.Pointer[syncerRun]
+	// rendered is set once every secret file has been rendered: files then exist, so
+	// the agent stays ready while a reload replaces the syncer or Vault is away.
+	rendered atomic.Bool
 }
 
 // New returns an Agent for opts.
@@ -52,7 +67,89 @@ func New(opts Options) *Agent {
 	if opts.Logger == nil {
 		opts.Logger = discard()
 	}
-	return &Agent{opts: opts, logger: opts.Logger, metrics: newMetrics(opts.Version)}
+	m := newMetrics(opts.Version)
+	a := &Agent{opts: opts, logger: opts.Logger, metrics: m, scrub: redact.NewRegistry(m.redact)}
+	a.audit = newAuditLog(opts.Logger, nil, m.auditDropped)
+	m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "outrider_ready",
+		Help: "1 when the agent is ready: its pipeline runs and every secret file has been rendered once.",
+	}, func() float64 {
+		if a.ready() {
+			return 1
+		}
+		return 0
+	}))
+	return a
+}
+
+// ready reports whether the pipeline runs and, when secrets are configured, every
+// secret file has been rendered once — the startup probe that holds the application
+// back until its secrets exist. Once rendered, the agent stays ready: the files are
+// there even while Vault is unreachable.
+func (a *Agent) ready() bool {
+	if !a.running.Load() {
+		return false
+	}
+	if a.rendered.Load() {
+		return true
+	}
+	sr := a.syncer.Load()
+	if sr == nil || sr.s.Ready() {
+		a.rendered.Store(sr != nil)
+		return true
+	}
+	return false
+}
+
+// syncerRun is a running secrets.Syncer. It is kept across config reloads that do not
+// change the secrets section, so that reloading, say, a log source never fetches new
+// credentials or reloads the application.
+type syncerRun struct {
+	cfg    secrets.Config
+	s      *secrets.Syncer
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error
+}
+
+func (a *Agent) startSyncer(cfg secrets.Config) (*syncerRun, error) {
+	if !cfg.Enabled() {
+		return nil, nil
+	}
+	s, err := secrets.New(cfg, secrets.Settings{
+		Logger:  a.logger.With("component", "secrets"),
+		Audit:   a.audit,
+		Redact:  a.scrub,
+		Metrics: a.metrics.secrets,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("secrets: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &syncerRun{cfg: cfg, s: s, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		r.err = s.Run(ctx)
+	}()
+	return r, nil
+}
+
+// stop stops the syncer and returns the error it failed with, if any.
+func (r *syncerRun) stop() error {
+	if r == nil {
+		return nil
+	}
+	r.cancel()
+	<-r.done
+	return r.err
+}
+
+// doneC is closed when the syncer stopped on its own (nil channel when none runs).
+func (r *syncerRun) doneC() <-chan struct{} {
+	if r == nil {
+		return nil
+	}
+	return r.done
 }
 
 // Run runs the agent until ctx is done, then drains and stops within
@@ -60,7 +157,7 @@ func New(opts Options) *Agent {
 // component fails.
 func (a *Agent) Run(ctx context.Context) error {
 	cfg := a.opts.Config
-	srv, err := newServer(cfg.Server.Listen, cfg.Server.Pprof, a.metrics, &a.ready, a.logger)
+	srv, err := newServer(cfg.Server.Listen, cfg.Server.Pprof, a.metrics, a.ready, a.logger)
 	if err != nil {
 		return err
 	}
@@ -72,40 +169,66 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer srv.shutdown()
 
 	applyRuntime(cfg.Runtime)
-	g, err := buildGraph(cfg, a.metrics, a.logger)
+	a.audit.setIdentity(cfg.Identity.Labels())
+	auditCtx, stopAudit := context.WithCancel(context.Background())
+	auditDone := make(chan struct{})
+	go func() { defer close(auditDone); a.audit.run(auditCtx) }()
+	defer func() { stopAudit(); <-auditDone }()
+
+	g, err := buildGraph(cfg, a.metrics, a.scrub, a.logger)
 	if err != nil {
 		return err
 	}
 	if err := g.start(ctx, a.logger); err != nil {
 		return err
 	}
-	a.setReady(true)
-	a.logger.Info("agent started", "listen", srv.Addr(), "sources", len(g.sources), "exporters", len(g.exporters))
+	a.audit.setSink(g.logSink)
+	sr, err := a.startSyncer(cfg.Secrets)
+	if err != nil {
+		_ = g.stop(a.logger)
+		return err
+	}
+	a.syncer.Store(sr)
+	a.running.Store(true)
+	a.logger.Info("agent started", "listen", srv.Addr(), "sources", len(g.sources), "exporters", len(g.exporters), "secret_files", len(cfg.Secrets.Files))
 
 	changes, stopWatch := a.watchConfig()
 	defer stopWatch()
 	lastData, _ := os.ReadFile(a.opts.ConfigPath)
 	sourcesDone := g.sourcesDone()
 
+	stopAll := func() error {
+		a.running.Store(false)
+		serr := a.syncer.Swap(nil).stop()
+		gerr := g.stop(a.logger)
+		a.audit.setSink(nil)
+		return errors.Join(serr, gerr)
+	}
 	for {
 		select {
 		case <-ctx.Done():
-			a.setReady(false)
-			a.logger.Info("stopping: draining in-flight data", "timeout", cfg.Server.ShutdownTimeout.String())
-			err := g.stop(a.logger)
+			a.logger.Info("stopping: draining in-flight data", "timeout", g.cfg.Server.ShutdownTimeout.String())
+			err := stopAll()
 			a.logger.Info("agent stopped")
 			return err
 		case err := <-srvErr:
-			_ = g.stop(a.logger)
+			_ = stopAll()
 			return err
 		case <-sourcesDone:
 			// Sources return on their own only when they fail; a graph without
 			// sources has nothing to watch.
 			if err := g.sourceErr(); err != nil {
-				_ = g.stop(a.logger)
+				_ = stopAll()
 				return err
 			}
 			sourcesDone = nil
+		case <-a.syncer.Load().doneC():
+			err := a.syncer.Load().err
+			_ = stopAll()
+			if err == nil {
+				err = errors.New("secrets syncer stopped unexpectedly")
+			}
+			return err
 		case <-a.opts.Reload:
 			g = a.reload(ctx, g, nil)
 			sourcesDone = g.sourcesDone()
@@ -122,7 +245,8 @@ func (a *Agent) Run(ctx context.Context) error {
 }
 
 // reload loads the configuration again and, when it is valid and different, replaces
-// the running graph. It returns the graph that runs afterwards.
+// the running graph (and the syncer, if the secrets section changed). It returns the
+// graph that runs afterwards.
 func (a *Agent) reload(ctx context.Context, old *graph, data []byte) *graph {
 	var (
 		cfg *config.Config
@@ -144,44 +268,63 @@ func (a *Agent) reload(ctx context.Context, old *graph, data []byte) *graph {
 	if cfg.Server.Listen != old.cfg.Server.Listen {
 		a.logger.Warn("server.listen changed; it takes effect at the next restart", "listen", old.cfg.Server.Listen)
 	}
-	next, err := buildGraph(cfg, a.metrics, a.logger)
+	next, err := buildGraph(cfg, a.metrics, a.scrub, a.logger)
 	if err != nil {
 		a.metrics.reloads.WithLabelValues("rejected").Inc()
 		a.logger.Error("config reload rejected; the running configuration stays in effect", "path", a.opts.ConfigPath, "error", err)
 		return old
 	}
+	secretsChanged := !reflect.DeepEqual(cfg.Secrets, old.cfg.Secrets)
+	if secretsChanged {
+		// Build the new syncer before stopping the old one, so an unbuildable
+		// secrets section is rejected while the old syncer keeps the files fresh.
+		probe, err := secrets.New(cfg.Secrets, secrets.Settings{Logger: discard(), Audit: audit.Discard, Metrics: secrets.NewMetrics(nil)})
+		if cfg.Secrets.Enabled() && (err != nil || probe == nil) {
+			a.metrics.reloads.WithLabelValues("rejected").Inc()
+			a.logger.Error("config reload rejected; the running configuration stays in effect", "path", a.opts.ConfigPath, "error", err)
+			return old
+		}
+	}
+	a.running.Store(false)
 	if err := old.stop(a.logger); err != nil {
 		a.logger.Warn("old pipeline did not stop cleanly", "error", err)
 	}
+	a.audit.setSink(nil)
 	if err := next.start(ctx, a.logger); err != nil {
 		a.logger.Error("new pipeline failed to start; restarting the previous one", "error", err)
 		a.metrics.reloads.WithLabelValues("rejected").Inc()
-		prev, berr := buildGraph(old.cfg, a.metrics, a.logger)
+		prev, berr := buildGraph(old.cfg, a.metrics, a.scrub, a.logger)
 		if berr == nil {
 			berr = prev.start(ctx, a.logger)
 		}
 		if berr != nil {
-			a.setReady(false)
 			a.logger.Error("previous pipeline failed to restart", "error", berr)
+			return prev
 		}
+		a.audit.setSink(prev.logSink)
+		a.running.Store(true)
 		return prev
 	}
+	a.audit.setSink(next.logSink)
+	a.audit.setIdentity(cfg.Identity.Labels())
+	if secretsChanged {
+		if err := a.syncer.Swap(nil).stop(); err != nil {
+			a.logger.Warn("previous secrets syncer stopped with an error", "error", err)
+		}
+		sr, err := a.startSyncer(cfg.Secrets)
+		if err != nil {
+			a.logger.Error("secrets syncer failed to start; secret files are no longer kept fresh", "error", err)
+		}
+		a.syncer.Store(sr)
+	}
+	a.running.Store(true)
 	if a.opts.LogLevel != nil {
 		a.opts.LogLevel.Set(LevelOf(cfg.Log.Level))
 	}
 	applyRuntime(cfg.Runtime)
 	a.metrics.reloads.WithLabelValues("success").Inc()
-	a.logger.Info("config reloaded", "path", a.opts.ConfigPath, "sources", len(next.sources))
+	a.logger.Info("config reloaded", "path", a.opts.ConfigPath, "sources", len(next.sources), "secrets_reloaded", secretsChanged)
 	return next
-}
-
-func (a *Agent) setReady(v bool) {
-	a.ready.Store(v)
-	if v {
-		a.metrics.ready.Set(1)
-	} else {
-		a.metrics.ready.Set(0)
-	}
 }
 
 // watchConfig watches the configuration file's directory (editors and Kubernetes

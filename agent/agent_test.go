@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/outrider-dev/outrider/agent/redact"
 	"github.com/outrider-dev/outrider/config"
 )
 
@@ -65,7 +66,7 @@ func TestMetricsSurviveManyGraphs(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 0; i < 3; i++ {
-		if _, err := buildGraph(cfg, m, discard()); err != nil {
+		if _, err := buildGraph(cfg, m, redact.NewRegistry(m.redact), discard()); err != nil {
 			t.Fatalf("build %d: %v", i, err)
 		}
 	}

@@ -35,16 +35,25 @@ type auditLog struct {
 const auditBuffer = 1024
 
 func newAuditLog(logger *slog.Logger, identity map[string]string, dropped prometheus.Counter) *auditLog {
+	a := &auditLog{
+		logger:  logger.With("component", "audit"),
+		dropped: dropped,
+		wake:    make(chan struct{}, 1),
+	}
+	a.setIdentity(identity)
+	return a
+}
+
+// setIdentity sets the labels of the audit stream: the application's identity and
+// source="outrider-audit".
+func (a *auditLog) setIdentity(identity map[string]string) {
 	labels := map[string]string{"source": auditSource}
 	for k, v := range identity {
 		labels[k] = v
 	}
-	return &auditLog{
-		logger:  logger.With("component", "audit"),
-		stream:  pipeline.NewStream(labels),
-		dropped: dropped,
-		wake:    make(chan struct{}, 1),
-	}
+	a.mu.Lock()
+	a.stream = pipeline.NewStream(labels)
+	a.mu.Unlock()
 }
 
 var _ audit.Sink = (*auditLog)(nil)
@@ -64,11 +73,12 @@ func (a *auditLog) Record(e audit.Event) {
 	if err != nil {
 		return
 	}
-	rec := pipeline.Record{Time: e.Time, Line: string(line), Stream: a.stream, Level: pipeline.LevelInfo}
+	rec := pipeline.Record{Time: e.Time, Line: string(line), Level: pipeline.LevelInfo}
 	if level != slog.LevelInfo {
 		rec.Level = pipeline.LevelWarn
 	}
 	a.mu.Lock()
+	rec.Stream = a.stream
 	if len(a.buf) >= auditBuffer {
 		copy(a.buf, a.buf[1:])
 		a.buf = a.buf[:len(a.buf)-1]

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/outrider-dev/outrider/agent/pipeline"
+	"github.com/outrider-dev/outrider/agent/redact"
 	"github.com/outrider-dev/outrider/agent/tail"
 	"github.com/outrider-dev/outrider/config"
 	"github.com/outrider-dev/outrider/exporters/loki"
@@ -24,6 +25,9 @@ type graph struct {
 	cfg       *config.Config
 	exporters []pipeline.Component
 	sources   []namedSource
+	// logSink is where log records go: the log exporter behind the redaction of live
+	// secret values; nil when no log exporter is configured.
+	logSink pipeline.Sink
 
 	cancel context.CancelFunc
 	done   chan struct{} // closed when every source has returned
@@ -37,7 +41,7 @@ type namedSource struct {
 
 // buildGraph creates every component for cfg without starting anything, so that a
 // configuration that cannot be built is rejected while the old graph keeps running.
-func buildGraph(cfg *config.Config, m *metrics, logger *slog.Logger) (*graph, error) {
+func buildGraph(cfg *config.Config, m *metrics, scrub *redact.Registry, logger *slog.Logger) (*graph, error) {
 	g := &graph{cfg: cfg}
 	var logSink pipeline.Sink
 	if lc := cfg.Exporters.Loki; lc != nil {
@@ -50,7 +54,8 @@ func buildGraph(cfg *config.Config, m *metrics, logger *slog.Logger) (*graph, er
 			return nil, fmt.Errorf("exporters.loki: %w", err)
 		}
 		g.exporters = append(g.exporters, exp)
-		logSink = exp
+		logSink = redact.NewSink(exp, scrub)
+		g.logSink = logSink
 	}
 	drain := cfg.Server.ShutdownTimeout * 3 / 4
 	for i, sc := range cfg.Logs.Sources {

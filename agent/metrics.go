@@ -4,18 +4,23 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/outrider-dev/outrider/agent/redact"
 	"github.com/outrider-dev/outrider/agent/tail"
 	"github.com/outrider-dev/outrider/exporters/queue"
+	"github.com/outrider-dev/outrider/secrets"
 )
 
 // metrics holds every component's metrics. It is created once per process and shared
 // by every graph, so a config reload does not register anything twice.
 type metrics struct {
-	registry *prometheus.Registry
-	tail     *tail.Metrics
-	queue    *queue.Metrics
-	reloads  *prometheus.CounterVec
-	ready    prometheus.Gauge
+	registry     *prometheus.Registry
+	tail         *tail.Metrics
+	queue        *queue.Metrics
+	secrets      *secrets.Metrics
+	redact       *redact.Metrics
+	reloads      *prometheus.CounterVec
+	ready        prometheus.Gauge
+	auditDropped prometheus.Counter
 }
 
 func newMetrics(version string) *metrics {
@@ -28,14 +33,16 @@ func newMetrics(version string) *metrics {
 		registry: reg,
 		tail:     tail.NewMetrics(reg),
 		queue:    queue.NewMetrics(reg),
+		secrets:  secrets.NewMetrics(reg),
+		redact:   redact.NewMetrics(reg),
+		auditDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "outrider_audit_events_dropped_total",
+			Help: "Audit events dropped because the audit buffer was full while the log exporter was unavailable.",
+		}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "outrider_config_reloads_total",
 			Help: "Configuration reloads by result (success, rejected).",
 		}, []string{"result"}),
-		ready: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "outrider_ready",
-			Help: "1 when the agent is ready (pipeline running).",
-		}),
 	}
 	info := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "outrider_build_info",
@@ -43,6 +50,6 @@ func newMetrics(version string) *metrics {
 		ConstLabels: prometheus.Labels{"version": version},
 	})
 	info.Set(1)
-	reg.MustRegister(m.reloads, m.ready, info)
+	reg.MustRegister(m.reloads, m.auditDropped, info)
 	return m
 }

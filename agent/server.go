@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -16,12 +15,11 @@ import (
 
 // server serves /metrics, /healthz and /readyz.
 type server struct {
-	srv   *http.Server
-	ln    net.Listener
-	ready *atomic.Bool
+	srv *http.Server
+	ln  net.Listener
 }
 
-func newServer(addr string, pprofOn bool, m *metrics, ready *atomic.Bool, logger *slog.Logger) (*server, error) {
+func newServer(addr string, pprofOn bool, m *metrics, ready func() bool, logger *slog.Logger) (*server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("server.listen: cannot listen on %s: %w", addr, err)
@@ -32,7 +30,7 @@ func newServer(addr string, pprofOn bool, m *metrics, ready *atomic.Bool, logger
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !ready.Load() {
+		if !ready() {
 			http.Error(w, "not ready\n", http.StatusServiceUnavailable)
 			return
 		}
@@ -44,9 +42,8 @@ func newServer(addr string, pprofOn bool, m *metrics, ready *atomic.Bool, logger
 		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	}
 	return &server{
-		srv:   &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second},
-		ln:    ln,
-		ready: ready,
+		srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second},
+		ln:  ln,
 	}, nil
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/outrider-dev/outrider/agent/tail"
 	"github.com/outrider-dev/outrider/exporters/loki"
 	"github.com/outrider-dev/outrider/internal/confval"
+	"github.com/outrider-dev/outrider/secrets"
 )
 
 // Config is the whole configuration of an outrider agent.
@@ -34,6 +35,9 @@ type Config struct {
 	Logs Logs `yaml:"logs"`
 	// Exporters configures the backends.
 	Exporters Exporters `yaml:"exporters"`
+	// Secrets configures Vault and the files rendered from it; unused when it lists no
+	// files.
+	Secrets secrets.Config `yaml:"secrets"`
 	// Runtime tunes the Go runtime for a small sidecar.
 	Runtime Runtime `yaml:"runtime"`
 }
@@ -141,6 +145,9 @@ func (c *Config) applyDefaults() {
 	if c.Exporters.Loki != nil {
 		c.Exporters.Loki.ApplyDefaults()
 	}
+	if c.Secrets.Enabled() {
+		c.Secrets.ApplyDefaults()
+	}
 }
 
 // Parse decodes YAML onto Default(), applies defaults and validates. name is used in
@@ -227,6 +234,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Exporters.Loki != nil {
 		c.Exporters.Loki.Validate(p.At("exporters.loki"))
+	}
+	if c.Secrets.Enabled() {
+		c.Secrets.Validate(p.At("secrets"))
 	}
 	return p.Err()
 }

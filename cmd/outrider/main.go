@@ -1,7 +1,8 @@
 // Command outrider is a sidecar that carries secrets in and telemetry out.
 //
-//	outrider agent --config FILE      run the agent
-//	outrider validate --config FILE   check a configuration file and exit
+//	outrider agent --config FILE          run the agent
+//	outrider render --config FILE --once  render every secret file once and exit
+//	outrider validate --config FILE       check a configuration file and exit
 //	outrider version                  print the version
 //
 // Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
@@ -16,11 +17,14 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/outrider-dev/outrider/agent"
 	"github.com/outrider-dev/outrider/config"
 	"github.com/outrider-dev/outrider/exporters/loki"
 	"github.com/outrider-dev/outrider/internal/confval"
+	"github.com/outrider-dev/outrider/secrets"
+	"github.com/outrider-dev/outrider/secrets/audit"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -35,8 +39,9 @@ const (
 const usage = `usage: outrider <command> [flags]
 
 commands:
-  agent --config FILE      run the sidecar agent
-  validate --config FILE   check a configuration file; print every problem
+  agent --config FILE          run the sidecar agent
+  render --config FILE --once  render every secret file once and exit (init containers)
+  validate --config FILE       check a configuration file; print every problem
   version                  print the version
 `
 
@@ -54,6 +59,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runAgent(args[1:], stderr)
 	case "validate":
 		return runValidate(args[1:], stdout, stderr)
+	case "render":
+		return runRender(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "outrider %s\n", version)
 		return exitOK
@@ -66,11 +73,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-// configFlag parses the --config flag of a subcommand.
-func configFlag(name string, args []string, stderr io.Writer) (string, bool) {
+// configFlag parses the --config flag of a subcommand; more adds the subcommand's own
+// flags.
+func configFlag(name string, args []string, stderr io.Writer, more ...func(*flag.FlagSet)) (string, bool) {
 	fs := flag.NewFlagSet("outrider "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "path of the YAML configuration file")
+	for _, m := range more {
+		m(fs)
+	}
 	if err := fs.Parse(args); err != nil {
 		return "", false
 	}
@@ -106,6 +117,55 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	fmt.Fprintf(stdout, "%s: configuration is valid\n", path)
+	return exitOK
+}
+
+// runRender renders every secret file once, for init containers and scripts: exit 0
+// when all were written, 1 when any failed (each named on stderr), 2 on usage or
+// configuration errors.
+func runRender(args []string, stdout, stderr io.Writer) int {
+	var once bool
+	var timeout time.Duration
+	path, ok := configFlag("render", args, stderr, func(fs *flag.FlagSet) {
+		fs.BoolVar(&once, "once", false, "render every file once and exit (required)")
+		fs.DurationVar(&timeout, "timeout", 2*time.Minute, "give up after this long")
+	})
+	if !ok {
+		return exitUsage
+	}
+	if !once {
+		fmt.Fprintln(stderr, "outrider render: only --once is supported; run `outrider agent` to keep secrets fresh")
+		return exitUsage
+	}
+	cfg, code := loadConfig(path, stderr)
+	if code != exitOK {
+		return code
+	}
+	if !cfg.Secrets.Enabled() {
+		fmt.Fprintf(stderr, "outrider render: %s has no secrets.files to render\n", path)
+		return exitUsage
+	}
+	level := new(slog.LevelVar)
+	level.Set(agent.LevelOf(cfg.Log.Level))
+	logger := agent.NewLogger(os.Stderr, cfg.Log.Format, level)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	s, err := secrets.New(cfg.Secrets, secrets.Settings{
+		Logger:  logger.With("component", "secrets"),
+		Audit:   audit.SinkFunc(func(e audit.Event) { logger.LogAttrs(ctx, slog.LevelInfo, "audit", e.Attrs()...) }),
+		Metrics: secrets.NewMetrics(nil),
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "outrider render: %v\n", err)
+		return exitUsage
+	}
+	if err := s.RenderOnce(ctx); err != nil {
+		fmt.Fprintf(stderr, "outrider render: %v\n", err)
+		return exitFailed
+	}
+	fmt.Fprintf(stdout, "rendered %d secret files\n", len(cfg.Secrets.Files))
 	return exitOK
 }
 

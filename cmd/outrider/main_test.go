@@ -35,6 +35,8 @@ func TestExitCodes(t *testing.T) {
 		{"unknown key", []string{"validate", "--config", write("unknown.yaml", "logz: {}\n")}, 2, "", []string{"logz: unknown key"}},
 		{"bad duration", []string{"validate", "--config", write("dur.yaml", "server: {shutdown_timeout: forever}\n")}, 2, "", []string{"server.shutdown_timeout: invalid duration"}},
 		{"relative path", []string{"validate", "--config", write("rel.yaml", "logs: {sources: [{path: logs/*.log}]}\nexporters: {loki: {url: \"http://127.0.0.1:3100\"}}\n")}, 2, "", []string{"logs.sources[0].path"}},
+		{"render without --once", []string{"render", "--config", good}, 2, "", []string{"only --once is supported"}},
+		{"render without secrets", []string{"render", "--config", good, "--once"}, 2, "", []string{"has no secrets.files"}},
 		{"agent bad config", []string{"agent", "--config", write("agent.yaml", "nope: 1\n")}, 2, "", []string{"nope: unknown key"}},
 	}
 	for _, tt := range tests {
