@@ -1,13 +1,17 @@
 // Command demo runs outrider's main job locally against real backends: it starts a
-// real Loki on 127.0.0.1, writes an application log (JSON lines with correlation IDs,
-// errors, a Java stack trace and a rotation), runs the outrider agent on it, and prints
-// what arrived in Loki with the LogQL to see it. `make demo` runs it.
+// real Loki, Vault and PostgreSQL on 127.0.0.1; the agent renders a KV secret and
+// database credentials into files for a demo app, rotates the credentials midway and
+// makes the app reload; the app writes a log (JSON lines with correlation IDs, errors,
+// a Java stack trace, a rotation, and a line leaking its API key); and the demo prints
+// what arrived in Loki — scrubbed — with the LogQL to see it. `make demo` runs it.
 package main
 
 import (
 	"context"
 	"flag"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -16,7 +20,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hashicorp/vault/api"
+
 	"github.com/outrider-dev/outrider/internal/lokitest"
+	"github.com/outrider-dev/outrider/internal/pgtest"
+	"github.com/outrider-dev/outrider/internal/vaulttest"
 )
 
 func main() {
@@ -39,22 +47,51 @@ func run(bin string, n int, keep bool) error {
 	}
 	defer os.RemoveAll(dir)
 
-	step("starting a real Loki %s on 127.0.0.1 (takes ~20 s)", lokitest.Version)
+	step("starting a real Loki %s, Vault %s and PostgreSQL on 127.0.0.1 (Loki takes ~20 s)", lokitest.Version, vaulttest.Version)
 	loki, err := lokitest.Start(ctx, filepath.Join(dir, "loki"))
 	if err != nil {
 		return err
 	}
 	defer loki.Stop()
-	step("Loki ready at %s", loki.URL)
+	v, err := vaulttest.Start(ctx, filepath.Join(dir, "vault"))
+	if err != nil {
+		return err
+	}
+	defer v.Stop()
+	pg, err := pgtest.Start(ctx)
+	if err != nil {
+		return err
+	}
+	defer pg.Stop()
+	if err := setupVault(v.Client, pg); err != nil {
+		return err
+	}
+	step("Loki %s, Vault %s (KV secret secret/demo-shop, database role database/creds/shop: TTL 8s, max 20s)", loki.URL, v.Addr)
 
 	logDir := filepath.Join(dir, "app-logs")
-	if err := os.MkdirAll(logDir, 0o755); err != nil {
+	secretDir := filepath.Join(dir, "secrets")
+	for _, d := range []string{logDir, secretDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	app, err := startApp(dir)
+	if err != nil {
+		return err
+	}
+	defer app.stop()
+	tokenFile := filepath.Join(dir, "vault-token")
+	if err := os.WriteFile(tokenFile, []byte(v.RootToken), 0o600); err != nil {
+		return err
+	}
+	port, err := freePort()
+	if err != nil {
 		return err
 	}
 	cfgPath := filepath.Join(dir, "outrider.yaml")
 	cfg := fmt.Sprintf(`data_dir: %[1]s/data
 identity: {service: demo-shop, namespace: demo, pod: demo-shop-0, container: app}
-server: {listen: "127.0.0.1:0"}
+server: {listen: "127.0.0.1:%[6]d"}
 log: {level: warn, format: text}
 logs:
   sources:
@@ -65,7 +102,22 @@ exporters:
   loki:
     url: %[3]s
     batch: {max_wait: 200ms}
-`, dir, logDir, loki.URL)
+secrets:
+  vault:
+    address: %[4]s
+    auth: {method: token, token_file: %[5]s}
+  poll_interval: 1s
+  revoke_grace: 2s
+  reload: {method: signal, signal: SIGHUP, pid_file: %[1]s/app.pid}
+  files:
+    - path: %[7]s/app.env
+      source: secret/demo-shop
+      format: env
+    - path: %[7]s/db.env
+      template: |
+        {{ with secret "database/creds/shop" }}DB_USER={{ .Data.username }}
+        DB_PASSWORD={{ .Data.password }}{{ end }}
+`, dir, logDir, loki.URL, v.Addr, tokenFile, port, secretDir)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return err
 	}
@@ -83,14 +135,21 @@ exporters:
 		_ = agent.Process.Signal(syscall.SIGTERM)
 		_ = agent.Wait()
 	}()
+	readyURL := fmt.Sprintf("http://127.0.0.1:%d/readyz", port)
+	if err := waitFor(ctx, 30*time.Second, func() bool { return httpOK(readyURL) }); err != nil {
+		return fmt.Errorf("agent not ready: %w", err)
+	}
+	dbUser := envValue(filepath.Join(secretDir, "db.env"), "DB_USER")
+	step("agent ready: /readyz answered only after the secrets were rendered:\n    %s/app.env (%s)\n    %s/db.env  (%s, DB_USER=%s, password hidden)",
+		secretDir, fileMode(filepath.Join(secretDir, "app.env")), secretDir, fileMode(filepath.Join(secretDir, "db.env")), dbUser)
 
 	step("demo app writes %d JSON lines, an error with a Java stack trace, and rotates its log", n)
 	traceID, err := writeAppLogs(logDir, n)
 	if err != nil {
 		return err
 	}
-	want := n + 1
-	entries, err := loki.WaitCount(ctx, `{service="demo-shop"}`, start, want, 60*time.Second)
+	want := n + 2 // plus the stack trace and the API key line
+	entries, err := loki.WaitCount(ctx, `{service="demo-shop", source="app"}`, start, want, 60*time.Second)
 	if err != nil {
 		return err
 	}
@@ -109,11 +168,46 @@ exporters:
 			break
 		}
 	}
+	step("waiting for the database credentials to rotate (Vault caps the renewal near the 20 s max TTL) …")
+	if err := waitFor(ctx, 45*time.Second, func() bool {
+		return envValue(filepath.Join(secretDir, "db.env"), "DB_USER") != dbUser
+	}); err != nil {
+		return fmt.Errorf("no rotation: %w", err)
+	}
+	newUser := envValue(filepath.Join(secretDir, "db.env"), "DB_USER")
+	_ = waitFor(ctx, 10*time.Second, func() bool { gone, _ := pg.RoleExists(ctx, dbUser); return !gone })
+	oldExists, _ := pg.RoleExists(ctx, dbUser)
+	newExists, _ := pg.RoleExists(ctx, newUser)
+	step("rotated: %s -> %s; the app reloaded %d time(s); old PostgreSQL role still there: %t, new role there: %t",
+		dbUser, newUser, app.reloads(), oldExists, newExists)
+
+	leak, err := loki.WaitCount(ctx, `{service="demo-shop"} |= "API key"`, start, 1, 30*time.Second)
+	if err == nil && len(leak) > 0 {
+		step("the app logged its API key; Loki got:\n%s", indent(leak[0].Line))
+	}
+	audits, err := loki.WaitCount(ctx, `{service="demo-shop", source="outrider-audit"}`, start, 5, 30*time.Second)
+	if err == nil {
+		kinds := map[string]int{}
+		for _, e := range audits {
+			for _, k := range []string{"auth", "fetch", "render", "reload", "renew", "rotate", "revoke"} {
+				if strings.Contains(e.Line, `"kind":"`+k+`"`) {
+					kinds[k]++
+				}
+			}
+		}
+		step("audit events in Loki {source=\"outrider-audit\"}: %v", kinds)
+		for _, e := range audits {
+			if strings.Contains(e.Line, `"kind":"rotate"`) || strings.Contains(e.Line, `"kind":"revoke"`) {
+				fmt.Println("    " + e.Line)
+			}
+		}
+	}
 	step(`see it in Grafana/Explore or with logcli against %s:
     {service="demo-shop"}
     {service="demo-shop", level="error"}
     {service="demo-shop"} | trace_id="%s"
-    sum by (level) (count_over_time({service="demo-shop"}[5m]))`, loki.URL, traceID)
+    sum by (level) (count_over_time({service="demo-shop"}[5m]))
+    {service="demo-shop", source="outrider-audit"} | json | kind="rotate"`, loki.URL, traceID)
 	if keep {
 		step("running; press Ctrl-C to stop")
 		<-ctx.Done()
@@ -146,6 +240,9 @@ func writeAppLogs(dir string, n int) (string, error) {
 		}
 		fmt.Fprintf(f, `{"time":%q,"level":%q,"msg":%q,"trace_id":%q,"span_id":"%016x","request_id":"req-%06d"}`+"\n",
 			time.Now().UTC().Format(time.RFC3339Nano), level, msg, traceID, i+1, i)
+		if i == 200 {
+			fmt.Fprintf(f, `{"time":%q,"level":"warn","msg":"calling payments with API key %s"}`+"\n", time.Now().UTC().Format(time.RFC3339Nano), demoAPIKey)
+		}
 		if i == 100 {
 			fmt.Fprintf(f, "java.lang.IllegalStateException: inventory out of sync\n\tat com.shop.Inventory.reserve(Inventory.java:88)\n\tat com.shop.Orders.place(Orders.java:42)\nCaused by: java.sql.SQLException: connection reset\n\tat org.postgresql.Driver.exec(Driver.java:310)\n\t... 2 more\n")
 		}
@@ -162,4 +259,109 @@ func step(format string, args ...any) {
 
 func indent(s string) string {
 	return "    " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n    ")
+}
+
+// demoAPIKey is the KV secret the demo app leaks into its log.
+const demoAPIKey = "sk-demo-4f8a1c9e7b2d"
+
+// setupVault writes the KV secret and configures the database engine on pg.
+func setupVault(c *api.Client, pg *pgtest.Server) error {
+	if _, err := c.KVv2("secret").Put(context.Background(), "demo-shop", map[string]any{"api_key": demoAPIKey, "region": "eu-1"}); err != nil {
+		return fmt.Errorf("write KV secret: %w", err)
+	}
+	if err := c.Sys().Mount("database", &api.MountInput{Type: "database"}); err != nil {
+		return fmt.Errorf("enable the database engine: %w", err)
+	}
+	if _, err := c.Logical().Write("database/config/pg", map[string]any{
+		"plugin_name": "postgresql-database-plugin", "connection_url": pg.URL(),
+		"username": "postgres", "password": pg.Password, "allowed_roles": "shop",
+	}); err != nil {
+		return fmt.Errorf("configure the database engine: %w", err)
+	}
+	if _, err := c.Logical().Write("database/roles/shop", map[string]any{
+		"db_name":             "pg",
+		"creation_statements": `CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';`,
+		"default_ttl":         "8s",
+		"max_ttl":             "20s",
+	}); err != nil {
+		return fmt.Errorf("create the database role: %w", err)
+	}
+	return nil
+}
+
+// demoApp stands in for the application: it writes its pid and counts SIGHUPs.
+type demoApp struct {
+	cmd  *exec.Cmd
+	hups string
+}
+
+func startApp(dir string) (*demoApp, error) {
+	a := &demoApp{hups: filepath.Join(dir, "app.hups")}
+	a.cmd = exec.Command("sh", "-c", fmt.Sprintf(`echo $$ > %s/app.pid; trap 'echo reload >> %s' HUP; while :; do sleep 0.1; done`, dir, a.hups))
+	a.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := a.cmd.Start(); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *demoApp) reloads() int {
+	b, _ := os.ReadFile(a.hups)
+	return strings.Count(string(b), "reload")
+}
+
+func (a *demoApp) stop() {
+	_ = a.cmd.Process.Kill()
+	_ = a.cmd.Wait()
+}
+
+func envValue(path, key string) string {
+	b, _ := os.ReadFile(path)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, key+"="); ok {
+			return strings.Trim(v, `'"`)
+		}
+	}
+	return ""
+}
+
+func fileMode(path string) string {
+	st, err := os.Stat(path)
+	if err != nil {
+		return err.Error()
+	}
+	return st.Mode().Perm().String()
+}
+
+func waitFor(ctx context.Context, timeout time.Duration, cond func() bool) error {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("timed out after %s", timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+func httpOK(url string) bool {
+	resp, err := http.Get(url)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
 }
