@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -20,31 +19,16 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/outrider-dev/outrider/internal/backendtest"
 )
 
 // Version is the pinned Loki version tools/backends/build.sh builds.
 const Version = "v3.7.8"
 
-// Binary returns the path of the Loki binary: $OUTRIDER_LOKI_BIN, or
-// $OUTRIDER_CACHE/bin/loki-<Version> (cache default ${XDG_CACHE_HOME:-~/.cache}/outrider).
-func Binary() string {
-	if p := os.Getenv("OUTRIDER_LOKI_BIN"); p != "" {
-		return p
-	}
-	return filepath.Join(CacheDir(), "bin", "loki-"+Version)
-}
-
-// CacheDir is where `make backends` puts what it builds.
-func CacheDir() string {
-	if d := os.Getenv("OUTRIDER_CACHE"); d != "" {
-		return d
-	}
-	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
-		return filepath.Join(d, "outrider")
-	}
-	home, _ := os.UserHomeDir()
-	return filepath.Join(home, ".cache", "outrider")
-}
+// Binary returns the path of the Loki binary: $OUTRIDER_LOKI_BIN, or the one
+// `make backends` cached (see backendtest.CacheDir).
+func Binary() string { return backendtest.Binary("OUTRIDER_LOKI_BIN", "loki", Version) }
 
 // Loki is a running Loki server.
 type Loki struct {
@@ -66,7 +50,7 @@ func Start(ctx context.Context, dir string) (*Loki, error) {
 	if _, err := os.Stat(bin); err != nil {
 		return nil, fmt.Errorf("real Loki %s not found at %s: run `make backends` (or tools/backends/build.sh loki) to build it once per machine, or set OUTRIDER_LOKI_BIN", Version, bin)
 	}
-	ports, err := freePorts(2)
+	ports, err := backendtest.FreePorts(2)
 	if err != nil {
 		return nil, err
 	}
@@ -310,25 +294,6 @@ func (l *Loki) queryRange(ctx context.Context, query string, start, end time.Tim
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
 	return out, nil
-}
-
-func freePorts(n int) ([]int, error) {
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
-	var ports []int
-	for i := 0; i < n; i++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
 
 // ErrNotFound is returned by WaitCount when fewer entries than wanted arrived in time.

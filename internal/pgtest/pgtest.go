@@ -16,7 +16,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -25,6 +24,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/outrider-dev/outrider/internal/backendtest"
 )
 
 // Version is the PostgreSQL major version used.
@@ -116,7 +117,7 @@ func (s *Server) start(ctx context.Context) error {
 	if out, err := initdb.CombinedOutput(); err != nil {
 		return fmt.Errorf("initdb: %w: %s", err, tail(out))
 	}
-	port, err := freePort()
+	port, err := backendtest.FreePort()
 	if err != nil {
 		return err
 	}
@@ -292,13 +293,4 @@ func tail(b []byte) string {
 		s = "…" + s[len(s)-n:]
 	}
 	return s
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }

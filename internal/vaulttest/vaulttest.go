@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/api"
+
+	"github.com/outrider-dev/outrider/internal/backendtest"
 )
 
 // Version is the pinned Vault version tools/backends/build.sh builds.
@@ -30,26 +32,9 @@ const Version = "v1.21.0"
 // RootToken is the dev server's root token.
 const RootToken = "root"
 
-// Binary returns the path of the Vault binary: $OUTRIDER_VAULT_BIN, or
-// $OUTRIDER_CACHE/bin/vault-<Version> (cache default ${XDG_CACHE_HOME:-~/.cache}/outrider).
-func Binary() string {
-	if p := os.Getenv("OUTRIDER_VAULT_BIN"); p != "" {
-		return p
-	}
-	return filepath.Join(CacheDir(), "bin", "vault-"+Version)
-}
-
-// CacheDir is where `make backends` puts what it builds.
-func CacheDir() string {
-	if d := os.Getenv("OUTRIDER_CACHE"); d != "" {
-		return d
-	}
-	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
-		return filepath.Join(d, "outrider")
-	}
-	home, _ := os.UserHomeDir()
-	return filepath.Join(home, ".cache", "outrider")
-}
+// Binary returns the path of the Vault binary: $OUTRIDER_VAULT_BIN, or the one
+// `make backends` cached (see backendtest.CacheDir).
+func Binary() string { return backendtest.Binary("OUTRIDER_VAULT_BIN", "vault", Version) }
 
 // Option changes how Start runs Vault.
 type Option func(*options)
@@ -99,7 +84,7 @@ func Start(ctx context.Context, dir string, opts ...Option) (*Vault, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	port, err := backendtest.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -257,13 +242,4 @@ func (v *Vault) Restart(ctx context.Context) error {
 		v.Client = nil
 	}
 	return v.start(ctx)
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }

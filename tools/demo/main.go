@@ -10,7 +10,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/hashicorp/vault/api"
 
+	"github.com/outrider-dev/outrider/internal/backendtest"
 	"github.com/outrider-dev/outrider/internal/lokitest"
 	"github.com/outrider-dev/outrider/internal/pgtest"
 	"github.com/outrider-dev/outrider/internal/vaulttest"
@@ -84,7 +84,7 @@ func run(bin string, n int, keep bool) error {
 	if err := os.WriteFile(tokenFile, []byte(v.RootToken), 0o600); err != nil {
 		return err
 	}
-	port, err := freePort()
+	port, err := backendtest.FreePort()
 	if err != nil {
 		return err
 	}
@@ -355,13 +355,4 @@ func httpOK(url string) bool {
 	}
 	resp.Body.Close()
 	return resp.StatusCode == http.StatusOK
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
