@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -23,33 +22,9 @@ var (
 	outageDuration     = flag.Duration("outage", 4*time.Second, "how long TestVaultUnreachable freezes Vault")
 )
 
-// shared is the real dev-mode Vault most integration tests share; each test works
-// under its own mounts, so they run in parallel. The outage test starts its own.
-var shared struct {
-	once sync.Once
-	dir  string
-	v    *vaulttest.Vault
-	err  error
-}
-
-// sharedVault returns the package's Vault, starting it on first use. A missing
-// binary fails the test with the command that builds it: integration tests never
-// skip.
 func sharedVault(t *testing.T) *vaulttest.Vault {
 	t.Helper()
-	shared.once.Do(func() {
-		shared.dir, shared.err = os.MkdirTemp("", "outrider-secrets-vault-")
-		if shared.err != nil {
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-		defer cancel()
-		shared.v, shared.err = vaulttest.Start(ctx, shared.dir)
-	})
-	if shared.err != nil {
-		t.Fatalf("real Vault: %v", shared.err)
-	}
-	return shared.v
+	return vaulttest.Shared(t)
 }
 
 // sharedPG is the real PostgreSQL the database tests share.
@@ -73,22 +48,9 @@ func postgres(t *testing.T) *pgtest.Server {
 }
 
 func TestMain(m *testing.M) {
-	// The tests configure the client explicitly; the machine's Vault environment must
-	// not leak into them.
-	for _, kv := range os.Environ() {
-		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "VAULT_") {
-			os.Unsetenv(k)
-		}
-	}
+	vaulttest.ClearEnv()
 	code := m.Run()
-	if shared.v != nil {
-		shared.v.Stop()
-		if code == 0 {
-			os.RemoveAll(shared.dir)
-		} else {
-			fmt.Fprintf(os.Stderr, "vault server log kept in %s\n", shared.dir)
-		}
-	}
+	vaulttest.StopShared(code == 0)
 	if sharedPG.s != nil {
 		sharedPG.s.Stop()
 	}

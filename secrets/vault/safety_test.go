@@ -153,7 +153,7 @@ func TestTokenNeverOnDisk(t *testing.T) {
 	}
 	holding := func(token string) []string {
 		var found []string
-		for _, dir := range []string{home, creds, wd, shared.dir} {
+		for _, dir := range []string{home, creds, wd, sharedVault(t).Dir} {
 			filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 				if err != nil || d.IsDir() {
 					return nil
