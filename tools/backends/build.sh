@@ -13,6 +13,9 @@ OTELCOL_VERSION=v0.160.0
 # Vault v1.21.0 matches the published api/sdk modules it requires; later patch
 # releases carry an in-tree sdk that matches no published version.
 VAULT_VERSION=v1.21.0
+# Jaeger's v1.x module tags carry the 2.x releases; Jaeger v2 ingests OTLP through the
+# same collector receiver as Tempo, which the module proxy refuses.
+JAEGER_VERSION=v1.76.0
 
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${OUTRIDER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/outrider}
@@ -78,6 +81,18 @@ build_vault() {
 	log "vault $VAULT_VERSION: built $out"
 }
 
+build_jaeger() {
+	local out=$bin/jaeger-$JAEGER_VERSION
+	if [ -x "$out" ]; then log "jaeger $JAEGER_VERSION cached at $out"; return; fi
+	log "jaeger $JAEGER_VERSION: building (cold build takes ~10-15 min on 2 cores)"
+	local dir=$src/jaeger-$JAEGER_VERSION
+	copy_module github.com/jaegertracing/jaeger "$JAEGER_VERSION" "$dir"
+	(cd "$dir" && go build -mod=mod -trimpath -ldflags "-s -w" -o "$out.tmp" ./cmd/jaeger)
+	mv "$out.tmp" "$out"
+	rm -rf "$dir"
+	log "jaeger $JAEGER_VERSION: built $out"
+}
+
 # postgres installs Debian's PostgreSQL server (Vault's database secrets engine needs a
 # real database); the tests run it as the postgres user on 127.0.0.1.
 build_postgres() {
@@ -103,7 +118,8 @@ for b in "${want[@]}"; do
 	vault) build_vault ;;
 	postgres) build_postgres ;;
 	otelcol) build_otelcol ;;
-	*) echo "unknown backend $b (known: loki vault postgres otelcol)" >&2; exit 2 ;;
+	jaeger) build_jaeger ;;
+	*) echo "unknown backend $b (known: loki vault postgres jaeger otelcol)" >&2; exit 2 ;;
 	esac
 done
 log "done: $(ls "$bin" | tr '\n' ' ')"
