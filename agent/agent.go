@@ -25,7 +25,6 @@ import (
 	"github.com/outrider-dev/outrider/agent/redact"
 	"github.com/outrider-dev/outrider/config"
 	"github.com/outrider-dev/outrider/secrets"
-	"github.com/outrider-dev/outrider/secrets/audit"
 )
 
 // Options configures an Agent.
@@ -112,7 +111,10 @@ type syncerRun struct {
 	err    error
 }
 
-func (a *Agent) startSyncer(cfg secrets.Config) (*syncerRun, error) {
+// newSyncer builds a syncer for cfg without starting it (nil when no files are
+// configured), so that a reload can reject an unbuildable secrets section while the
+// running syncer keeps the files fresh.
+func (a *Agent) newSyncer(cfg secrets.Config) (*syncerRun, error) {
 	if !cfg.Enabled() {
 		return nil, nil
 	}
@@ -125,13 +127,20 @@ func (a *Agent) startSyncer(cfg secrets.Config) (*syncerRun, error) {
 	if err != nil {
 		return nil, fmt.Errorf("secrets: %w", err)
 	}
+	return &syncerRun{cfg: cfg, s: s, done: make(chan struct{})}, nil
+}
+
+// start runs the syncer until stop.
+func (r *syncerRun) start() {
+	if r == nil {
+		return
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &syncerRun{cfg: cfg, s: s, cancel: cancel, done: make(chan struct{})}
+	r.cancel = cancel
 	go func() {
 		defer close(r.done)
-		r.err = s.Run(ctx)
+		r.err = r.s.Run(ctx)
 	}()
-	return r, nil
 }
 
 // stop stops the syncer and returns the error it failed with, if any.
@@ -183,11 +192,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	a.audit.setSink(g.logSink)
-	sr, err := a.startSyncer(cfg.Secrets)
+	sr, err := a.newSyncer(cfg.Secrets)
 	if err != nil {
 		_ = g.stop(a.logger)
 		return err
 	}
+	sr.start()
 	a.syncer.Store(sr)
 	a.running.Store(true)
 	a.logger.Info("agent started", "listen", srv.Addr(), "sources", len(g.sources), "exporters", len(g.exporters), "secret_files", len(cfg.Secrets.Files))
@@ -275,11 +285,9 @@ func (a *Agent) reload(ctx context.Context, old *graph, data []byte) *graph {
 		return old
 	}
 	secretsChanged := !reflect.DeepEqual(cfg.Secrets, old.cfg.Secrets)
+	var nextSyncer *syncerRun
 	if secretsChanged {
-		// Build the new syncer before stopping the old one, so an unbuildable
-		// secrets section is rejected while the old syncer keeps the files fresh.
-		probe, err := secrets.New(cfg.Secrets, secrets.Settings{Logger: discard(), Audit: audit.Discard, Metrics: secrets.NewMetrics(nil)})
-		if cfg.Secrets.Enabled() && (err != nil || probe == nil) {
+		if nextSyncer, err = a.newSyncer(cfg.Secrets); err != nil {
 			a.metrics.reloads.WithLabelValues("rejected").Inc()
 			a.logger.Error("config reload rejected; the running configuration stays in effect", "path", a.opts.ConfigPath, "error", err)
 			return old
@@ -311,11 +319,8 @@ func (a *Agent) reload(ctx context.Context, old *graph, data []byte) *graph {
 		if err := a.syncer.Swap(nil).stop(); err != nil {
 			a.logger.Warn("previous secrets syncer stopped with an error", "error", err)
 		}
-		sr, err := a.startSyncer(cfg.Secrets)
-		if err != nil {
-			a.logger.Error("secrets syncer failed to start; secret files are no longer kept fresh", "error", err)
-		}
-		a.syncer.Store(sr)
+		nextSyncer.start()
+		a.syncer.Store(nextSyncer)
 	}
 	a.running.Store(true)
 	if a.opts.LogLevel != nil {

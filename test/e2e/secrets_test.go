@@ -129,9 +129,43 @@ func TestSecretsEndToEnd(t *testing.T) {
 			t.Errorf("no %s audit event in Loki; got %d audit entries", k, len(audits))
 		}
 	}
+	// A config change that leaves the secrets section alone keeps the syncer: no new
+	// fetch, no reload of the app. A change to it takes effect.
+	hupsBefore := countHUPs(hupFile)
+	cfg := string(mustReadFile(t, cfgPath))
+	replaceFile(t, cfgPath, strings.Replace(cfg, "parser: {format: json}", "parser: {format: json}\n      labels: {reloaded: logs}", 1))
+	waitLog(t, agent, "config reloaded")
+	time.Sleep(2 * time.Second)
+	if n := countHUPs(hupFile); n != hupsBefore {
+		t.Errorf("a logs-only config reload reloaded the app (%d -> %d SIGHUPs)", hupsBefore, n)
+	}
+	jsonFile := filepath.Join(dir, "secrets", "app.json")
+	replaceFile(t, cfgPath, string(mustReadFile(t, cfgPath))+fmt.Sprintf("    - path: %s\n      source: secret/app\n      format: json\n", jsonFile))
+	waitFor(t, 30*time.Second, "the file added by a config reload", func() bool {
+		data, _ := os.ReadFile(jsonFile)
+		return strings.Contains(string(data), canary2)
+	})
+	if data, _ := os.ReadFile(secretFile); !strings.Contains(string(data), "db_password="+canary2) {
+		t.Errorf("after the secrets reload the first file lost its content:\n%s", data)
+	}
+
 	if err := agent.stop(30 * time.Second); err != nil {
 		t.Errorf("agent exit after SIGTERM: %v", err)
 	}
+}
+
+func countHUPs(path string) int {
+	b, _ := os.ReadFile(path)
+	return strings.Count(string(b), "HUP")
+}
+
+func mustReadFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
