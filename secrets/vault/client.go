@@ -55,6 +55,9 @@ type Client struct {
 	mu      sync.Mutex
 	auth    *api.SecretAuth // the current token and its lease; nil before the first login
 	gen     uint64          // incremented by every successful login
+	// rejectedLogin is when the client last logged in because a token looked
+	// rejected; see call.
+	rejectedLogin time.Time
 	// wrapToken is the last response-wrapping token unwrapped for the approle
 	// secret_id, and secretID what it held: a wrapping token can be unwrapped once.
 	wrapToken, secretID string
@@ -165,7 +168,7 @@ func (c *Client) call(ctx context.Context, fn func(context.Context) error) error
 		// policy that does not allow the request. Only the first is cured by a new
 		// login, and logging in for the second would mint a token per denied request:
 		// ask Vault whether the token is still valid first.
-		if !c.tokenRejected(ctx) {
+		if !c.tokenRejected(ctx) || !c.allowRejectedLogin() {
 			return err
 		}
 		if lerr := c.relogin(ctx, gen, "token rejected"); lerr != nil {
@@ -173,6 +176,24 @@ func (c *Client) call(ctx context.Context, fn func(context.Context) error) error
 		}
 	}
 	return fn(ctx)
+}
+
+// rejectedLoginEvery bounds logins caused by a token that looks rejected. A token
+// without the default policy cannot look itself up, so for it every policy denial
+// looks like a rejected token; without this bound each denied request would mint a
+// token (and spend an approle secret_id use).
+const rejectedLoginEvery = time.Minute
+
+// allowRejectedLogin reports whether a "token rejected" login may happen now, and
+// records it when so.
+func (c *Client) allowRejectedLogin() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.rejectedLogin.IsZero() && time.Since(c.rejectedLogin) < rejectedLoginEvery {
+		return false
+	}
+	c.rejectedLogin = time.Now()
+	return true
 }
 
 // tokenRejected reports whether Vault refuses the client's current token itself

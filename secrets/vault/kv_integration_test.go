@@ -2,6 +2,7 @@ package vault
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -166,5 +167,33 @@ func TestNamespaceHeader(t *testing.T) {
 		if got := r.header.Get("X-Vault-Namespace"); got != "team-a" {
 			t.Fatalf("%s %s sent X-Vault-Namespace %q, want team-a", r.method, r.path, got)
 		}
+	}
+}
+
+// TestDeniedWithoutDefaultPolicy: a token without the default policy cannot look
+// itself up, so a denial looks like a rejected token. The client may log in again for
+// that once, but must not mint a token per denied request.
+func TestDeniedWithoutDefaultPolicy(t *testing.T) {
+	t.Parallel()
+	name := unique("nodefault")
+	kvPut(t, "secret", name+"-no", map[string]any{"k": "forbidden"})
+	policy := unique("nothing")
+	if err := root(t).Sys().PutPolicy(policy, `path "secret/data/`+name+`-ok" { capabilities = ["read"] }`); err != nil {
+		t.Fatal(err)
+	}
+	mount := unique("approle")
+	roleID, secretID := approle(t, mount, "web", map[string]any{"token_policies": policy, "token_no_default_policy": true})
+	dir := t.TempDir()
+	rec := &recorder{}
+	c := newClient(t, Config{Auth: AuthConfig{Method: MethodAppRole, MountPath: mount, Role: "web",
+		RoleIDFile: writeFile(t, dir, "role-id", roleID), SecretIDFile: writeFile(t, dir, "secret-id", secretID)}}, rec.settings())
+	ctx := ctxT(t)
+	for i := 0; i < 5; i++ {
+		if _, err := c.Read(ctx, "secret/data/"+name+"-no", nil); !errors.Is(err, ErrPermissionDenied) {
+			t.Fatalf("read %d: %v, want permission denied", i, err)
+		}
+	}
+	if n := len(rec.find("auth", "ok")); n > 2 {
+		t.Fatalf("%d logins for 5 denied reads; want at most 2 (the first, one retry)", n)
 	}
 }
