@@ -293,7 +293,8 @@ func (a *Agent) reload(ctx context.Context, old *graph, data []byte) *graph {
 			return old
 		}
 	}
-	a.running.Store(false)
+	// Readiness stays as it is while the graph is swapped: the secret files are there
+	// and the new pipeline resumes from the saved positions.
 	if err := old.stop(a.logger); err != nil {
 		a.logger.Warn("old pipeline did not stop cleanly", "error", err)
 	}
@@ -306,11 +307,11 @@ func (a *Agent) reload(ctx context.Context, old *graph, data []byte) *graph {
 			berr = prev.start(ctx, a.logger)
 		}
 		if berr != nil {
+			a.running.Store(false)
 			a.logger.Error("previous pipeline failed to restart", "error", berr)
 			return prev
 		}
 		a.audit.setSink(prev.logSink)
-		a.running.Store(true)
 		return prev
 	}
 	a.audit.setSink(next.logSink)
@@ -322,7 +323,6 @@ func (a *Agent) reload(ctx context.Context, old *graph, data []byte) *graph {
 		nextSyncer.start()
 		a.syncer.Store(nextSyncer)
 	}
-	a.running.Store(true)
 	if a.opts.LogLevel != nil {
 		a.opts.LogLevel.Set(LevelOf(cfg.Log.Level))
 	}

@@ -62,6 +62,27 @@ func TestConfigReload(t *testing.T) {
 		}
 	}
 
+	// /readyz stays ready through every reload below.
+	notReady := make(chan string, 1)
+	stopPoll := make(chan struct{})
+	pollDone := make(chan struct{})
+	go func() {
+		defer close(pollDone)
+		for {
+			select {
+			case <-stopPoll:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			if body := httpGet(t, "http://"+addr+"/readyz"); !strings.Contains(body, "ready") || strings.Contains(body, "not ready") {
+				select {
+				case notReady <- body:
+				default:
+				}
+			}
+		}
+	}()
+
 	// An invalid configuration is rejected; the old pipeline keeps working. (The
 	// symlink is replaced by a file, so the watched directory sees the change.)
 	replaceFile(t, cfgPath, base+"bogus_key: 1\n")
@@ -100,6 +121,14 @@ func TestConfigReload(t *testing.T) {
 	write(100)
 	if _, err := loki.WaitCount(ctx, `{service="e2e-reload", reloaded="hup"}`, start, 100, 30*time.Second); err != nil {
 		t.Fatalf("after SIGHUP: %v", err)
+	}
+
+	close(stopPoll)
+	<-pollDone
+	select {
+	case body := <-notReady:
+		t.Errorf("/readyz answered %q during a config reload; readiness must not flicker", body)
+	default:
 	}
 
 	time.Sleep(2 * time.Second)
