@@ -3,6 +3,7 @@ package secrets
 import (
 	"context"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"math/rand/v2"
@@ -258,9 +259,17 @@ func secretValues(sec *vault.Secret) []string {
 
 func collectValues(dst []string, v any) []string {
 	switch t := v.(type) {
+	case json.Number:
+		// Rendered as written (a PIN, an account number): scrub it as text.
+		return collectValues(dst, string(t))
 	case string:
-		if len(t) < minValueLen || strings.HasPrefix(t, "-----BEGIN CERTIFICATE-----") {
+		if len(t) < minValueLen {
 			return dst
+		}
+		if strings.Contains(t, "-----BEGIN ") {
+			if out, ok := collectPEM(dst, t); ok {
+				return out
+			}
 		}
 		dst = append(dst, t)
 		if strings.ContainsAny(t, "\r\n") {
@@ -285,6 +294,41 @@ func collectValues(dst []string, v any) []string {
 		}
 	}
 	return dst
+}
+
+// collectPEM adds the private parts of PEM text: every block but certificates
+// (public), as the block's text and each of its body lines, cut from t as written
+// (logs carry the original line breaks). A certificate followed by its key (haproxy,
+// nginx bundles) still has its key scrubbed. It reports false when t holds no
+// complete PEM block.
+func collectPEM(dst []string, t string) ([]string, bool) {
+	found := false
+	for {
+		i := strings.Index(t, "-----BEGIN ")
+		if i < 0 {
+			return dst, found
+		}
+		rest := t[i+len("-----BEGIN "):]
+		typ, _, ok := strings.Cut(rest, "-----")
+		end := "-----END " + typ + "-----"
+		j := strings.Index(rest, end)
+		if !ok || j < 0 {
+			return dst, found
+		}
+		found = true
+		block := t[i : i+len("-----BEGIN ")+j+len(end)]
+		t = t[i+len(block):]
+		if typ == "CERTIFICATE" {
+			continue
+		}
+		dst = append(dst, block)
+		for _, line := range strings.FieldsFunc(block, func(r rune) bool { return r == '\n' || r == '\r' }) {
+			line = strings.TrimSpace(line)
+			if len(line) >= minLineLen && !strings.HasPrefix(line, "-----") {
+				dst = append(dst, line)
+			}
+		}
+	}
 }
 
 // setValues registers d's current values, with the previous ones, when they change.

@@ -90,8 +90,8 @@ func TestSecretValues(t *testing.T) {
 			"metadata": map[string]any{"created_time": "2030-01-01T00:00:00.123456Z", "version": json.Number("2")},
 		},
 	}
-	if got, want := secretValues(kv2), []string{"deep-value", "element-one", "hunter2-long"}; !slices.Equal(got, want) {
-		t.Errorf("KV v2 values = %q, want %q (no metadata, nothing under 6 bytes, no numbers)", got, want)
+	if got, want := secretValues(kv2), []string{"1234567", "deep-value", "element-one", "hunter2-long"}; !slices.Equal(got, want) {
+		t.Errorf("KV v2 values = %q, want %q (no metadata, nothing under 6 bytes, numbers as written)", got, want)
 	}
 	pki := &vault.Secret{Data: map[string]any{
 		"certificate": certPEM(t, time.Now(), time.Now().Add(time.Hour)),
@@ -101,10 +101,16 @@ func TestSecretValues(t *testing.T) {
 	}}
 	got := secretValues(pki)
 	// The key's last line (12 bytes) is below minLineLen.
-	want := []string{key, "1a:2b:3c:4d", "MHcCAQEEIBkg4LVWM9nuwNSk3yByxZE6EbHvNxXPwI7SxFUm35G3oAoGCCqGSM49"}
+	want := []string{strings.TrimSpace(key), "1a:2b:3c:4d", "MHcCAQEEIBkg4LVWM9nuwNSk3yByxZE6EbHvNxXPwI7SxFUm35G3oAoGCCqGSM49"}
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
 		t.Errorf("PKI values = %q, want %q (the key and its long lines, no certificates)", got, want)
+	}
+	// A certificate followed by its key in one value (haproxy/nginx bundles): the key
+	// is still registered, the certificate is not.
+	bundle := &vault.Secret{Data: map[string]any{"pem": certPEM(t, time.Now(), time.Now().Add(time.Hour)) + key}}
+	if got := secretValues(bundle); !slices.Contains(got, strings.TrimSpace(key)) || slices.ContainsFunc(got, func(v string) bool { return strings.Contains(v, "CERTIFICATE") }) {
+		t.Errorf("bundle values = %q, want the key and no certificate", got)
 	}
 	dup := &vault.Secret{Data: map[string]any{"a": "same-value", "b": "same-value"}}
 	if got := secretValues(dup); len(got) != 1 {
