@@ -37,6 +37,8 @@ func TestPKIReissue(t *testing.T) {
 				Vault:        tokenVault(v),
 				PollInterval: time.Second,
 				RevokeGrace:  100 * time.Millisecond,
+				// The application is told (and reloads fine), so the old lease can go.
+				Reload: reload.Config{Method: reload.MethodExec, Command: []string{"/bin/true"}, MinWait: 10 * time.Millisecond, MaxWait: 50 * time.Millisecond},
 				Files: []File{fileCfg(out,
 					`{{ with pkiCert "`+mnt+`/issue/app" "common_name=app.test" "ttl=3s" }}{{ .Cert }}`+"\n"+`{{ .Key }}`+"\n"+`{{ end }}`)},
 			}
@@ -172,5 +174,40 @@ func TestRotationKeepsOldLeaseWhenReloadFails(t *testing.T) {
 	}
 	if !strings.Contains(h.rec.text(), "rotated lease not revoked: the reload failed") {
 		t.Error("no log line says the old lease was kept")
+	}
+}
+
+// TestRotationWithoutReloadKeepsOldLease: with reload method none nobody tells the
+// application about new credentials, so the old lease is left to run out instead of
+// being revoked under it.
+func TestRotationWithoutReloadKeepsOldLease(t *testing.T) {
+	t.Parallel()
+	v := sharedVault(t)
+	c := v.Client
+	mnt := unique("pki")
+	mount(t, c, "pki", mnt, nil)
+	write(t, c, mnt+"/root/generate/internal", map[string]any{"common_name": "outrider test CA", "ttl": "2h"})
+	write(t, c, mnt+"/roles/app", map[string]any{"allow_any_name": true, "generate_lease": true, "max_ttl": "1h", "key_type": "ec", "key_bits": 256})
+	dir := t.TempDir()
+	cfg := Config{
+		Vault:        tokenVault(v),
+		PollInterval: time.Second,
+		RevokeGrace:  50 * time.Millisecond,
+		Reload:       reload.Config{Method: reload.MethodNone},
+		Files:        []File{fileCfg(filepath.Join(dir, "cert.pem"), `{{ with pkiCert "`+mnt+`/issue/app" "common_name=app.test" "ttl=3s" }}{{ .Cert }}{{ end }}`)},
+	}
+	h := newHarness(t, cfg)
+	h.run(t)
+	eventually(t, 10*time.Second, "the first render", h.s.Ready)
+	eventually(t, 10*time.Second, "the revocation decision", func() bool {
+		return len(h.rec.find(audit.KindRevoke, "", mnt+"/issue/app")) > 0
+	})
+	first := h.rec.find(audit.KindFetch, "ok", mnt+"/issue/app")[0]
+	rev := h.rec.find(audit.KindRevoke, "", mnt+"/issue/app")[0]
+	if rev.LeaseID != first.LeaseID || !strings.Contains(rev.Detail, "reload method is none") {
+		t.Fatalf("revoke event = %+v; want the old lease left to expire", rev)
+	}
+	if _, err := c.Logical().Write("sys/leases/lookup", map[string]any{"lease_id": first.LeaseID}); err != nil {
+		t.Errorf("the old lease was revoked although the application was never told: %v", err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/outrider-dev/outrider/secrets/audit"
+	"github.com/outrider-dev/outrider/secrets/reload"
 	"github.com/outrider-dev/outrider/secrets/vault"
 )
 
@@ -204,6 +205,15 @@ func (s *Syncer) revokeAfter(ctx context.Context, path, leaseID string, waits []
 		out, err := w.r.Wait(ctx, w.t)
 		if ctx.Err() != nil {
 			s.log.Info("stopping before the rotated lease was revoked; it ends on its own", "path", path, "lease_id", leaseID)
+			return
+		}
+		if err == nil && out.OK && out.Method == reload.MethodNone {
+			// Nobody told the application: it may still hold the old credentials
+			// (a connection pool, a served certificate). Let the lease run out.
+			s.met.revocations.WithLabelValues(ResultSkipped).Inc()
+			s.audit.Record(audit.Event{Time: time.Now(), Kind: audit.KindRevoke, Path: path, LeaseID: leaseID, Outcome: ResultOK,
+				Detail: "not revoked: reload method is none, so the application was not told about the new credentials; the old lease ends on its own"})
+			s.log.Info("rotated lease left to expire: no reload is configured", "path", path, "lease_id", leaseID)
 			return
 		}
 		if err == nil && out.OK {
