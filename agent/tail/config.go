@@ -19,6 +19,7 @@ const (
 	DefaultRescanInterval     = 5 * time.Second
 	DefaultMaxLineBytes       = 256 << 10
 	DefaultBatchMaxLines      = 1000
+	DefaultBatchMaxBytes      = 1 << 20
 	DefaultMaxInflightBatches = 16
 )
 
@@ -56,6 +57,10 @@ type Config struct {
 	// BatchMaxLines caps the records of one batch handed to the sink. A batch is
 	// also handed over as soon as the reader reaches the end of the file.
 	BatchMaxLines int `yaml:"batch_max_lines"`
+	// BatchMaxBytes caps the bytes of one batch (as pipeline.Record.Size counts
+	// them), so a batch of long lines or stack traces never outgrows an exporter's
+	// pending budget and waits for it forever.
+	BatchMaxBytes confval.ByteSize `yaml:"batch_max_bytes"`
 	// MaxInflightBatches caps the batches handed over and not yet acknowledged;
 	// reading pauses at the cap, which bounds memory.
 	MaxInflightBatches int `yaml:"max_inflight_batches"`
@@ -86,6 +91,9 @@ func (c *Config) ApplyDefaults() {
 	}
 	if c.BatchMaxLines == 0 {
 		c.BatchMaxLines = DefaultBatchMaxLines
+	}
+	if c.BatchMaxBytes == 0 {
+		c.BatchMaxBytes = DefaultBatchMaxBytes
 	}
 	if c.MaxInflightBatches == 0 {
 		c.MaxInflightBatches = DefaultMaxInflightBatches
@@ -133,6 +141,9 @@ func (c *Config) Validate(p *confval.Problems) {
 	}
 	if c.BatchMaxLines <= 0 {
 		p.Addf("batch_max_lines", "must be positive; got %d", c.BatchMaxLines)
+	}
+	if c.BatchMaxBytes <= 0 {
+		p.Addf("batch_max_bytes", "must be positive; got %s", c.BatchMaxBytes)
 	}
 	if c.MaxInflightBatches <= 0 {
 		p.Addf("max_inflight_batches", "must be positive; got %d", c.MaxInflightBatches)

@@ -83,3 +83,11 @@ func TestNewRejectsInvalidConfig(t *testing.T) {
 		t.Fatal("New without a sink succeeded")
 	}
 }
+
+func TestBatchMaxBytesDefault(t *testing.T) {
+	var c Config
+	c.ApplyDefaults()
+	if c.BatchMaxBytes != DefaultBatchMaxBytes {
+		t.Errorf("batch_max_bytes default %s, want %s", c.BatchMaxBytes, confval.ByteSize(DefaultBatchMaxBytes))
+	}
+}

@@ -1,6 +1,7 @@
 package tail
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -585,5 +586,37 @@ func TestRunTwice(t *testing.T) {
 	eventually(t, "Run to start", h.src.started.Load)
 	if err := h.src.Run(t.Context()); err == nil {
 		t.Fatal("second Run succeeded")
+	}
+}
+
+// TestBatchMaxBytes: long lines cut batches by bytes before batch_max_lines, so a
+// batch never outgrows an exporter's pending budget.
+func TestBatchMaxBytes(t *testing.T) {
+	dir := t.TempDir()
+	long := strings.Repeat("x", 4000)
+	var b strings.Builder
+	for i := 0; i < 50; i++ {
+		fmt.Fprintf(&b, "line %03d %s\n", i, long)
+	}
+	writeFile(t, filepath.Join(dir, "a.log"), b.String())
+	cfg := testConfig(dir)
+	cfg.BatchMaxLines = 1000
+	cfg.BatchMaxBytes = 20 << 10
+	sink := newSink(true)
+	start(t, cfg, sink, "")
+	waitLines(t, sink, 50)
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	for i, g := range sink.batches {
+		bytes := 0
+		for j := range g.recs {
+			bytes += g.recs[j].Size()
+		}
+		if bytes > int(cfg.BatchMaxBytes)+4200 {
+			t.Errorf("batch %d holds %d bytes, over batch_max_bytes %d by more than one record", i, bytes, cfg.BatchMaxBytes)
+		}
+	}
+	if len(sink.batches) < 10 {
+		t.Errorf("%d batches for 50 records of ~4 KB with batch_max_bytes 20KiB; want >= 10", len(sink.batches))
 	}
 }

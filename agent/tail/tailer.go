@@ -23,7 +23,9 @@ type tailer struct {
 	ends     offsets // end offset of each line the joiner holds
 	batch    []pipeline.Record
 	batchEnd int64 // offset just past the last record in batch
-	lastLen  int   // records in the last batch, to size the next
+	// batchBytes is the size of batch, as pipeline.Record.Size counts it.
+	batchBytes int
+	lastLen    int // records in the last batch, to size the next
 
 	atEOF      bool
 	lastActive time.Time // last data read, or when the tailer began to drain
@@ -232,7 +234,8 @@ func (s *Source) addRecord(ctx context.Context, t *tailer, text string, end int6
 	t.batch = append(t.batch, pipeline.Record{Time: now, Line: text, Stream: s.stream, Metadata: t.meta})
 	s.parser.Parse(text, &t.batch[len(t.batch)-1])
 	t.batchEnd = end
-	if len(t.batch) >= s.cfg.BatchMaxLines {
+	t.batchBytes += t.batch[len(t.batch)-1].Size()
+	if len(t.batch) >= s.cfg.BatchMaxLines || t.batchBytes >= int(s.cfg.BatchMaxBytes) {
 		return s.export(ctx, t) == nil
 	}
 	return true
@@ -270,7 +273,7 @@ func (s *Source) flushPending(ctx context.Context, t *tailer) {
 // are then read again on the next start.
 func (s *Source) export(ctx context.Context, t *tailer) error {
 	recs, end := t.batch, t.batchEnd
-	t.batch, t.lastLen = nil, len(recs)
+	t.batch, t.lastLen, t.batchBytes = nil, len(recs), 0
 	sp := &span{s: s, t: t, end: end}
 	for {
 		s.mu.Lock()
@@ -350,7 +353,7 @@ func (s *Source) truncated(ctx context.Context, t *tailer, size int64) {
 	t.split.reset()
 	t.join.Reset()
 	t.ends.reset()
-	t.batch = nil
+	t.batch, t.batchBytes = nil, 0
 	t.readOff = 0
 	t.atEOF = false
 	t.lastActive = time.Now()
