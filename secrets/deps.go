@@ -80,6 +80,8 @@ type dep struct {
 
 	values, prev []string // registered with the Redactor: current and previous
 
+	tokenGen uint64 // the Vault client's Generation when sec was fetched (see rotateStale)
+
 	failures int // consecutive failures of the current operation
 	bo       backoff.Backoff
 	ttlGauge bool // a lease TTL gauge exists for path
@@ -128,6 +130,7 @@ func (e notFoundError) Unwrap() []error { return []error{render.ErrNotFound, e.e
 // success; callers report failures.
 func (s *Syncer) fetch(ctx context.Context, d *dep, reason string) (*vault.Secret, error) {
 	start := time.Now()
+	gen := s.client.Generation()
 	var sec *vault.Secret
 	var err error
 	detail := reason
@@ -148,6 +151,7 @@ func (s *Syncer) fetch(ctx context.Context, d *dep, reason string) (*vault.Secre
 	if err != nil {
 		return nil, err
 	}
+	d.tokenGen = fetchedUnder(gen, s.client.Generation())
 	ev := audit.Event{Time: start, Kind: audit.KindFetch, Path: d.path, Outcome: ResultOK, Duration: time.Since(start), Detail: detail, LeaseID: sec.LeaseID}
 	if sec.LeaseID != "" {
 		ev.TTL = sec.LeaseDuration

@@ -40,6 +40,12 @@
 // an audit event and a log line say so. Leases are not revoked when the Syncer stops
 // either; the files keep working credentials until their leases end.
 //
+// Vault also revokes every lease a token created when that token ends. The Vault
+// client logs in again before its token's max TTL (and when renewal fails or Vault
+// rejects the token); as soon as it has a new token, every lease fetched with an
+// older one is rotated as above, while the previous token still lives, instead of at
+// its next renewal, after Vault has already dropped the credentials.
+//
 // # Vault unreachable
 //
 // Files keep their last good content. Each dependency is retried with full-jitter

@@ -181,6 +181,11 @@ func (s *Syncer) loop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-timer.C:
+		case <-s.client.LoggedIn():
+		}
+		s.rotateStale(ctx)
+		if ctx.Err() != nil {
+			return
 		}
 		s.step(ctx, time.Now())
 		if ctx.Err() != nil {

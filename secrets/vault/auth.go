@@ -43,6 +43,7 @@ func (c *Client) loginLocked(ctx context.Context, reason string) error {
 	}
 	c.api.SetToken(auth.ClientToken)
 	c.mu.Lock()
+	replaced := c.noteToken(auth)
 	c.auth = auth
 	c.gen++
 	c.mu.Unlock()
@@ -60,6 +61,9 @@ func (c *Client) loginLocked(ctx context.Context, reason string) error {
 	select {
 	case c.loggedIn <- struct{}{}:
 	default:
+	}
+	if replaced {
+		c.signalRelogin()
 	}
 	return nil
 }

@@ -63,6 +63,10 @@ type Client struct {
 	wrapToken, secretID string
 
 	loggedIn chan struct{} // signalled after each login, for Run
+	// tokens counts the distinct tokens logged in with (Generation); relogged is
+	// signalled when a login replaces the token (LoggedIn). Guarded by mu.
+	tokens   uint64
+	relogged chan struct{}
 
 	mountsMu sync.Mutex
 	mounts   map[string]mountInfo
@@ -83,6 +87,7 @@ func New(cfg Config, set Settings) (*Client, error) {
 		audit:    set.Audit,
 		metrics:  set.Metrics,
 		loggedIn: make(chan struct{}, 1),
+		relogged: make(chan struct{}, 1),
 		mounts:   map[string]mountInfo{},
 	}
 	if c.log == nil {
