@@ -99,20 +99,37 @@ const maxRejectionBody = 64 << 10
 
 // rejectedEntries counts the entries a Loki 400 body reports as rejected. Loki groups
 // its per-entry validation errors as "N errors like: msg; M errors like: msg", or a
-// single message for a single error. It returns 0 when it cannot tell (no body, or a
-// body cut short), meaning the whole request.
+// single message for a single error; an ingester's out-of-order rejection says "total
+// ignored: N out of M". A message about a whole stream (invalid labels) or one it
+// cannot read makes it return 0, meaning the whole request, as does no body or a body
+// cut short.
 func rejectedEntries(body string, cut bool) int {
 	if body == "" || cut {
 		return 0
 	}
 	n := 0
 	for _, part := range strings.Split(body, "; ") {
-		count, rest, ok := strings.Cut(part, " errors like: ")
-		if c, err := strconv.Atoi(count); ok && err == nil && c > 0 && rest != "" {
-			n += c
-			continue
+		if _, after, ok := strings.Cut(part, "total ignored: "); ok {
+			var ignored, total int
+			if _, err := fmt.Sscanf(after, "%d out of %d", &ignored, &total); err == nil && ignored > 0 {
+				n += ignored
+				continue
+			}
+			return 0
 		}
-		n++
+		count := 1
+		msg := part
+		if c, rest, ok := strings.Cut(part, " errors like: "); ok {
+			v, err := strconv.Atoi(c)
+			if err != nil || v <= 0 {
+				return 0
+			}
+			count, msg = v, rest
+		}
+		if !strings.Contains(strings.ToLower(msg), "entry") {
+			return 0
+		}
+		n += count
 	}
 	return n
 }

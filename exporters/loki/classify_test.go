@@ -159,3 +159,24 @@ func FuzzClassify(f *testing.F) {
 		}
 	})
 }
+
+func TestRejectedEntries(t *testing.T) {
+	tests := []struct {
+		body string
+		cut  bool
+		want int
+	}{
+		{"entry for stream '{a=\"b\"}' has timestamp too old: 2026-01-01, oldest acceptable timestamp is: 2026-02-01", false, 1},
+		{"3 errors like: entry for stream '{a=\"b\"}' has timestamp too old; 2 errors like: entry with timestamp x ignored, reason: 'entry out of order'", false, 5},
+		{"entry with timestamp 2026-01-01 ignored, reason: 'entry out of order' for stream: {a=\"b\"},\ntotal ignored: 100 out of 100 for stream: {a=\"b\"}", false, 100},
+		{"error at least one label pair is required per stream", false, 0},
+		{"error parsing labels {a=}: unexpected end", false, 0},
+		{"entry too old", true, 0},
+		{"", false, 0},
+	}
+	for _, tt := range tests {
+		if got := rejectedEntries(tt.body, tt.cut); got != tt.want {
+			t.Errorf("rejectedEntries(%q, %v) = %d, want %d", tt.body, tt.cut, got, tt.want)
+		}
+	}
+}
