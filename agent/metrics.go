@@ -19,7 +19,6 @@ type metrics struct {
 	secrets      *secrets.Metrics
 	redact       *redact.Metrics
 	reloads      *prometheus.CounterVec
-	ready        prometheus.Gauge
 	auditDropped prometheus.Counter
 }
 
