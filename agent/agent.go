@@ -143,6 +143,37 @@ func (r *syncerRun) start() {
 	}()
 }
 
+// firstRenderWait bounds how long log collection waits for the first render of the
+// secret files at start.
+const firstRenderWait = 30 * time.Second
+
+// waitFirstRender holds the start of log collection until every secret file has been
+// rendered once (so their values are registered for scrubbing), at most
+// firstRenderWait; after that it starts anyway with a warning, since the logs are
+// needed to find out why. It returns ctx's error if ctx ends first.
+func (a *Agent) waitFirstRender(ctx context.Context, sr *syncerRun) error {
+	if sr == nil {
+		return nil
+	}
+	deadline := time.NewTimer(firstRenderWait)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !sr.s.Ready() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-sr.done:
+			return fmt.Errorf("secrets syncer stopped before the first render: %v", sr.err)
+		case <-deadline.C:
+			a.logger.Warn("secret files not rendered yet; starting log collection anyway, and lines may carry secret values the agent has not learned yet", "waited", firstRenderWait.String())
+			return nil
+		case <-tick.C:
+		}
+	}
+	return nil
+}
+
 // stop stops the syncer and returns the error it failed with, if any.
 func (r *syncerRun) stop() error {
 	if r == nil {
@@ -188,17 +219,23 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	sr, err := a.newSyncer(cfg.Secrets)
+	if err != nil {
+		return err
+	}
+	// The secrets come first: until the first render the redaction knows no value,
+	// and a log backlog read now (after a restart) could be exported unscrubbed.
+	sr.start()
+	a.syncer.Store(sr)
+	if err := a.waitFirstRender(ctx, sr); err != nil {
+		_ = a.syncer.Swap(nil).stop()
+		return err
+	}
 	if err := g.start(ctx, a.logger); err != nil {
+		_ = a.syncer.Swap(nil).stop()
 		return err
 	}
 	a.audit.setSink(g.logSink)
-	sr, err := a.newSyncer(cfg.Secrets)
-	if err != nil {
-		_ = g.stop(a.logger)
-		return err
-	}
-	sr.start()
-	a.syncer.Store(sr)
 	a.running.Store(true)
 	a.logger.Info("agent started", "listen", srv.Addr(), "sources", len(g.sources), "exporters", len(g.exporters), "secret_files", len(cfg.Secrets.Files))
 
