@@ -59,6 +59,8 @@ type Agent struct {
 	// rendered is set once every secret file has been rendered: files then exist, so
 	// the agent stays ready while a reload replaces the syncer or Vault is away.
 	rendered atomic.Bool
+	// retired are replaced syncers' values, still scrubbed for a while; owned by Run.
+	retired []retiredOwners
 }
 
 // New returns an Agent for opts.
@@ -106,6 +108,7 @@ func (a *Agent) ready() bool {
 type syncerRun struct {
 	cfg    secrets.Config
 	s      *secrets.Syncer
+	owners *syncerOwners // its values in the redaction registry
 	cancel context.CancelFunc
 	done   chan struct{}
 	err    error
@@ -118,16 +121,17 @@ func (a *Agent) newSyncer(cfg secrets.Config) (*syncerRun, error) {
 	if !cfg.Enabled() {
 		return nil, nil
 	}
+	owners := newSyncerOwners(a.scrub)
 	s, err := secrets.New(cfg, secrets.Settings{
 		Logger:  a.logger.With("component", "secrets"),
 		Audit:   a.audit,
-		Redact:  a.scrub,
+		Redact:  owners,
 		Metrics: a.metrics.secrets,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("secrets: %w", err)
 	}
-	return &syncerRun{cfg: cfg, s: s, done: make(chan struct{})}, nil
+	return &syncerRun{cfg: cfg, s: s, owners: owners, done: make(chan struct{})}, nil
 }
 
 // start runs the syncer until stop.
@@ -172,6 +176,37 @@ func (a *Agent) waitFirstRender(ctx context.Context, sr *syncerRun) error {
 		}
 	}
 	return nil
+}
+
+// retiredOwnersKeep is how long the values of a replaced syncer stay registered for
+// scrubbing: the application may still use them until it reloads.
+const retiredOwnersKeep = 10 * time.Minute
+
+// retireOwners releases a replaced syncer's registered values after
+// retiredOwnersKeep, or when the agent stops.
+func (a *Agent) retireOwners(r *syncerRun) {
+	if r == nil {
+		return
+	}
+	a.retired = append(a.retired, retiredOwners{owners: r.owners, until: time.Now().Add(retiredOwnersKeep)})
+}
+
+// releaseRetired releases the retired values whose time is up.
+func (a *Agent) releaseRetired(now time.Time) {
+	kept := a.retired[:0]
+	for _, r := range a.retired {
+		if now.Before(r.until) {
+			kept = append(kept, r)
+			continue
+		}
+		r.owners.release()
+	}
+	a.retired = kept
+}
+
+type retiredOwners struct {
+	owners *syncerOwners
+	until  time.Time
 }
 
 // stop stops the syncer and returns the error it failed with, if any.
@@ -241,6 +276,8 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	changes, stopWatch := a.watchConfig()
 	defer stopWatch()
+	housekeeping := time.NewTicker(time.Minute)
+	defer housekeeping.Stop()
 	lastData, _ := os.ReadFile(a.opts.ConfigPath)
 	sourcesDone := g.sourcesDone()
 
@@ -276,6 +313,8 @@ func (a *Agent) Run(ctx context.Context) error {
 				err = errors.New("secrets syncer stopped unexpectedly")
 			}
 			return err
+		case now := <-housekeeping.C:
+			a.releaseRetired(now)
 		case <-a.opts.Reload:
 			g = a.reload(ctx, g, nil)
 			sourcesDone = g.sourcesDone()
@@ -354,11 +393,15 @@ func (a *Agent) reload(ctx context.Context, old *graph, data []byte) *graph {
 	a.audit.setSink(next.logSink)
 	a.audit.setIdentity(cfg.Identity.Labels())
 	if secretsChanged {
-		if err := a.syncer.Swap(nil).stop(); err != nil {
+		prev := a.syncer.Swap(nil)
+		if err := prev.stop(); err != nil {
 			a.logger.Warn("previous secrets syncer stopped with an error", "error", err)
 		}
 		nextSyncer.start()
 		a.syncer.Store(nextSyncer)
+		// The application may use the previous syncer's values until it reloads with
+		// the new files: keep them scrubbed for a while.
+		a.retireOwners(prev)
 	}
 	if a.opts.LogLevel != nil {
 		a.opts.LogLevel.Set(LevelOf(cfg.Log.Level))
