@@ -1,7 +1,6 @@
 package secrets
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -29,29 +28,12 @@ path "`+mnt+`/data/nometa" { capabilities = ["read"] }
 path "sys/internal/ui/mounts/*" { capabilities = ["read"] }`); err != nil {
 		t.Fatal(err)
 	}
-	authMount := unique("approle")
-	if err := c.Sys().EnableAuth(authMount, "approle", ""); err != nil {
-		t.Fatal(err)
-	}
-	write(t, c, "auth/"+authMount+"/role/web", map[string]any{"token_policies": policy, "token_ttl": "1m", "token_max_ttl": "5m"})
-	roleID, err := c.Logical().Read("auth/" + authMount + "/role/web/role-id")
-	if err != nil {
-		t.Fatal(err)
-	}
-	secretID := write(t, c, "auth/"+authMount+"/role/web/secret-id", nil).Data["secret_id"].(string)
-
 	dir := t.TempDir()
-	roleFile, secretFile := filepath.Join(dir, "role_id"), filepath.Join(dir, "secret_id")
-	for p, v := range map[string]string{roleFile: roleID.Data["role_id"].(string), secretFile: secretID} {
-		if err := os.WriteFile(p, []byte(v+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	auth := approleAuth(t, c, dir, "web", policy, map[string]any{"token_ttl": "1m", "token_max_ttl": "5m"})
+	secretID := strings.TrimSpace(readFile(t, auth.SecretIDFile))
 	out := filepath.Join(dir, "web.json")
 	cfg := Config{
-		Vault: vault.Config{Address: v.Addr, Auth: vault.AuthConfig{
-			Method: vault.MethodAppRole, MountPath: authMount, Role: "web", RoleIDFile: roleFile, SecretIDFile: secretFile,
-		}},
+		Vault:        vault.Config{Address: v.Addr, Auth: auth},
 		PollInterval: time.Second,
 		Files: []File{
 			shortCfg(out, mnt+"/web", render.FormatJSON),
@@ -68,8 +50,8 @@ path "sys/internal/ui/mounts/*" { capabilities = ["read"] }`); err != nil {
 		t.Fatalf("web.json = %q, want %q", got, want)
 	}
 	logins := h.rec.find(audit.KindAuth, "ok", "")
-	if len(logins) != 1 || !strings.Contains(logins[0].Path, "auth/"+authMount+"/login") || !strings.Contains(logins[0].Detail, "approle") {
-		t.Fatalf("auth events = %+v; want one approle login at auth/%s", logins, authMount)
+	if len(logins) != 1 || !strings.Contains(logins[0].Path, "auth/"+auth.MountPath+"/login") || !strings.Contains(logins[0].Detail, "approle") {
+		t.Fatalf("auth events = %+v; want one approle login at auth/%s", logins, auth.MountPath)
 	}
 	// The approle token can poll the secret: a change arrives.
 	kvPut(t, c, mnt, "web", map[string]any{"api_key": "approle-api-key-2", "port": 8080})

@@ -25,17 +25,7 @@ func TestDatabaseCredentialsRenewedThenRotated(t *testing.T) {
 	pg := postgres(t)
 	v := sharedVault(t)
 	c := v.Client
-	mnt := unique("database")
-	mount(t, c, "database", mnt, nil)
-	write(t, c, mnt+"/config/pg", map[string]any{
-		"plugin_name":    "postgresql-database-plugin",
-		"connection_url": pg.URL(),
-		"username":       "postgres",
-		"password":       pg.Password,
-		"allowed_roles":  "app",
-		// Usernames this test can recognise among the shared server's roles.
-		"username_template": "v-" + mnt + "-{{random 8}}",
-	})
+	mnt := databaseEngine(t, c, pg, "4s", "10s")
 	prefix := "v-" + mnt + "-"
 	write(t, c, mnt+"/roles/app", map[string]any{
 		"db_name":             "pg",

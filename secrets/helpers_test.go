@@ -22,6 +22,7 @@ import (
 	"github.com/hashicorp/vault/api"
 
 	"github.com/outrider-dev/outrider/internal/confval"
+	"github.com/outrider-dev/outrider/internal/pgtest"
 	"github.com/outrider-dev/outrider/internal/vaulttest"
 	"github.com/outrider-dev/outrider/secrets/audit"
 	"github.com/outrider-dev/outrider/secrets/reload"
@@ -326,4 +327,56 @@ func fileCfg(path, tmpl string) File {
 
 func shortCfg(path, source string, format render.Format) File {
 	return File{FileConfig: render.FileConfig{Path: path, Source: source, Format: format}}
+}
+
+// databaseEngine mounts a database engine on pg with one role, app, whose users are
+// named v-<mount>-… (so a test can find its own among the shared server's roles), and
+// returns the mount.
+func databaseEngine(t *testing.T, c *api.Client, pg *pgtest.Server, defaultTTL, maxTTL string) string {
+	t.Helper()
+	mnt := unique("database")
+	mount(t, c, "database", mnt, nil)
+	write(t, c, mnt+"/config/pg", map[string]any{
+		"plugin_name":       "postgresql-database-plugin",
+		"connection_url":    pg.URL(),
+		"username":          "postgres",
+		"password":          pg.Password,
+		"allowed_roles":     "app",
+		"username_template": "v-" + mnt + "-{{random 8}}",
+	})
+	write(t, c, mnt+"/roles/app", map[string]any{
+		"db_name":             "pg",
+		"creation_statements": `CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';`,
+		"default_ttl":         defaultTTL,
+		"max_ttl":             maxTTL,
+	})
+	return mnt
+}
+
+// approleAuth enables an AppRole mount with role (token_policies policy plus extra
+// role settings), writes its role_id and a secret_id into files under dir, and returns
+// the auth config that logs in with them.
+func approleAuth(t *testing.T, c *api.Client, dir, role, policy string, extra map[string]any) vault.AuthConfig {
+	t.Helper()
+	mnt := unique("approle")
+	if err := c.Sys().EnableAuth(mnt, "approle", ""); err != nil {
+		t.Fatal(err)
+	}
+	data := map[string]any{"token_policies": policy}
+	for k, v := range extra {
+		data[k] = v
+	}
+	write(t, c, "auth/"+mnt+"/role/"+role, data)
+	roleID, err := c.Logical().Read("auth/" + mnt + "/role/" + role + "/role-id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	secretID := write(t, c, "auth/"+mnt+"/role/"+role+"/secret-id", nil).Data["secret_id"].(string)
+	roleFile, secretFile := filepath.Join(dir, "role_id"), filepath.Join(dir, "secret_id")
+	for p, v := range map[string]string{roleFile: roleID.Data["role_id"].(string), secretFile: secretID} {
+		if err := os.WriteFile(p, []byte(v+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return vault.AuthConfig{Method: vault.MethodAppRole, MountPath: mnt, Role: role, RoleIDFile: roleFile, SecretIDFile: secretFile}
 }

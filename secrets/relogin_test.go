@@ -2,7 +2,6 @@ package secrets
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -63,22 +62,7 @@ func TestDatabaseCredentialsSurviveRelogin(t *testing.T) {
 	pg := postgres(t)
 	v := sharedVault(t)
 	c := v.Client
-	mnt := unique("database")
-	mount(t, c, "database", mnt, nil)
-	write(t, c, mnt+"/config/pg", map[string]any{
-		"plugin_name":       "postgresql-database-plugin",
-		"connection_url":    pg.URL(),
-		"username":          "postgres",
-		"password":          pg.Password,
-		"allowed_roles":     "app",
-		"username_template": "v-" + mnt + "-{{random 8}}",
-	})
-	write(t, c, mnt+"/roles/app", map[string]any{
-		"db_name":             "pg",
-		"creation_statements": `CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';`,
-		"default_ttl":         "60s",
-		"max_ttl":             "120s",
-	})
+	mnt := databaseEngine(t, c, pg, "60s", "120s")
 	policy := unique("db-creds")
 	if err := c.Sys().PutPolicy(policy, `path "`+mnt+`/creds/app" { capabilities = ["read"] }
 path "sys/leases/renew" { capabilities = ["update"] }
@@ -86,30 +70,14 @@ path "sys/leases/revoke" { capabilities = ["update"] }
 path "sys/internal/ui/mounts/*" { capabilities = ["read"] }`); err != nil {
 		t.Fatal(err)
 	}
-	authMount := unique("approle")
-	if err := c.Sys().EnableAuth(authMount, "approle", ""); err != nil {
-		t.Fatal(err)
-	}
-	write(t, c, "auth/"+authMount+"/role/app", map[string]any{"token_policies": policy, "token_ttl": "3s", "token_max_ttl": "6s"})
-	roleID, err := c.Logical().Read("auth/" + authMount + "/role/app/role-id")
-	if err != nil {
-		t.Fatal(err)
-	}
-	secretID := write(t, c, "auth/"+authMount+"/role/app/secret-id", nil).Data["secret_id"].(string)
 	dir := t.TempDir()
-	roleFile, secretFile := filepath.Join(dir, "role_id"), filepath.Join(dir, "secret_id")
-	for p, v := range map[string]string{roleFile: roleID.Data["role_id"].(string), secretFile: secretID} {
-		if err := os.WriteFile(p, []byte(v+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	auth := approleAuth(t, c, dir, "app", policy, map[string]any{"token_ttl": "3s", "token_max_ttl": "6s"})
+	secretID := strings.TrimSpace(readFile(t, auth.SecretIDFile))
 
 	a := startApp(t, dir)
 	credFile := filepath.Join(dir, "db.env")
 	cfg := Config{
-		Vault: vault.Config{Address: v.Addr, Auth: vault.AuthConfig{
-			Method: vault.MethodAppRole, MountPath: authMount, Role: "app", RoleIDFile: roleFile, SecretIDFile: secretFile,
-		}},
+		Vault:        vault.Config{Address: v.Addr, Auth: auth},
 		PollInterval: time.Second,
 		RevokeGrace:  300 * time.Millisecond,
 		Reload:       a.signalReload(),
