@@ -92,3 +92,8 @@ func RetryAfter(err error) (time.Duration, bool) {
 	}
 	return 0, false
 }
+
+// ErrFull says a bounded buffer (the durable queue) has no room now. Receivers answer
+// it with a retryable refusal (HTTP 429, gRPC RESOURCE_EXHAUSTED), never a silent
+// drop; test for it with errors.Is.
+var ErrFull = errors.New("buffer full")
