@@ -10,13 +10,16 @@ import (
 )
 
 // Batcher cuts incoming items into requests and puts them on a Queue. A request is cut
-// when it reaches max_bytes, max_wait after its first item, or on Flush/Close. Add
+// when it reaches max_bytes, max_wait after its first item, or on Flush/Close; with
+// WithRecordCount also when it reaches the maximum number of records. Add
 // blocks while max_pending_bytes are accepted but not yet finished (Request.Done or
 // Abandon), which is how backpressure reaches the sources.
 type Batcher[T any] struct {
 	maxBytes int
 	maxWait  time.Duration
 	size     func(*T) int
+	count    func(*T) int // records per item; nil: one
+	maxCount int          // records per request; 0: no limit
 	out      Queue[T]
 	budget   *budget
 	m        *instrument
@@ -32,9 +35,11 @@ type Batcher[T any] struct {
 
 // NewBatcher returns a Batcher that sizes items with size and puts requests on out.
 // cfg must be valid (ApplyDefaults, Validate).
-func NewBatcher[T any](cfg BatchConfig, set Settings, size func(*T) int, out Queue[T]) (*Batcher[T], error) {
+func NewBatcher[T any](cfg BatchConfig, set Settings, size func(*T) int, out Queue[T], opts ...Option[T]) (*Batcher[T], error) {
 	var p confval.Problems
 	cfg.Validate(p.At("batch"))
+	o := applyOptions(opts)
+	o.validate(&p)
 	if err := p.Err(); err != nil {
 		return nil, err
 	}
@@ -43,6 +48,8 @@ func NewBatcher[T any](cfg BatchConfig, set Settings, size func(*T) int, out Que
 		maxBytes: int(cfg.MaxBytes),
 		maxWait:  cfg.MaxWait,
 		size:     size,
+		count:    o.count,
+		maxCount: o.maxCount,
 		out:      out,
 		budget:   newBudget(int64(cfg.MaxPendingBytes), m.pending),
 		m:        m,
@@ -59,9 +66,14 @@ func NewBatcher[T any](cfg BatchConfig, set Settings, size func(*T) int, out Que
 // owns the items and ack is called exactly once — or never, if the exporter stops
 // before they are delivered or dropped. Add may be called concurrently.
 func (b *Batcher[T]) Add(ctx context.Context, items []T, ack pipeline.AckFunc) error {
-	total := 0
+	total, records := 0, 0
 	for i := range items {
 		total += b.size(&items[i])
+	}
+	if b.maxCount > 0 {
+		for i := range items {
+			records += b.records(&items[i])
+		}
 	}
 	if err := b.budget.acquire(ctx, int64(total), b.closedCh); err != nil {
 		return err
@@ -86,15 +98,16 @@ func (b *Batcher[T]) Add(ctx context.Context, items []T, ack pipeline.AckFunc) e
 			orig(err)
 		}
 	}
-	curBytes := 0
+	curBytes, curRecords := 0, 0
 	if b.cur != nil {
-		curBytes = b.cur.Bytes
+		curBytes, curRecords = b.cur.Bytes, b.cur.records
 	}
-	if curBytes+total < b.maxBytes {
+	if curBytes+total < b.maxBytes && (b.maxCount == 0 || curRecords+records < b.maxCount) {
 		// The common case: everything fits into the current request.
 		r := b.current(added)
 		r.Items = append(r.Items, items...)
 		r.Bytes += total
+		r.records += records
 		r.acks = append(r.acks, ack)
 		return nil
 	}
@@ -108,20 +121,23 @@ func (b *Batcher[T]) Add(ctx context.Context, items []T, ack pipeline.AckFunc) e
 // items and gives each request the next part's ack. Both runs take the same decisions.
 func (b *Batcher[T]) place(items []T, parts []pipeline.AckFunc, now time.Time) int {
 	dry := parts == nil
-	curBytes, curHas := 0, false
+	curBytes, curRecords, curHas := 0, 0, false
 	if b.cur != nil {
-		curBytes, curHas = b.cur.Bytes, len(b.cur.Items) > 0
+		curBytes, curRecords, curHas = b.cur.Bytes, b.cur.records, len(b.cur.Items) > 0
 	}
 	n, inCur := 0, false
 	cut := func() {
 		if !dry {
 			b.cut()
 		}
-		curBytes, curHas, inCur = 0, false, false
+		curBytes, curRecords, curHas, inCur = 0, 0, false, false
 	}
 	for i := range items {
-		s := b.size(&items[i])
-		if curHas && curBytes+s > b.maxBytes {
+		s, c := b.size(&items[i]), 0
+		if b.maxCount > 0 {
+			c = b.records(&items[i])
+		}
+		if curHas && (curBytes+s > b.maxBytes || (b.maxCount > 0 && curRecords+c > b.maxCount)) {
 			cut()
 		}
 		if !inCur {
@@ -136,14 +152,24 @@ func (b *Batcher[T]) place(items []T, parts []pipeline.AckFunc, now time.Time) i
 			r := b.cur
 			r.Items = append(r.Items, items[i])
 			r.Bytes += s
+			r.records += c
 		}
 		curBytes += s
+		curRecords += c
 		curHas = true
-		if curBytes >= b.maxBytes {
+		if curBytes >= b.maxBytes || (b.maxCount > 0 && curRecords >= b.maxCount) {
 			cut()
 		}
 	}
 	return n
+}
+
+// records returns how many records an item holds.
+func (b *Batcher[T]) records(it *T) int {
+	if b.count == nil {
+		return 1
+	}
+	return b.count(it)
 }
 
 // current returns the request being filled, starting one (and its max_wait timer)

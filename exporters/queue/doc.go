@@ -3,10 +3,11 @@
 //
 //	Add ─> Batcher ─> Queue ─> workers ─> Retrier ─> timeout ─> push
 //
-// The Batcher cuts incoming batches into requests of at most max_bytes, or after
-// max_wait since a request's first item, and blocks Add while max_pending_bytes of data
-// is unsent (buffered, queued or being pushed): backpressure that reaches the sources
-// and bounds memory.
+// The Batcher cuts incoming batches into requests of at most max_bytes (and, with
+// WithRecordCount, of at most a number of records, for items that hold several), or
+// after max_wait since a request's first item, and blocks Add while max_pending_bytes
+// of data is unsent (buffered, queued or being pushed): backpressure that reaches the
+// sources and bounds memory.
 //
 // The Queue carries requests from the Batcher to the workers. MemoryQueue keeps them in
 // memory; a durable, on-disk Queue plugs in here (see Queue and NewWithQueue).

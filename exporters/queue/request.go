@@ -17,11 +17,12 @@ type Request[T any] struct {
 	// Bytes is the sum of the items' sizes.
 	Bytes int
 
-	first  time.Time // when the first item was added, for max_wait
-	acks   []pipeline.AckFunc
-	budget *budget
-	pool   *sync.Pool
-	done   bool
+	first   time.Time // when the first item was added, for max_wait
+	records int       // records of the items, counted only with a record limit
+	acks    []pipeline.AckFunc
+	budget  *budget
+	pool    *sync.Pool
+	done    bool
 }
 
 // NewRequest returns a request of items whose completion calls ack. It is for Queue

@@ -33,6 +33,7 @@ type Sender[T any] struct {
 	batcher     *Batcher[T]
 	queue       Queue[T]
 	retrier     *Retrier
+	opts        options[T]
 
 	mu       sync.Mutex
 	started  bool
@@ -46,13 +47,13 @@ type Sender[T any] struct {
 
 // New builds a Sender. size returns an item's size in bytes, used for batching and the
 // pending budget. cfg gets no defaults here: call cfg.ApplyDefaults first.
-func New[T any](cfg Config, set Settings, size func(*T) int, push PushFunc[T]) (*Sender[T], error) {
-	return NewWithQueue[T](cfg, set, size, push, NewMemoryQueue[T]())
+func New[T any](cfg Config, set Settings, size func(*T) int, push PushFunc[T], opts ...Option[T]) (*Sender[T], error) {
+	return NewWithQueue[T](cfg, set, size, push, NewMemoryQueue[T](), opts...)
 }
 
 // NewWithQueue is New with the Queue between the Batcher and the workers given, for
 // a durable queue.
-func NewWithQueue[T any](cfg Config, set Settings, size func(*T) int, push PushFunc[T], q Queue[T]) (*Sender[T], error) {
+func NewWithQueue[T any](cfg Config, set Settings, size func(*T) int, push PushFunc[T], q Queue[T], opts ...Option[T]) (*Sender[T], error) {
 	var p confval.Problems
 	cfg.Validate(&p)
 	if size == nil || push == nil {
@@ -61,7 +62,7 @@ func NewWithQueue[T any](cfg Config, set Settings, size func(*T) int, push PushF
 	if err := p.Err(); err != nil {
 		return nil, err
 	}
-	b, err := NewBatcher(cfg.Batch, set, size, q)
+	b, err := NewBatcher(cfg.Batch, set, size, q, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -78,6 +79,7 @@ func NewWithQueue[T any](cfg Config, set Settings, size func(*T) int, push PushF
 		batcher:     b,
 		queue:       q,
 		retrier:     r,
+		opts:        applyOptions(opts),
 		done:        make(chan struct{}),
 	}, nil
 }
@@ -157,8 +159,9 @@ func (s *Sender[T]) work(ctx context.Context) {
 }
 
 func (s *Sender[T]) finish(r *Request[T], err error) {
+	records := s.opts.records(r.Items)
 	if err == nil {
-		s.m.sentRecords.Add(float64(len(r.Items)))
+		s.m.sentRecords.Add(float64(records))
 		s.m.sentBytes.Add(float64(r.Bytes))
 		r.Done(nil)
 		return
@@ -170,15 +173,15 @@ func (s *Sender[T]) finish(r *Request[T], err error) {
 		r.Abandon()
 		return
 	}
-	dropped := len(r.Items)
+	dropped := records
 	if n := pipeline.RejectedCount(err); n > 0 && n < dropped {
 		// The backend stored the rest of the request.
 		dropped = n
-		s.m.sentRecords.Add(float64(len(r.Items) - n))
+		s.m.sentRecords.Add(float64(records - n))
 	}
 	s.m.dropped.WithLabelValues(reason).Add(float64(dropped))
 	s.log.Error("dropped records the backend rejected",
-		"reason", reason, "records", dropped, "request_records", len(r.Items), "bytes", r.Bytes, "error", err)
+		"reason", reason, "records", dropped, "request_records", records, "bytes", r.Bytes, "error", err)
 	r.Done(err)
 }
 

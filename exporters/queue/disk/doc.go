@@ -1,0 +1,82 @@
+// Package disk is the durable queue for pushed telemetry: receivers (OTLP, Sentry)
+// Append each accepted request before they answer their client, and an exporter pump
+// reads entries back with Next, exports them and Acks them. Payloads are opaque
+// bytes; the caller encodes them. One Queue owns one directory (the agent opens one
+// per signal: data_dir/queue/traces, data_dir/queue/logs), which it locks with flock
+// on the file LOCK, so a second Queue on the same directory, in this process or
+// another, fails to open.
+//
+// # On-disk format
+//
+// The directory holds segment files named by a 20-digit, increasing number
+// (00000000000000000001.seg), a cursor file, and LOCK. Files are 0600, the
+// directory 0700. All integers are little-endian; checksums are CRC-32C
+// (Castagnoli), stored masked as in LevelDB (rotated right by 15 bits plus
+// 0xa282ead8), so that a zero-filled region never checks as a valid record.
+//
+// A segment starts with a 16-byte header:
+//
+//	magic "OQSG" | version (1 byte, 1) | 3 zero bytes | segment_size of the writer (uint32) | masked CRC-32C of the first 12 bytes
+//
+// followed by records:
+//
+//	payload length (uint32) | masked CRC-32C of the payload (uint32) | payload
+//
+// A writer starts a new segment when the next record would take the current one
+// past segment_size, so the largest payload is segment_size minus 24 bytes. Each
+// record is written with one write call (pwrite) of frame and payload; a failed write
+// is cut off again with ftruncate. After Open the queue always writes into a new
+// segment: it never appends to a file of an earlier run, whose tail may be torn.
+//
+// The cursor file (24 bytes: "OQCR", segment number, offset, masked CRC-32C of the
+// first 20) holds the acknowledged frontier: the position of the first entry not yet
+// acknowledged. It is replaced atomically (temporary file, fsync, rename, fsync of the
+// directory). Segments wholly before the frontier are deleted, at once while running
+// and at Open for anything a crash left behind.
+//
+// # Reading and damage
+//
+// Next reads segments in order through a 64 KiB buffer (from the page cache), never
+// past the writer's published length of the segment being written; the queue keeps no
+// entries in memory, only 32 bytes of bookkeeping per entry handed out and not yet
+// acknowledged. A record's length is checked against the
+// segment's header and the bytes left in the file before anything is allocated. A bad
+// header, an impossible length or a checksum mismatch is counted in
+// outrider_queue_corrupt_total{reason="header"|"length"|"checksum"}, logged once as a
+// warning with the file and offset, and the rest of that segment is skipped; the
+// following segments are still delivered. A segment that ends inside a record (the
+// process died in the middle of a write) is reason "truncated", logged at info;
+// a segment file deleted from under the queue is reason "missing".
+//
+// # Durability
+//
+// When Append returns nil the entry is in a segment file. What survives depends on
+// fsync:
+//
+//   - "always": Append returns after an fsync covering the entry; concurrent appenders
+//     share one fsync (group commit). Entries survive a machine crash or power loss.
+//   - "interval" (the default): a background goroutine fsyncs every fsync_interval.
+//     Entries survive the process being killed (they are in the page cache); a machine
+//     crash loses at most the last fsync_interval of appends.
+//   - "never": the operating system writes back when it likes; entries survive the
+//     process being killed, a machine crash may lose any unsynced entry.
+//
+// Close fsyncs in every mode.
+//
+// # Delivery: at least once
+//
+// Every appended entry is handed out by Next until it is acknowledged; nothing is
+// dropped silently (ErrFull refuses new entries instead, and damage is counted). After
+// a restart, Next hands out again every entry at or after the saved cursor, the first
+// entry not acknowledged. The cursor is saved at most 150 ms after acknowledgements
+// move the frontier, and by Close. So the entries delivered again are:
+//
+//   - after Close: those acknowledged out of order behind an entry still
+//     unacknowledged at Close;
+//   - after a crash (SIGKILL, power loss): in addition, those acknowledged in the last
+//     150 ms plus the duration of one cursor write (an atomic replace with two fsyncs)
+//     before the crash, unless their whole segment was already deleted.
+//
+// With fsync "interval" or "never", a machine crash (not a process crash) can also
+// lose entries appended since the last fsync, as said above.
+package disk
