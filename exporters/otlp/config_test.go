@@ -1,0 +1,141 @@
+package otlp
+
+import (
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/outrider-dev/outrider/exporters/queue"
+	"github.com/outrider-dev/outrider/internal/confval"
+	"github.com/outrider-dev/outrider/internal/tlsconfig"
+)
+
+func TestConfigDefaults(t *testing.T) {
+	c := Config{Endpoint: "http://tempo:4317"}
+	c.ApplyDefaults()
+	if c.Protocol != ProtocolGRPC || c.Compression != CompressionGzip || c.Timeout != 10*time.Second ||
+		c.MaxSpans != 8192 || c.Concurrency != 2 || c.Batch.MaxBytes != queue.DefaultMaxBytes ||
+		c.Retry.InitialInterval != queue.DefaultInitialInterval {
+		t.Fatalf("defaults %+v", c)
+	}
+	var p confval.Problems
+	c.Validate(&p)
+	if err := p.Err(); err != nil {
+		t.Fatalf("defaults do not validate: %v", err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		edit   func(*Config)
+		want   []string // problems, by substring; none means valid
+		secret string   // must not appear in the problems
+	}{
+		{"grpc plaintext", func(c *Config) {}, nil, ""},
+		{"grpc TLS", func(c *Config) { c.Endpoint = "https://tempo.example.com:443"; c.TLS.CAFile = caFile }, nil, ""},
+		{"http without path", func(c *Config) { c.Protocol = ProtocolHTTP; c.Endpoint = "http://tempo:4318" }, nil, ""},
+		{"http with path", func(c *Config) { c.Protocol = ProtocolHTTP; c.Endpoint = "https://otlp.example.com/otlp/v1/traces" }, nil, ""},
+		{"missing endpoint", func(c *Config) { c.Endpoint = "" }, []string{"endpoint: is required, e.g. http://tempo:4317"}, ""},
+		{"no scheme", func(c *Config) { c.Endpoint = "tempo:4317" }, []string{"endpoint: \"tempo:4317\" must start with http:// (plaintext) or https:// (TLS)"}, ""},
+		{"grpc path", func(c *Config) { c.Endpoint = "http://tempo:4317/v1/traces" }, []string{"has a path", "protocol: http"}, ""},
+		{"grpc no port", func(c *Config) { c.Endpoint = "http://tempo" }, []string{"has no port"}, ""},
+		{"credentials in URL", func(c *Config) { c.Endpoint = "http://user:hunter2@tempo:4317" }, []string{"must not carry credentials"}, "hunter2"},
+		{"no host", func(c *Config) { c.Endpoint = "http://:4317" }, []string{"has no host"}, ""},
+		{"tls with plaintext", func(c *Config) { c.TLS = tlsconfig.Config{CAFile: caFile} }, []string{"tls: is set but endpoint http://tempo:4317 is plaintext"}, ""},
+		{"bad protocol", func(c *Config) { c.Protocol = "http/protobuf" }, []string{`protocol: must be "grpc" or "http"`}, ""},
+		{"bad compression", func(c *Config) { c.Compression = "zstd" }, []string{`compression: must be "gzip" or "none", got "zstd"`}, ""},
+		{"header with newline", func(c *Config) { c.Headers = map[string]confval.Secret{"Authorization": "Bearer abc\r\nX-Evil: 1"} },
+			[]string{`headers: the value of header "Authorization" holds a line break`}, "Bearer abc"},
+		{"bad header name", func(c *Config) { c.Headers = map[string]confval.Secret{"X Tenant": "a"} }, []string{`invalid header name "X Tenant"`}, ""},
+		{"reserved header", func(c *Config) { c.Headers = map[string]confval.Secret{"Content-Encoding": "br"} }, []string{`header "Content-Encoding" is set by the exporter`}, ""},
+		{"grpc header", func(c *Config) { c.Headers = map[string]confval.Secret{"grpc-timeout": "1S"} }, []string{`header "grpc-timeout" is set by the exporter`}, ""},
+		{"headers differing in case", func(c *Config) { c.Headers = map[string]confval.Secret{"X-Scope-OrgID": "a", "x-scope-orgid": "b"} }, []string{"differ only in case"}, ""},
+		{"limits", func(c *Config) { c.MaxSpans = -1; c.Concurrency = 100; c.Timeout = -1 }, []string{"max_spans: must be positive", "concurrency: must be between", "timeout: must be positive"}, ""},
+		{"batch and retry", func(c *Config) { c.Batch.MaxPendingBytes = 1; c.Retry.MaxElapsed = -1 }, []string{"batch.max_pending_bytes", "retry.max_elapsed"}, ""},
+		{"tls file", func(c *Config) { c.Endpoint = "https://tempo:4317"; c.TLS.CAFile = "/nonexistent/ca.pem" }, []string{"tls.ca_file: cannot read"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Config{Endpoint: "http://tempo:4317"}
+			tt.edit(&c)
+			c.ApplyDefaults()
+			var p confval.Problems
+			c.Validate(&p)
+			err := p.Err()
+			if len(tt.want) == 0 {
+				if err != nil {
+					t.Fatalf("Validate = %v, want valid", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Validate passed, want %q", tt.want)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("problems %q lack %q", err, w)
+				}
+			}
+			if tt.secret != "" && strings.Contains(err.Error(), tt.secret) {
+				t.Errorf("problems %q reveal a secret", err)
+			}
+			if _, nerr := New(c, Settings{}); nerr == nil || !confval.IsConfigError(nerr) {
+				t.Errorf("New = %v, want the configuration error", nerr)
+			}
+		})
+	}
+}
+
+func TestParseEndpoint(t *testing.T) {
+	tests := []struct {
+		raw, protocol string
+		want          endpoint
+	}{
+		{"http://tempo:4317", ProtocolGRPC, endpoint{target: "tempo:4317"}},
+		{"https://tempo:443/", ProtocolGRPC, endpoint{tls: true, target: "tempo:443"}},
+		{"HTTPS://[::1]:4317", ProtocolGRPC, endpoint{tls: true, target: "[::1]:4317"}},
+		{"http://tempo:4318", ProtocolHTTP, endpoint{url: "http://tempo:4318/v1/traces"}},
+		{"https://tempo/", ProtocolHTTP, endpoint{tls: true, url: "https://tempo/v1/traces"}},
+		{"http://gw:8080/tempo/otlp/v1/traces?x=1", ProtocolHTTP, endpoint{url: "http://gw:8080/tempo/otlp/v1/traces?x=1"}},
+	}
+	for _, tt := range tests {
+		got, err := parseEndpoint(tt.raw, tt.protocol)
+		if err != nil || got != tt.want {
+			t.Errorf("parseEndpoint(%q, %s) = %+v, %v; want %+v", tt.raw, tt.protocol, got, err, tt.want)
+		}
+	}
+}
+
+func FuzzParseEndpoint(f *testing.F) {
+	for _, s := range []string{"http://tempo:4317", "https://u:p@h:1/x", "http://[::1", "https://tempo/", "http://:0", "http://h:1/#f"} {
+		f.Add(s, true)
+		f.Add(s, false)
+	}
+	f.Fuzz(func(t *testing.T, raw string, grpc bool) {
+		protocol := ProtocolHTTP
+		if grpc {
+			protocol = ProtocolGRPC
+		}
+		ep, err := parseEndpoint(raw, protocol)
+		if err != nil {
+			return
+		}
+		if grpc && (ep.target == "" || ep.url != "") || !grpc && (ep.url == "" || ep.target != "") {
+			t.Fatalf("parseEndpoint(%q, %s) = %+v", raw, protocol, ep)
+		}
+		if !grpc {
+			u, err := url.Parse(ep.url)
+			if err != nil || u.User != nil || u.Host == "" || u.Path == "" {
+				t.Fatalf("parseEndpoint(%q) gave URL %q (%v): unparsable, with credentials, or without host or path", raw, ep.url, err)
+			}
+		}
+	})
+}

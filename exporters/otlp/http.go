@@ -1,0 +1,260 @@
+package otlp
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// maxResponseBody is how much of a response body is read: an
+// ExportTraceServiceResponse or an error status is far smaller.
+const maxResponseBody = 64 << 10
+
+// gzipLevel is the compression level of requests, over HTTP and gRPC: the fastest,
+// which costs little in size on span data and much less CPU than the default level.
+const gzipLevel = gzip.BestSpeed
+
+// httpClient posts requests as OTLP/HTTP protobuf bodies: the chunks' bytes as they
+// are, or gzip-compressed through a pooled writer into a pooled buffer.
+type httpClient struct {
+	url       string
+	header    http.Header
+	gzip      bool
+	client    *http.Client
+	transport *http.Transport
+	encoders  chan *gzipBuffer // free list, one per worker
+	warn      func(string)
+	now       func() time.Time
+}
+
+func newHTTPClient(cfg *Config, ep endpoint, warn func(string)) (*httpClient, error) {
+	tlsCfg, err := cfg.TLS.Load()
+	if err != nil {
+		return nil, err
+	}
+	tr := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:       tlsCfg,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          2 * cfg.Concurrency,
+		MaxIdleConnsPerHost:   2 * cfg.Concurrency,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+	h := http.Header{}
+	for k, v := range cfg.Headers {
+		h.Set(k, v.Reveal())
+	}
+	h.Set("Content-Type", "application/x-protobuf")
+	h.Set("User-Agent", UserAgent)
+	if cfg.Compression == CompressionGzip {
+		h.Set("Content-Encoding", "gzip")
+	}
+	return &httpClient{
+		url:       ep.url,
+		header:    h,
+		gzip:      cfg.Compression == CompressionGzip,
+		transport: tr,
+		client: &http.Client{
+			Transport: tr,
+			CheckRedirect: func(*http.Request, []*http.Request) error {
+				return http.ErrUseLastResponse
+			},
+		},
+		// A free list rather than a sync.Pool: at most Concurrency requests are built at
+		// once, and their megabyte buffers should survive garbage collections.
+		encoders: make(chan *gzipBuffer, cfg.Concurrency),
+		warn:     warn,
+		now:      time.Now,
+	}, nil
+}
+
+func (c *httpClient) push(ctx context.Context, chunks []chunk) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, nil)
+	if err != nil {
+		return fmt.Errorf("build request for %s: %w", c.url, err)
+	}
+	req.Header = c.header.Clone()
+	if c.gzip {
+		enc := c.getEncoder()
+		payload, err := enc.compress(chunks)
+		if err != nil {
+			c.putEncoder(enc)
+			return fmt.Errorf("compress request: %w", err)
+		}
+		b := newBody(payload)
+		defer func() {
+			// The transport may still read the body after Do returns; reuse the buffer
+			// only once it has closed it.
+			if b.wait() {
+				c.putEncoder(enc)
+			}
+		}()
+		req.Body, req.ContentLength = b, int64(len(payload))
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(payload)), nil }
+	} else {
+		// The chunks are never changed, so the transport may read them whenever.
+		r := newChunkReader(chunks)
+		req.Body, req.ContentLength = io.NopCloser(r), r.size
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(newChunkReader(chunks)), nil }
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return classifyTransport(fmt.Errorf("export to %s: %w", c.url, err))
+	}
+	defer resp.Body.Close()
+	body, rerr := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody+1))
+	cut := len(body) > maxResponseBody
+	if cut {
+		body = body[:maxResponseBody]
+	}
+	if rerr != nil && resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		// The status says the spans arrived; only the partial-success report is lost.
+		body, cut = nil, false
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	return classifyHTTP(resp.StatusCode, resp.Header, body, cut, c.url, c.now(), c.warn)
+}
+
+func (c *httpClient) close() { c.transport.CloseIdleConnections() }
+
+func (c *httpClient) getEncoder() *gzipBuffer {
+	select {
+	case enc := <-c.encoders:
+		return enc
+	default:
+		return newGzipBuffer()
+	}
+}
+
+func (c *httpClient) putEncoder(enc *gzipBuffer) {
+	if enc.buf.Cap() > maxPooledBuffer {
+		return
+	}
+	select {
+	case c.encoders <- enc:
+	default:
+	}
+}
+
+// maxPooledBuffer keeps an unusually large compressed request's buffer out of the free
+// list, so one burst does not pin its memory.
+const maxPooledBuffer = 16 << 20
+
+// gzipBuffer is a reusable gzip writer and its output buffer.
+type gzipBuffer struct {
+	buf bytes.Buffer
+	zw  *gzip.Writer
+}
+
+func newGzipBuffer() *gzipBuffer {
+	g := &gzipBuffer{}
+	g.zw, _ = gzip.NewWriterLevel(&g.buf, gzipLevel) // the level is valid
+	return g
+}
+
+// compress gzips the chunks' bytes one after the other; the result is valid until the
+// next compress.
+func (g *gzipBuffer) compress(chunks []chunk) ([]byte, error) {
+	g.buf.Reset()
+	g.zw.Reset(&g.buf)
+	for _, c := range chunks {
+		if _, err := g.zw.Write(c.data); err != nil {
+			return nil, err
+		}
+	}
+	if err := g.zw.Close(); err != nil {
+		return nil, err
+	}
+	return g.buf.Bytes(), nil
+}
+
+// chunkReader reads the chunks' bytes one after the other, without copying them into
+// one buffer.
+type chunkReader struct {
+	chunks []chunk
+	off    int // in chunks[0]
+	size   int64
+}
+
+func newChunkReader(chunks []chunk) *chunkReader {
+	r := &chunkReader{chunks: chunks}
+	for _, c := range chunks {
+		r.size += int64(len(c.data))
+	}
+	return r
+}
+
+func (r *chunkReader) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) && len(r.chunks) > 0 {
+		m := copy(p[n:], r.chunks[0].data[r.off:])
+		n += m
+		r.off += m
+		if r.off == len(r.chunks[0].data) {
+			r.chunks, r.off = r.chunks[1:], 0
+		}
+	}
+	if n == 0 && len(r.chunks) == 0 {
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// WriteTo lets io.Copy and the transport write the chunks straight from their memory.
+func (r *chunkReader) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for len(r.chunks) > 0 {
+		n, err := w.Write(r.chunks[0].data[r.off:])
+		total += int64(n)
+		r.off += n
+		if err != nil {
+			return total, err
+		}
+		r.chunks, r.off = r.chunks[1:], 0
+	}
+	return total, nil
+}
+
+// body is a request body that reports when the transport is done with it.
+type body struct {
+	bytes.Reader
+	once   sync.Once
+	closed chan struct{}
+}
+
+func newBody(b []byte) *body {
+	rb := &body{closed: make(chan struct{})}
+	rb.Reset(b)
+	return rb
+}
+
+func (b *body) Close() error {
+	b.once.Do(func() { close(b.closed) })
+	return nil
+}
+
+// wait reports whether the body was closed within a short grace period.
+func (b *body) wait() bool {
+	select {
+	case <-b.closed:
+		return true
+	default:
+	}
+	t := time.NewTimer(5 * time.Second)
+	defer t.Stop()
+	select {
+	case <-b.closed:
+		return true
+	case <-t.C:
+		return false
+	}
+}
