@@ -1,0 +1,74 @@
+package otlp
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+)
+
+func fuzzReceiver() (*Receiver, *memQueue) {
+	q := &memQueue{}
+	cfg := Config{}
+	cfg.ApplyDefaults()
+	return New(cfg, Settings{Traces: q, Logs: q, Redactor: fakeRedactor{"secret"}, Resource: map[string]string{"service.name": "svc"}}), q
+}
+
+func checkHTTP(t *testing.T, r *Receiver, path, ct string, body []byte) {
+	w := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
+	req.Header.Set("Content-Type", ct)
+	r.newHTTPServer().Handler.ServeHTTP(w, req)
+	if w.Code != 200 && w.Code != 400 && w.Code != 413 {
+		t.Fatalf("status %d for %d bytes: %s", w.Code, len(body), w.Body.String())
+	}
+}
+
+func seeds(f *testing.F) {
+	td, _ := ptraceotlp.NewExportRequestFromTraces(testTraces(3, 1, map[string]string{"a": "secret"})).MarshalProto()
+	tj, _ := ptraceotlp.NewExportRequestFromTraces(testTraces(2, 0, nil)).MarshalJSON()
+	ld, _ := plogotlp.NewExportRequestFromLogs(testLogs("x secret y")).MarshalProto()
+	lj, _ := plogotlp.NewExportRequestFromLogs(testLogs("x")).MarshalJSON()
+	for _, s := range [][]byte{td, tj, ld, lj, nil, []byte("{}"), []byte(`{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"zz"}]}]}]}`)} {
+		f.Add(s)
+	}
+}
+
+func FuzzHTTPProtobuf(f *testing.F) {
+	seeds(f)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r, q := fuzzReceiver()
+		checkHTTP(t, r, TracesPath, contentProtobuf, body)
+		checkHTTP(t, r, LogsPath, contentProtobuf, body)
+		for _, e := range q.entries {
+			if _, _, _, err := DecodeEntry(e); err != nil {
+				t.Fatalf("stored an undecodable entry: %v", err)
+			}
+			if bytes.Contains(e, []byte("secret")) {
+				t.Fatal("stored a secret value")
+			}
+		}
+	})
+}
+
+func FuzzHTTPJSON(f *testing.F) {
+	seeds(f)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r, _ := fuzzReceiver()
+		checkHTTP(t, r, TracesPath, contentJSON, body)
+		checkHTTP(t, r, LogsPath, contentJSON, body)
+	})
+}
+
+func FuzzGRPCTraces(f *testing.F) {
+	seeds(f)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r, _ := fuzzReceiver()
+		_, _ = r.exportTracesGRPC(context.Background(), body)
+		_, _ = r.exportLogsGRPC(context.Background(), body)
+	})
+}

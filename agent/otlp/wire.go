@@ -1,0 +1,403 @@
+package otlp
+
+import (
+	"bytes"
+	"encoding/binary"
+	"unsafe"
+
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// The trace hot path works on the wire form. Decoding a request into pdata and
+// encoding it again costs most of the receiver's CPU and garbage; but enriching a
+// request only appends a few resource attributes, and a request the application
+// built correctly needs nothing else. fastTraces walks the request once — checking
+// every known field's wire type and length as strictly as pdata's decoder, counting
+// spans — and rewrites only the Resource messages. Anything unusual (a span without
+// IDs, a live secret value somewhere in the bytes, a field it does not expect) makes
+// it step aside for the pdata path, which decides and explains.
+
+// message kinds of the OTLP trace schema the walker checks.
+type msgKind uint8
+
+const (
+	mRequest msgKind = iota
+	mResourceSpans
+	mResource
+	mKeyValue
+	mAnyValue
+	mArrayValue
+	mKeyValueList
+	mScopeSpans
+	mScope
+	mSpan
+	mEvent
+	mLink
+	mStatus
+	mEntityRef
+	mNone // a scalar, bytes or string: no nested check
+)
+
+// field is what the walker expects of one field number.
+type field struct {
+	known bool
+	typ   protowire.Type
+	kind  msgKind // for BytesType: the nested message, or mNone
+	size  int     // for BytesType IDs: the only allowed lengths besides 0
+}
+
+// maxField is the highest field number the schema knows.
+const maxField = 16
+
+// schema maps message kind → field number → expectation, built from schemaDef.
+var schema = func() (s [mNone + 1][maxField + 1]field) {
+	for k, fields := range schemaDef {
+		for num, f := range fields {
+			f.known = true
+			s[k][num] = f
+		}
+	}
+	return s
+}()
+
+// schemaDef maps message kind → field number → expectation. Unknown numbers are
+// skipped, as every protobuf decoder does.
+var schemaDef = [...]map[protowire.Number]field{
+	mRequest:       {1: {false, protowire.BytesType, mResourceSpans, 0}},
+	mResourceSpans: {1: {false, protowire.BytesType, mResource, 0}, 2: {false, protowire.BytesType, mScopeSpans, 0}, 3: {false, protowire.BytesType, mNone, 0}},
+	mResource:      {1: {false, protowire.BytesType, mKeyValue, 0}, 2: {false, protowire.VarintType, mNone, 0}, 3: {false, protowire.BytesType, mEntityRef, 0}},
+	mKeyValue:      {1: {false, protowire.BytesType, mNone, 0}, 2: {false, protowire.BytesType, mAnyValue, 0}, 3: {false, protowire.VarintType, mNone, 0}},
+	mAnyValue: {1: {false, protowire.BytesType, mNone, 0}, 2: {false, protowire.VarintType, mNone, 0}, 3: {false, protowire.VarintType, mNone, 0},
+		4: {false, protowire.Fixed64Type, mNone, 0}, 5: {false, protowire.BytesType, mArrayValue, 0}, 6: {false, protowire.BytesType, mKeyValueList, 0},
+		7: {false, protowire.BytesType, mNone, 0}, 8: {false, protowire.VarintType, mNone, 0}},
+	mArrayValue:   {1: {false, protowire.BytesType, mAnyValue, 0}},
+	mKeyValueList: {1: {false, protowire.BytesType, mKeyValue, 0}},
+	mScopeSpans:   {1: {false, protowire.BytesType, mScope, 0}, 2: {false, protowire.BytesType, mSpan, 0}, 3: {false, protowire.BytesType, mNone, 0}},
+	mScope: {1: {false, protowire.BytesType, mNone, 0}, 2: {false, protowire.BytesType, mNone, 0}, 3: {false, protowire.BytesType, mKeyValue, 0},
+		4: {false, protowire.VarintType, mNone, 0}},
+	mSpan: {1: {false, protowire.BytesType, mNone, 16}, 2: {false, protowire.BytesType, mNone, 8}, 3: {false, protowire.BytesType, mNone, 0},
+		4: {false, protowire.BytesType, mNone, 8}, 5: {false, protowire.BytesType, mNone, 0}, 6: {false, protowire.VarintType, mNone, 0},
+		7: {false, protowire.Fixed64Type, mNone, 0}, 8: {false, protowire.Fixed64Type, mNone, 0}, 9: {false, protowire.BytesType, mKeyValue, 0},
+		10: {false, protowire.VarintType, mNone, 0}, 11: {false, protowire.BytesType, mEvent, 0}, 12: {false, protowire.VarintType, mNone, 0},
+		13: {false, protowire.BytesType, mLink, 0}, 14: {false, protowire.VarintType, mNone, 0}, 15: {false, protowire.BytesType, mStatus, 0},
+		16: {false, protowire.Fixed32Type, mNone, 0}},
+	mEvent: {1: {false, protowire.Fixed64Type, mNone, 0}, 2: {false, protowire.BytesType, mNone, 0}, 3: {false, protowire.BytesType, mKeyValue, 0},
+		4: {false, protowire.VarintType, mNone, 0}},
+	mLink: {1: {false, protowire.BytesType, mNone, 16}, 2: {false, protowire.BytesType, mNone, 8}, 3: {false, protowire.BytesType, mNone, 0},
+		4: {false, protowire.BytesType, mKeyValue, 0}, 5: {false, protowire.VarintType, mNone, 0}, 6: {false, protowire.Fixed32Type, mNone, 0}},
+	mStatus:    {1: {false, protowire.VarintType, mNone, 0}, 2: {false, protowire.BytesType, mNone, 0}, 3: {false, protowire.VarintType, mNone, 0}},
+	mEntityRef: {1: {false, protowire.BytesType, mNone, 0}, 2: {false, protowire.BytesType, mNone, 0}, 3: {false, protowire.BytesType, mNone, 0}, 4: {false, protowire.BytesType, mNone, 0}},
+}
+
+// maxDepth bounds nesting (AnyValue lists in maps in lists ...), like decoders do.
+const maxDepth = 48
+
+// walker checks a message tree and counts spans. ok turns false at the first thing
+// the fast path does not handle.
+type walker struct {
+	spans int
+	ok    bool
+}
+
+func (w *walker) walk(b []byte, k msgKind, depth int) {
+	if depth > maxDepth {
+		w.ok = false
+		return
+	}
+	fields := &schema[k]
+	var traceOK, spanOK bool
+	for len(b) > 0 && w.ok {
+		// Tags and lengths below 128 take one byte: decode those inline.
+		var (
+			num protowire.Number
+			typ protowire.Type
+		)
+		if c := b[0]; c < 0x80 {
+			num, typ = protowire.Number(c>>3), protowire.Type(c&7)
+			b = b[1:]
+		} else {
+			var n int
+			num, typ, n = protowire.ConsumeTag(b)
+			if n < 0 {
+				w.ok = false
+				return
+			}
+			b = b[n:]
+		}
+		if typ == protowire.StartGroupType || typ == protowire.EndGroupType || num > maxField || num == 0 {
+			w.ok = false // groups, and numbers the schema does not know (like ResourceSpans' deprecated 1000): left to pdata
+			return
+		}
+		f := &fields[num]
+		if f.known && typ != f.typ {
+			w.ok = false
+			return
+		}
+		if typ != protowire.BytesType {
+			n := protowire.ConsumeFieldValue(num, typ, b)
+			if n < 0 {
+				w.ok = false
+				return
+			}
+			b = b[n:]
+			continue
+		}
+		var l uint64
+		if len(b) > 0 && b[0] < 0x80 {
+			l = uint64(b[0])
+			b = b[1:]
+		} else {
+			var n int
+			l, n = protowire.ConsumeVarint(b)
+			if n < 0 {
+				w.ok = false
+				return
+			}
+			b = b[n:]
+		}
+		if l > uint64(len(b)) {
+			w.ok = false
+			return
+		}
+		v := b[:l]
+		b = b[l:]
+		if !f.known {
+			continue
+		}
+		if f.size > 0 {
+			if len(v) != 0 && len(v) != f.size {
+				w.ok = false // pdata refuses the whole request: let it say why
+				return
+			}
+			if k == mSpan && (num == 1 || num == 2) {
+				set := len(v) == f.size && !allZero(v)
+				if num == 1 {
+					traceOK = set
+				} else {
+					spanOK = set
+				}
+			}
+			continue
+		}
+		if f.kind != mNone {
+			w.walk(v, f.kind, depth+1)
+		}
+	}
+	if k == mSpan {
+		w.spans++
+		if !traceOK || !spanOK {
+			w.ok = false // a span the backend cannot store: the slow path refuses it
+		}
+	}
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// fastTraces appends the queue entry of req, enriched, to dst when the fast path can
+// handle it; ok false sends the request down the pdata path.
+func (r *Receiver) fastTraces(dst, req []byte) (entry []byte, spans int, ok bool) {
+	if r.scrub.active() {
+		if _, found := r.scrub.r.Redact(unsafe.String(unsafe.SliceData(req), len(req))); found {
+			return nil, 0, false
+		}
+	}
+	if len(r.enrich.attrs) > 64 {
+		return nil, 0, false // more than rewrite's bit sets hold
+	}
+	w := walker{ok: true}
+	w.walk(req, mRequest, 0)
+	if !w.ok || w.spans == 0 {
+		return nil, 0, false
+	}
+	dst = append(dst, byte(KindTraces))
+	dst = binary.AppendUvarint(dst, uint64(w.spans))
+	if len(r.enrich.attrs) == 0 {
+		return append(dst, req...), w.spans, true
+	}
+	dst, ok = r.enrich.rewrite(dst, req)
+	return dst, w.spans, ok
+}
+
+// rewrite appends req to dst with each ResourceSpans' resource enriched. req has been
+// walked already.
+func (e enricher) rewrite(dst, req []byte) ([]byte, bool) {
+	for len(req) > 0 {
+		num, typ, n := protowire.ConsumeTag(req)
+		if num != 1 || typ != protowire.BytesType {
+			m := protowire.ConsumeFieldValue(num, typ, req[n:])
+			dst = append(dst, req[:n+m]...)
+			req = req[n+m:]
+			continue
+		}
+		rs, m := protowire.ConsumeBytes(req[n:])
+		req = req[n+m:]
+		var ok bool
+		if dst, ok = e.resourceSpans(dst, rs); !ok {
+			return nil, false
+		}
+	}
+	return dst, true
+}
+
+// resourceSpans appends field 1 of the request: the ResourceSpans rs with its resource
+// (every occurrence of field 1, merged, as decoders do) rewritten first.
+func (e enricher) resourceSpans(dst, rs []byte) ([]byte, bool) {
+	// The resource: the concatenation of every occurrence is their merge.
+	var res []byte
+	multi := false
+	for b := rs; len(b) > 0; {
+		num, typ, n := protowire.ConsumeTag(b)
+		m := protowire.ConsumeFieldValue(num, typ, b[n:])
+		if num == 1 && typ == protowire.BytesType {
+			v, _ := protowire.ConsumeBytes(b[n:])
+			if res != nil {
+				multi = true
+			}
+			res = append(res, v...)
+		}
+		b = b[n+m:]
+	}
+	if multi {
+		return nil, false // rare enough to leave to pdata
+	}
+	newRes, changed := e.resource(res)
+	if !changed {
+		dst = protowire.AppendTag(dst, 1, protowire.BytesType)
+		dst = protowire.AppendVarint(dst, uint64(len(rs)))
+		return append(dst, rs...), true
+	}
+	body := len(newRes) + protowire.SizeTag(1) + protowire.SizeVarint(uint64(len(newRes)))
+	for b := rs; len(b) > 0; {
+		num, typ, n := protowire.ConsumeTag(b)
+		m := protowire.ConsumeFieldValue(num, typ, b[n:])
+		if num != 1 {
+			body += n + m
+		}
+		b = b[n+m:]
+	}
+	dst = protowire.AppendTag(dst, 1, protowire.BytesType)
+	dst = protowire.AppendVarint(dst, uint64(body))
+	dst = protowire.AppendTag(dst, 1, protowire.BytesType)
+	dst = protowire.AppendVarint(dst, uint64(len(newRes)))
+	dst = append(dst, newRes...)
+	for b := rs; len(b) > 0; {
+		num, typ, n := protowire.ConsumeTag(b)
+		m := protowire.ConsumeFieldValue(num, typ, b[n:])
+		if num != 1 {
+			dst = append(dst, b[:n+m]...)
+		}
+		b = b[n+m:]
+	}
+	return dst, true
+}
+
+// resource returns the Resource message res with the agent's attributes added where
+// missing (or replaced, with overwrite, and where service.name is the SDK
+// placeholder), and whether anything changed.
+func (e enricher) resource(res []byte) ([]byte, bool) {
+	var put uint64 // bit i: attribute i is to be written
+	for i := range e.attrs {
+		put |= 1 << i
+	}
+	var replace uint64 // bit i: an existing attribute i is dropped
+	for b := res; len(b) > 0; {
+		num, typ, n := protowire.ConsumeTag(b)
+		m := protowire.ConsumeFieldValue(num, typ, b[n:])
+		if num == 1 && typ == protowire.BytesType {
+			kv, _ := protowire.ConsumeBytes(b[n:])
+			key, unset := kvKeyValue(kv)
+			for i, a := range e.attrs {
+				if a.key != key {
+					continue
+				}
+				if e.overwrite || (a.key == "service.name" && unset) {
+					replace |= 1 << i
+				} else {
+					put &^= 1 << i
+				}
+			}
+		}
+		b = b[n+m:]
+	}
+	if put == 0 {
+		return res, false
+	}
+	out := make([]byte, 0, len(res)+64*len(e.attrs))
+	for b := res; len(b) > 0; {
+		num, typ, n := protowire.ConsumeTag(b)
+		m := protowire.ConsumeFieldValue(num, typ, b[n:])
+		drop := false
+		if num == 1 && typ == protowire.BytesType && replace != 0 {
+			kv, _ := protowire.ConsumeBytes(b[n:])
+			key, _ := kvKeyValue(kv)
+			for i, a := range e.attrs {
+				if replace&(1<<i) != 0 && a.key == key {
+					drop = true
+				}
+			}
+		}
+		if !drop {
+			out = append(out, b[:n+m]...)
+		}
+		b = b[n+m:]
+	}
+	for i, a := range e.attrs {
+		if put&(1<<i) != 0 {
+			out = appendKeyValue(out, a.key, a.value)
+		}
+	}
+	return out, true
+}
+
+// kvKeyValue returns a KeyValue's key and whether its value, as pdata would read it,
+// is unset: no value, an empty value, an empty string or the SDKs' "unknown_service"
+// placeholder (the last occurrence of each field wins, as in decoders).
+func kvKeyValue(kv []byte) (key string, unset bool) {
+	unset = true
+	for len(kv) > 0 {
+		num, typ, n := protowire.ConsumeTag(kv)
+		m := protowire.ConsumeFieldValue(num, typ, kv[n:])
+		if num == 1 && typ == protowire.BytesType {
+			v, _ := protowire.ConsumeBytes(kv[n:])
+			key = string(v)
+		} else if num == 2 && typ == protowire.BytesType {
+			v, _ := protowire.ConsumeBytes(kv[n:])
+			unset = true
+			for av := v; len(av) > 0; {
+				an, at, k := protowire.ConsumeTag(av)
+				am := protowire.ConsumeFieldValue(an, at, av[k:])
+				if an == 1 && at == protowire.BytesType {
+					str, _ := protowire.ConsumeBytes(av[k:])
+					unset = len(str) == 0 || bytes.HasPrefix(str, []byte("unknown_service"))
+				} else if an == 7 && at == protowire.BytesType {
+					b, _ := protowire.ConsumeBytes(av[k:])
+					unset = len(b) == 0 // pdata reads empty bytes as ""
+				} else if an >= 2 && an <= 8 {
+					unset = false
+				}
+				av = av[k+am:]
+			}
+		}
+		kv = kv[n+m:]
+	}
+	return key, unset
+}
+
+// appendKeyValue appends the KeyValue message {key, string value} as resource field 1.
+func appendKeyValue(dst []byte, key, value string) []byte {
+	av := protowire.AppendTag(nil, 1, protowire.BytesType)
+	av = protowire.AppendString(av, value)
+	kv := protowire.AppendTag(nil, 1, protowire.BytesType)
+	kv = protowire.AppendString(kv, key)
+	kv = protowire.AppendTag(kv, 2, protowire.BytesType)
+	kv = protowire.AppendBytes(kv, av)
+	dst = protowire.AppendTag(dst, 1, protowire.BytesType)
+	return protowire.AppendBytes(dst, kv)
+}

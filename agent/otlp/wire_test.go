@@ -1,0 +1,224 @@
+package otlp
+
+import (
+	"bytes"
+	"testing"
+
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+)
+
+func wireReceiver(overwrite bool, red Redactor) *Receiver {
+	cfg := Config{Resource: ResourceConfig{Overwrite: overwrite}}
+	cfg.ApplyDefaults()
+	return New(cfg, Settings{Traces: &memQueue{}, Redactor: red, Resource: map[string]string{
+		"service.name": "checkout", "k8s.pod.name": "checkout-1", "deployment.environment": "prod",
+	}})
+}
+
+// slowPath is what the pdata path makes of raw: the reference for the fast path.
+func slowPath(t *testing.T, r *Receiver, raw []byte) (ptrace.Traces, bool) {
+	req := ptraceotlp.NewExportRequest()
+	if err := req.UnmarshalProto(raw); err != nil {
+		return ptrace.Traces{}, false
+	}
+	td := req.Traces()
+	rss := td.ResourceSpans()
+	for i := 0; i < rss.Len(); i++ {
+		r.enrich.apply(rss.At(i).Resource())
+	}
+	return td, true
+}
+
+// checkFastMatchesSlow fails unless the fast path's entry holds what the pdata path
+// would store.
+func checkFastMatchesSlow(t *testing.T, r *Receiver, raw []byte) (fast bool) {
+	t.Helper()
+	entry, spans, ok := r.fastTraces(nil, raw)
+	if !ok {
+		return false
+	}
+	want, decodes := slowPath(t, r, raw)
+	if !decodes {
+		t.Fatalf("fast path accepted a request pdata refuses: %x", raw)
+	}
+	if n := dropInvalidSpans(want); n != 0 {
+		t.Fatalf("fast path accepted %d spans without IDs", n)
+	}
+	k, n, data, err := DecodeEntry(entry)
+	if err != nil || k != KindTraces || n != spans || n != want.SpanCount() {
+		t.Fatalf("entry: %v %v %d spans, walker %d, pdata %d", err, k, n, spans, want.SpanCount())
+	}
+	var u ptrace.ProtoUnmarshaler
+	got, err := u.UnmarshalTraces(data)
+	if err != nil {
+		t.Fatalf("fast path output does not decode: %v", err)
+	}
+	dropInvalidSpans(got) // both sides without empty resources and scopes
+	if got.ResourceSpans().Len() != want.ResourceSpans().Len() {
+		t.Fatalf("resources: %d, want %d", got.ResourceSpans().Len(), want.ResourceSpans().Len())
+	}
+	for i := 0; i < got.ResourceSpans().Len(); i++ {
+		ga := got.ResourceSpans().At(i).Resource().Attributes()
+		wa := want.ResourceSpans().At(i).Resource().Attributes()
+		if !equalRaw(ga.AsRaw(), wa.AsRaw()) {
+			t.Fatalf("resource %d: %v, want %v", i, ga.AsRaw(), wa.AsRaw())
+		}
+		ga.Clear()
+		wa.Clear()
+	}
+	var m ptrace.JSONMarshaler
+	gj, _ := m.MarshalTraces(got)
+	wj, _ := m.MarshalTraces(want)
+	if !bytes.Equal(gj, wj) {
+		t.Fatalf("fast path changed more than the resource:\n got %s\nwant %s", gj, wj)
+	}
+	return true
+}
+
+func equalRaw(a, b map[string]any) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || !equalAny(v, w) {
+			return false
+		}
+	}
+	return true
+}
+
+func equalAny(a, b any) bool {
+	switch x := a.(type) {
+	case map[string]any:
+		y, ok := b.(map[string]any)
+		return ok && equalRaw(x, y)
+	case []any:
+		y, ok := b.([]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for i := range x {
+			if !equalAny(x[i], y[i]) {
+				return false
+			}
+		}
+		return true
+	case []byte:
+		y, ok := b.([]byte)
+		return ok && bytes.Equal(x, y)
+	}
+	return a == b
+}
+
+func wireSeeds() [][]byte {
+	var out [][]byte
+	add := func(td ptrace.Traces) {
+		b, _ := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+		out = append(out, b)
+	}
+	add(testTraces(3, 0, map[string]string{"service.name": "unknown_service:java", "k8s.pod.name": "app-set"}))
+	add(testTraces(1, 0, nil))
+	two := testTraces(2, 0, map[string]string{"service.name": "billing"})
+	testTraces(2, 0, map[string]string{"deployment.environment": "dev"}).ResourceSpans().MoveAndAppendTo(two.ResourceSpans())
+	sp := two.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0)
+	sp.Events().AppendEmpty().Attributes().PutEmptySlice("l").AppendEmpty().SetEmptyMap().PutDouble("d", 1.5)
+	sp.Links().AppendEmpty().SetTraceID(traceA)
+	sp.Status().SetMessage("boom")
+	sp.TraceState().FromRaw("k=v")
+	add(two)
+	noRes := ptrace.NewTraces()
+	testTraces(1, 0, nil).ResourceSpans().MoveAndAppendTo(noRes.ResourceSpans())
+	add(noRes)
+	add(testTraces(2, 1, nil)) // a span without IDs: slow path
+	return out
+}
+
+func TestFastPathMatchesPdata(t *testing.T) {
+	for _, overwrite := range []bool{false, true} {
+		r := wireReceiver(overwrite, nil)
+		for i, raw := range wireSeeds() {
+			fast := checkFastMatchesSlow(t, r, raw)
+			if want := i != 4; fast != want {
+				t.Errorf("seed %d: fast path taken = %v, want %v", i, fast, want)
+			}
+		}
+	}
+}
+
+func TestFastPathStepsAsideForSecretsAndOddInput(t *testing.T) {
+	raw := wireSeeds()[0]
+	if _, _, ok := wireReceiver(false, fakeRedactor{"GET"}).fastTraces(nil, raw); ok {
+		t.Error("fast path taken for a request holding a secret value")
+	}
+	if _, _, ok := wireReceiver(false, fakeRedactor{"not-in-there"}).fastTraces(nil, raw); !ok {
+		t.Error("fast path not taken for a clean request")
+	}
+	bad := append([]byte{}, raw...)
+	bad[len(bad)-3] ^= 0xff
+	r := wireReceiver(false, nil)
+	if _, _, ok := r.fastTraces(nil, []byte{0x0a, 0x05, 0x12, 0x03}); ok {
+		t.Error("fast path accepted a truncated request")
+	}
+	checkFastMatchesSlow(t, r, bad)
+}
+
+func FuzzFastPath(f *testing.F) {
+	for _, s := range wireSeeds() {
+		f.Add(s, false)
+		f.Add(s, true)
+	}
+	f.Fuzz(func(t *testing.T, raw []byte, overwrite bool) {
+		checkFastMatchesSlow(t, wireReceiver(overwrite, nil), raw)
+	})
+}
+
+func BenchmarkTracesPath(b *testing.B) {
+	td := ptrace.NewTraces()
+	for range 2 {
+		rs := td.ResourceSpans().AppendEmpty()
+		rs.Resource().Attributes().PutStr("service.name", "unknown_service:x")
+		ss := rs.ScopeSpans().AppendEmpty()
+		for i := range 50 {
+			s := ss.Spans().AppendEmpty()
+			s.SetTraceID(traceA)
+			s.SetSpanID([8]byte{1, byte(i)})
+			s.SetName("GET /api/v1/orders")
+			for _, k := range []string{"http.method", "http.route", "http.url", "net.peer.name", "user_agent.original", "http.scheme", "http.target", "server.address"} {
+				s.Attributes().PutStr(k, "some-value-of-moderate-length")
+			}
+			s.Attributes().PutInt("http.status_code", 200)
+			s.Attributes().PutInt("http.response_content_length", 1234)
+		}
+	}
+	raw, _ := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	r := wireReceiver(false, fakeRedactor{"zzzzzzzz"})
+	b.Run("fast", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(raw)))
+		dst := make([]byte, 0, 2*len(raw))
+		for b.Loop() {
+			if _, _, ok := r.fastTraces(dst[:0], raw); !ok {
+				b.Fatal("not fast")
+			}
+		}
+	})
+	b.Run("pdata", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(raw)))
+		for b.Loop() {
+			req := ptraceotlp.NewExportRequest()
+			if err := req.UnmarshalProto(raw); err != nil {
+				b.Fatal(err)
+			}
+			td := req.Traces()
+			for i := 0; i < td.ResourceSpans().Len(); i++ {
+				r.enrich.apply(td.ResourceSpans().At(i).Resource())
+			}
+			var m ptrace.ProtoMarshaler
+			if _, err := m.MarshalTraces(td); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
