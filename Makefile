@@ -9,7 +9,7 @@ FUZZTIME ?= 10s
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@2025.1.1
 export OUTRIDER_CACHE := $(CACHE)
 
-.PHONY: build test backends backends-bench demo bench bench-logs bench-redact bench-secrets lint fuzz clean
+.PHONY: build test backends backends-bench demo bench bench-logs bench-redact bench-secrets bench-traces lint fuzz clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/outrider
@@ -19,7 +19,7 @@ test: backends
 	$(GO) test -count=1 -timeout 30m ./...
 
 backends:
-	tools/backends/build.sh loki vault postgres
+	tools/backends/build.sh loki vault postgres jaeger
 
 backends-bench:
 	tools/backends/build.sh loki vault postgres otelcol
@@ -28,10 +28,16 @@ backends-bench:
 demo: backends build
 	$(GO) run ./tools/demo --outrider $(BIN)
 
-bench: bench-logs bench-redact bench-secrets
+bench: bench-logs bench-redact bench-secrets bench-traces
 
 bench-logs: backends-bench build
 	$(GO) run ./tools/bench/cmd/benchlogs -outrider $(BIN) -otelcol $(CACHE)/bin/otelcol-v0.160.0 -lines 1000000 -min-cpu-ratio 3 -max-rss-mb 40
+
+## bench-traces: OTLP/gRPC in -> durable queue -> OTLP/gRPC out, outrider next to the
+## OpenTelemetry Collector (receiver -> batch -> exporter) in the same run, both
+## forwarding 1,000,000 spans to a counting sink.
+bench-traces: build backends-bench
+	$(GO) run ./tools/bench/cmd/benchtraces -outrider $(BIN) -otelcol $(CACHE)/bin/otelcol-v0.160.0 -spans 1000000 -min-cpu-ratio 1.5
 
 ## bench-secrets: propagation latency (Vault write -> app signalled) p50/p99 over 100
 ## changes at a 1 s poll interval, and Vault requests per secret per minute, against a

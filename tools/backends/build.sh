@@ -2,7 +2,7 @@
 # Builds the pinned real backends the integration tests and benchmarks run against,
 # once per machine, into a cache outside the clone. Skips what is already cached.
 #
-#   tools/backends/build.sh            # everything the tests need
+#   tools/backends/build.sh            # everything the tests need (loki vault postgres jaeger)
 #   tools/backends/build.sh loki       # one backend
 #
 # The cache is ${OUTRIDER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/outrider}/bin/NAME-VERSION.
@@ -111,7 +111,7 @@ build_postgres() {
 }
 
 want=("$@")
-[ ${#want[@]} -gt 0 ] || want=(loki vault postgres)
+[ ${#want[@]} -gt 0 ] || want=(loki vault postgres jaeger)
 for b in "${want[@]}"; do
 	case $b in
 	loki) build_loki ;;
