@@ -49,6 +49,8 @@ type Agent struct {
 	opts    Options
 	logger  *slog.Logger
 	metrics *metrics
+	// in is the running intake (receiver and queues); only Run's goroutine uses it.
+	in *intake
 	// scrub holds the live secret values; it outlives graphs and syncers so that
 	// redaction never lapses during a reload.
 	scrub *redact.Registry
@@ -244,7 +246,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer srv.shutdown()
 
 	applyRuntime(cfg.Runtime)
-	a.audit.setIdentity(cfg.Identity.Labels())
+	a.audit.setIdentity(cfg.Identity.Labels(), cfg.Identity.ResourceAttributes())
 	auditCtx, stopAudit := context.WithCancel(context.Background())
 	auditDone := make(chan struct{})
 	go func() { defer close(auditDone); a.audit.run(auditCtx) }()
@@ -266,11 +268,24 @@ func (a *Agent) Run(ctx context.Context) error {
 		_ = a.syncer.Swap(nil).stop()
 		return err
 	}
-	if err := g.start(ctx, a.logger); err != nil {
+	in, err := openIntake(cfg, a.metrics, a.scrub, a.logger)
+	if err != nil {
 		_ = a.syncer.Swap(nil).stop()
 		return err
 	}
-	a.audit.setSink(g.logSink)
+	if err := g.start(ctx, a.logger, in); err != nil {
+		_ = in.closeQueues()
+		_ = a.syncer.Swap(nil).stop()
+		return err
+	}
+	if err := in.start(ctx); err != nil {
+		_ = g.stop(a.logger)
+		_ = in.closeQueues()
+		_ = a.syncer.Swap(nil).stop()
+		return err
+	}
+	a.in = in
+	a.audit.setSink(g.logSink, g.traceSink)
 	a.running.Store(true)
 	a.logger.Info("agent started", "listen", srv.Addr(), "sources", len(g.sources), "exporters", len(g.exporters), "secret_files", len(cfg.Secrets.Files))
 
@@ -283,10 +298,11 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	stopAll := func() error {
 		a.running.Store(false)
+		ierr := a.stopReceiving(g.cfg)
 		serr := a.syncer.Swap(nil).stop()
 		gerr := g.stop(a.logger)
-		a.audit.setSink(nil)
-		return errors.Join(serr, gerr)
+		a.audit.setSink(nil, nil)
+		return errors.Join(ierr, serr, gerr, a.in.closeQueues())
 	}
 	for {
 		select {
@@ -371,27 +387,36 @@ func (a *Agent) reload(ctx context.Context, old *graph, data []byte) *graph {
 	}
 	// Readiness stays as it is while the graph is swapped: the secret files are there
 	// and the new pipeline resumes from the saved positions.
+	newIntake := intakeChanged(old.cfg, cfg)
+	if newIntake {
+		if err := a.stopReceiving(old.cfg); err != nil {
+			a.logger.Warn("otlp receiver did not stop cleanly", "error", err)
+		}
+	}
 	if err := old.stop(a.logger); err != nil {
 		a.logger.Warn("old pipeline did not stop cleanly", "error", err)
 	}
-	a.audit.setSink(nil)
-	if err := next.start(ctx, a.logger); err != nil {
+	a.audit.setSink(nil, nil)
+	if newIntake {
+		a.replaceIntake(ctx, old.cfg, cfg)
+	}
+	if err := next.start(ctx, a.logger, a.in); err != nil {
 		a.logger.Error("new pipeline failed to start; restarting the previous one", "error", err)
 		a.metrics.reloads.WithLabelValues("rejected").Inc()
 		prev, berr := buildGraph(old.cfg, a.metrics, a.scrub, a.logger)
 		if berr == nil {
-			berr = prev.start(ctx, a.logger)
+			berr = prev.start(ctx, a.logger, a.in)
 		}
 		if berr != nil {
 			a.running.Store(false)
 			a.logger.Error("previous pipeline failed to restart", "error", berr)
 			return prev
 		}
-		a.audit.setSink(prev.logSink)
+		a.audit.setSink(prev.logSink, prev.traceSink)
 		return prev
 	}
-	a.audit.setSink(next.logSink)
-	a.audit.setIdentity(cfg.Identity.Labels())
+	a.audit.setSink(next.logSink, next.traceSink)
+	a.audit.setIdentity(cfg.Identity.Labels(), cfg.Identity.ResourceAttributes())
 	if secretsChanged {
 		prev := a.syncer.Swap(nil)
 		if err := prev.stop(); err != nil {
@@ -410,6 +435,45 @@ func (a *Agent) reload(ctx context.Context, old *graph, data []byte) *graph {
 	a.metrics.reloads.WithLabelValues("success").Inc()
 	a.logger.Info("config reloaded", "path", a.opts.ConfigPath, "sources", len(next.sources), "secrets_reloaded", secretsChanged)
 	return next
+}
+
+// stopReceiving closes the OTLP listeners within cfg's shutdown timeout.
+func (a *Agent) stopReceiving(cfg *config.Config) error {
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
+	defer cancel()
+	return a.in.stopReceiving(ctx)
+}
+
+// replaceIntake closes the queues of the running intake (its receiver is stopped and
+// no graph reads them) and opens and starts the one cfg asks for. When that fails, it
+// restores the previous one, so a bad reload never leaves the agent without its
+// receiver.
+func (a *Agent) replaceIntake(ctx context.Context, prevCfg, cfg *config.Config) {
+	if err := a.in.closeQueues(); err != nil {
+		a.logger.Warn("closing the queues", "error", err)
+	}
+	a.in = nil
+	in, err := openIntake(cfg, a.metrics, a.scrub, a.logger)
+	if err == nil {
+		if err = in.start(ctx); err != nil {
+			_ = in.closeQueues()
+		}
+	}
+	if err == nil {
+		a.in = in
+		return
+	}
+	a.logger.Error("the new otlp receiver or queue failed to start; keeping the previous one", "error", err)
+	if in, err = openIntake(prevCfg, a.metrics, a.scrub, a.logger); err == nil {
+		if err = in.start(ctx); err != nil {
+			_ = in.closeQueues()
+		}
+	}
+	if err != nil {
+		a.logger.Error("the previous otlp receiver failed to restart; pushed telemetry is refused until the next reload", "error", err)
+		return
+	}
+	a.in = in
 }
 
 // watchConfig watches the configuration file's directory (editors and Kubernetes

@@ -18,17 +18,21 @@ const auditSource = "outrider-audit"
 
 // auditLog records audit events in the agent's own log and, when a log sink is set, as
 // records of their own stream (source="outrider-audit") so that an SRE sees rotations
-// next to the application's errors. Record never blocks: events wait in a bounded
-// buffer, and when it is full the oldest are dropped and counted.
+// next to the application's errors; when a trace sink is set (tracing is on), also as
+// spans with the event as a span event (see auditSpans). Record never blocks: events
+// wait in bounded buffers, and when one is full the oldest are dropped and counted.
 type auditLog struct {
 	logger  *slog.Logger
 	stream  *pipeline.Stream
 	dropped prometheus.Counter
 
-	mu   sync.Mutex
-	buf  []pipeline.Record
-	sink pipeline.Sink
-	wake chan struct{}
+	mu       sync.Mutex
+	buf      []pipeline.Record
+	spanBuf  []audit.Event
+	sink     pipeline.Sink
+	traces   pipeline.TraceSink
+	resource map[string]string
+	wake     chan struct{}
 }
 
 // auditBuffer bounds the events waiting to be exported.
@@ -40,19 +44,20 @@ func newAuditLog(logger *slog.Logger, identity map[string]string, dropped promet
 		dropped: dropped,
 		wake:    make(chan struct{}, 1),
 	}
-	a.setIdentity(identity)
+	a.setIdentity(identity, nil)
 	return a
 }
 
-// setIdentity sets the labels of the audit stream: the application's identity and
-// source="outrider-audit".
-func (a *auditLog) setIdentity(identity map[string]string) {
+// setIdentity sets the labels of the audit stream (the application's identity and
+// source="outrider-audit") and the resource attributes of audit spans.
+func (a *auditLog) setIdentity(identity, resource map[string]string) {
 	labels := map[string]string{"source": auditSource}
 	for k, v := range identity {
 		labels[k] = v
 	}
 	a.mu.Lock()
 	a.stream = pipeline.NewStream(labels)
+	a.resource = resource
 	a.mu.Unlock()
 }
 
@@ -85,6 +90,14 @@ func (a *auditLog) Record(e audit.Event) {
 		a.dropped.Inc()
 	}
 	a.buf = append(a.buf, rec)
+	if a.traces != nil {
+		if len(a.spanBuf) >= auditBuffer {
+			copy(a.spanBuf, a.spanBuf[1:])
+			a.spanBuf = a.spanBuf[:len(a.spanBuf)-1]
+			a.dropped.Inc()
+		}
+		a.spanBuf = append(a.spanBuf, e)
+	}
 	a.mu.Unlock()
 	select {
 	case a.wake <- struct{}{}:
@@ -92,10 +105,14 @@ func (a *auditLog) Record(e audit.Event) {
 	}
 }
 
-// setSink points the audit stream at the current graph's log sink (nil: logs only).
-func (a *auditLog) setSink(s pipeline.Sink) {
+// setSink points the audit stream at the current graph's log sink (nil: the agent's
+// log only) and trace sink (nil: no audit spans).
+func (a *auditLog) setSink(s pipeline.Sink, traces pipeline.TraceSink) {
 	a.mu.Lock()
-	a.sink = s
+	a.sink, a.traces = s, traces
+	if traces == nil {
+		a.spanBuf = nil
+	}
 	a.mu.Unlock()
 	select {
 	case a.wake <- struct{}{}:
@@ -113,12 +130,20 @@ func (a *auditLog) run(ctx context.Context) {
 		}
 		a.mu.Lock()
 		sink, recs := a.sink, a.buf
+		traces, events, resource := a.traces, a.spanBuf, a.resource
+		a.spanBuf = nil
 		if sink == nil || len(recs) == 0 {
-			a.mu.Unlock()
+			recs = nil
+		} else {
+			a.buf = nil
+		}
+		a.mu.Unlock()
+		if traces != nil && len(events) > 0 {
+			a.exportSpans(ctx, traces, events, resource)
+		}
+		if recs == nil {
 			continue
 		}
-		a.buf = nil
-		a.mu.Unlock()
 		if err := sink.Export(ctx, pipeline.Batch{Records: recs}); err != nil {
 			a.mu.Lock()
 			a.buf = append(recs, a.buf...)

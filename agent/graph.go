@@ -16,6 +16,7 @@ import (
 	"github.com/outrider-dev/outrider/agent/tail"
 	"github.com/outrider-dev/outrider/config"
 	"github.com/outrider-dev/outrider/exporters/loki"
+	otlpexp "github.com/outrider-dev/outrider/exporters/otlp"
 )
 
 // graph is one running pipeline built from one configuration: exporters and the sources
@@ -28,6 +29,10 @@ type graph struct {
 	// logSink is where log records go: the log exporter behind the redaction of live
 	// secret values; nil when no log exporter is configured.
 	logSink pipeline.Sink
+	// traceSink is the trace exporter; nil when none is configured.
+	traceSink pipeline.TraceSink
+	m         *metrics
+	logger    *slog.Logger
 
 	cancel context.CancelFunc
 	done   chan struct{} // closed when every source has returned
@@ -42,7 +47,7 @@ type namedSource struct {
 // buildGraph creates every component for cfg without starting anything, so that a
 // configuration that cannot be built is rejected while the old graph keeps running.
 func buildGraph(cfg *config.Config, m *metrics, scrub *redact.Registry, logger *slog.Logger) (*graph, error) {
-	g := &graph{cfg: cfg}
+	g := &graph{cfg: cfg, m: m, logger: logger}
 	var logSink pipeline.Sink
 	if lc := cfg.Exporters.Loki; lc != nil {
 		exp, err := loki.New(*lc, loki.Settings{
@@ -56,6 +61,18 @@ func buildGraph(cfg *config.Config, m *metrics, scrub *redact.Registry, logger *
 		g.exporters = append(g.exporters, exp)
 		logSink = redact.NewSink(exp, scrub)
 		g.logSink = logSink
+	}
+	if oc := cfg.Exporters.OTLP; oc != nil {
+		exp, err := otlpexp.New(*oc, otlpexp.Settings{
+			Logger:       logger.With("component", "exporter", "exporter", "otlp"),
+			QueueMetrics: m.queue,
+			Name:         "otlp",
+		})
+		if err != nil {
+			return nil, fmt.Errorf("exporters.otlp: %w", err)
+		}
+		g.exporters = append(g.exporters, exp)
+		g.traceSink = exp
 	}
 	drain := cfg.Server.ShutdownTimeout * 3 / 4
 	for i, sc := range cfg.Logs.Sources {
@@ -78,9 +95,10 @@ func buildGraph(cfg *config.Config, m *metrics, scrub *redact.Registry, logger *
 	return g, nil
 }
 
-// start starts exporters first, then sources. If an exporter fails to start, the ones
-// already started are shut down.
-func (g *graph) start(ctx context.Context, logger *slog.Logger) error {
+// start starts exporters first, then sources, among them a pump for each queue of in
+// (which may be nil). If an exporter fails to start, the ones already started are shut
+// down.
+func (g *graph) start(ctx context.Context, logger *slog.Logger, in *intake) error {
 	if err := os.MkdirAll(g.cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data_dir: cannot create %s: %w", g.cfg.DataDir, err)
 	}
@@ -92,6 +110,19 @@ func (g *graph) start(ctx context.Context, logger *slog.Logger) error {
 			}
 			cancel()
 			return fmt.Errorf("start exporter: %w", err)
+		}
+	}
+	if in != nil {
+		bad := g.m.badEntries.Inc
+		if in.traces != nil && g.traceSink != nil {
+			g.sources = append(g.sources, namedSource{name: "otlp-traces", src: &pump{
+				name: "traces", q: in.traces, traces: g.traceSink, bad: bad,
+				log: logger.With("component", "pump", "queue", "traces")}})
+		}
+		if in.logs != nil && g.logSink != nil {
+			g.sources = append(g.sources, namedSource{name: "otlp-logs", src: &pump{
+				name: "logs", q: in.logs, logs: g.logSink, bad: bad,
+				log: logger.With("component", "pump", "queue", "logs")}})
 		}
 	}
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))

@@ -4,9 +4,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	otlprecv "github.com/outrider-dev/outrider/agent/otlp"
 	"github.com/outrider-dev/outrider/agent/redact"
 	"github.com/outrider-dev/outrider/agent/tail"
 	"github.com/outrider-dev/outrider/exporters/queue"
+	"github.com/outrider-dev/outrider/exporters/queue/disk"
 	"github.com/outrider-dev/outrider/secrets"
 )
 
@@ -20,6 +22,9 @@ type metrics struct {
 	redact       *redact.Metrics
 	reloads      *prometheus.CounterVec
 	auditDropped prometheus.Counter
+	otlp         *otlprecv.Metrics
+	disk         *disk.Metrics
+	badEntries   prometheus.Counter
 }
 
 func newMetrics(version string) *metrics {
@@ -34,6 +39,12 @@ func newMetrics(version string) *metrics {
 		queue:    queue.NewMetrics(reg),
 		secrets:  secrets.NewMetrics(reg),
 		redact:   redact.NewMetrics(reg),
+		otlp:     otlprecv.NewMetrics(reg),
+		disk:     disk.NewMetrics(reg),
+		badEntries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "outrider_queue_undecodable_entries_total",
+			Help: "Durable queue entries dropped because they could not be decoded (written by another version).",
+		}),
 		auditDropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "outrider_audit_events_dropped_total",
 			Help: "Audit events dropped because the audit buffer was full while the log exporter was unavailable.",
@@ -49,6 +60,6 @@ func newMetrics(version string) *metrics {
 		ConstLabels: prometheus.Labels{"version": version},
 	})
 	info.Set(1)
-	reg.MustRegister(m.reloads, m.auditDropped, info)
+	reg.MustRegister(m.reloads, m.auditDropped, m.badEntries, info)
 	return m
 }

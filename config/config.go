@@ -15,8 +15,11 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	otlprecv "github.com/outrider-dev/outrider/agent/otlp"
 	"github.com/outrider-dev/outrider/agent/tail"
 	"github.com/outrider-dev/outrider/exporters/loki"
+	otlpexp "github.com/outrider-dev/outrider/exporters/otlp"
+	"github.com/outrider-dev/outrider/exporters/queue/disk"
 	"github.com/outrider-dev/outrider/internal/confval"
 	"github.com/outrider-dev/outrider/secrets"
 )
@@ -33,6 +36,11 @@ type Config struct {
 	Log Log `yaml:"log"`
 	// Logs lists where application logs are collected from.
 	Logs Logs `yaml:"logs"`
+	// Receivers configures the endpoints the application pushes telemetry to.
+	Receivers Receivers `yaml:"receivers"`
+	// Queue is the durable queue that pushed telemetry (OTLP traces and logs) is
+	// written to before the client is answered; it lives in data_dir/queue.
+	Queue disk.Config `yaml:"queue"`
 	// Exporters configures the backends.
 	Exporters Exporters `yaml:"exporters"`
 	// Secrets configures Vault and the files rendered from it; unused when it lists no
@@ -55,15 +63,38 @@ type Runtime struct {
 }
 
 // Identity names the application; its values become the service, namespace, pod and
-// container labels of every stream. Defaults come from the environment the Kubernetes
-// downward API (or docker-compose) sets: OTEL_SERVICE_NAME, POD_NAMESPACE, POD_NAME,
-// CONTAINER_NAME, NODE_NAME.
+// container labels of every stream and the resource attributes added to OTLP data.
+// Defaults come from the environment the Kubernetes downward API (or docker-compose)
+// sets: OTEL_SERVICE_NAME, POD_NAMESPACE, POD_NAME, POD_UID, CONTAINER_NAME,
+// NODE_NAME, DEPLOYMENT_ENVIRONMENT.
 type Identity struct {
-	Service   string `yaml:"service"`
-	Namespace string `yaml:"namespace"`
-	Pod       string `yaml:"pod"`
-	Container string `yaml:"container"`
-	Node      string `yaml:"node"`
+	Service     string `yaml:"service"`
+	Namespace   string `yaml:"namespace"`
+	Pod         string `yaml:"pod"`
+	PodUID      string `yaml:"pod_uid"`
+	Container   string `yaml:"container"`
+	Node        string `yaml:"node"`
+	Environment string `yaml:"environment"`
+}
+
+// ResourceAttributes returns the identity as OpenTelemetry resource attributes,
+// leaving out empty values.
+func (id Identity) ResourceAttributes() map[string]string {
+	m := map[string]string{}
+	for k, v := range map[string]string{
+		"service.name":           id.Service,
+		"k8s.namespace.name":     id.Namespace,
+		"k8s.pod.name":           id.Pod,
+		"k8s.pod.uid":            id.PodUID,
+		"k8s.container.name":     id.Container,
+		"k8s.node.name":          id.Node,
+		"deployment.environment": id.Environment,
+	} {
+		if v != "" {
+			m[k] = v
+		}
+	}
+	return m
 }
 
 // Labels returns the identity as stream labels, leaving out empty values.
@@ -106,9 +137,18 @@ type LogSource struct {
 	tail.Config `yaml:",inline"`
 }
 
+// Receivers configures the push endpoints; a nil entry is not served.
+type Receivers struct {
+	// OTLP receives traces and logs from OpenTelemetry SDKs.
+	OTLP *otlprecv.Config `yaml:"otlp"`
+}
+
 // Exporters configures each backend; a nil entry is not used.
 type Exporters struct {
+	// Loki receives logs: from files and from OTLP.
 	Loki *loki.Config `yaml:"loki"`
+	// OTLP sends traces to an OTLP backend such as Tempo.
+	OTLP *otlpexp.Config `yaml:"otlp"`
 }
 
 // Default returns a Config with every default filled in, identity from the environment.
@@ -120,11 +160,13 @@ func defaultWith(getenv func(string) string) Config {
 	return Config{
 		DataDir: "/var/lib/outrider",
 		Identity: Identity{
-			Service:   getenv("OTEL_SERVICE_NAME"),
-			Namespace: getenv("POD_NAMESPACE"),
-			Pod:       getenv("POD_NAME"),
-			Container: getenv("CONTAINER_NAME"),
-			Node:      getenv("NODE_NAME"),
+			Service:     getenv("OTEL_SERVICE_NAME"),
+			Namespace:   getenv("POD_NAMESPACE"),
+			Pod:         getenv("POD_NAME"),
+			PodUID:      getenv("POD_UID"),
+			Container:   getenv("CONTAINER_NAME"),
+			Node:        getenv("NODE_NAME"),
+			Environment: getenv("DEPLOYMENT_ENVIRONMENT"),
 		},
 		Server:  Server{Listen: "127.0.0.1:8686", ShutdownTimeout: 30 * time.Second},
 		Log:     Log{Level: "info", Format: "json"},
@@ -145,6 +187,13 @@ func (c *Config) applyDefaults() {
 	if c.Exporters.Loki != nil {
 		c.Exporters.Loki.ApplyDefaults()
 	}
+	if c.Exporters.OTLP != nil {
+		c.Exporters.OTLP.ApplyDefaults()
+	}
+	if c.Receivers.OTLP != nil {
+		c.Receivers.OTLP.ApplyDefaults()
+	}
+	c.Queue.ApplyDefaults()
 	if c.Secrets.Enabled() {
 		c.Secrets.ApplyDefaults()
 	}
@@ -234,6 +283,20 @@ func (c *Config) Validate() error {
 	}
 	if c.Exporters.Loki != nil {
 		c.Exporters.Loki.Validate(p.At("exporters.loki"))
+	}
+	if c.Exporters.OTLP != nil {
+		c.Exporters.OTLP.Validate(p.At("exporters.otlp"))
+	}
+	if r := c.Receivers.OTLP; r != nil {
+		r.Validate(p.At("receivers.otlp"))
+		if c.Exporters.OTLP == nil && c.Exporters.Loki == nil {
+			p.Addf("receivers.otlp", "has nowhere to send what it receives: add exporters.otlp (traces, e.g. Tempo) and/or exporters.loki (logs)")
+		}
+		c.Queue.Validate(p.At("queue"))
+		if c.Queue.SegmentSize > 0 && r.MaxRequestBytes > c.Queue.SegmentSize/2 {
+			p.Addf("receivers.otlp.max_request_bytes", "%s is more than half of queue.segment_size (%s); raise the segment size or lower the request limit",
+				r.MaxRequestBytes, c.Queue.SegmentSize)
+		}
 	}
 	if c.Secrets.Enabled() {
 		c.Secrets.Validate(p.At("secrets"))

@@ -190,3 +190,63 @@ func TestNoexpandFieldsAreLiteral(t *testing.T) {
 		t.Errorf("template %q (want literal), other %q (want expanded)", v.Template, v.Other)
 	}
 }
+
+func TestPushedTelemetrySections(t *testing.T) {
+	const head = "data_dir: /var/lib/outrider\n"
+	ok := head + `receivers:
+  otlp: {}
+exporters:
+  otlp: {endpoint: "http://tempo:4317", headers: {X-Scope-OrgID: team-a}}
+queue: {max_size: 64MiB}
+`
+	cfg, err := Parse("t.yaml", []byte(ok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := cfg.Receivers.OTLP
+	if r == nil || r.GRPC.Listen != "127.0.0.1:4317" || r.HTTP.Listen != "127.0.0.1:4318" {
+		t.Errorf("receiver defaults: %+v", r)
+	}
+	if cfg.Queue.MaxSize != 64<<20 || cfg.Queue.SegmentSize == 0 || cfg.Queue.Fsync != "interval" {
+		t.Errorf("queue: %+v", cfg.Queue)
+	}
+	if cfg.Exporters.OTLP.Protocol != "grpc" || cfg.Exporters.OTLP.Compression != "gzip" {
+		t.Errorf("otlp exporter defaults: %+v", cfg.Exporters.OTLP)
+	}
+	for _, tt := range []struct{ yaml, want string }{
+		{head + "receivers: {otlp: {}}\n", "receivers.otlp: has nowhere to send"},
+		{ok + "", ""},
+		{strings.Replace(ok, "otlp: {}", "otlp: {max_request_bytes: 6MiB}", 1), "receivers.otlp.max_request_bytes: 6MiB is more than half of queue.segment_size"},
+		{strings.Replace(ok, "max_size: 64MiB", "fsync: sometimes", 1), "queue.fsync"},
+		{strings.Replace(ok, `"http://tempo:4317"`, `"tempo:4317"`, 1), "exporters.otlp.endpoint"},
+		{strings.Replace(ok, "otlp: {}", "otlp: {grpc: {listen: nowhere}}", 1), "receivers.otlp.grpc.listen"},
+	} {
+		_, err := Parse("t.yaml", []byte(tt.yaml))
+		if tt.want == "" {
+			if err != nil {
+				t.Errorf("%v", err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("error %v, want %q", err, tt.want)
+		}
+	}
+}
+
+func TestIdentityResourceAttributes(t *testing.T) {
+	got := Identity{Service: "shop", Namespace: "prod", Pod: "shop-0", PodUID: "u1", Container: "app", Node: "n1", Environment: "prod-eu"}.ResourceAttributes()
+	want := map[string]string{"service.name": "shop", "k8s.namespace.name": "prod", "k8s.pod.name": "shop-0", "k8s.pod.uid": "u1",
+		"k8s.container.name": "app", "k8s.node.name": "n1", "deployment.environment": "prod-eu"}
+	if len(got) != len(want) {
+		t.Fatalf("%v", got)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q", k, got[k], v)
+		}
+	}
+	if len((Identity{Service: "x"}).ResourceAttributes()) != 1 {
+		t.Error("empty values must be left out")
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outrider-dev/outrider/internal/jaegertest"
 	"github.com/outrider-dev/outrider/internal/lokitest"
 )
 
@@ -35,6 +36,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	jaegertest.StopShared(code == 0)
 	if shared.loki != nil {
 		shared.loki.Stop()
 		os.RemoveAll(shared.loki.Dir)

@@ -11,13 +11,23 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/otel/attribute"
+	otelcodes "go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/outrider-dev/outrider/internal/backendtest"
+	"github.com/outrider-dev/outrider/internal/jaegertest"
 	"github.com/outrider-dev/outrider/internal/vaulttest"
 )
 
 // TestSecretsEndToEnd runs the agent binary against a real Vault and a real Loki: a
 // KV v2 secret is rendered into a 0400 file before /readyz turns ready; a change in
 // Vault rewrites the file and the app gets SIGHUP; the secret's current and previous
-// values, written by the app into its log, reach Loki only as [REDACTED]; and the
+// values, written by the app into its log or sent in a span, reach Loki and the trace
+// backend only as [REDACTED]; and the
 // fetch, render and reload audit events are in Loki's outrider-audit stream, without
 // values.
 func TestSecretsEndToEnd(t *testing.T) {
@@ -54,7 +64,15 @@ func TestSecretsEndToEnd(t *testing.T) {
 
 	secretFile := filepath.Join(dir, "secrets", "app.env")
 	cfgPath := filepath.Join(dir, "outrider.yaml")
-	writeFile(t, cfgPath, agentConfig(dir, "e2e-secrets", loki.URL, "", "")+fmt.Sprintf(`secrets:
+	jaeger := jaegertest.Shared(t)
+	ports, err := backendtest.FreePorts(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otlpGRPC := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	writeFile(t, cfgPath, agentConfig(dir, "e2e-secrets", loki.URL, "",
+		fmt.Sprintf("  otlp: {endpoint: \"http://%s\", batch: {max_wait: 200ms}}\n", jaeger.OTLPGRPCEndpoint()))+
+		fmt.Sprintf("receivers:\n  otlp: {grpc: {listen: %q}, http: {listen: \"127.0.0.1:%d\"}}\n", otlpGRPC, ports[1])+fmt.Sprintf(`secrets:
   vault:
     address: %s
     auth: {method: token, token_file: %s}
@@ -112,6 +130,10 @@ func TestSecretsEndToEnd(t *testing.T) {
 			t.Errorf("line not scrubbed: %s", e.Line)
 		}
 	}
+
+	// Spans carrying the current and the previous value, in attributes, an event and
+	// the status, reach the trace backend scrubbed.
+	checkSpanScrubbed(t, jaeger, otlpGRPC, canary2, canary1)
 
 	audits, err := loki.WaitCount(ctx, `{service="e2e-secrets", source="outrider-audit"}`, start, 3, 30*time.Second)
 	if err != nil {
@@ -180,5 +202,46 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 			t.Fatalf("timed out after %s waiting for %s", timeout, what)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// checkSpanScrubbed sends a span holding each value through the agent at addr and
+// checks that Jaeger stored it without them.
+func checkSpanScrubbed(t *testing.T, j *jaegertest.Jaeger, addr string, values ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	exp, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpoint(addr), otlptracegrpc.WithInsecure())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	_, span := tp.Tracer("e2e").Start(ctx, "db.connect")
+	for i, v := range values {
+		span.SetAttributes(attribute.String(fmt.Sprintf("db.password.%d", i), v), attribute.String(fmt.Sprintf("db.dsn.%d", i), "postgres://shop:"+v+"@db/shop"))
+	}
+	span.AddEvent("login", trace.WithAttributes(attribute.String("password", values[0])))
+	span.SetStatus(otelcodes.Error, "login failed for "+values[0])
+	span.End()
+	if err := tp.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	td, err := j.WaitForTrace(ctx, span.SpanContext().TraceID().String(), 1)
+	if err != nil || len(td) != 1 {
+		t.Fatalf("span in Jaeger: %v (%d spans)", err, len(td))
+	}
+	data, err := j.GetTraceData(ctx, span.SpanContext().TraceID().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m ptrace.JSONMarshaler
+	raw, _ := m.MarshalTraces(data)
+	for _, v := range values {
+		if strings.Contains(string(raw), v) {
+			t.Errorf("a live secret value reached the trace backend: %s", raw)
+		}
+	}
+	if strings.Count(string(raw), "[REDACTED]") < 2*len(values)+2 {
+		t.Errorf("span not scrubbed everywhere: %s", raw)
 	}
 }

@@ -2,8 +2,10 @@
 // real Loki, Vault and PostgreSQL on 127.0.0.1; the agent renders a KV secret and
 // database credentials into files for a demo app, rotates the credentials midway and
 // makes the app reload; the app writes a log (JSON lines with correlation IDs, errors,
-// a Java stack trace, a rotation, and a line leaking its API key); and the demo prints
-// what arrived in Loki — scrubbed — with the LogQL to see it. `make demo` runs it.
+// a Java stack trace, a rotation, and a line leaking its API key) and sends traces over
+// OTLP; and the demo prints what arrived in Loki and in a real OTLP trace backend
+// (Jaeger v2 standing in for Tempo) — scrubbed — with the queries to see it. `make
+// demo` runs it.
 package main
 
 import (
@@ -22,6 +24,7 @@ import (
 	"github.com/hashicorp/vault/api"
 
 	"github.com/outrider-dev/outrider/internal/backendtest"
+	"github.com/outrider-dev/outrider/internal/jaegertest"
 	"github.com/outrider-dev/outrider/internal/lokitest"
 	"github.com/outrider-dev/outrider/internal/pgtest"
 	"github.com/outrider-dev/outrider/internal/vaulttest"
@@ -47,7 +50,13 @@ func run(bin string, n int, keep bool) error {
 	}
 	defer os.RemoveAll(dir)
 
-	step("starting a real Loki %s, Vault %s and PostgreSQL on 127.0.0.1 (Loki takes ~20 s)", lokitest.Version, vaulttest.Version)
+	step("starting a real Loki %s, Vault %s, Jaeger %s (OTLP trace backend) and PostgreSQL on 127.0.0.1 (Loki takes ~20 s)",
+		lokitest.Version, vaulttest.Version, jaegertest.Version)
+	jaeger, err := jaegertest.StartIn(ctx, filepath.Join(dir, "jaeger"))
+	if err != nil {
+		return err
+	}
+	defer jaeger.Stop()
 	loki, err := lokitest.Start(ctx, filepath.Join(dir, "loki"))
 	if err != nil {
 		return err
@@ -84,10 +93,11 @@ func run(bin string, n int, keep bool) error {
 	if err := os.WriteFile(tokenFile, []byte(v.RootToken), 0o600); err != nil {
 		return err
 	}
-	port, err := backendtest.FreePort()
+	ports, err := backendtest.FreePorts(3)
 	if err != nil {
 		return err
 	}
+	port, otlpGRPC, otlpHTTP := ports[0], fmt.Sprintf("127.0.0.1:%d", ports[1]), fmt.Sprintf("127.0.0.1:%d", ports[2])
 	cfgPath := filepath.Join(dir, "outrider.yaml")
 	cfg := fmt.Sprintf(`data_dir: %[1]s/data
 identity: {service: demo-shop, namespace: demo, pod: demo-shop-0, container: app}
@@ -98,9 +108,16 @@ logs:
     - name: app
       path: %[2]s/*.log
       parser: {format: auto}
+receivers:
+  otlp:
+    grpc: {listen: "%[8]s"}
+    http: {listen: "%[9]s"}
 exporters:
   loki:
     url: %[3]s
+    batch: {max_wait: 200ms}
+  otlp:
+    endpoint: http://%[10]s
     batch: {max_wait: 200ms}
 secrets:
   vault:
@@ -117,7 +134,7 @@ secrets:
       template: |
         {{ with secret "database/creds/shop" }}DB_USER={{ .Data.username }}
         DB_PASSWORD={{ .Data.password }}{{ end }}
-`, dir, logDir, loki.URL, v.Addr, tokenFile, port, secretDir)
+`, dir, logDir, loki.URL, v.Addr, tokenFile, port, secretDir, otlpGRPC, otlpHTTP, jaeger.OTLPGRPCEndpoint())
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return err
 	}
@@ -168,6 +185,18 @@ secrets:
 			break
 		}
 	}
+	const nTraces = 20
+	step("demo app sends %d traces (%d spans) with the OpenTelemetry Go SDK to the agent's OTLP receiver %s", nTraces, nTraces*5, otlpGRPC)
+	traceIDs, err := sendTraces(ctx, otlpGRPC, nTraces)
+	if err != nil {
+		return err
+	}
+	spans, stored, err := tracesArrived(ctx, jaeger, traceIDs)
+	if err != nil {
+		return fmt.Errorf("traces in Jaeger: %w", err)
+	}
+	step("arrived in the trace backend: %d of %d spans, with service.name, k8s.pod.name and k8s.namespace.name added by the agent;\n    the failed payment span's attribute with the API key was stored as %q\n    look one up: %s/api/v3/traces/%s", spans, nTraces*5, stored, jaeger.QueryURL(), traceIDs[nTraces/2])
+
 	step("waiting for the database credentials to rotate (Vault caps the renewal near the 20 s max TTL) …")
 	if err := waitFor(ctx, 45*time.Second, func() bool {
 		return envValue(filepath.Join(secretDir, "db.env"), "DB_USER") != dbUser
