@@ -22,6 +22,7 @@ import (
 	"github.com/outrider-dev/outrider/agent"
 	"github.com/outrider-dev/outrider/config"
 	"github.com/outrider-dev/outrider/exporters/loki"
+	otlpexp "github.com/outrider-dev/outrider/exporters/otlp"
 	"github.com/outrider-dev/outrider/internal/confval"
 	"github.com/outrider-dev/outrider/secrets"
 	"github.com/outrider-dev/outrider/secrets/audit"
@@ -182,6 +183,7 @@ func runAgent(args []string, stderr io.Writer) int {
 	level.Set(agent.LevelOf(cfg.Log.Level))
 	logger := agent.NewLogger(os.Stderr, cfg.Log.Format, level)
 	loki.UserAgent = "outrider/" + version
+	otlpexp.UserAgent = "outrider/" + version
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

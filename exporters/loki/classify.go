@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/outrider-dev/outrider/agent/pipeline"
+	"github.com/outrider-dev/outrider/exporters/queue"
 )
 
 // Drop reasons, the values of the dropped-records metric's reason label.
@@ -17,9 +18,9 @@ const (
 	ReasonOutOfOrder   = "out_of_order"
 	ReasonTooOld       = "too_old"
 	ReasonTooNew       = "too_new"
-	ReasonTooLarge     = "too_large"
-	ReasonUnauthorized = "unauthorized"
-	ReasonBadRequest   = "bad_request"
+	ReasonTooLarge     = queue.ReasonTooLarge
+	ReasonUnauthorized = queue.ReasonUnauthorized
+	ReasonBadRequest   = queue.ReasonBadRequest
 )
 
 // maxErrorBody is how much of an error response is kept for the error message.
@@ -59,41 +60,28 @@ func classify(resp *http.Response, now time.Time) error {
 	}
 	full, cut, rerr := readErrorBody(resp.Body, limit)
 	body := showBody(full, cut, rerr)
-	err := fmt.Errorf("loki answered %s: %s", statusText(code), body)
-	switch {
-	case code == http.StatusTooManyRequests:
-		after, _ := parseRetryAfter(resp.Header.Get("Retry-After"), now)
-		return pipeline.Retryable(err, after)
-	case code >= 500:
-		after, _ := parseRetryAfter(resp.Header.Get("Retry-After"), now)
-		return pipeline.Retryable(err, after)
-	case code == http.StatusUnauthorized || code == http.StatusForbidden:
-		return pipeline.Permanent(ReasonUnauthorized,
-			fmt.Errorf("%w; check tenant_id and the credentials (basic_auth, bearer_token)", err))
-	case code == http.StatusRequestEntityTooLarge:
-		return pipeline.Permanent(ReasonTooLarge,
-			fmt.Errorf("%w; lower batch.max_bytes or raise Loki's request size limits", err))
-	case code == http.StatusNotFound || code == http.StatusMethodNotAllowed:
-		return pipeline.Permanent(ReasonBadRequest,
-			fmt.Errorf("%w; check url (the push endpoint is %s)", err, PushPath))
-	case code == http.StatusBadRequest:
-		// Loki rejects entries one by one and stores the others of the request; its
-		// body lists the rejected ones.
-		if n := rejectedEntries(full, cut); n > 0 {
-			return pipeline.PartlyRejected(rejectionReason(body), n, err)
+	err := fmt.Errorf("loki answered %s: %s", queue.StatusText(code), body)
+	return lokiStatus.Classify(code, resp.Header, now, err, func(err error) error {
+		// Loki rejects entries one by one and stores the others of the request; the
+		// body of its 400 lists the rejected ones.
+		if code == http.StatusBadRequest {
+			if n := rejectedEntries(full, cut); n > 0 {
+				return pipeline.PartlyRejected(rejectionReason(body), n, err)
+			}
 		}
 		return pipeline.Permanent(rejectionReason(body), err)
-	case code >= 400:
-		return pipeline.Permanent(rejectionReason(body), err)
-	default:
-		// 1xx/3xx: redirects are not followed, so the URL points at the wrong place.
-		// Retrying keeps the data until the configuration is fixed.
-		return pipeline.Retryable(fmt.Errorf("%w; set url to Loki's push endpoint itself", err), 0)
-	}
+	})
 }
 
-// rejectionReason returns the drop reason of a 4xx body. Loki answers 400 also for a
-// partly rejected request (it kept the valid entries), with one line per rejection.
+// lokiStatus is what the errors of Loki's statuses tell the user to check.
+var lokiStatus = queue.StatusPolicy{
+	AuthHint:       "check tenant_id and the credentials (basic_auth, bearer_token)",
+	NotFoundReason: ReasonBadRequest,
+	NotFoundHint:   "check url (the push endpoint is " + PushPath + ")",
+	TooLargeHint:   "lower batch.max_bytes or raise Loki's request size limits",
+	RedirectHint:   "set url to Loki's push endpoint itself",
+}
+
 // maxRejectionBody is how much of a 400 body is read to count the rejected entries.
 const maxRejectionBody = 64 << 10
 
@@ -134,6 +122,8 @@ func rejectedEntries(body string, cut bool) int {
 	return n
 }
 
+// rejectionReason returns the drop reason of a 4xx body. Loki answers 400 also for a
+// partly rejected request (it kept the valid entries), with one line per rejection.
 func rejectionReason(body string) string {
 	lower := strings.ToLower(body)
 	for _, r := range rejections {
@@ -144,23 +134,10 @@ func rejectionReason(body string) string {
 	return ReasonBadRequest
 }
 
-func statusText(code int) string {
-	if t := http.StatusText(code); t != "" {
-		return strconv.Itoa(code) + " " + t
-	}
-	return strconv.Itoa(code)
-}
-
 // readErrorBody reads at most limit bytes of an error response's body, as valid UTF-8
 // without surrounding space; cut reports that the body was longer.
 func readErrorBody(r io.Reader, limit int64) (body string, cut bool, err error) {
-	if r == nil {
-		return "", false, nil
-	}
-	b, err := io.ReadAll(io.LimitReader(r, limit+1))
-	if int64(len(b)) > limit {
-		b, cut = b[:limit], true
-	}
+	b, cut, err := queue.ReadBody(r, limit)
 	return strings.TrimSpace(strings.ToValidUTF8(string(b), "\uFFFD")), cut, err
 }
 
@@ -177,25 +154,4 @@ func showBody(body string, cut bool, err error) string {
 		return body + " …"
 	}
 	return body
-}
-
-// parseRetryAfter parses a Retry-After header: delay-seconds or an HTTP date. It
-// returns false for an absent or invalid header; a date in the past gives 0, true.
-func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs < 0 {
-			return 0, false
-		}
-		const maxSecs = int64(1<<62) / int64(time.Second)
-		return time.Duration(min(secs, maxSecs)) * time.Second, true
-	}
-	t, err := http.ParseTime(v)
-	if err != nil {
-		return 0, false
-	}
-	return max(t.Sub(now), 0), true
 }

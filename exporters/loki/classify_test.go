@@ -90,44 +90,6 @@ func TestClassify(t *testing.T) {
 	}
 }
 
-func TestParseRetryAfter(t *testing.T) {
-	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	cases := []struct {
-		in    string
-		want  time.Duration
-		valid bool
-	}{
-		{"", 0, false},
-		{"0", 0, true},
-		{" 120 ", 2 * time.Minute, true},
-		{"-1", 0, false},
-		{"1.5", 0, false},
-		{"soon", 0, false},
-		{now.Add(time.Hour).Format(http.TimeFormat), time.Hour, true},
-		{now.Add(-time.Hour).Format(http.TimeFormat), 0, true},
-		{"99999999999999999", time.Duration(int64(1<<62) / int64(time.Second) * int64(time.Second)), true},
-	}
-	for _, tc := range cases {
-		got, ok := parseRetryAfter(tc.in, now)
-		if got != tc.want || ok != tc.valid {
-			t.Errorf("parseRetryAfter(%q) = %v, %v; want %v, %v", tc.in, got, ok, tc.want, tc.valid)
-		}
-	}
-}
-
-func FuzzParseRetryAfter(f *testing.F) {
-	for _, s := range []string{"", "0", "120", "-5", "Wed, 21 Oct 2015 07:28:00 GMT", "999999999999999999999", "1e9"} {
-		f.Add(s)
-	}
-	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	f.Fuzz(func(t *testing.T, s string) {
-		d, ok := parseRetryAfter(s, now)
-		if d < 0 || (!ok && d != 0) {
-			t.Fatalf("parseRetryAfter(%q) = %v, %v", s, d, ok)
-		}
-	})
-}
-
 // FuzzClassify checks that any status, body and Retry-After give a classified error
 // (never a panic), that only 2xx succeeds, and that the message stays bounded.
 func FuzzClassify(f *testing.F) {

@@ -1,14 +1,9 @@
 package loki
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
-	"net"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/outrider-dev/outrider/agent/pipeline"
@@ -20,28 +15,20 @@ import (
 // start-up.
 var UserAgent = "outrider/dev"
 
-// Settings are what an Exporter needs besides its configuration.
-type Settings struct {
-	// Logger receives the exporter's log lines; nil discards.
-	Logger *slog.Logger
-	// QueueMetrics are the process-wide exporter metrics; nil uses an unregistered set.
-	QueueMetrics *queue.Metrics
-	// Name is the exporter's name in metrics and logs; "" means "loki".
-	Name string
-}
+// Settings are what an Exporter needs besides its configuration; Name "" means "loki".
+type Settings = queue.ExporterSettings
 
 // Exporter pushes records to Loki. It is a pipeline.Sink and a pipeline.Component.
 type Exporter struct {
-	url       string
-	tenant    string
-	auth      *authorizer
-	client    *http.Client
-	transport *http.Transport
-	labels    *labelCache
-	encoders  chan *encoder // free list, one per worker
-	raw       rawBuffer     // shared by the encoders
-	sender    *queue.Sender[pipeline.Record]
-	now       func() time.Time
+	url      string
+	tenant   string
+	auth     *authorizer
+	client   *http.Client
+	labels   *labelCache
+	encoders chan *encoder // free list, one per worker
+	raw      rawBuffer     // shared by the encoders
+	sender   *queue.Sender[pipeline.Record]
+	now      func() time.Time
 }
 
 var (
@@ -68,28 +55,11 @@ func New(cfg Config, set Settings) (*Exporter, error) {
 	if err != nil {
 		return nil, err
 	}
-	tr := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		TLSClientConfig:       tlsCfg,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          2 * cfg.Concurrency,
-		MaxIdleConnsPerHost:   2 * cfg.Concurrency,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ExpectContinueTimeout: time.Second,
-	}
 	e := &Exporter{
-		url:       u,
-		tenant:    cfg.TenantID,
-		auth:      newAuthorizer(&cfg),
-		transport: tr,
-		client: &http.Client{
-			Transport: tr,
-			CheckRedirect: func(*http.Request, []*http.Request) error {
-				return http.ErrUseLastResponse
-			},
-		},
+		url:    u,
+		tenant: cfg.TenantID,
+		auth:   newAuthorizer(&cfg),
+		client: queue.NewHTTPClient(tlsCfg, cfg.Concurrency),
 		labels: newLabelCache(cfg.Labels),
 		now:    time.Now,
 	}
@@ -97,8 +67,7 @@ func New(cfg Config, set Settings) (*Exporter, error) {
 	// their multi-megabyte buffers should survive garbage collections.
 	e.encoders = make(chan *encoder, cfg.Concurrency)
 	qcfg := queue.Config{Batch: cfg.Batch, Retry: cfg.Retry, Concurrency: cfg.Concurrency, Timeout: cfg.Timeout}
-	e.sender, err = queue.New(qcfg, queue.Settings{Name: set.Name, Logger: set.Logger, Metrics: set.QueueMetrics},
-		queue.RecordSize, e.push)
+	e.sender, err = queue.New(qcfg, set.Sender(), queue.RecordSize, e.push)
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +82,7 @@ func (e *Exporter) Start(ctx context.Context) error { return e.sender.Start(ctx)
 // without Start and more than once.
 func (e *Exporter) Shutdown(ctx context.Context) error {
 	err := e.sender.Shutdown(ctx)
-	e.transport.CloseIdleConnections()
+	e.client.CloseIdleConnections()
 	return err
 }
 
@@ -147,11 +116,11 @@ func (e *Exporter) push(ctx context.Context, recs []pipeline.Record) error {
 		e.putEncoder(enc)
 		return pipeline.Permanent(ReasonBadRequest, err)
 	}
-	rb := newBody(payload)
+	rb := queue.NewRequestBody(payload)
 	defer func() {
 		// The transport may still hold the body after Do returns; reuse the buffers
 		// only once it has closed it.
-		if rb.wait() {
+		if rb.Wait() {
 			e.putEncoder(enc)
 		}
 	}()
@@ -161,10 +130,7 @@ func (e *Exporter) push(ctx context.Context, recs []pipeline.Record) error {
 	if err != nil {
 		return pipeline.Retryable(fmt.Errorf("push to loki: %w", err), 0)
 	}
-	defer func() {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-		resp.Body.Close()
-	}()
+	defer queue.CloseBody(resp.Body)
 	return classify(resp, e.now())
 }
 
@@ -182,40 +148,5 @@ func (e *Exporter) putEncoder(enc *encoder) {
 	select {
 	case e.encoders <- enc:
 	default:
-	}
-}
-
-// body is a request body that reports when the transport is done with it.
-type body struct {
-	bytes.Reader
-	once   sync.Once
-	closed chan struct{}
-}
-
-func newBody(b []byte) *body {
-	rb := &body{closed: make(chan struct{})}
-	rb.Reset(b)
-	return rb
-}
-
-func (b *body) Close() error {
-	b.once.Do(func() { close(b.closed) })
-	return nil
-}
-
-// wait reports whether the body was closed within a short grace period.
-func (b *body) wait() bool {
-	select {
-	case <-b.closed:
-		return true
-	default:
-	}
-	t := time.NewTimer(5 * time.Second)
-	defer t.Stop()
-	select {
-	case <-b.closed:
-		return true
-	case <-t.C:
-		return false
 	}
 }

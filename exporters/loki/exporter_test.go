@@ -15,12 +15,13 @@ import (
 	"time"
 
 	"github.com/outrider-dev/outrider/agent/pipeline"
+	"github.com/outrider-dev/outrider/exporters/internal/exportertest"
 	"github.com/outrider-dev/outrider/exporters/queue"
 )
 
 var testStream = pipeline.NewStream(map[string]string{"service": "api", "namespace": "prod"})
 
-func batch(id int, a *acks, lines ...string) pipeline.Batch {
+func batch(id int, a *exportertest.Acks, lines ...string) pipeline.Batch {
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	b := pipeline.Batch{}
 	for i, l := range lines {
@@ -30,7 +31,7 @@ func batch(id int, a *acks, lines ...string) pipeline.Batch {
 		})
 	}
 	if a != nil {
-		b.Ack = a.fn(id)
+		b.Ack = a.Func(id)
 	}
 	return b
 }
@@ -62,11 +63,11 @@ func TestExportDelivers(t *testing.T) {
 	cfg.Labels = map[string]string{"cluster": "eu1"}
 	cfg.TenantID = "team-a"
 	h := newHarness(t, cfg)
-	a := newAcks()
+	a := exportertest.NewAcks()
 	export(t, h.exp, batch(1, a, "one", "two"))
 	export(t, h.exp, batch(2, a, "three"))
 	for id := 1; id <= 2; id++ {
-		if err := a.wait(t, id); err != nil {
+		if err := a.Wait(t, id); err != nil {
 			t.Fatalf("ack %d = %v", id, err)
 		}
 	}
@@ -127,13 +128,13 @@ func TestExportAuthHeaders(t *testing.T) {
 			cfg := testConfig(loki.srv.URL)
 			tc.mutate(&cfg)
 			h := newHarness(t, cfg)
-			a := newAcks()
+			a := exportertest.NewAcks()
 			for i, want := range tc.want {
 				if i > 0 && tc.rotate != nil {
 					tc.rotate()
 				}
 				export(t, h.exp, batch(i, a, "line"))
-				if err := a.wait(t, i); err != nil {
+				if err := a.Wait(t, i); err != nil {
 					t.Fatal(err)
 				}
 				got := loki.delivered()
@@ -160,9 +161,9 @@ func writeNewer(t *testing.T, path, content string) {
 
 func TestExport429RetryAfter(t *testing.T) {
 	var ackedEarly atomic.Bool
-	a := newAcks()
+	a := exportertest.NewAcks()
 	loki := newFakeLoki(t, func(call int, _ *http.Request) (int, map[string]string, string) {
-		if len(a.get(1)) > 0 {
+		if len(a.Get(1)) > 0 {
 			ackedEarly.Store(true)
 		}
 		if call == 1 {
@@ -172,7 +173,7 @@ func TestExport429RetryAfter(t *testing.T) {
 	}).start()
 	h := newHarness(t, testConfig(loki.srv.URL))
 	export(t, h.exp, batch(1, a, "throttled"))
-	if err := a.wait(t, 1); err != nil {
+	if err := a.Wait(t, 1); err != nil {
 		t.Fatalf("ack = %v", err)
 	}
 	if ackedEarly.Load() {
@@ -197,9 +198,9 @@ func TestExport500ThenSuccess(t *testing.T) {
 		return 204, nil, ""
 	}).start()
 	h := newHarness(t, testConfig(loki.srv.URL))
-	a := newAcks()
+	a := exportertest.NewAcks()
 	export(t, h.exp, batch(1, a, "x", "y"))
-	if err := a.wait(t, 1); err != nil {
+	if err := a.Wait(t, 1); err != nil {
 		t.Fatalf("ack = %v", err)
 	}
 	if len(loki.calls()) != 4 || len(loki.delivered()) != 1 {
@@ -230,9 +231,9 @@ func TestExportPermanentRejections(t *testing.T) {
 				return tc.status, nil, tc.body
 			}).start()
 			h := newHarness(t, testConfig(loki.srv.URL))
-			a := newAcks()
+			a := exportertest.NewAcks()
 			export(t, h.exp, batch(1, a, "a", "b", "c"))
-			err := a.wait(t, 1)
+			err := a.Wait(t, 1)
 			if reason, ok := pipeline.IsPermanent(err); !ok || reason != tc.reason {
 				t.Fatalf("ack = %v, want permanent %s", err, tc.reason)
 			}
@@ -262,7 +263,7 @@ func TestExportConnectionRefusedThenUp(t *testing.T) {
 
 	loki := newFakeLoki(t, nil)
 	h := newHarness(t, testConfig("http://"+addr))
-	a := newAcks()
+	a := exportertest.NewAcks()
 	export(t, h.exp, batch(1, a, "waited"))
 	deadline := time.Now().Add(10 * time.Second)
 	for h.metric(t, "outrider_exporter_retries_total", nil) < 2 {
@@ -271,7 +272,7 @@ func TestExportConnectionRefusedThenUp(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if got := a.get(1); len(got) != 0 {
+	if got := a.Get(1); len(got) != 0 {
 		t.Fatalf("acknowledged while Loki was down: %v", got)
 	}
 	l, err = net.Listen("tcp", addr)
@@ -281,7 +282,7 @@ func TestExportConnectionRefusedThenUp(t *testing.T) {
 	loki.srv.Listener.Close()
 	loki.srv.Listener = l
 	loki.start()
-	if err := a.wait(t, 1); err != nil {
+	if err := a.Wait(t, 1); err != nil {
 		t.Fatalf("ack = %v", err)
 	}
 	if got := lines(loki.delivered()); len(got) != 1 || got[0] != "waited" {
@@ -299,9 +300,9 @@ func TestExportTLS(t *testing.T) {
 	cfg := testConfig(loki.srv.URL)
 	cfg.TLS.CAFile = caFile
 	h := newHarness(t, cfg)
-	a := newAcks()
+	a := exportertest.NewAcks()
 	export(t, h.exp, batch(1, a, "over tls"))
-	if err := a.wait(t, 1); err != nil {
+	if err := a.Wait(t, 1); err != nil {
 		t.Fatalf("ack = %v", err)
 	}
 
@@ -315,7 +316,7 @@ func TestExportTLS(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if len(a.get(2)) != 0 || len(loki.delivered()) != 1 {
+	if len(a.Get(2)) != 0 || len(loki.delivered()) != 1 {
 		t.Fatal("pushed to a server whose certificate is not trusted")
 	}
 }
@@ -326,14 +327,14 @@ func TestExportShutdown(t *testing.T) {
 		cfg := testConfig(loki.srv.URL)
 		cfg.Batch.MaxWait = time.Hour
 		h := newHarness(t, cfg)
-		a := newAcks()
+		a := exportertest.NewAcks()
 		export(t, h.exp, batch(1, a, "last words"))
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := h.exp.Shutdown(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if got := a.get(1); len(got) != 1 || got[0] != nil {
+		if got := a.Get(1); len(got) != 1 || got[0] != nil {
 			t.Fatalf("after Shutdown acks = %v", got)
 		}
 		if err := h.exp.Export(context.Background(), batch(2, nil, "late")); !errors.Is(err, queue.ErrClosed) {
@@ -345,7 +346,7 @@ func TestExportShutdown(t *testing.T) {
 			return 503, nil, "down"
 		}).start()
 		h := newHarness(t, testConfig(loki.srv.URL))
-		a := newAcks()
+		a := exportertest.NewAcks()
 		export(t, h.exp, batch(1, a, "stuck"))
 		select {
 		case <-loki.notify:
@@ -357,7 +358,7 @@ func TestExportShutdown(t *testing.T) {
 		if err := h.exp.Shutdown(ctx); err == nil {
 			t.Fatal("Shutdown returned nil with an undelivered request")
 		}
-		if got := a.get(1); len(got) != 0 {
+		if got := a.Get(1); len(got) != 0 {
 			t.Fatalf("undelivered batch acknowledged: %v", got)
 		}
 	})
@@ -397,7 +398,7 @@ func TestExportTokenFileMissingIsRetried(t *testing.T) {
 	if err := os.Remove(tokenFile); err != nil {
 		t.Fatal(err)
 	}
-	a := newAcks()
+	a := exportertest.NewAcks()
 	export(t, h.exp, batch(1, a, "waits for its token"))
 	deadline := time.Now().Add(10 * time.Second)
 	for h.metric(t, "outrider_exporter_retries_total", nil) < 2 {
@@ -406,11 +407,11 @@ func TestExportTokenFileMissingIsRetried(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if len(a.get(1)) != 0 || len(loki.calls()) != 0 {
+	if len(a.Get(1)) != 0 || len(loki.calls()) != 0 {
 		t.Fatal("pushed or acknowledged without a token")
 	}
 	writeNewer(t, tokenFile, "tok-rotated\n")
-	if err := a.wait(t, 1); err != nil {
+	if err := a.Wait(t, 1); err != nil {
 		t.Fatal(err)
 	}
 	if got := loki.delivered()[0].header.Get("Authorization"); got != "Bearer tok-rotated" {

@@ -1,11 +1,9 @@
 package loki
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"log"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -18,7 +16,7 @@ import (
 	"github.com/grafana/loki/pkg/push"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
+	"github.com/outrider-dev/outrider/exporters/internal/exportertest"
 	"github.com/outrider-dev/outrider/exporters/queue"
 )
 
@@ -124,24 +122,17 @@ func testConfig(url string) Config {
 type harness struct {
 	exp *Exporter
 	reg *prometheus.Registry
-	log *logBuffer
+	log *exportertest.LogBuffer
 }
 
 func newHarness(t *testing.T, cfg Config) *harness {
 	t.Helper()
-	h := &harness{reg: prometheus.NewRegistry(), log: &logBuffer{}}
-	exp, err := New(cfg, Settings{Logger: h.log.logger(), QueueMetrics: queue.NewMetrics(h.reg)})
+	h := &harness{reg: prometheus.NewRegistry(), log: &exportertest.LogBuffer{}}
+	exp, err := New(cfg, Settings{Logger: h.log.Logger(), QueueMetrics: queue.NewMetrics(h.reg)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := exp.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = exp.Shutdown(ctx)
-	})
+	exportertest.Start(t, exp)
 	h.exp = exp
 	return h
 }
@@ -149,78 +140,7 @@ func newHarness(t *testing.T, cfg Config) *harness {
 // metric returns the value of the sample of family name whose labels include want.
 func (h *harness) metric(t *testing.T, name string, want map[string]string) float64 {
 	t.Helper()
-	mfs, err := h.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			have := map[string]string{}
-			for _, lp := range m.GetLabel() {
-				have[lp.GetName()] = lp.GetValue()
-			}
-			for k, v := range want {
-				if have[k] != v {
-					continue next
-				}
-			}
-			switch {
-			case m.Counter != nil:
-				return m.Counter.GetValue()
-			case m.Gauge != nil:
-				return m.Gauge.GetValue()
-			case m.Histogram != nil:
-				return float64(m.Histogram.GetSampleCount())
-			}
-		}
-	}
-	return 0
-}
-
-// acks records acknowledgements of batches by id.
-type acks struct {
-	mu  sync.Mutex
-	got map[int][]error
-	ch  chan struct{}
-}
-
-func newAcks() *acks { return &acks{got: map[int][]error{}, ch: make(chan struct{}, 1000)} }
-
-func (a *acks) fn(id int) pipeline.AckFunc {
-	return func(err error) {
-		a.mu.Lock()
-		a.got[id] = append(a.got[id], err)
-		a.mu.Unlock()
-		a.ch <- struct{}{}
-	}
-}
-
-func (a *acks) get(id int) []error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return append([]error(nil), a.got[id]...)
-}
-
-func (a *acks) wait(t *testing.T, id int) error {
-	t.Helper()
-	deadline := time.After(15 * time.Second)
-	for {
-		if errs := a.get(id); len(errs) > 0 {
-			if len(errs) != 1 {
-				t.Fatalf("batch %d acknowledged %d times", id, len(errs))
-			}
-			return errs[0]
-		}
-		select {
-		case <-a.ch:
-		case <-deadline:
-			t.Fatalf("batch %d was never acknowledged", id)
-		}
-	}
+	return exportertest.Metric(t, h.reg, name, want)
 }
 
 // parseLabelString parses {a="b", c="d"} as written by appendLabelString.
@@ -258,22 +178,3 @@ func parseLabelString(s string) ([]label, error) {
 	}
 	return out, nil
 }
-
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *logBuffer) logger() *slog.Logger { return slog.New(slog.NewJSONHandler(l, nil)) }

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -16,22 +15,23 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/outrider-dev/outrider/agent/pipeline"
+	"github.com/outrider-dev/outrider/exporters/queue"
 )
 
 // Drop reasons, the values of the dropped-records metric's reason label.
 const (
 	// ReasonBadRequest: the backend found the spans invalid (gRPC InvalidArgument,
 	// HTTP 400 and other 4xx).
-	ReasonBadRequest = "bad_request"
+	ReasonBadRequest = queue.ReasonBadRequest
 	// ReasonUnauthorized: the backend refused the credentials or tenant (gRPC
 	// Unauthenticated/PermissionDenied, HTTP 401/403).
-	ReasonUnauthorized = "unauthorized"
+	ReasonUnauthorized = queue.ReasonUnauthorized
 	// ReasonNotFound: the endpoint does not serve OTLP traces (gRPC Unimplemented or
 	// NotFound, HTTP 404/405).
 	ReasonNotFound = "not_found"
 	// ReasonTooLarge: the request was over the backend's size limit (HTTP 413, gRPC
 	// ResourceExhausted "message larger than max").
-	ReasonTooLarge = "too_large"
+	ReasonTooLarge = queue.ReasonTooLarge
 	// ReasonRejected: the backend failed the request in a way retrying cannot fix
 	// (gRPC Internal, Unknown, FailedPrecondition, ...).
 	ReasonRejected = "rejected"
@@ -133,22 +133,18 @@ func classifyHTTP(code int, header http.Header, body []byte, cut bool, url strin
 		}
 		return partialSuccess(body, url, warn)
 	}
-	err := fmt.Errorf("export to %s: %s: %s", url, statusText(code), errorText(header.Get("Content-Type"), body, cut))
-	switch {
-	case code == http.StatusTooManyRequests || code >= 500:
-		after, _ := parseRetryAfter(header.Get("Retry-After"), now)
-		return pipeline.Retryable(err, after)
-	case code == http.StatusUnauthorized || code == http.StatusForbidden:
-		return pipeline.Permanent(ReasonUnauthorized, fmt.Errorf("%w; %s", err, hintAuth))
-	case code == http.StatusNotFound || code == http.StatusMethodNotAllowed:
-		return pipeline.Permanent(ReasonNotFound, fmt.Errorf("%w; %s", err, hintHTTPPath))
-	case code == http.StatusRequestEntityTooLarge:
-		return pipeline.Permanent(ReasonTooLarge, fmt.Errorf("%w; %s", err, hintTooLarge))
-	case code >= 400:
-		return pipeline.Permanent(ReasonBadRequest, err)
-	default:
-		return pipeline.Retryable(fmt.Errorf("%w; set endpoint to the OTLP/HTTP traces URL itself (redirects are not followed)", err), 0)
-	}
+	err := fmt.Errorf("export to %s: %s: %s", url, queue.StatusText(code), errorText(header.Get("Content-Type"), body, cut))
+	return httpStatus.Classify(code, header, now, err, nil)
+}
+
+// httpStatus is what the errors of OTLP/HTTP statuses tell the user to check; other
+// 4xx are ReasonBadRequest.
+var httpStatus = queue.StatusPolicy{
+	AuthHint:       hintAuth,
+	NotFoundReason: ReasonNotFound,
+	NotFoundHint:   hintHTTPPath,
+	TooLargeHint:   hintTooLarge,
+	RedirectHint:   "set endpoint to the OTLP/HTTP traces URL itself (redirects are not followed)",
 }
 
 // partialSuccess decodes an ExportTraceServiceResponse. It returns
@@ -223,34 +219,6 @@ func cutText(s string) string {
 		return strings.ToValidUTF8(s[:maxErrorText], "") + " …"
 	}
 	return strings.ToValidUTF8(s, "\uFFFD")
-}
-
-func statusText(code int) string {
-	if t := http.StatusText(code); t != "" {
-		return strconv.Itoa(code) + " " + t
-	}
-	return strconv.Itoa(code)
-}
-
-// parseRetryAfter parses a Retry-After header: delay-seconds or an HTTP date. It
-// returns false for an absent or invalid header; a date in the past gives 0, true.
-func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs < 0 {
-			return 0, false
-		}
-		const maxSecs = int64(1<<62) / int64(time.Second)
-		return time.Duration(min(secs, maxSecs)) * time.Second, true
-	}
-	t, err := http.ParseTime(v)
-	if err != nil {
-		return 0, false
-	}
-	return max(t.Sub(now), 0), true
 }
 
 // classifyTransport classifies an error of the HTTP transport (no response): it is

@@ -157,30 +157,6 @@ func TestClassifyHTTP(t *testing.T) {
 	}
 }
 
-func TestParseRetryAfter(t *testing.T) {
-	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	tests := []struct {
-		in    string
-		want  time.Duration
-		valid bool
-	}{
-		{"", 0, false},
-		{"0", 0, true},
-		{" 120 ", 2 * time.Minute, true},
-		{"-1", 0, false},
-		{"1.5", 0, false},
-		{"soon", 0, false},
-		{now.Add(time.Hour).Format(http.TimeFormat), time.Hour, true},
-		{now.Add(-time.Hour).Format(http.TimeFormat), 0, true},
-		{"99999999999999999", time.Duration(int64(1<<62) / int64(time.Second) * int64(time.Second)), true},
-	}
-	for _, tt := range tests {
-		if got, ok := parseRetryAfter(tt.in, now); got != tt.want || ok != tt.valid {
-			t.Errorf("parseRetryAfter(%q) = %v, %v; want %v, %v", tt.in, got, ok, tt.want, tt.valid)
-		}
-	}
-}
-
 func TestDecodeResponse(t *testing.T) {
 	if n, msg, err := decodeResponse(nil); n != 0 || msg != "" || err != nil {
 		t.Errorf("empty response = %d, %q, %v", n, msg, err)
@@ -191,19 +167,6 @@ func TestDecodeResponse(t *testing.T) {
 	if _, _, err := decodeResponse([]byte{0x0a, 0xff}); err == nil {
 		t.Error("a truncated response decoded")
 	}
-}
-
-func FuzzParseRetryAfter(f *testing.F) {
-	for _, s := range []string{"", "0", "120", "-5", "Wed, 21 Oct 2015 07:28:00 GMT", "999999999999999999999", "1e9"} {
-		f.Add(s)
-	}
-	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	f.Fuzz(func(t *testing.T, s string) {
-		d, ok := parseRetryAfter(s, now)
-		if d < 0 || (!ok && d != 0) {
-			t.Fatalf("parseRetryAfter(%q) = %v, %v", s, d, ok)
-		}
-	})
 }
 
 // FuzzClassifyHTTP checks that any answer is classified without a panic, that only 2xx

@@ -16,16 +16,9 @@ import (
 // start-up.
 var UserAgent = "outrider/dev"
 
-// Settings are what an Exporter needs besides its configuration.
-type Settings struct {
-	// Logger receives the exporter's log lines; nil discards.
-	Logger *slog.Logger
-	// QueueMetrics are the process-wide exporter metrics; nil uses an unregistered set.
-	// Their record counts are spans.
-	QueueMetrics *queue.Metrics
-	// Name is the exporter's name in metrics and logs; "" means "otlp".
-	Name string
-}
+// Settings are what an Exporter needs besides its configuration; Name "" means "otlp".
+// The record counts of its QueueMetrics are spans.
+type Settings = queue.ExporterSettings
 
 // chunk is one TraceBatch as the exporter keeps it: a serialized
 // ExportTraceServiceRequest and its span count. A request is the chunks' bytes one
@@ -91,8 +84,7 @@ func New(cfg Config, set Settings) (*Exporter, error) {
 		return nil, err
 	}
 	qcfg := queue.Config{Batch: cfg.Batch, Retry: cfg.Retry, Concurrency: cfg.Concurrency, Timeout: cfg.Timeout}
-	e.sender, err = queue.New(qcfg, queue.Settings{Name: set.Name, Logger: set.Logger, Metrics: set.QueueMetrics},
-		chunkSize, e.push, queue.WithRecordCount(chunkSpans, cfg.MaxSpans))
+	e.sender, err = queue.New(qcfg, set.Sender(), chunkSize, e.push, queue.WithRecordCount(chunkSpans, cfg.MaxSpans))
 	if err != nil {
 		e.client.close()
 		return nil, err

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/outrider-dev/outrider/agent/pipeline"
+	"github.com/outrider-dev/outrider/exporters/internal/exportertest"
 	"github.com/outrider-dev/outrider/internal/confval"
 )
 
@@ -142,18 +143,18 @@ func TestGRPCConcatenatesChunksWithHeadersAndGzip(t *testing.T) {
 			cfg.Batch.MaxWait = time.Hour // one request, cut by Flush
 			cfg.Headers = map[string]confval.Secret{"X-Scope-OrgID": "tenant-a", "Authorization": "Bearer s3cret"}
 			h := newHarness(t, cfg)
-			a := newAcks()
+			a := exportertest.NewAcks()
 			var want []string
 			for i, svc := range []string{"checkout", "payments", "checkout"} {
 				td := makeTraces(svc, uint64(i), i*10, 3+i)
 				want = append(want, spanSummary(td)...)
-				if err := h.exp.ExportTraces(context.Background(), batch(t, td, a.fn(i))); err != nil {
+				if err := h.exp.ExportTraces(context.Background(), batch(t, td, a.Func(i))); err != nil {
 					t.Fatal(err)
 				}
 			}
 			h.exp.Flush()
 			for i := range 3 {
-				if err := a.wait(t, i); err != nil {
+				if err := a.Wait(t, i); err != nil {
 					t.Fatalf("ack %d = %v", i, err)
 				}
 			}
@@ -196,11 +197,11 @@ func TestGRPCRetriesUnavailable(t *testing.T) {
 		return ok()
 	})
 	h := newHarness(t, testConfig("http://"+f.addr, ProtocolGRPC))
-	a := newAcks()
-	if err := h.exp.ExportTraces(context.Background(), batch(t, makeTraces("svc", 1, 0, 4), a.fn(1))); err != nil {
+	a := exportertest.NewAcks()
+	if err := h.exp.ExportTraces(context.Background(), batch(t, makeTraces("svc", 1, 0, 4), a.Func(1))); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.wait(t, 1); err != nil {
+	if err := a.Wait(t, 1); err != nil {
 		t.Fatalf("ack = %v, want delivery after retries", err)
 	}
 	calls := f.got()
@@ -227,11 +228,11 @@ func TestGRPCHonoursRetryInfo(t *testing.T) {
 		return ok()
 	})
 	h := newHarness(t, testConfig("http://"+f.addr, ProtocolGRPC)) // backoff would wait ≤ 5ms
-	a := newAcks()
-	if err := h.exp.ExportTraces(context.Background(), batch(t, makeTraces("svc", 1, 0, 2), a.fn(1))); err != nil {
+	a := exportertest.NewAcks()
+	if err := h.exp.ExportTraces(context.Background(), batch(t, makeTraces("svc", 1, 0, 2), a.Func(1))); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.wait(t, 1); err != nil {
+	if err := a.Wait(t, 1); err != nil {
 		t.Fatal(err)
 	}
 	calls := f.got()
@@ -261,11 +262,11 @@ func TestGRPCPermanentErrors(t *testing.T) {
 				return fail(tt.code, "nope")
 			})
 			h := newHarness(t, testConfig("http://"+f.addr, ProtocolGRPC))
-			a := newAcks()
-			if err := h.exp.ExportTraces(context.Background(), batch(t, makeTraces("svc", 1, 0, 6), a.fn(1))); err != nil {
+			a := exportertest.NewAcks()
+			if err := h.exp.ExportTraces(context.Background(), batch(t, makeTraces("svc", 1, 0, 6), a.Func(1))); err != nil {
 				t.Fatal(err)
 			}
-			err := a.wait(t, 1)
+			err := a.Wait(t, 1)
 			if reason, ok := pipeline.IsPermanent(err); !ok || reason != tt.reason {
 				t.Fatalf("ack = %v, want permanent %q", err, tt.reason)
 			}
@@ -293,11 +294,11 @@ func TestGRPCPartialSuccess(t *testing.T) {
 		return partial(0, "spans have a deprecated attribute")
 	})
 	h := newHarness(t, testConfig("http://"+f.addr, ProtocolGRPC))
-	a := newAcks()
-	if err := h.exp.ExportTraces(context.Background(), batch(t, makeTraces("svc", 1, 0, 10), a.fn(1))); err != nil {
+	a := exportertest.NewAcks()
+	if err := h.exp.ExportTraces(context.Background(), batch(t, makeTraces("svc", 1, 0, 10), a.Func(1))); err != nil {
 		t.Fatal(err)
 	}
-	err := a.wait(t, 1)
+	err := a.Wait(t, 1)
 	if reason, ok := pipeline.IsPermanent(err); !ok || reason != ReasonPartialSuccess || pipeline.RejectedCount(err) != 3 {
 		t.Fatalf("ack = %v, want partial_success rejecting 3", err)
 	}
@@ -308,10 +309,10 @@ func TestGRPCPartialSuccess(t *testing.T) {
 		t.Errorf("dropped %v, sent %v; want 3 and 7", d, s)
 	}
 	// A message without rejected spans is a warning: delivered, logged.
-	if err := h.exp.ExportTraces(context.Background(), batch(t, makeTraces("svc", 2, 0, 5), a.fn(2))); err != nil {
+	if err := h.exp.ExportTraces(context.Background(), batch(t, makeTraces("svc", 2, 0, 5), a.Func(2))); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.wait(t, 2); err != nil {
+	if err := a.Wait(t, 2); err != nil {
 		t.Fatalf("ack = %v, want delivered", err)
 	}
 	if !strings.Contains(h.log.String(), "deprecated attribute") {
@@ -327,11 +328,11 @@ func TestGRPCMessageTooLargeIsPermanent(t *testing.T) {
 	cfg := testConfig("http://"+f.addr, ProtocolGRPC)
 	cfg.Compression = CompressionNone
 	h := newHarness(t, cfg)
-	a := newAcks()
-	if err := h.exp.ExportTraces(context.Background(), batch(t, makeTraces("svc", 1, 0, 50), a.fn(1))); err != nil {
+	a := exportertest.NewAcks()
+	if err := h.exp.ExportTraces(context.Background(), batch(t, makeTraces("svc", 1, 0, 50), a.Func(1))); err != nil {
 		t.Fatal(err)
 	}
-	err := a.wait(t, 1)
+	err := a.Wait(t, 1)
 	if reason, _ := pipeline.IsPermanent(err); reason != ReasonTooLarge || !strings.Contains(err.Error(), "batch.max_bytes") {
 		t.Fatalf("ack = %v, want permanent too_large with a hint", err)
 	}
@@ -347,19 +348,19 @@ func TestGRPCMaxSpansCutsRequests(t *testing.T) {
 	cfg.Batch.MaxWait = time.Hour
 	cfg.Concurrency = 1 // requests arrive in the order they were cut
 	h := newHarness(t, cfg)
-	a := newAcks()
+	a := exportertest.NewAcks()
 	for i := range 5 {
-		if err := h.exp.ExportTraces(context.Background(), batch(t, makeTraces("svc", uint64(i), i*100, 100), a.fn(i))); err != nil {
+		if err := h.exp.ExportTraces(context.Background(), batch(t, makeTraces("svc", uint64(i), i*100, 100), a.Func(i))); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// A batch over max_spans goes alone.
-	if err := h.exp.ExportTraces(context.Background(), batch(t, makeTraces("big", 9, 1000, 400), a.fn(5))); err != nil {
+	if err := h.exp.ExportTraces(context.Background(), batch(t, makeTraces("big", 9, 1000, 400), a.Func(5))); err != nil {
 		t.Fatal(err)
 	}
 	h.exp.Flush()
 	for i := range 6 {
-		if err := a.wait(t, i); err != nil {
+		if err := a.Wait(t, i); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -384,8 +385,8 @@ func TestGRPCShutdownLeavesUndeliveredUnacked(t *testing.T) {
 	if err := exp.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	a := newAcks()
-	if err := exp.ExportTraces(context.Background(), batch(t, makeTraces("svc", 1, 0, 3), a.fn(1))); err != nil {
+	a := exportertest.NewAcks()
+	if err := exp.ExportTraces(context.Background(), batch(t, makeTraces("svc", 1, 0, 3), a.Func(1))); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
@@ -400,8 +401,8 @@ func TestGRPCShutdownLeavesUndeliveredUnacked(t *testing.T) {
 	if err := exp.Shutdown(context.Background()); err != nil {
 		t.Fatalf("second Shutdown = %v", err)
 	}
-	if a.count() != 0 {
-		t.Fatalf("undelivered batch acknowledged: %v", a.get(1))
+	if a.Count() != 0 {
+		t.Fatalf("undelivered batch acknowledged: %v", a.Get(1))
 	}
 	if err := exp.ExportTraces(context.Background(), batch(t, makeTraces("svc", 2, 0, 1), nil)); err == nil {
 		t.Fatal("ExportTraces after Shutdown succeeded")
@@ -450,19 +451,19 @@ func TestGRPCReconnectsAfterOutage(t *testing.T) {
 	t.Cleanup(f.srv.Stop)
 
 	h := newHarness(t, testConfig("http://"+inner.Addr().String(), ProtocolGRPC))
-	a := newAcks()
-	if err := h.exp.ExportTraces(context.Background(), batch(t, makeTraces("svc", 1, 0, 2), a.fn(1))); err != nil {
+	a := exportertest.NewAcks()
+	if err := h.exp.ExportTraces(context.Background(), batch(t, makeTraces("svc", 1, 0, 2), a.Func(1))); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for h.metric(t, "outrider_exporter_retries_total", map[string]string{"exporter": "tempo"}) < 3 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	if a.count() != 0 || len(f.got()) != 0 {
-		t.Fatalf("delivered while the backend was down: acks %v", a.get(1))
+	if a.Count() != 0 || len(f.got()) != 0 {
+		t.Fatalf("delivered while the backend was down: acks %v", a.Get(1))
 	}
 	lis.setDown(false)
-	if err := a.wait(t, 1); err != nil {
+	if err := a.Wait(t, 1); err != nil {
 		t.Fatalf("ack = %v", err)
 	}
 	if calls := f.got(); len(calls) != 1 || calls[0].traces.SpanCount() != 2 {
@@ -477,11 +478,11 @@ func TestGRPCTLS(t *testing.T) {
 		cfg := testConfig("https://"+f.addr, ProtocolGRPC)
 		cfg.TLS.CAFile = ca.caFile
 		h := newHarness(t, cfg)
-		a := newAcks()
-		if err := h.exp.ExportTraces(context.Background(), batch(t, makeTraces("svc", 1, 0, 2), a.fn(1))); err != nil {
+		a := exportertest.NewAcks()
+		if err := h.exp.ExportTraces(context.Background(), batch(t, makeTraces("svc", 1, 0, 2), a.Func(1))); err != nil {
 			t.Fatal(err)
 		}
-		if err := a.wait(t, 1); err != nil {
+		if err := a.Wait(t, 1); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -505,8 +506,8 @@ func TestNewThenShutdownWithoutStart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		a := newAcks()
-		if err := exp.ExportTraces(context.Background(), batch(t, makeTraces("svc", 1, 0, 1), a.fn(1))); err != nil {
+		a := exportertest.NewAcks()
+		if err := exp.ExportTraces(context.Background(), batch(t, makeTraces("svc", 1, 0, 1), a.Func(1))); err != nil {
 			t.Fatal(err)
 		}
 		if err := exp.Shutdown(context.Background()); err != nil {
@@ -515,7 +516,7 @@ func TestNewThenShutdownWithoutStart(t *testing.T) {
 		if err := exp.Shutdown(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		if a.count() != 0 {
+		if a.Count() != 0 {
 			t.Fatal("a batch was acknowledged without being sent")
 		}
 	}

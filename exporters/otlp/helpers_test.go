@@ -1,7 +1,6 @@
 package otlp
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -11,14 +10,11 @@ import (
 	"encoding/binary"
 	"encoding/pem"
 	"fmt"
-	"log/slog"
 	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,6 +24,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
 	"github.com/outrider-dev/outrider/agent/pipeline"
+	"github.com/outrider-dev/outrider/exporters/internal/exportertest"
 	"github.com/outrider-dev/outrider/exporters/queue"
 )
 
@@ -105,64 +102,11 @@ func sorted(s []string) []string {
 	return out
 }
 
-// acks records acknowledgements of batches by id.
-type acks struct {
-	mu  sync.Mutex
-	got map[int][]error
-	ch  chan struct{}
-}
-
-func newAcks() *acks { return &acks{got: map[int][]error{}, ch: make(chan struct{}, 1000)} }
-
-func (a *acks) fn(id int) pipeline.AckFunc {
-	return func(err error) {
-		a.mu.Lock()
-		a.got[id] = append(a.got[id], err)
-		a.mu.Unlock()
-		select {
-		case a.ch <- struct{}{}:
-		default:
-		}
-	}
-}
-
-func (a *acks) get(id int) []error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return append([]error(nil), a.got[id]...)
-}
-
-func (a *acks) count() int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return len(a.got)
-}
-
-// wait waits for the ack of id (a generous deadline, not a timing assertion).
-func (a *acks) wait(t *testing.T, id int) error {
-	t.Helper()
-	deadline := time.After(15 * time.Second)
-	for {
-		if errs := a.get(id); len(errs) > 0 {
-			if len(errs) != 1 {
-				t.Fatalf("batch %d acknowledged %d times", id, len(errs))
-			}
-			return errs[0]
-		}
-		select {
-		case <-a.ch:
-		case <-time.After(10 * time.Millisecond):
-		case <-deadline:
-			t.Fatalf("batch %d was never acknowledged", id)
-		}
-	}
-}
-
 // harness is an Exporter with its own metrics registry and log.
 type harness struct {
 	exp *Exporter
 	reg *prometheus.Registry
-	log *logBuffer
+	log *exportertest.LogBuffer
 }
 
 // testConfig is a fast-retrying configuration for endpoint.
@@ -178,19 +122,12 @@ func testConfig(endpoint, protocol string) Config {
 
 func newHarness(t *testing.T, cfg Config) *harness {
 	t.Helper()
-	h := &harness{reg: prometheus.NewRegistry(), log: &logBuffer{}}
-	exp, err := New(cfg, Settings{Logger: h.log.logger(), QueueMetrics: queue.NewMetrics(h.reg), Name: "tempo"})
+	h := &harness{reg: prometheus.NewRegistry(), log: &exportertest.LogBuffer{}}
+	exp, err := New(cfg, Settings{Logger: h.log.Logger(), QueueMetrics: queue.NewMetrics(h.reg), Name: "tempo"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := exp.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = exp.Shutdown(ctx)
-	})
+	exportertest.Start(t, exp)
 	h.exp = exp
 	return h
 }
@@ -198,34 +135,7 @@ func newHarness(t *testing.T, cfg Config) *harness {
 // metric returns the value of the sample of family name whose labels include want.
 func (h *harness) metric(t *testing.T, name string, want map[string]string) float64 {
 	t.Helper()
-	mfs, err := h.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			have := map[string]string{}
-			for _, lp := range m.GetLabel() {
-				have[lp.GetName()] = lp.GetValue()
-			}
-			for k, v := range want {
-				if have[k] != v {
-					continue next
-				}
-			}
-			switch {
-			case m.Counter != nil:
-				return m.Counter.GetValue()
-			case m.Gauge != nil:
-				return m.Gauge.GetValue()
-			}
-		}
-	}
-	return 0
+	return exportertest.Metric(t, h.reg, name, want)
 }
 
 func (h *harness) sent(t *testing.T) float64 {
@@ -235,25 +145,6 @@ func (h *harness) sent(t *testing.T) float64 {
 func (h *harness) dropped(t *testing.T, reason string) float64 {
 	return h.metric(t, "outrider_exporter_dropped_records_total", map[string]string{"exporter": "tempo", "reason": reason})
 }
-
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *logBuffer) logger() *slog.Logger { return slog.New(slog.NewJSONHandler(l, nil)) }
 
 // testCA is a certificate authority and a server certificate for 127.0.0.1, written
 // as PEM files.

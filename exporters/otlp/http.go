@@ -6,10 +6,10 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"sync"
 	"time"
+
+	"github.com/outrider-dev/outrider/exporters/queue"
 )
 
 // maxResponseBody is how much of a response body is read: an
@@ -23,31 +23,19 @@ const gzipLevel = gzip.BestSpeed
 // httpClient posts requests as OTLP/HTTP protobuf bodies: the chunks' bytes as they
 // are, or gzip-compressed through a pooled writer into a pooled buffer.
 type httpClient struct {
-	url       string
-	header    http.Header
-	gzip      bool
-	client    *http.Client
-	transport *http.Transport
-	encoders  chan *gzipBuffer // free list, one per worker
-	warn      func(string)
-	now       func() time.Time
+	url      string
+	header   http.Header
+	gzip     bool
+	client   *http.Client
+	encoders chan *gzipBuffer // free list, one per worker
+	warn     func(string)
+	now      func() time.Time
 }
 
 func newHTTPClient(cfg *Config, ep endpoint, warn func(string)) (*httpClient, error) {
 	tlsCfg, err := cfg.TLS.Load()
 	if err != nil {
 		return nil, err
-	}
-	tr := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		TLSClientConfig:       tlsCfg,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          2 * cfg.Concurrency,
-		MaxIdleConnsPerHost:   2 * cfg.Concurrency,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ExpectContinueTimeout: time.Second,
 	}
 	h := http.Header{}
 	for k, v := range cfg.Headers {
@@ -59,16 +47,10 @@ func newHTTPClient(cfg *Config, ep endpoint, warn func(string)) (*httpClient, er
 		h.Set("Content-Encoding", "gzip")
 	}
 	return &httpClient{
-		url:       ep.url,
-		header:    h,
-		gzip:      cfg.Compression == CompressionGzip,
-		transport: tr,
-		client: &http.Client{
-			Transport: tr,
-			CheckRedirect: func(*http.Request, []*http.Request) error {
-				return http.ErrUseLastResponse
-			},
-		},
+		url:    ep.url,
+		header: h,
+		gzip:   cfg.Compression == CompressionGzip,
+		client: queue.NewHTTPClient(tlsCfg, cfg.Concurrency),
 		// A free list rather than a sync.Pool: at most Concurrency requests are built at
 		// once, and their megabyte buffers should survive garbage collections.
 		encoders: make(chan *gzipBuffer, cfg.Concurrency),
@@ -90,11 +72,11 @@ func (c *httpClient) push(ctx context.Context, chunks []chunk) error {
 			c.putEncoder(enc)
 			return fmt.Errorf("compress request: %w", err)
 		}
-		b := newBody(payload)
+		b := queue.NewRequestBody(payload)
 		defer func() {
 			// The transport may still read the body after Do returns; reuse the buffer
 			// only once it has closed it.
-			if b.wait() {
+			if b.Wait() {
 				c.putEncoder(enc)
 			}
 		}()
@@ -110,21 +92,16 @@ func (c *httpClient) push(ctx context.Context, chunks []chunk) error {
 	if err != nil {
 		return classifyTransport(fmt.Errorf("export to %s: %w", c.url, err))
 	}
-	defer resp.Body.Close()
-	body, rerr := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody+1))
-	cut := len(body) > maxResponseBody
-	if cut {
-		body = body[:maxResponseBody]
-	}
+	defer queue.CloseBody(resp.Body)
+	body, cut, rerr := queue.ReadBody(resp.Body, maxResponseBody)
 	if rerr != nil && resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		// The status says the spans arrived; only the partial-success report is lost.
 		body, cut = nil, false
 	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	return classifyHTTP(resp.StatusCode, resp.Header, body, cut, c.url, c.now(), c.warn)
 }
 
-func (c *httpClient) close() { c.transport.CloseIdleConnections() }
+func (c *httpClient) close() { c.client.CloseIdleConnections() }
 
 func (c *httpClient) getEncoder() *gzipBuffer {
 	select {
@@ -222,39 +199,4 @@ func (r *chunkReader) WriteTo(w io.Writer) (int64, error) {
 		r.chunks, r.off = r.chunks[1:], 0
 	}
 	return total, nil
-}
-
-// body is a request body that reports when the transport is done with it.
-type body struct {
-	bytes.Reader
-	once   sync.Once
-	closed chan struct{}
-}
-
-func newBody(b []byte) *body {
-	rb := &body{closed: make(chan struct{})}
-	rb.Reset(b)
-	return rb
-}
-
-func (b *body) Close() error {
-	b.once.Do(func() { close(b.closed) })
-	return nil
-}
-
-// wait reports whether the body was closed within a short grace period.
-func (b *body) wait() bool {
-	select {
-	case <-b.closed:
-		return true
-	default:
-	}
-	t := time.NewTimer(5 * time.Second)
-	defer t.Stop()
-	select {
-	case <-b.closed:
-		return true
-	case <-t.C:
-		return false
-	}
 }

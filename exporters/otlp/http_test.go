@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/outrider-dev/outrider/agent/pipeline"
+	"github.com/outrider-dev/outrider/exporters/internal/exportertest"
 	"github.com/outrider-dev/outrider/internal/confval"
 )
 
@@ -145,18 +146,18 @@ func TestHTTPConcatenatesChunksWithHeadersAndGzip(t *testing.T) {
 			cfg.Batch.MaxWait = time.Hour
 			cfg.Headers = map[string]confval.Secret{"X-Scope-OrgID": "tenant-a", "Authorization": "Bearer s3cret"}
 			h := newHarness(t, cfg)
-			a := newAcks()
+			a := exportertest.NewAcks()
 			var want []string
 			for i, svc := range []string{"checkout", "payments", "checkout"} {
 				td := makeTraces(svc, uint64(i), i*10, 3+i)
 				want = append(want, spanSummary(td)...)
-				if err := h.exp.ExportTraces(context.Background(), batch(t, td, a.fn(i))); err != nil {
+				if err := h.exp.ExportTraces(context.Background(), batch(t, td, a.Func(i))); err != nil {
 					t.Fatal(err)
 				}
 			}
 			h.exp.Flush()
 			for i := range 3 {
-				if err := a.wait(t, i); err != nil {
+				if err := a.Wait(t, i); err != nil {
 					t.Fatalf("ack %d = %v", i, err)
 				}
 			}
@@ -214,11 +215,11 @@ func TestHTTPRetries(t *testing.T) {
 				return reply{status: 200}
 			}).start()
 			h := newHarness(t, testConfig(f.srv.URL, ProtocolHTTP))
-			a := newAcks()
-			if err := h.exp.ExportTraces(context.Background(), batch(t, makeTraces("svc", 1, 0, 3), a.fn(1))); err != nil {
+			a := exportertest.NewAcks()
+			if err := h.exp.ExportTraces(context.Background(), batch(t, makeTraces("svc", 1, 0, 3), a.Func(1))); err != nil {
 				t.Fatal(err)
 			}
-			if err := a.wait(t, 1); err != nil {
+			if err := a.Wait(t, 1); err != nil {
 				t.Fatalf("ack = %v, want delivered after a retry", err)
 			}
 			calls := f.got()
@@ -257,11 +258,11 @@ func TestHTTPPermanentErrors(t *testing.T) {
 			}
 			f := newFakeHTTP(t, func(int) reply { return tt.reply }).start()
 			h := newHarness(t, testConfig(f.srv.URL, ProtocolHTTP))
-			a := newAcks()
-			if err := h.exp.ExportTraces(context.Background(), batch(t, makeTraces("svc", 1, 0, 5), a.fn(1))); err != nil {
+			a := exportertest.NewAcks()
+			if err := h.exp.ExportTraces(context.Background(), batch(t, makeTraces("svc", 1, 0, 5), a.Func(1))); err != nil {
 				t.Fatal(err)
 			}
-			err := a.wait(t, 1)
+			err := a.Wait(t, 1)
 			if reason, ok := pipeline.IsPermanent(err); !ok || reason != tt.reason {
 				t.Fatalf("ack = %v, want permanent %q", err, tt.reason)
 			}
@@ -286,11 +287,11 @@ func TestHTTPPartialSuccess(t *testing.T) {
 			body: partialBody(t, 4, "4 spans exceed the attribute limit")}
 	}).start()
 	h := newHarness(t, testConfig(f.srv.URL, ProtocolHTTP))
-	a := newAcks()
-	if err := h.exp.ExportTraces(context.Background(), batch(t, makeTraces("svc", 1, 0, 9), a.fn(1))); err != nil {
+	a := exportertest.NewAcks()
+	if err := h.exp.ExportTraces(context.Background(), batch(t, makeTraces("svc", 1, 0, 9), a.Func(1))); err != nil {
 		t.Fatal(err)
 	}
-	err := a.wait(t, 1)
+	err := a.Wait(t, 1)
 	if reason, _ := pipeline.IsPermanent(err); reason != ReasonPartialSuccess || pipeline.RejectedCount(err) != 4 ||
 		!strings.Contains(err.Error(), "attribute limit") {
 		t.Fatalf("ack = %v, want partial_success rejecting 4 with the backend's message", err)
@@ -303,11 +304,11 @@ func TestHTTPPartialSuccess(t *testing.T) {
 func TestHTTPEndpointPathKept(t *testing.T) {
 	f := newFakeHTTP(t, nil).start()
 	h := newHarness(t, testConfig(f.srv.URL+"/otlp/v1/traces", ProtocolHTTP))
-	a := newAcks()
-	if err := h.exp.ExportTraces(context.Background(), batch(t, makeTraces("svc", 1, 0, 1), a.fn(1))); err != nil {
+	a := exportertest.NewAcks()
+	if err := h.exp.ExportTraces(context.Background(), batch(t, makeTraces("svc", 1, 0, 1), a.Func(1))); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.wait(t, 1); err != nil {
+	if err := a.Wait(t, 1); err != nil {
 		t.Fatal(err)
 	}
 	if p := f.got()[0].path; p != "/otlp/v1/traces" {
@@ -322,11 +323,11 @@ func TestHTTPTLS(t *testing.T) {
 		cfg := testConfig(f.srv.URL, ProtocolHTTP)
 		cfg.TLS.CAFile = ca.caFile
 		h := newHarness(t, cfg)
-		a := newAcks()
-		if err := h.exp.ExportTraces(context.Background(), batch(t, makeTraces("svc", 1, 0, 2), a.fn(1))); err != nil {
+		a := exportertest.NewAcks()
+		if err := h.exp.ExportTraces(context.Background(), batch(t, makeTraces("svc", 1, 0, 2), a.Func(1))); err != nil {
 			t.Fatal(err)
 		}
-		if err := a.wait(t, 1); err != nil {
+		if err := a.Wait(t, 1); err != nil {
 			t.Fatal(err)
 		}
 		if n := len(f.got()); n != 1 {

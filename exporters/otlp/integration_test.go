@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/outrider-dev/outrider/exporters/internal/exportertest"
 	"github.com/outrider-dev/outrider/internal/confval"
 	"github.com/outrider-dev/outrider/internal/jaegertest"
 )
@@ -103,15 +104,15 @@ func TestJaegerReceivesSpans(t *testing.T) {
 			cfg.Headers = map[string]confval.Secret{"X-Scope-OrgID": "team-a"}
 			h := newHarness(t, cfg)
 			checkout, payments := crossServiceTrace(trace)
-			a := newAcks()
+			a := exportertest.NewAcks()
 			for n, td := range []ptrace.Traces{checkout, payments} {
-				if err := h.exp.ExportTraces(context.Background(), batch(t, td, a.fn(n))); err != nil {
+				if err := h.exp.ExportTraces(context.Background(), batch(t, td, a.Func(n))); err != nil {
 					t.Fatal(err)
 				}
 			}
 			h.exp.Flush()
 			for n := range 2 {
-				if err := a.wait(t, n); err != nil {
+				if err := a.Wait(t, n); err != nil {
 					t.Fatalf("ack %d = %v", n, err)
 				}
 			}
@@ -140,9 +141,9 @@ func TestJaegerOutage(t *testing.T) {
 			j.Stop()
 			trace := rand.Uint64()
 			checkout, payments := crossServiceTrace(trace)
-			a := newAcks()
+			a := exportertest.NewAcks()
 			for n, td := range []ptrace.Traces{checkout, payments} {
-				if err := h.exp.ExportTraces(context.Background(), batch(t, td, a.fn(n))); err != nil {
+				if err := h.exp.ExportTraces(context.Background(), batch(t, td, a.Func(n))); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -150,8 +151,8 @@ func TestJaegerOutage(t *testing.T) {
 			for h.metric(t, "outrider_exporter_retries_total", map[string]string{"exporter": "tempo"}) < 3 && time.Now().Before(deadline) {
 				time.Sleep(10 * time.Millisecond)
 			}
-			if a.count() != 0 {
-				t.Fatalf("acknowledged while jaeger was down: %v %v", a.get(0), a.get(1))
+			if a.Count() != 0 {
+				t.Fatalf("acknowledged while jaeger was down: %v %v", a.Get(0), a.Get(1))
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), jaegertest.ReadyTimeout)
 			defer cancel()
@@ -159,7 +160,7 @@ func TestJaegerOutage(t *testing.T) {
 				t.Fatal(err)
 			}
 			for n := range 2 {
-				if err := a.wait(t, n); err != nil {
+				if err := a.Wait(t, n); err != nil {
 					t.Fatalf("ack %d = %v", n, err)
 				}
 			}

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/outrider-dev/outrider/agent/pipeline"
+	"github.com/outrider-dev/outrider/exporters/internal/exportertest"
 	"github.com/outrider-dev/outrider/internal/confval"
 )
 
@@ -36,9 +37,9 @@ func sum(r *Request[item]) int {
 
 func TestBatcherMergesSmallBatches(t *testing.T) {
 	b, q, _ := newTestBatcher(t, 100, 1000, time.Hour)
-	acks := newAckRecorder()
+	acks := exportertest.NewAcks()
 	for i := range 3 {
-		if err := b.Add(context.Background(), items(10, 10), acks.ack(i)); err != nil {
+		if err := b.Add(context.Background(), items(10, 10), acks.Func(i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -52,7 +53,7 @@ func TestBatcherMergesSmallBatches(t *testing.T) {
 	}
 	r.Done(nil)
 	for i := range 3 {
-		if err := acks.wait(t, i); err != nil {
+		if err := acks.Wait(t, i); err != nil {
 			t.Fatalf("ack %d = %v", i, err)
 		}
 	}
@@ -63,9 +64,9 @@ func TestBatcherMergesSmallBatches(t *testing.T) {
 
 func TestBatcherCutsAtMaxBytes(t *testing.T) {
 	b, q, _ := newTestBatcher(t, 100, 10000, time.Hour)
-	acks := newAckRecorder()
+	acks := exportertest.NewAcks()
 	// 250 bytes in one source batch: requests of 100, 100, 50 (the last still filling).
-	if err := b.Add(context.Background(), items(30, 30, 40, 50, 50, 30, 20), acks.ack(1)); err != nil {
+	if err := b.Add(context.Background(), items(30, 30, 40, 50, 50, 30, 20), acks.Func(1)); err != nil {
 		t.Fatal(err)
 	}
 	r1, r2 := getReq(t, q), getReq(t, q)
@@ -81,11 +82,11 @@ func TestBatcherCutsAtMaxBytes(t *testing.T) {
 	permanent := pipeline.Permanent("bad_request", errors.New("nope"))
 	r2.Done(permanent)
 	r1.Done(nil)
-	if got := acks.get(1); len(got) != 0 {
+	if got := acks.Get(1); len(got) != 0 {
 		t.Fatalf("acknowledged before every part was done: %v", got)
 	}
 	r3.Done(nil)
-	if err := acks.wait(t, 1); !errors.Is(err, permanent) {
+	if err := acks.Wait(t, 1); !errors.Is(err, permanent) {
 		t.Fatalf("ack = %v, want the part's permanent error", err)
 	}
 }
@@ -207,11 +208,11 @@ func TestBatcherCloseFlushesAndRejects(t *testing.T) {
 
 func TestBatcherEmptyBatchAckedAtOnce(t *testing.T) {
 	b, _, _ := newTestBatcher(t, 10, 20, time.Hour)
-	acks := newAckRecorder()
-	if err := b.Add(context.Background(), nil, acks.ack(1)); err != nil {
+	acks := exportertest.NewAcks()
+	if err := b.Add(context.Background(), nil, acks.Func(1)); err != nil {
 		t.Fatal(err)
 	}
-	if err := acks.wait(t, 1); err != nil {
+	if err := acks.Wait(t, 1); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -233,7 +234,7 @@ func TestBatcherRandomSplits(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		acks := newAckRecorder()
+		acks := exportertest.NewAcks()
 		next, nonEmpty := 0, 0
 		const batches = 50
 		for id := range batches {
@@ -245,7 +246,7 @@ func TestBatcherRandomSplits(t *testing.T) {
 				batch[i] = seqItem{seq: next, size: 1 + rng.IntN(maxBytes*3/2)}
 				next++
 			}
-			if err := b.Add(context.Background(), batch, acks.ack(id)); err != nil {
+			if err := b.Add(context.Background(), batch, acks.Func(id)); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -280,17 +281,14 @@ func TestBatcherRandomSplits(t *testing.T) {
 			if i == len(reqs)-1 {
 				// Every batch with an item in an earlier request must still wait for its
 				// other parts; the count of acks so far must be below the total.
-				acks.mu.Lock()
-				n := len(acks.errs)
-				acks.mu.Unlock()
-				if n == batches {
+				if acks.Count() == batches {
 					t.Fatalf("round %d: all batches acknowledged before the last request was done", round)
 				}
 			}
 			r.Done(nil)
 		}
 		for id := range batches {
-			if err := acks.wait(t, id); err != nil {
+			if err := acks.Wait(t, id); err != nil {
 				t.Fatal(err)
 			}
 		}

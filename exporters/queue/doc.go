@@ -24,4 +24,8 @@
 // Sender puts the layers together; each layer is usable and tested on its own. The
 // package is generic over the item type, so the log, trace and error exporters can
 // share it.
+//
+// The exporters that push over HTTP also share their client (NewHTTPClient), request
+// body (RequestBody), response reading (ReadBody, CloseBody) and status classification
+// (StatusPolicy, ParseRetryAfter), so a status means the same to all of them.
 package queue

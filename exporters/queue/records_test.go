@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/outrider-dev/outrider/agent/pipeline"
+	"github.com/outrider-dev/outrider/exporters/internal/exportertest"
 	"github.com/outrider-dev/outrider/internal/confval"
 )
 
@@ -177,23 +178,23 @@ func TestSenderCountsRecords(t *testing.T) {
 	cfg := testConfig()
 	cfg.Batch.MaxBytes = 1000
 	m := NewMetrics(nil)
-	logs := &logBuffer{}
-	s, err := New(cfg, Settings{Name: "test", Metrics: m, Logger: logs.logger()}, chunkSize, push, WithRecordCount(chunkRecords, 100))
+	logs := &exportertest.LogBuffer{}
+	s, err := New(cfg, Settings{Name: "test", Metrics: m, Logger: logs.Logger()}, chunkSize, push, WithRecordCount(chunkRecords, 100))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	acks := newAckRecorder()
+	acks := exportertest.NewAcks()
 	// Three requests of 100 records each, cut by the record limit alone.
 	for i := range 3 {
-		if err := s.Add(context.Background(), chunks(50, 50), acks.ack(i)); err != nil {
+		if err := s.Add(context.Background(), chunks(50, 50), acks.Func(i)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for i := range 3 {
-		acks.wait(t, i)
+		acks.Wait(t, i)
 	}
 	if err := s.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
@@ -207,7 +208,7 @@ func TestSenderCountsRecords(t *testing.T) {
 	if v := value(t, m.dropped.WithLabelValues("test", "bad_request")); v != 100 {
 		t.Errorf("dropped bad_request %v, want 100", v)
 	}
-	if lines := logs.lines(); len(lines) != 2 || !strings.Contains(lines[1], `"request_records":100`) {
+	if lines := logs.Lines(); len(lines) != 2 || !strings.Contains(lines[1], `"request_records":100`) {
 		t.Errorf("drop log lines %q, want two counting records", lines)
 	}
 }

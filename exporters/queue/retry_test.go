@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/outrider-dev/outrider/agent/pipeline"
+	"github.com/outrider-dev/outrider/exporters/internal/exportertest"
 )
 
 // fakeClock records the delays a Retrier asks for and advances instead of sleeping.
@@ -232,10 +233,10 @@ func TestNewRetrierValidates(t *testing.T) {
 }
 
 func TestRetrierLogsSparingly(t *testing.T) {
-	logs := &logBuffer{}
+	logs := &exportertest.LogBuffer{}
 	cfg := RetryConfig{InitialInterval: time.Millisecond, MaxInterval: time.Millisecond}
 	cfg.ApplyDefaults()
-	r, err := NewRetrier(cfg, time.Second, Settings{Name: "test", Logger: logs.logger()})
+	r, err := NewRetrier(cfg, time.Second, Settings{Name: "test", Logger: logs.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +250,7 @@ func TestRetrierLogsSparingly(t *testing.T) {
 	if err := r.Do(context.Background(), attempt); err != nil {
 		t.Fatal(err)
 	}
-	lines := logs.lines()
+	lines := logs.Lines()
 	if len(lines) != 2 || !strings.Contains(lines[0], "will retry") || !strings.Contains(lines[0], "connection refused") ||
 		!strings.Contains(lines[1], "succeeded after retries") {
 		t.Fatalf("100 failures within 100ms logged %d lines, want one warning and one recovery: %q", len(lines), lines)

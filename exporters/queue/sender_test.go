@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/outrider-dev/outrider/agent/pipeline"
+	"github.com/outrider-dev/outrider/exporters/internal/exportertest"
 	"github.com/outrider-dev/outrider/internal/confval"
 )
 
@@ -62,12 +63,12 @@ func testConfig() Config {
 	return c
 }
 
-func newTestSender(t *testing.T, cfg Config, be *backend, logs *logBuffer) (*Sender[item], *Metrics) {
+func newTestSender(t *testing.T, cfg Config, be *backend, logs *exportertest.LogBuffer) (*Sender[item], *Metrics) {
 	t.Helper()
 	m := NewMetrics(nil)
 	set := Settings{Name: "test", Metrics: m}
 	if logs != nil {
-		set.Logger = logs.logger()
+		set.Logger = logs.Logger()
 	}
 	s, err := New(cfg, set, itemSize, be.push)
 	if err != nil {
@@ -87,9 +88,9 @@ func TestSenderDelivers(t *testing.T) {
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	acks := newAckRecorder()
+	acks := exportertest.NewAcks()
 	for i := range 5 {
-		if err := s.Add(context.Background(), items(30, 30), acks.ack(i)); err != nil {
+		if err := s.Add(context.Background(), items(30, 30), acks.Func(i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -97,7 +98,7 @@ func TestSenderDelivers(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 5 {
-		if err := acks.wait(t, i); err != nil {
+		if err := acks.Wait(t, i); err != nil {
 			t.Fatalf("ack %d = %v", i, err)
 		}
 	}
@@ -122,9 +123,9 @@ func TestSenderDelivers(t *testing.T) {
 }
 
 func TestSenderRetryThenSuccess(t *testing.T) {
-	acks := newAckRecorder()
+	acks := exportertest.NewAcks()
 	be := newBackend(func(call int64, _ []item) error {
-		if len(acks.get(1)) > 0 {
+		if len(acks.Get(1)) > 0 {
 			t.Errorf("acknowledged before delivery (push call %d)", call)
 		}
 		switch call {
@@ -141,10 +142,10 @@ func TestSenderRetryThenSuccess(t *testing.T) {
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Add(context.Background(), items(100), acks.ack(1)); err != nil {
+	if err := s.Add(context.Background(), items(100), acks.Func(1)); err != nil {
 		t.Fatal(err)
 	}
-	if err := acks.wait(t, 1); err != nil {
+	if err := acks.Wait(t, 1); err != nil {
 		t.Fatalf("ack = %v", err)
 	}
 	if n := be.calls.Load(); n != 4 {
@@ -162,18 +163,18 @@ func TestSenderRetryThenSuccess(t *testing.T) {
 }
 
 func TestSenderPermanentDrop(t *testing.T) {
-	logs := &logBuffer{}
+	logs := &exportertest.LogBuffer{}
 	rejected := pipeline.Permanent("out_of_order", errors.New("entry out of order"))
 	be := newBackend(func(int64, []item) error { return rejected })
 	s, m := newTestSender(t, testConfig(), be, logs)
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	acks := newAckRecorder()
-	if err := s.Add(context.Background(), items(40, 40, 20), acks.ack(1)); err != nil {
+	acks := exportertest.NewAcks()
+	if err := s.Add(context.Background(), items(40, 40, 20), acks.Func(1)); err != nil {
 		t.Fatal(err)
 	}
-	err := acks.wait(t, 1)
+	err := acks.Wait(t, 1)
 	if reason, ok := pipeline.IsPermanent(err); !ok || reason != "out_of_order" {
 		t.Fatalf("ack = %v, want the permanent error", err)
 	}
@@ -183,7 +184,7 @@ func TestSenderPermanentDrop(t *testing.T) {
 	if v := value(t, m.dropped.WithLabelValues("test", "out_of_order")); v != 3 {
 		t.Errorf("dropped records %v, want 3", v)
 	}
-	lines := logs.lines()
+	lines := logs.Lines()
 	if len(lines) != 1 {
 		t.Fatalf("logged %d lines, want one: %q", len(lines), lines)
 	}
@@ -205,11 +206,11 @@ func TestSenderMaxElapsedDrops(t *testing.T) {
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	acks := newAckRecorder()
-	if err := s.Add(context.Background(), items(100), acks.ack(1)); err != nil {
+	acks := exportertest.NewAcks()
+	if err := s.Add(context.Background(), items(100), acks.Func(1)); err != nil {
 		t.Fatal(err)
 	}
-	if reason, _ := pipeline.IsPermanent(acks.wait(t, 1)); reason != ReasonRetriesExhausted {
+	if reason, _ := pipeline.IsPermanent(acks.Wait(t, 1)); reason != ReasonRetriesExhausted {
 		t.Fatalf("reason %q", reason)
 	}
 	if v := value(t, m.dropped.WithLabelValues("test", ReasonRetriesExhausted)); v != 1 {
@@ -223,8 +224,8 @@ func TestSenderShutdownFlushesPartialBatch(t *testing.T) {
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	acks := newAckRecorder()
-	if err := s.Add(context.Background(), items(5, 5), acks.ack(1)); err != nil {
+	acks := exportertest.NewAcks()
+	if err := s.Add(context.Background(), items(5, 5), acks.Func(1)); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -232,7 +233,7 @@ func TestSenderShutdownFlushesPartialBatch(t *testing.T) {
 	if err := s.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got := acks.get(1); len(got) != 1 || got[0] != nil {
+	if got := acks.Get(1); len(got) != 1 || got[0] != nil {
 		t.Fatalf("after Shutdown acks = %v, want one nil", got)
 	}
 	if d := be.delivered(); len(d) != 1 || len(d[0]) != 2 {
@@ -245,14 +246,14 @@ func TestSenderBuffersBeforeStart(t *testing.T) {
 	cfg := testConfig()
 	cfg.Batch.MaxWait = time.Millisecond
 	s, _ := newTestSender(t, cfg, be, nil)
-	acks := newAckRecorder()
-	if err := s.Add(context.Background(), items(10), acks.ack(1)); err != nil {
+	acks := exportertest.NewAcks()
+	if err := s.Add(context.Background(), items(10), acks.Func(1)); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if err := acks.wait(t, 1); err != nil {
+	if err := acks.Wait(t, 1); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -260,8 +261,8 @@ func TestSenderBuffersBeforeStart(t *testing.T) {
 func TestSenderShutdownWithoutStart(t *testing.T) {
 	be := newBackend(nil)
 	s, _ := newTestSender(t, testConfig(), be, nil)
-	acks := newAckRecorder()
-	if err := s.Add(context.Background(), items(10), acks.ack(1)); err != nil {
+	acks := exportertest.NewAcks()
+	if err := s.Add(context.Background(), items(10), acks.Func(1)); err != nil {
 		t.Fatal(err)
 	}
 	for range 2 {
@@ -275,7 +276,7 @@ func TestSenderShutdownWithoutStart(t *testing.T) {
 	if err := s.Add(context.Background(), items(1), nil); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Add after Shutdown = %v, want ErrClosed", err)
 	}
-	if be.calls.Load() != 0 || len(acks.get(1)) != 0 {
+	if be.calls.Load() != 0 || len(acks.Get(1)) != 0 {
 		t.Fatal("a Sender never started pushed or acknowledged")
 	}
 }
@@ -286,9 +287,9 @@ func TestSenderShutdownDeadlineLeavesUnacked(t *testing.T) {
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	acks := newAckRecorder()
+	acks := exportertest.NewAcks()
 	// Two full requests: one being retried, one queued behind it (concurrency 1).
-	if err := s.Add(context.Background(), items(100, 100), acks.ack(1)); err != nil {
+	if err := s.Add(context.Background(), items(100, 100), acks.Func(1)); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -302,7 +303,7 @@ func TestSenderShutdownDeadlineLeavesUnacked(t *testing.T) {
 	if err == nil || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "2 requests undelivered") {
 		t.Fatalf("Shutdown = %v, want a deadline error naming 2 undelivered requests", err)
 	}
-	if got := acks.get(1); len(got) != 0 {
+	if got := acks.Get(1); len(got) != 0 {
 		t.Fatalf("undelivered batch acknowledged: %v", got)
 	}
 	if err := s.Shutdown(context.Background()); err != nil {

@@ -25,3 +25,20 @@ func (s Settings) logger() *slog.Logger {
 	}
 	return l.With("exporter", s.Name)
 }
+
+// ExporterSettings are what the agent gives every exporter besides its configuration,
+// after the Collector's exporter.Settings; each exporter's Settings is this type.
+type ExporterSettings struct {
+	// Logger receives the exporter's log lines; nil discards.
+	Logger *slog.Logger
+	// QueueMetrics are the process-wide exporter metrics; nil uses an unregistered set.
+	QueueMetrics *Metrics
+	// Name is the exporter's name in metrics and logs; "" means the exporter's type
+	// ("loki", "otlp").
+	Name string
+}
+
+// Sender returns the Settings of the exporter's Sender.
+func (s ExporterSettings) Sender() Settings {
+	return Settings{Name: s.Name, Logger: s.Logger, Metrics: s.QueueMetrics}
+}
