@@ -35,3 +35,25 @@ func (b *TraceBatch) Done(err error) {
 type TraceSink interface {
 	ExportTraces(ctx context.Context, b TraceBatch) error
 }
+
+// Envelope is one Sentry envelope in wire form (see internal/sentryenv), ready to send:
+// events already enriched, scrubbed and admitted.
+type Envelope struct {
+	// Data is the serialized envelope; the sink owns it after a successful export.
+	Data []byte
+	// Ack is called once when the envelope is delivered or dropped; nil when nobody
+	// waits.
+	Ack AckFunc
+}
+
+// Done calls the envelope's acknowledgement, if it has one.
+func (e *Envelope) Done(err error) {
+	if e.Ack != nil {
+		e.Ack(err)
+	}
+}
+
+// EnvelopeSink receives Sentry envelopes, with Sink's contract (see TraceSink).
+type EnvelopeSink interface {
+	ExportEnvelope(ctx context.Context, e Envelope) error
+}
