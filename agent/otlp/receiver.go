@@ -33,6 +33,10 @@ type Settings struct {
 	Resource map[string]string
 	// RetryAfter is what clients are told to wait when the queue is full; default 5s.
 	RetryAfter time.Duration
+	// Errors, when set, is given every stored trace request that holds a span with
+	// status ERROR or an exception event (after enrichment and scrubbing), to derive
+	// error events from. It must not keep td.
+	Errors func(ctx context.Context, td ptrace.Traces)
 }
 
 // Receiver is the OTLP receiver. It follows pipeline.Component: Start binds the
@@ -47,6 +51,7 @@ type Receiver struct {
 	scrub      scrubber
 	enrich     enricher
 	retryAfter time.Duration
+	errors     func(context.Context, ptrace.Traces)
 
 	mu       sync.Mutex
 	started  bool
@@ -90,6 +95,7 @@ func New(cfg Config, set Settings) *Receiver {
 		scrub:      scrubber{set.Redactor},
 		enrich:     newEnricher(res, cfg.Resource.Overwrite),
 		retryAfter: ra,
+		errors:     set.Errors,
 	}
 }
 
@@ -228,6 +234,9 @@ func (r *Receiver) consumeTraces(ctx context.Context, td ptrace.Traces, transpor
 			return o
 		}
 		r.m.items.WithLabelValues("traces", "accepted").Add(float64(count))
+		if r.errors != nil {
+			r.errors(ctx, td)
+		}
 	}
 	res := resultOK
 	if o.rejected > 0 {

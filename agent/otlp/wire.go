@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"unsafe"
 
+	"go.opentelemetry.io/collector/pdata/ptrace"
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
@@ -97,6 +98,9 @@ const maxDepth = 48
 type walker struct {
 	spans int
 	ok    bool
+	// errors makes a span with status ERROR or an "exception" event leave the fast
+	// path, so that the pdata path can derive error events from it.
+	errors bool
 }
 
 func (w *walker) walk(b []byte, k msgKind, depth int) {
@@ -134,6 +138,10 @@ func (w *walker) walk(b []byte, k msgKind, depth int) {
 			return
 		}
 		if typ != protowire.BytesType {
+			if w.errors && k == mStatus && num == 3 && len(b) > 0 && b[0] == byte(ptrace.StatusCodeError) {
+				w.ok = false // status code ERROR
+				return
+			}
 			n := protowire.ConsumeFieldValue(num, typ, b)
 			if n < 0 {
 				w.ok = false
@@ -163,6 +171,10 @@ func (w *walker) walk(b []byte, k msgKind, depth int) {
 		b = b[l:]
 		if !f.known {
 			continue
+		}
+		if w.errors && k == mEvent && num == 2 && string(v) == "exception" {
+			w.ok = false
+			return
 		}
 		if f.size > 0 {
 			if len(v) != 0 && len(v) != f.size {
@@ -211,7 +223,7 @@ func (r *Receiver) fastTraces(dst, req []byte) (entry []byte, spans int, ok bool
 	if len(r.enrich.attrs) > 64 {
 		return nil, 0, false // more than rewrite's bit sets hold
 	}
-	w := walker{ok: true}
+	w := walker{ok: true, errors: r.errors != nil}
 	w.walk(req, mRequest, 0)
 	if !w.ok || w.spans == 0 {
 		return nil, 0, false

@@ -2,6 +2,7 @@ package otlp
 
 import (
 	"bytes"
+	"context"
 	"testing"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -221,4 +222,34 @@ func BenchmarkTracesPath(b *testing.B) {
 			}
 		}
 	})
+}
+
+func TestErrorSpansReachTheErrorsHook(t *testing.T) {
+	var got []int
+	r := wireReceiver(false, nil)
+	r.errors = func(_ context.Context, td ptrace.Traces) { got = append(got, td.SpanCount()) }
+	ok := wireSeeds()[0]
+	if _, _, fast := r.fastTraces(nil, ok); !fast {
+		t.Fatal("a request without errors left the fast path")
+	}
+	for name, mutate := range map[string]func(ptrace.Span){
+		"status error":    func(s ptrace.Span) { s.Status().SetCode(ptrace.StatusCodeError) },
+		"exception event": func(s ptrace.Span) { s.Events().AppendEmpty().SetName("exception") },
+	} {
+		td := testTraces(2, 0, nil)
+		mutate(td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(1))
+		raw, _ := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+		if _, _, fast := r.fastTraces(nil, raw); fast {
+			t.Errorf("%s: took the fast path, so no error event could be derived", name)
+		}
+		got = nil
+		o, handled := r.consumeTracesProto(context.Background(), raw, "grpc")
+		if handled || o.err != nil {
+			t.Fatalf("%s: handled by the fast path", name)
+		}
+		r.consumeTraces(context.Background(), td, "grpc")
+		if len(got) != 1 || got[0] != 2 {
+			t.Errorf("%s: errors hook got %v, want one request of 2 spans", name, got)
+		}
+	}
 }
