@@ -23,13 +23,9 @@ const fakeArg = "benchlogs-fake-shipper"
 
 // fakeSystem is a system whose process is this test binary in fake mode.
 func fakeSystem(name, mode string) system {
-	return system{
-		name: name,
-		bin:  os.Args[0],
-		configure: func(run runDirs, sinkURL string) ([]string, error) {
-			return []string{fakeArg, mode, filepath.Join(run.in, "app.log"), sinkURL}, nil
-		},
-	}
+	return system{Name: name, Bin: os.Args[0], Configure: func(run runSetup) ([]string, error) {
+		return []string{fakeArg, mode, filepath.Join(run.in, "app.log"), run.sinkURL}, nil
+	}}
 }
 
 // fakeMain pushes the lines of a file to a Loki push endpoint in batches of 500,

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -14,7 +15,10 @@ import (
 	"go.uber.org/goleak"
 	"gopkg.in/yaml.v3"
 
+	"github.com/outrider-dev/outrider/tools/bench/internal/cli"
 	"github.com/outrider-dev/outrider/tools/bench/internal/loggen"
+	"github.com/outrider-dev/outrider/tools/bench/internal/measure"
+	"github.com/outrider-dev/outrider/tools/bench/internal/peer"
 )
 
 func TestMain(m *testing.M) {
@@ -35,11 +39,11 @@ func TestParseFlags(t *testing.T) {
 			name: "defaults",
 			args: []string{"-outrider", "bin/outrider"},
 			check: func(t *testing.T, o options) {
-				if o.lines != 1_000_000 || o.timeout != 10*time.Minute || o.only != "both" || o.workdir != "" {
+				if o.lines != 1_000_000 || o.Timeout != 10*time.Minute || o.Only != "both" || o.Workdir != "" {
 					t.Errorf("defaults %+v", o)
 				}
-				if !strings.HasSuffix(o.otelcol, "/outrider/bin/otelcol-v0.160.0") {
-					t.Errorf("default otelcol %q", o.otelcol)
+				if !strings.HasSuffix(o.Otelcol, "/outrider/bin/otelcol-v0.160.0") {
+					t.Errorf("default otelcol %q", o.Otelcol)
 				}
 			},
 		},
@@ -47,33 +51,21 @@ func TestParseFlags(t *testing.T) {
 			name: "all set",
 			args: []string{"-outrider", "a", "-otelcol", "b", "-lines", "10", "-workdir", "w", "-timeout", "1m", "-only", "otelcol"},
 			check: func(t *testing.T, o options) {
-				if o.outrider != "a" || o.otelcol != "b" || o.lines != 10 || o.workdir != "w" || o.timeout != time.Minute || o.only != "otelcol" {
+				if o.Outrider != "a" || o.Otelcol != "b" || o.lines != 10 || o.Workdir != "w" || o.Timeout != time.Minute || o.Only != "otelcol" {
 					t.Errorf("parsed %+v", o)
 				}
 			},
 		},
-		{
-			name: "gates",
-			args: []string{"-min-cpu-ratio", "3", "-max-rss-mb", "40"},
-			check: func(t *testing.T, o options) {
-				if o.gates.minCPURatio != 3 || o.gates.maxRSSMiB != 40 {
-					t.Errorf("gates %+v", o.gates)
-				}
-			},
-		},
 		{name: "zero lines", args: []string{"-lines", "0"}, wantErr: "-lines must be positive"},
-		{name: "bad only", args: []string{"-only", "vector"}, wantErr: "-only must be"},
-		{name: "bad timeout", args: []string{"-timeout", "0s"}, wantErr: "-timeout must be positive"},
+		{name: "shared flags are checked", args: []string{"-only", "outrider", "-min-cpu-ratio", "3"}, wantErr: "needs both"},
 		{name: "stray argument", args: []string{"x"}, wantErr: "unexpected arguments"},
-		{name: "ratio needs both", args: []string{"-only", "outrider", "-min-cpu-ratio", "3"}, wantErr: "needs both"},
-		{name: "rss needs outrider", args: []string{"-only", "otelcol", "-max-rss-mb", "40"}, wantErr: "applies to outrider"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			o, err := parseFlags(tt.args, &bytes.Buffer{})
 			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
+				if !errors.Is(err, cli.ErrUsage) || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want a usage error containing %q", err, tt.wantErr)
 				}
 				return
 			}
@@ -81,55 +73,6 @@ func TestParseFlags(t *testing.T) {
 				t.Fatal(err)
 			}
 			tt.check(t, o)
-		})
-	}
-}
-
-func TestSystemsChecksBinaries(t *testing.T) {
-	dir := t.TempDir()
-	exe := filepath.Join(dir, "exe")
-	if err := os.WriteFile(exe, []byte("#!/bin/sh\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	plain := filepath.Join(dir, "plain")
-	if err := os.WriteFile(plain, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		name      string
-		o         options
-		wantNames []string
-		wantErr   string
-	}{
-		{name: "both", o: options{outrider: exe, otelcol: exe, only: "both"}, wantNames: []string{"outrider", "otelcol"}},
-		{name: "only otelcol needs no outrider", o: options{otelcol: exe, only: "otelcol"}, wantNames: []string{"otelcol"}},
-		{name: "outrider missing flag", o: options{otelcol: exe, only: "both"}, wantErr: "-outrider is required"},
-		{name: "otelcol not built", o: options{outrider: exe, otelcol: filepath.Join(dir, "nope"), only: "both"}, wantErr: "tools/backends/build.sh otelcol"},
-		{name: "not executable", o: options{outrider: plain, only: "outrider"}, wantErr: "not an executable"},
-		{name: "directory", o: options{outrider: dir, only: "outrider"}, wantErr: "not an executable"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			systems, err := tt.o.systems()
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			var names []string
-			for _, s := range systems {
-				names = append(names, s.name)
-				if !filepath.IsAbs(s.bin) {
-					t.Errorf("%s binary %q is not absolute", s.name, s.bin)
-				}
-			}
-			if strings.Join(names, ",") != strings.Join(tt.wantNames, ",") {
-				t.Errorf("systems %v, want %v", names, tt.wantNames)
-			}
 		})
 	}
 }
@@ -212,7 +155,9 @@ func TestConfigs(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			args, err := tt.sys.configure(newRunDirs(workdir, tt.sys.name), sinkURL)
+			run := newRunSetup(workdir, tt.sys.Name)
+			run.sinkURL = sinkURL
+			args, err := tt.sys.Configure(run)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -253,11 +198,11 @@ func TestConfigs(t *testing.T) {
 }
 
 func TestPrintTable(t *testing.T) {
-	outrider := result{name: "outrider", want: 1000, delivered: 1000, withTraceID: 1000, complete: true,
-		wall: 2 * time.Second, cpu: 500 * time.Millisecond, peakRSS: 20 << 20, requests: 5, wireBytes: 1 << 20}
-	otelcol := result{name: "otelcol", want: 1000, delivered: 1000, withTraceID: 1000, complete: true,
-		wall: 4 * time.Second, cpu: 2 * time.Second, peakRSS: 80 << 20, requests: 10, wireBytes: 4 << 20}
-	partial := result{name: "otelcol", want: 1000, delivered: 10, problem: "only 10 of 1000 lines arrived"}
+	outrider := result{Figures: measure.Figures{Name: "outrider", Delivered: 1000, Complete: true,
+		Wall: 2 * time.Second, CPU: 500 * time.Millisecond, PeakRSS: 20 << 20}, want: 1000, withTraceID: 1000, requests: 5, wireBytes: 1 << 20}
+	otelcol := result{Figures: measure.Figures{Name: "otelcol", Delivered: 1000, Complete: true,
+		Wall: 4 * time.Second, CPU: 2 * time.Second, PeakRSS: 80 << 20}, want: 1000, withTraceID: 1000, requests: 10, wireBytes: 4 << 20}
+	partial := result{Figures: measure.Figures{Name: "otelcol", Delivered: 10}, want: 1000, problem: "only 10 of 1000 lines arrived"}
 	tests := []struct {
 		name     string
 		results  []result
@@ -273,7 +218,7 @@ func TestPrintTable(t *testing.T) {
 				"outrider": "outrider 1000 2.00 500 0.50 2000 20.0 1000 5 1.0",
 				"otelcol":  "otelcol 1000 4.00 250 2.00 500 80.0 1000 10 4.0",
 			},
-			want: []string{"ratio (outrider/otelcol): lines per CPU-second 4.00×, peak RSS 0.25×"},
+			want: []string{"ratio (outrider/otelcol): lines per CPU-second 4.00×, peak RSS 0.25×\n(MB = 2^20 bytes;"},
 		},
 		{
 			name:     "incomplete has no rates and no ratio",
@@ -283,7 +228,7 @@ func TestPrintTable(t *testing.T) {
 		},
 		{
 			name:     "no CPU ticks has no per-CPU rate",
-			results:  []result{{name: "outrider", want: 5, delivered: 5, complete: true, wall: time.Second}},
+			results:  []result{{Figures: measure.Figures{Name: "outrider", Delivered: 5, Complete: true, Wall: time.Second}, want: 5}},
 			wantRows: map[string]string{"outrider": "outrider 5 1.00 5 0.00 - 0.0 0 0 0.0"},
 		},
 		{name: "one system", results: []result{otelcol}, wantNone: []string{"ratio"}},
@@ -291,7 +236,7 @@ func TestPrintTable(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var b bytes.Buffer
-			if err := printTable(&b, tt.results); err != nil {
+			if err := printTable(&b, options{}, tt.results); err != nil {
 				t.Fatal(err)
 			}
 			for first, want := range tt.wantRows {
@@ -324,35 +269,52 @@ func rowFields(table, first string) []string {
 	return nil
 }
 
-func TestGates(t *testing.T) {
-	fast := result{name: "outrider", delivered: 100, complete: true, cpu: time.Second, peakRSS: 30 << 20}
-	slow := result{name: "otelcol", delivered: 100, complete: true, cpu: 4 * time.Second, peakRSS: 90 << 20}
-	fat := fast
-	fat.peakRSS = 50 << 20
-	lazy := slow
-	lazy.cpu = 2 * time.Second
+func TestCheck(t *testing.T) {
+	good := func(name string, cpu time.Duration) result {
+		return result{Figures: measure.Figures{Name: name, Delivered: 100, Complete: true, CPU: cpu, PeakRSS: 10 << 20}, want: 100, withTraceID: 100}
+	}
+	untraced := good("outrider", time.Second)
+	untraced.withTraceID = 90
+	retried := good("outrider", time.Second)
+	retried.rejected = 2
+	dup := good("outrider", time.Second)
+	dup.Delivered = 103
+	dup.withTraceID = 103
+	late := result{Figures: measure.Figures{Name: "otelcol", Delivered: 40}, want: 100, problem: "only 40 of 100 lines arrived within 1s"}
 	tests := []struct {
-		name    string
-		g       gates
-		results []result
-		want    []string
+		name       string
+		o          options
+		results    []result
+		want       []string
+		wantFailed bool
 	}{
-		{name: "off", g: gates{}, results: []result{fat, lazy}},
-		{name: "pass", g: gates{minCPURatio: 3, maxRSSMiB: 40}, results: []result{fast, slow}},
-		{name: "ratio too low", g: gates{minCPURatio: 3}, results: []result{fast, lazy}, want: []string{"ratio 2.00× is below the required 3.00×"}},
-		{name: "rss too high", g: gates{maxRSSMiB: 40}, results: []result{fat, slow}, want: []string{"outrider peak RSS 50.0 MB is above the allowed 40 MB"}},
-		{name: "unmeasured", g: gates{minCPURatio: 3, maxRSSMiB: 40}, results: []result{slow}, want: []string{"could not be measured", "outrider did not run"}},
+		{name: "pass", results: []result{good("outrider", time.Second), good("otelcol", 4*time.Second)}},
+		{name: "warnings do not fail", results: []result{untraced, retried, dup}, want: []string{
+			"warning: outrider delivered 10 lines without a trace ID",
+			"warning: the sink rejected 2 of outrider's requests (it retried them)",
+			"warning: outrider delivered 3 lines more than were written (duplicates)",
+		}},
+		{name: "incomplete fails", results: []result{good("outrider", time.Second), late}, want: []string{"otelcol: only 40 of 100 lines arrived within 1s"}, wantFailed: true},
+		{name: "gates", o: options{Options: peer.Options{Gates: peer.Gates{MinCPURatio: 5}}},
+			results: []result{good("outrider", time.Second), good("otelcol", 4*time.Second)},
+			want:    []string{"FAIL: lines per CPU-second ratio 4.00× is below the required 5.00×"}, wantFailed: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := tt.g.check(tt.results)
-			if len(got) != len(tt.want) {
-				t.Fatalf("failures %q, want %d", got, len(tt.want))
+			cmd := command
+			cmd.Parse = func([]string, io.Writer) (options, error) { return tt.o, nil }
+			cmd.Bench = func(context.Context, *slog.Logger, options, io.Writer) ([]result, error) { return tt.results, nil }
+			var stdout, stderr bytes.Buffer
+			code := cmd.Run(context.Background(), nil, &stdout, &stderr)
+			var want strings.Builder
+			for _, w := range tt.want {
+				want.WriteString("benchlogs: " + w + "\n")
 			}
-			for i, w := range tt.want {
-				if !strings.Contains(got[i], w) {
-					t.Errorf("failure %q lacks %q", got[i], w)
-				}
+			if stderr.String() != want.String() || (code != 0) != tt.wantFailed {
+				t.Errorf("exit %d, stderr:\n%s\nwant failed %v, stderr:\n%s", code, stderr.String(), tt.wantFailed, want.String())
+			}
+			if !strings.HasPrefix(stdout.String(), "system ") {
+				t.Errorf("no table:\n%s", stdout.String())
 			}
 		})
 	}
@@ -393,23 +355,23 @@ func TestMeasure(t *testing.T) {
 			}
 			var logs bytes.Buffer
 			logger := slog.New(slog.NewTextHandler(&logs, nil))
-			r, err := measure(context.Background(), logger, fakeSystem("fake", tt.mode), opts)
+			r, err := measureSystem(context.Background(), logger, fakeSystem("fake", tt.mode), opts)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if r.complete != tt.wantComplete {
-				t.Errorf("complete = %v, want %v (problem %q)", r.complete, tt.wantComplete, r.problem)
+			if r.Complete != tt.wantComplete {
+				t.Errorf("complete = %v, want %v (problem %q)", r.Complete, tt.wantComplete, r.problem)
 			}
 			if tt.wantProblem == "" && r.problem != "" || !strings.Contains(r.problem, tt.wantProblem) {
 				t.Errorf("problem %q, want %q", r.problem, tt.wantProblem)
 			}
 			if tt.wantComplete {
-				if r.delivered != lines || r.withTraceID != lines || r.wall <= 0 {
-					t.Errorf("delivered %d (%d with trace id) in %v, want %d", r.delivered, r.withTraceID, r.wall, lines)
+				if r.Delivered != lines || r.withTraceID != lines || r.Wall <= 0 {
+					t.Errorf("delivered %d (%d with trace id) in %v, want %d", r.Delivered, r.withTraceID, r.Wall, lines)
 				}
 			}
-			if tt.wantUsage && (r.cpu <= 0 && r.peakRSS <= 0) {
-				t.Errorf("no usage measured: cpu %v peak RSS %d", r.cpu, r.peakRSS)
+			if tt.wantUsage && (r.CPU <= 0 && r.PeakRSS <= 0) {
+				t.Errorf("no usage measured: cpu %v peak RSS %d", r.CPU, r.PeakRSS)
 			}
 			if r.requests == 0 || r.wireBytes == 0 {
 				t.Errorf("requests %d wire bytes %d", r.requests, r.wireBytes)
@@ -437,7 +399,7 @@ func TestRunOnlyOtelcolWithFake(t *testing.T) {
 		t.Fatal(err)
 	}
 	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), []string{"-only", "otelcol", "-otelcol", wrapper, "-lines", "1200", "-timeout", "1m"}, &stdout, &stderr)
+	code := command.Run(context.Background(), []string{"-only", "otelcol", "-otelcol", wrapper, "-lines", "1200", "-timeout", "1m"}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
 	}

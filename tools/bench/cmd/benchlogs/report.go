@@ -1,99 +1,23 @@
 package main
 
 import (
-	"fmt"
 	"io"
-	"strconv"
-	"text/tabwriter"
-)
 
-const mib = 1 << 20
+	"github.com/outrider-dev/outrider/tools/bench/internal/measure"
+	"github.com/outrider-dev/outrider/tools/bench/internal/peer"
+	"github.com/outrider-dev/outrider/tools/bench/internal/report"
+)
 
 // printTable writes one row per system, then outrider's ratio to the collector when
 // both completed.
-func printTable(w io.Writer, results []result) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "system\tlines\twall_s\tlines/s\tcpu_s\tlines/cpu_s\tpeak_rss_MB\twith_trace_id\trequests\twire_MB\t")
+func printTable(w io.Writer, _ options, results []result) error {
+	t := report.NewTable(w, "system", "lines", "wall_s", "lines/s", "cpu_s", "lines/cpu_s", "peak_rss_MB", "with_trace_id", "requests", "wire_MB")
 	for _, r := range results {
-		rate, perCPU := "-", "-"
-		if r.complete && r.wall > 0 {
-			rate = strconv.FormatFloat(r.linesPerSecond(), 'f', 0, 64)
-		}
-		if r.complete && r.cpu > 0 {
-			perCPU = strconv.FormatFloat(r.linesPerCPUSecond(), 'f', 0, 64)
-		}
-		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%s\t%.2f\t%s\t%.1f\t%d\t%d\t%.1f\t\n",
-			r.name, r.delivered, r.wall.Seconds(), rate, r.cpu.Seconds(), perCPU,
-			float64(r.peakRSS)/mib, r.withTraceID, r.requests, float64(r.wireBytes)/mib)
+		rate, perCPU := report.Rates(r.Figures)
+		t.Rowf("%s\t%d\t%.2f\t%s\t%.2f\t%s\t%.1f\t%d\t%d\t%.1f",
+			r.Name, r.Delivered, r.Wall.Seconds(), rate, r.CPU.Seconds(), perCPU,
+			r.PeakRSSMiB(), r.withTraceID, r.requests, float64(r.wireBytes)/measure.MiB)
 	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	if cpuRatio, rssRatio, ok := ratios(results); ok {
-		_, err := fmt.Fprintf(w, "ratio (%s/%s): lines per CPU-second %.2f×, peak RSS %.2f×\n",
-			outriderName, otelcolName, cpuRatio, rssRatio)
-		if err != nil {
-			return err
-		}
-	}
-	_, err := fmt.Fprintln(w, "(MB = 2^20 bytes; cpu_s and peak_rss_MB are the measured process's own, read before it was stopped)")
-	return err
-}
-
-// find returns the result of the named system.
-func find(results []result, name string) (result, bool) {
-	for _, r := range results {
-		if r.name == name {
-			return r, true
-		}
-	}
-	return result{}, false
-}
-
-// ratios compares outrider with the collector: lines per CPU-second and peak RSS.
-// ok is false unless both ran to completion with usable figures.
-func ratios(results []result) (cpuRatio, rssRatio float64, ok bool) {
-	a, okA := find(results, outriderName)
-	b, okB := find(results, otelcolName)
-	if !okA || !okB || !a.complete || !b.complete {
-		return 0, 0, false
-	}
-	if a.cpu == 0 || b.linesPerCPUSecond() == 0 || b.peakRSS == 0 {
-		return 0, 0, false
-	}
-	return a.linesPerCPUSecond() / b.linesPerCPUSecond(), float64(a.peakRSS) / float64(b.peakRSS), true
-}
-
-// gates are the optional acceptance limits; zero disables one.
-type gates struct {
-	// minCPURatio is the least lines-per-CPU-second ratio of outrider to the collector.
-	minCPURatio float64
-	// maxRSSMiB is the most peak RSS outrider may use, in MB of 2^20 bytes.
-	maxRSSMiB float64
-}
-
-// check returns one message per failed gate.
-func (g gates) check(results []result) []string {
-	var failed []string
-	if g.minCPURatio > 0 {
-		cpuRatio, _, ok := ratios(results)
-		switch {
-		case !ok:
-			failed = append(failed, fmt.Sprintf("lines per CPU-second ratio must be at least %.2f× but could not be measured (both systems must run and complete)", g.minCPURatio))
-		case cpuRatio < g.minCPURatio:
-			failed = append(failed, fmt.Sprintf("lines per CPU-second ratio %.2f× is below the required %.2f×", cpuRatio, g.minCPURatio))
-		}
-	}
-	if g.maxRSSMiB > 0 {
-		r, found := find(results, outriderName)
-		switch {
-		case !found:
-			failed = append(failed, fmt.Sprintf("%s peak RSS must be at most %.0f MB but %s did not run", outriderName, g.maxRSSMiB, outriderName))
-		case !r.complete || r.peakRSS == 0:
-			failed = append(failed, fmt.Sprintf("%s peak RSS must be at most %.0f MB but could not be measured", r.name, g.maxRSSMiB))
-		case float64(r.peakRSS)/mib > g.maxRSSMiB:
-			failed = append(failed, fmt.Sprintf("%s peak RSS %.1f MB is above the allowed %.0f MB", r.name, float64(r.peakRSS)/mib, g.maxRSSMiB))
-		}
-	}
-	return failed
+	return t.Flush(peer.Notes(measure.FiguresOf(results), unit,
+		"(MB = 2^20 bytes; cpu_s and peak_rss_MB are the measured process's own, read before it was stopped)")...)
 }

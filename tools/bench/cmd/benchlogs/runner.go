@@ -1,53 +1,31 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"syscall"
 	"time"
 
-	"github.com/outrider-dev/outrider/tools/bench/internal/procstat"
+	"github.com/outrider-dev/outrider/tools/bench/internal/measure"
 	"github.com/outrider-dev/outrider/tools/bench/internal/sink"
 )
 
-// result is one system's measurement.
+// result is one system's measurement. Its Figures count lines: Complete is true
+// when every line arrived before the timeout, Wall runs from starting the process
+// to the arrival of its last line, and CPU and PeakRSS are the process's own, read
+// while it was still running.
 type result struct {
-	name string
-	// want is the number of lines in the input; delivered how many the sink counted.
-	want, delivered int64
-	withTraceID     int64
-	// complete is true when every line arrived before the timeout.
-	complete bool
-	// wall runs from starting the process to the arrival of its last line.
-	wall time.Duration
-	// cpu and peakRSS are the process's own, read while it was still running.
-	cpu     time.Duration
-	peakRSS int64
+	measure.Figures
+	// want is the number of lines in the input.
+	want        int64
+	withTraceID int64
 	// requests and wireBytes are what the sink accepted; rejected what it refused.
 	requests, wireBytes, rejected int64
 	// problem explains an incomplete or failed run.
 	problem string
-}
-
-func (r result) linesPerSecond() float64 {
-	if r.wall <= 0 {
-		return 0
-	}
-	return float64(r.delivered) / r.wall.Seconds()
-}
-
-func (r result) linesPerCPUSecond() float64 {
-	if r.cpu <= 0 {
-		return 0
-	}
-	return float64(r.delivered) / r.cpu.Seconds()
 }
 
 // runOptions are the settings shared by every system's run.
@@ -68,7 +46,7 @@ type runOptions struct {
 
 // prepareInput gives the system a fresh watched directory holding the input file
 // (a hard link, or a copy across file systems) and an empty state directory.
-func prepareInput(run runDirs, input string) error {
+func prepareInput(run runSetup, input string) error {
 	for _, d := range []string{run.in, run.data} {
 		if err := os.RemoveAll(d); err != nil {
 			return fmt.Errorf("clean %s: %w", d, err)
@@ -108,14 +86,14 @@ func copyFile(src, dst string) error {
 	return nil
 }
 
-// measure runs one system against a fresh counting sink until the sink has counted
-// every input line, the timeout passes, the process exits, or ctx ends. The CPU
-// time and peak RSS are read from /proc before the process is stopped. An error
-// means the run could not be set up; a run that did not deliver is reported in the
-// result.
-func measure(ctx context.Context, logger *slog.Logger, sys system, opts runOptions) (result, error) {
-	res := result{name: sys.name, want: opts.lines}
-	run := newRunDirs(opts.workdir, sys.name)
+// measureSystem runs one system against a fresh counting sink until the sink has
+// counted every input line, the timeout passes, the process exits, or ctx ends.
+// The CPU time and peak RSS are read from /proc before the process is stopped. An
+// error means the run could not be set up; a run that did not deliver is reported
+// in the result.
+func measureSystem(ctx context.Context, logger *slog.Logger, sys system, opts runOptions) (result, error) {
+	res := result{Figures: measure.Figures{Name: sys.Name}, want: opts.lines}
+	run := newRunSetup(opts.workdir, sys.Name)
 	if err := prepareInput(run, opts.input); err != nil {
 		return res, err
 	}
@@ -128,74 +106,56 @@ func measure(ctx context.Context, logger *slog.Logger, sys system, opts runOptio
 		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := s.Close(cctx); err != nil {
-			logger.Warn("counting sink did not stop cleanly", "system", sys.name, "error", err)
+			logger.Warn("counting sink did not stop cleanly", "system", sys.Name, "error", err)
 		}
 	}()
+	run.sinkURL = s.URL()
 
-	args, err := sys.configure(run, s.URL())
+	p, err := sys.Start(logger, run, run.dir)
 	if err != nil {
 		return res, err
 	}
-	logPath := filepath.Join(run.dir, sys.name+".log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		return res, fmt.Errorf("create %s output file: %w", sys.name, err)
-	}
-	defer logFile.Close()
+	defer p.Stop(opts.stopGrace)
 
-	cmd := exec.Command(sys.bin, args...)
-	cmd.Dir = run.dir
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	killWithParent(cmd)
-	logger.Info("starting", "system", sys.name, "command", cmd.String())
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		return res, fmt.Errorf("start %s (%s): %w", sys.name, sys.bin, err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-
-	exitedEarly, problem := watch(ctx, logger, s, sys.name, opts, exited)
+	problem := watch(ctx, logger, s, sys.Name, opts, p)
 	c := s.Counts()
-	res.delivered, res.withTraceID = c.Entries, c.WithTraceID
+	res.Delivered, res.withTraceID = c.Entries, c.WithTraceID
 	res.requests, res.wireBytes, res.rejected = c.Requests, c.WireBytes, c.Rejected
 	if !c.Last.IsZero() {
-		res.wall = c.Last.Sub(start)
+		res.Wall = c.Last.Sub(p.Started())
 	}
-	res.complete = c.Entries >= opts.lines
+	res.Complete = c.Entries >= opts.lines
 	res.problem = problem
 	if problem != "" && c.Rejected > 0 {
 		res.problem += fmt.Sprintf("; the sink rejected %d requests, last: %s", c.Rejected, c.LastError)
 	}
 
 	measured := false
-	if !exitedEarly {
-		if u, err := procstat.Read(cmd.Process.Pid); err != nil {
-			logger.Warn("cannot read the process's usage from /proc; using its rusage after exit", "system", sys.name, "error", err)
+	if !p.Exited() {
+		if u, err := p.Usage(); err != nil {
+			logger.Warn("cannot read the process's usage from /proc; using its rusage after exit", "system", sys.Name, "error", err)
 		} else {
-			res.cpu, res.peakRSS, measured = u.CPU, u.PeakRSS, true
+			res.CPU, res.PeakRSS, measured = u.CPU, u.PeakRSS, true
 		}
-		stop(logger, sys.name, cmd, exited, opts.stopGrace)
+		p.Stop(opts.stopGrace)
 	}
 	if !measured {
 		// Gone already: /proc has nothing left, but the kernel's rusage does (it
 		// includes the shutdown's work).
-		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-			res.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-			res.peakRSS = ru.Maxrss * 1024
+		if cpu, peakRSS, ok := p.ExitUsage(); ok {
+			res.CPU, res.PeakRSS = cpu, peakRSS
 		}
 	}
 	if res.problem != "" {
-		logger.Error("run did not go as planned", "system", sys.name, "problem", res.problem, "output", logPath)
-		printTail(opts.out, sys.name, logPath, 30)
+		p.ShowFailure(opts.out, res.problem)
 	}
 	return res, nil
 }
 
 // watch polls the sink until every line arrived (problem "") or something ended
-// the run (problem says what). exited reports that the process has exited and been
-// reaped. It logs progress now and then.
-func watch(ctx context.Context, logger *slog.Logger, s *sink.Sink, name string, opts runOptions, exitedCh <-chan error) (exited bool, problem string) {
+// the run (problem says what): the timeout, ctx, or the process p exiting. It logs
+// progress now and then.
+func watch(ctx context.Context, logger *slog.Logger, s *sink.Sink, name string, opts runOptions, p *measure.Process) (problem string) {
 	tick := time.NewTicker(opts.poll)
 	defer tick.Stop()
 	progress := time.NewTicker(opts.progress)
@@ -204,59 +164,22 @@ func watch(ctx context.Context, logger *slog.Logger, s *sink.Sink, name string, 
 	defer deadline.Stop()
 	for {
 		select {
-		case err := <-exitedCh:
+		case <-p.Done():
 			c := s.Counts()
-			return true, fmt.Sprintf("the process exited (%v) while it should run; %d of %d lines had arrived", err, c.Entries, opts.lines)
+			return fmt.Sprintf("the process exited (%v) while it should run; %d of %d lines had arrived", p.Err(), c.Entries, opts.lines)
 		case <-deadline.C:
 			c := s.Counts()
-			return false, fmt.Sprintf("only %d of %d lines arrived within %v", c.Entries, opts.lines, opts.timeout)
+			return fmt.Sprintf("only %d of %d lines arrived within %v", c.Entries, opts.lines, opts.timeout)
 		case <-ctx.Done():
 			c := s.Counts()
-			return false, fmt.Sprintf("interrupted after %d of %d lines arrived", c.Entries, opts.lines)
+			return fmt.Sprintf("interrupted after %d of %d lines arrived", c.Entries, opts.lines)
 		case <-progress.C:
 			c := s.Counts()
 			logger.Info("progress", "system", name, "lines", c.Entries, "of", opts.lines, "requests", c.Requests, "rejected", c.Rejected)
 		case <-tick.C:
 			if s.Counts().Entries >= opts.lines {
-				return false, ""
+				return ""
 			}
 		}
 	}
-}
-
-// stop sends SIGTERM, waits up to grace for the process to exit, then kills it.
-func stop(logger *slog.Logger, name string, cmd *exec.Cmd, exited <-chan error, grace time.Duration) {
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		logger.Warn("cannot signal the process", "system", name, "error", err)
-	}
-	t := time.NewTimer(grace)
-	defer t.Stop()
-	select {
-	case err := <-exited:
-		var ee *exec.ExitError
-		if err != nil && !errors.As(err, &ee) {
-			logger.Warn("waiting for the process failed", "system", name, "error", err)
-		}
-	case <-t.C:
-		logger.Warn("process ignored SIGTERM; killing it", "system", name, "grace", grace)
-		_ = cmd.Process.Kill()
-		<-exited
-	}
-}
-
-// printTail copies the last n lines of a system's output to w, to show why it failed.
-func printTail(w io.Writer, name, path string, n int) {
-	data, err := os.ReadFile(path)
-	if err != nil || len(data) == 0 {
-		return
-	}
-	lines := bytes.Split(bytes.TrimRight(data, "\n"), []byte{'\n'})
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	fmt.Fprintf(w, "--- last %d lines of %s output (%s) ---\n", len(lines), name, path)
-	for _, l := range lines {
-		fmt.Fprintf(w, "%s\n", l)
-	}
-	fmt.Fprintf(w, "--- end of %s output ---\n", name)
 }

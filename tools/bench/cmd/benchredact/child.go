@@ -19,6 +19,7 @@ import (
 	"github.com/grafana/loki/pkg/push"
 
 	"github.com/outrider-dev/outrider/agent/redact"
+	"github.com/outrider-dev/outrider/tools/bench/internal/measure"
 	"github.com/outrider-dev/outrider/tools/bench/internal/sink"
 )
 
@@ -245,7 +246,7 @@ func startChild(cfg childConfig, stderr io.Writer) (*childSink, error) {
 	cmd := exec.Command(exe)
 	cmd.Env = append(os.Environ(), childEnv+"=1")
 	cmd.Stderr = stderr
-	killWithParent(cmd)
+	measure.KillWithParent(cmd)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, fmt.Errorf("sink stdin: %w", err)

@@ -29,18 +29,15 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
-	"syscall"
 	"time"
 
+	"github.com/outrider-dev/outrider/tools/bench/internal/cli"
 	"github.com/outrider-dev/outrider/tools/bench/internal/loggen"
 )
 
@@ -55,40 +52,34 @@ type options struct {
 	cpuProfile  string
 }
 
-// errUsage marks command-line mistakes (exit status 2).
-var errUsage = errors.New("usage")
-
 // secretSeed seeds the secret values; the sink process regenerates them from it.
 const secretSeed = 0x5ec2e75
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
-	fs := flag.NewFlagSet("benchredact", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.FlagSet("benchredact", stderr)
 	fs.Int64Var(&o.lines, "lines", 1_000_000, "number of JSON lines to generate")
 	fs.IntVar(&o.secrets, "secrets", 100, "number of secret values registered in the scrubbing run")
 	fs.IntVar(&o.leakEvery, "leak-every", 100, "one line in this many carries a secret (0: none)")
 	fs.IntVar(&o.rounds, "rounds", 7, "rounds of the two runs (without and with secrets), alternating their order")
 	fs.Float64Var(&o.maxOverhead, "max-overhead", 10, "fail if scrubbing costs more than this percentage of lines per CPU-second")
-	fs.StringVar(&o.workdir, "workdir", "", "working directory, kept afterwards (default: a temporary directory, removed afterwards)")
+	fs.StringVar(&o.workdir, "workdir", "", cli.WorkdirUsage)
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "how long each run may take to deliver every line")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured runs to this file (see where the time goes with go tool pprof)")
-	if err := fs.Parse(args); err != nil {
-		return o, fmt.Errorf("%w: %w", errUsage, err)
+	if err := cli.Parse(fs, args); err != nil {
+		return o, err
 	}
 	switch {
-	case fs.NArg() > 0:
-		return o, fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
 	case o.lines <= 0:
-		return o, fmt.Errorf("%w: -lines must be positive, got %d", errUsage, o.lines)
+		return o, cli.Usagef("-lines must be positive, got %d", o.lines)
 	case o.secrets <= 0:
-		return o, fmt.Errorf("%w: -secrets must be positive, got %d", errUsage, o.secrets)
+		return o, cli.Usagef("-secrets must be positive, got %d", o.secrets)
 	case o.leakEvery < 0:
-		return o, fmt.Errorf("%w: -leak-every must not be negative, got %d", errUsage, o.leakEvery)
+		return o, cli.Usagef("-leak-every must not be negative, got %d", o.leakEvery)
 	case o.rounds <= 0:
-		return o, fmt.Errorf("%w: -rounds must be positive, got %d", errUsage, o.rounds)
+		return o, cli.Usagef("-rounds must be positive, got %d", o.rounds)
 	case o.timeout <= 0:
-		return o, fmt.Errorf("%w: -timeout must be positive, got %v", errUsage, o.timeout)
+		return o, cli.Usagef("-timeout must be positive, got %v", o.timeout)
 	}
 	return o, nil
 }
@@ -97,63 +88,30 @@ func main() {
 	if os.Getenv(childEnv) == "1" {
 		os.Exit(runChild(os.Stdin, os.Stdout, os.Stderr))
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
+	command.Main()
 }
 
-// run is the whole program; it returns the exit status.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	o, err := parseFlags(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "benchredact:", err)
-		return 2
-	}
-	results, st, err := bench(ctx, logger, o, stderr)
-	if len(results) > 0 {
-		if perr := printTable(stdout, results); perr != nil {
-			fmt.Fprintln(stderr, "benchredact: write the table:", perr)
-			return 1
-		}
-		if s, ok := summarize(results); ok {
-			if perr := s.print(stdout, o.secrets, o.maxOverhead); perr != nil {
-				fmt.Fprintln(stderr, "benchredact: write the summary:", perr)
-				return 1
-			}
-		}
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "benchredact:", err)
-		return 1
-	}
-	code := 0
-	for _, msg := range check(results, st.withSecret, o.maxOverhead) {
-		fmt.Fprintln(stderr, "benchredact: FAIL:", msg)
-		code = 1
-	}
-	return code
+// command is the whole program. It fails on an incomplete run,
+// a secret that reached the sink, a leak check that cannot see leaks, and an
+// overhead above -max-overhead.
+var command = cli.Command[options, result]{
+	Name:  "benchredact",
+	Parse: parseFlags,
+	Bench: bench,
+	Print: func(w io.Writer, o options, results []result) error {
+		return printReport(w, results, o.secrets, o.maxOverhead)
+	},
+	Check: func(o options, results []result, v *cli.Verdict) {
+		v.Fail(check(results, o.maxOverhead)...)
+	},
 }
 
 // bench writes the input, then runs both configurations -rounds times.
-func bench(ctx context.Context, logger *slog.Logger, o options, stderr io.Writer) ([]result, inputStats, error) {
-	workdir := o.workdir
-	var err error
-	if workdir == "" {
-		workdir, err = os.MkdirTemp("", "benchredact-")
-		if err != nil {
-			return nil, inputStats{}, fmt.Errorf("create a working directory: %w", err)
-		}
-		defer os.RemoveAll(workdir)
-	} else if err := os.MkdirAll(workdir, 0o755); err != nil {
-		return nil, inputStats{}, fmt.Errorf("create the working directory: %w", err)
-	}
-	if workdir, err = filepath.Abs(workdir); err != nil {
-		return nil, inputStats{}, fmt.Errorf("working directory: %w", err)
+func bench(ctx context.Context, logger *slog.Logger, o options, stderr io.Writer) ([]result, error) {
+	workdir, cleanup, err := cli.Workdir(o.workdir, "benchredact")
+	defer cleanup()
+	if err != nil {
+		return nil, err
 	}
 
 	values := secrets(o.secrets, secretSeed)
@@ -161,7 +119,7 @@ func bench(ctx context.Context, logger *slog.Logger, o options, stderr io.Writer
 	began := time.Now()
 	st, err := writeInput(input, o.lines, values, o.leakEvery, loggen.Seed)
 	if err != nil {
-		return nil, st, err
+		return nil, err
 	}
 	logger.Info("input written", "path", input, "lines", st.lines, "bytes", st.bytes,
 		"avg_line_bytes", st.bytes/max(st.lines, 1), "lines_with_secret", st.withSecret, "took", time.Since(began).Round(time.Millisecond))
@@ -169,22 +127,23 @@ func bench(ctx context.Context, logger *slog.Logger, o options, stderr io.Writer
 	if o.cpuProfile != "" {
 		f, err := os.Create(o.cpuProfile)
 		if err != nil {
-			return nil, st, fmt.Errorf("create the CPU profile: %w", err)
+			return nil, fmt.Errorf("create the CPU profile: %w", err)
 		}
 		defer f.Close()
 		if err := pprof.StartCPUProfile(f); err != nil {
-			return nil, st, fmt.Errorf("start the CPU profile: %w", err)
+			return nil, fmt.Errorf("start the CPU profile: %w", err)
 		}
 		defer pprof.StopCPUProfile()
 	}
 	env := runEnv{
-		input:   input,
-		lines:   o.lines,
-		sink:    childConfig{Secrets: o.secrets, Seed: secretSeed, SampleEvery: 256},
-		timeout: o.timeout,
-		poll:    10 * time.Millisecond,
-		logger:  logger,
-		stderr:  stderr,
+		input:      input,
+		lines:      o.lines,
+		withSecret: st.withSecret,
+		sink:       childConfig{Secrets: o.secrets, Seed: secretSeed, SampleEvery: 256},
+		timeout:    o.timeout,
+		poll:       10 * time.Millisecond,
+		logger:     logger,
+		stderr:     stderr,
 	}
 	var results []result
 	for round := 1; round <= o.rounds; round++ {
@@ -194,16 +153,16 @@ func bench(ctx context.Context, logger *slog.Logger, o options, stderr io.Writer
 		}
 		for _, spec := range specs {
 			if ctx.Err() != nil {
-				return results, st, fmt.Errorf("interrupted before run %s of round %d", spec.name, round)
+				return results, fmt.Errorf("interrupted before run %s of round %d", spec.name, round)
 			}
-			r, err := measure(ctx, env, spec)
+			r, err := measureRun(ctx, env, spec)
 			if err != nil {
-				return results, st, fmt.Errorf("%s round %d: %w", spec.name, round, err)
+				return results, fmt.Errorf("%s round %d: %w", spec.name, round, err)
 			}
 			logger.Info("run done", "run", r.name, "round", r.round, "lines", r.counts.Entries,
 				"cpu", r.cpu.Round(time.Millisecond), "wall", r.wall.Round(time.Millisecond), "problem", r.problem)
 			results = append(results, r)
 		}
 	}
-	return results, st, nil
+	return results, nil
 }

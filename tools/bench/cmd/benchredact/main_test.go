@@ -163,12 +163,13 @@ func TestMedian(t *testing.T) {
 func TestCheck(t *testing.T) {
 	ok := func(name string, perCPU float64, scrubbed, leaked int64) result {
 		return result{
-			runSpec:  runSpec{name: name, round: 1},
-			want:     1000,
-			complete: true,
-			counts:   childCounts{Entries: 1000, Scrubbed: scrubbed, Leaked: leaked, Checked: 50},
-			cpu:      time.Duration(1000 / perCPU * float64(time.Second)),
-			wall:     time.Second,
+			runSpec:    runSpec{name: name, round: 1},
+			want:       1000,
+			withSecret: 10,
+			complete:   true,
+			counts:     childCounts{Entries: 1000, Scrubbed: scrubbed, Leaked: leaked, Checked: 50},
+			cpu:        time.Duration(1000 / perCPU * float64(time.Second)),
+			wall:       time.Second,
 		}
 	}
 	tests := []struct {
@@ -186,7 +187,7 @@ func TestCheck(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := check(tt.results, 10, 10)
+			got := check(tt.results, 10)
 			if len(got) != len(tt.want) {
 				t.Fatalf("check = %q, want %d messages like %q", got, len(tt.want), tt.want)
 			}
@@ -220,7 +221,7 @@ func TestRun(t *testing.T) {
 			var stdout, stderr bytes.Buffer
 			args := []string{"-lines", "20000", "-secrets", "20", "-rounds", "1", "-timeout", "60s",
 				"-workdir", t.TempDir(), "-max-overhead", tt.overhead}
-			code := run(context.Background(), args, &stdout, &stderr)
+			code := command.Run(context.Background(), args, &stdout, &stderr)
 			if code != tt.want {
 				t.Fatalf("exit status %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tt.want, &stdout, &stderr)
 			}

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strconv"
-	"text/tabwriter"
+
+	"github.com/outrider-dev/outrider/tools/bench/internal/report"
 )
 
 // Names of the two configurations, as they appear in the table.
@@ -14,24 +14,30 @@ const (
 	redactName   = "redact"
 )
 
+// printReport writes the table, then the summary when some round has both runs
+// complete.
+func printReport(w io.Writer, results []result, secrets int, maxOverhead float64) error {
+	if err := printTable(w, results); err != nil {
+		return err
+	}
+	if s, ok := summarize(results); ok {
+		return s.print(w, secrets, maxOverhead)
+	}
+	return nil
+}
+
 // printTable writes one row per run.
 func printTable(w io.Writer, results []result) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "run\tround\tsecrets\tpatterns\tlines\twall_s\tlines/s\tcpu_s\tlines/cpu_s\tscrub_s\tscrub_pct_cpu\tscrubbed_lines\tchecked_lines\tleaked_lines\trequests\t")
+	t := report.NewTable(w, "run", "round", "secrets", "patterns", "lines", "wall_s", "lines/s", "cpu_s", "lines/cpu_s",
+		"scrub_s", "scrub_pct_cpu", "scrubbed_lines", "checked_lines", "leaked_lines", "requests")
 	for _, r := range results {
-		rate, perCPU := "-", "-"
-		if r.complete && r.wall > 0 {
-			rate = strconv.FormatFloat(r.linesPerSecond(), 'f', 0, 64)
-		}
-		if r.complete && r.cpu > 0 {
-			perCPU = strconv.FormatFloat(r.linesPerCPUSecond(), 'f', 0, 64)
-		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.2f\t%s\t%.2f\t%s\t%.3f\t%.1f\t%d\t%d\t%d\t%d\t\n",
+		rate, perCPU := report.Rates(r.figures())
+		t.Rowf("%s\t%d\t%d\t%d\t%d\t%.2f\t%s\t%.2f\t%s\t%.3f\t%.1f\t%d\t%d\t%d\t%d",
 			r.name, r.round, len(r.values), r.patterns, r.counts.Entries, r.wall.Seconds(), rate,
 			r.cpu.Seconds(), perCPU, r.scrub.Seconds(), r.scrubShare(),
 			r.counts.Scrubbed, r.counts.Checked, r.counts.Leaked, r.counts.Requests)
 	}
-	return tw.Flush()
+	return t.Flush()
 }
 
 // summary compares the two configurations over their complete runs.
@@ -118,7 +124,7 @@ func median(v []float64) float64 {
 // check returns one message per failed acceptance condition: incomplete runs,
 // secrets reaching the sink with scrubbing on, a leak check that cannot see leaks
 // (the baseline must show them), and the overhead gate.
-func check(results []result, withSecret int64, maxOverhead float64) []string {
+func check(results []result, maxOverhead float64) []string {
 	var failed []string
 	for _, r := range results {
 		label := fmt.Sprintf("%s round %d", r.name, r.round)
@@ -134,12 +140,12 @@ func check(results []result, withSecret int64, maxOverhead float64) []string {
 			if r.counts.Leaked > 0 {
 				failed = append(failed, fmt.Sprintf("%s: %d of %d checked lines reached the sink with a secret in them", label, r.counts.Leaked, r.counts.Checked))
 			}
-			if r.counts.Scrubbed < withSecret {
-				failed = append(failed, fmt.Sprintf("%s: %d lines were scrubbed, but %d carry a secret", label, r.counts.Scrubbed, withSecret))
+			if r.counts.Scrubbed < r.withSecret {
+				failed = append(failed, fmt.Sprintf("%s: %d lines were scrubbed, but %d carry a secret", label, r.counts.Scrubbed, r.withSecret))
 			}
 		case baselineName:
-			if withSecret > 0 && r.counts.Leaked < withSecret {
-				failed = append(failed, fmt.Sprintf("%s: the sink found secrets in %d lines without scrubbing, but %d carry one: its leak check is broken", label, r.counts.Leaked, withSecret))
+			if r.withSecret > 0 && r.counts.Leaked < r.withSecret {
+				failed = append(failed, fmt.Sprintf("%s: the sink found secrets in %d lines without scrubbing, but %d carry one: its leak check is broken", label, r.counts.Leaked, r.withSecret))
 			}
 		}
 	}

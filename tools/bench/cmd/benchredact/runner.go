@@ -15,6 +15,7 @@ import (
 	"github.com/outrider-dev/outrider/agent/redact"
 	"github.com/outrider-dev/outrider/agent/tail"
 	"github.com/outrider-dev/outrider/exporters/loki"
+	"github.com/outrider-dev/outrider/tools/bench/internal/measure"
 )
 
 // runSpec is one measured run: the pipeline with a number of registered secrets.
@@ -29,8 +30,10 @@ type runSpec struct {
 type result struct {
 	runSpec
 	patterns int
-	want     int64
-	counts   childCounts
+	// want is the number of input lines, withSecret how many of them carry a
+	// secret.
+	want, withSecret int64
+	counts           childCounts
 	// complete is true when every line arrived before the timeout.
 	complete bool
 	// wall runs from starting the source to the arrival of the last line; cpu is
@@ -64,35 +67,32 @@ func (t *timedSink) Export(ctx context.Context, b pipeline.Batch) error {
 	return err
 }
 
-func (r result) linesPerSecond() float64 {
-	if r.wall <= 0 {
-		return 0
-	}
-	return float64(r.counts.Entries) / r.wall.Seconds()
+// figures are the run's figures as the shared table code takes them.
+func (r result) figures() measure.Figures {
+	return measure.Figures{Name: r.name, Complete: r.complete, Delivered: r.counts.Entries, Wall: r.wall, CPU: r.cpu}
 }
 
-func (r result) linesPerCPUSecond() float64 {
-	if r.cpu <= 0 {
-		return 0
-	}
-	return float64(r.counts.Entries) / r.cpu.Seconds()
-}
+func (r result) linesPerSecond() float64 { return r.figures().PerSecond() }
+
+func (r result) linesPerCPUSecond() float64 { return r.figures().PerCPUSecond() }
 
 // runEnv is what every run shares.
 type runEnv struct {
-	input   string
-	lines   int64
-	sink    childConfig
-	timeout time.Duration
-	poll    time.Duration
-	logger  *slog.Logger
-	stderr  io.Writer
+	input string
+	// lines is the number of input lines, withSecret how many of them carry a
+	// secret.
+	lines, withSecret int64
+	sink              childConfig
+	timeout           time.Duration
+	poll              time.Duration
+	logger            *slog.Logger
+	stderr            io.Writer
 }
 
-// measure builds the pipeline file → tail → redact → loki → sink process, runs it
+// measureRun builds the pipeline file → tail → redact → loki → sink process, runs it
 // until the sink has every line, and stops it.
-func measure(ctx context.Context, env runEnv, spec runSpec) (result, error) {
-	res := result{runSpec: spec, want: env.lines}
+func measureRun(ctx context.Context, env runEnv, spec runSpec) (result, error) {
+	res := result{runSpec: spec, want: env.lines, withSecret: env.withSecret}
 	child, err := startChild(env.sink, env.stderr)
 	if err != nil {
 		return res, err

@@ -1,30 +1,9 @@
 package main
 
-import (
-	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
-	"text/template"
-)
+import "github.com/outrider-dev/outrider/tools/bench/internal/peer"
 
-// Names of the systems, as they appear in the table and the workdir.
-const (
-	outriderName = "outrider"
-	otelcolName  = "otelcol"
-)
-
-// A system is one trace forwarder under test: how to configure and start it.
-type system struct {
-	// name labels the table row and the system's files in the workdir.
-	name string
-	// bin is the executable.
-	bin string
-	// configure writes the system's configuration for run and returns the
-	// command-line arguments that start it.
-	configure func(run runSetup) ([]string, error)
-}
+// A system is one trace forwarder under test.
+type system = peer.System[runSetup]
 
 // runSetup is what one system's run is configured with.
 type runSetup struct {
@@ -41,15 +20,9 @@ type runSetup struct {
 	pprofPort int
 }
 
-// yamlQuote renders s as a double-quoted YAML scalar. Go's quoting escapes only with
-// sequences YAML's double-quoted style also defines (\n, \t, \", \\, \xNN, \uNNNN, …).
-func yamlQuote(s string) string { return strconv.Quote(s) }
-
-var funcs = template.FuncMap{"q": yamlQuote}
-
 // outriderTemplate is the agent's configuration: OTLP receivers, the durable queue,
 // and the OTLP exporter pointed at the counting sink.
-var outriderTemplate = template.Must(template.New("outrider").Funcs(funcs).Parse(`# outrider agent configuration written by benchtraces.
+var outriderTemplate = peer.Template("outrider", `# outrider agent configuration written by benchtraces.
 data_dir: {{q .Data}}
 server: {listen: "127.0.0.1:{{.ServerPort}}"{{if .ServerPort}}, pprof: true{{end}}}
 log: {level: warn}
@@ -63,13 +36,13 @@ exporters:
     endpoint: {{q .SinkURL}}
     protocol: grpc
     compression: none
-`))
+`)
 
 // otelcolTemplate, for collector v0.160.0 (whose gRPC OTLP exporter is named
 // otlp_grpc), gives the collector the same work: OTLP/gRPC in, batch, OTLP/gRPC out
 // without compression. With queue "file" the exporter's sending queue is persisted
 // in file_storage, as outrider's queue is.
-var otelcolTemplate = template.Must(template.New("otelcol").Funcs(funcs).Parse(`# OpenTelemetry Collector configuration written by benchtraces.
+var otelcolTemplate = peer.Template("otelcol", `# OpenTelemetry Collector configuration written by benchtraces.
 {{- if eq .Queue "file"}}
 extensions:
   file_storage:
@@ -111,30 +84,11 @@ service:
       receivers: [otlp]
       processors: [batch]
       exporters: [otlp_grpc]
-`))
+`)
 
 type templateData struct {
 	Data, SinkURL, SinkAddr, Queue string
 	GRPCPort, HTTPPort, ServerPort int
-}
-
-func render(t *template.Template, d templateData) (string, error) {
-	var b strings.Builder
-	if err := t.Execute(&b, d); err != nil {
-		return "", fmt.Errorf("render %s configuration: %w", t.Name(), err)
-	}
-	return b.String(), nil
-}
-
-func writeConfig(t *template.Template, path string, d templateData) error {
-	text, err := render(t, d)
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-		return fmt.Errorf("write %s configuration: %w", t.Name(), err)
-	}
-	return nil
 }
 
 func dataFor(run runSetup) templateData {
@@ -151,30 +105,14 @@ func dataFor(run runSetup) templateData {
 
 // outriderSystem runs "<bin> agent --config <file>".
 func outriderSystem(bin string) system {
-	return system{
-		name: outriderName,
-		bin:  bin,
-		configure: func(run runSetup) ([]string, error) {
-			path := filepath.Join(run.dir, "outrider.yaml")
-			if err := writeConfig(outriderTemplate, path, dataFor(run)); err != nil {
-				return nil, err
-			}
-			return []string{"agent", "--config", path}, nil
-		},
-	}
+	return system{Name: peer.Outrider, Bin: bin, Configure: func(run runSetup) ([]string, error) {
+		return peer.Configure(run.dir, peer.Outrider, outriderTemplate, dataFor(run))
+	}}
 }
 
 // otelcolSystem runs "<bin> --config <file>".
 func otelcolSystem(bin string) system {
-	return system{
-		name: otelcolName,
-		bin:  bin,
-		configure: func(run runSetup) ([]string, error) {
-			path := filepath.Join(run.dir, "otelcol.yaml")
-			if err := writeConfig(otelcolTemplate, path, dataFor(run)); err != nil {
-				return nil, err
-			}
-			return []string{"--config", path}, nil
-		},
-	}
+	return system{Name: peer.Otelcol, Bin: bin, Configure: func(run runSetup) ([]string, error) {
+		return peer.Configure(run.dir, peer.Otelcol, otelcolTemplate, dataFor(run))
+	}}
 }

@@ -20,13 +20,9 @@ const fakeArg = "benchtraces-fake-forwarder"
 
 // fakeSystem is a system whose process is this test binary in fake mode.
 func fakeSystem(name, mode string) system {
-	return system{
-		name: name,
-		bin:  os.Args[0],
-		configure: func(run runSetup) ([]string, error) {
-			return []string{fakeArg, mode, strconv.Itoa(run.grpcPort), run.sinkAddr}, nil
-		},
-	}
+	return system{Name: name, Bin: os.Args[0], Configure: func(run runSetup) ([]string, error) {
+		return []string{fakeArg, mode, strconv.Itoa(run.grpcPort), run.sinkAddr}, nil
+	}}
 }
 
 // fakeForwarder passes each export request on to the sink unchanged, except as its

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -22,6 +23,9 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/outrider-dev/outrider/config"
+	"github.com/outrider-dev/outrider/tools/bench/internal/cli"
+	"github.com/outrider-dev/outrider/tools/bench/internal/measure"
+	"github.com/outrider-dev/outrider/tools/bench/internal/peer"
 )
 
 func TestMain(m *testing.M) {
@@ -43,11 +47,11 @@ func TestParseFlags(t *testing.T) {
 			args: []string{"-outrider", "bin/outrider"},
 			check: func(t *testing.T, o options) {
 				if o.spans != 1_000_000 || o.clients != 4 || o.spansPerRequest != 100 || o.otelcolQueue != "memory" ||
-					o.timeout != 10*time.Minute || o.only != "both" || o.workdir != "" {
+					o.Timeout != 10*time.Minute || o.Only != "both" || o.Workdir != "" {
 					t.Errorf("defaults %+v", o)
 				}
-				if !strings.HasSuffix(o.otelcol, "/bin/otelcol-v0.160.0") {
-					t.Errorf("default otelcol %q", o.otelcol)
+				if !strings.HasSuffix(o.Otelcol, "/bin/otelcol-v0.160.0") {
+					t.Errorf("default otelcol %q", o.Otelcol)
 				}
 			},
 		},
@@ -56,18 +60,9 @@ func TestParseFlags(t *testing.T) {
 			args: []string{"-outrider", "a", "-otelcol", "b", "-spans", "10", "-clients", "2", "-spans-per-request", "50",
 				"-otelcol-queue", "file", "-workdir", "w", "-timeout", "1m", "-only", "otelcol"},
 			check: func(t *testing.T, o options) {
-				if o.outrider != "a" || o.otelcol != "b" || o.spans != 10 || o.clients != 2 || o.spansPerRequest != 50 ||
-					o.otelcolQueue != "file" || o.workdir != "w" || o.timeout != time.Minute || o.only != "otelcol" {
+				if o.Outrider != "a" || o.Otelcol != "b" || o.spans != 10 || o.clients != 2 || o.spansPerRequest != 50 ||
+					o.otelcolQueue != "file" || o.Workdir != "w" || o.Timeout != time.Minute || o.Only != "otelcol" {
 					t.Errorf("parsed %+v", o)
-				}
-			},
-		},
-		{
-			name: "gates",
-			args: []string{"-min-cpu-ratio", "1.5", "-max-rss-mb", "40"},
-			check: func(t *testing.T, o options) {
-				if o.gates.minCPURatio != 1.5 || o.gates.maxRSSMiB != 40 {
-					t.Errorf("gates %+v", o.gates)
 				}
 			},
 		},
@@ -86,18 +81,14 @@ func TestParseFlags(t *testing.T) {
 		{name: "zero clients", args: []string{"-clients", "0"}, wantErr: "-clients must be positive"},
 		{name: "one span per request", args: []string{"-spans-per-request", "1"}, wantErr: "-spans-per-request must be at least 2"},
 		{name: "bad queue", args: []string{"-otelcol-queue", "disk"}, wantErr: "-otelcol-queue must be"},
-		{name: "bad only", args: []string{"-only", "vector"}, wantErr: "-only must be"},
-		{name: "bad timeout", args: []string{"-timeout", "0s"}, wantErr: "-timeout must be positive"},
-		{name: "stray argument", args: []string{"x"}, wantErr: "unexpected arguments"},
-		{name: "ratio needs both", args: []string{"-only", "outrider", "-min-cpu-ratio", "3"}, wantErr: "needs both"},
-		{name: "rss needs outrider", args: []string{"-only", "otelcol", "-max-rss-mb", "40"}, wantErr: "applies to outrider"},
+		{name: "shared flags are checked", args: []string{"-timeout", "0s"}, wantErr: "-timeout must be positive"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			o, err := parseFlags(tt.args, &bytes.Buffer{})
 			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
+				if !errors.Is(err, cli.ErrUsage) || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want a usage error containing %q", err, tt.wantErr)
 				}
 				return
 			}
@@ -105,47 +96,6 @@ func TestParseFlags(t *testing.T) {
 				t.Fatal(err)
 			}
 			tt.check(t, o)
-		})
-	}
-}
-
-func TestSystemsChecksBinaries(t *testing.T) {
-	dir := t.TempDir()
-	exe := filepath.Join(dir, "exe")
-	if err := os.WriteFile(exe, []byte("#!/bin/sh\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		name      string
-		o         options
-		wantNames []string
-		wantErr   string
-	}{
-		{name: "both", o: options{outrider: exe, otelcol: exe, only: "both"}, wantNames: []string{"outrider", "otelcol"}},
-		{name: "only otelcol", o: options{otelcol: exe, only: "otelcol"}, wantNames: []string{"otelcol"}},
-		{name: "outrider missing flag", o: options{otelcol: exe, only: "both"}, wantErr: "-outrider is required"},
-		{name: "otelcol not built", o: options{outrider: exe, otelcol: filepath.Join(dir, "nope"), only: "both"}, wantErr: "make backends-bench"},
-		{name: "directory", o: options{outrider: dir, only: "outrider"}, wantErr: "not an executable"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			systems, err := tt.o.systems()
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			var names []string
-			for _, s := range systems {
-				names = append(names, s.name)
-			}
-			if strings.Join(names, ",") != strings.Join(tt.wantNames, ",") {
-				t.Errorf("systems %v, want %v", names, tt.wantNames)
-			}
 		})
 	}
 }
@@ -160,7 +110,7 @@ func testSetup(t *testing.T, queue string) runSetup {
 // key is renamed.
 func TestOutriderConfigIsAccepted(t *testing.T) {
 	run := testSetup(t, "memory")
-	text, err := render(outriderTemplate, dataFor(run))
+	text, err := peer.Render(outriderTemplate, dataFor(run))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +126,7 @@ func TestOutriderConfigIsAccepted(t *testing.T) {
 		t.Errorf("server %+v, want an ephemeral port without pprof", cfg.Server)
 	}
 	run.pprofPort = 6060
-	text, err = render(outriderTemplate, dataFor(run))
+	text, err = peer.Render(outriderTemplate, dataFor(run))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +136,7 @@ func TestOutriderConfigIsAccepted(t *testing.T) {
 	if cfg.Server.Listen != "127.0.0.1:6060" || !cfg.Server.Pprof {
 		t.Errorf("server %+v, want pprof on 127.0.0.1:6060", cfg.Server)
 	}
-	args, err := outriderSystem("/bin/outrider").configure(run)
+	args, err := outriderSystem("/bin/outrider").Configure(run)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +149,7 @@ func TestOtelcolConfig(t *testing.T) {
 	for _, queue := range []string{"memory", "file"} {
 		t.Run(queue, func(t *testing.T) {
 			run := testSetup(t, queue)
-			args, err := otelcolSystem("/bin/otelcol").configure(run)
+			args, err := otelcolSystem("/bin/otelcol").Configure(run)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -397,15 +347,15 @@ func TestMeasure(t *testing.T) {
 		t.Run(tt.mode, func(t *testing.T) {
 			var out bytes.Buffer
 			logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-			r, err := measure(context.Background(), logger, fakeSystem("fake", tt.mode), testRunOptions(t, tt.timeout, &out))
+			r, err := measureSystem(context.Background(), logger, fakeSystem("fake", tt.mode), testRunOptions(t, tt.timeout, &out))
 			if err != nil {
 				t.Fatal(err)
 			}
 			if tt.wantProblem == "" {
-				if r.problem != "" || !r.complete || r.sent != 1050 || r.delivered != 1050 || r.lost() != 0 {
+				if r.problem != "" || !r.Complete || r.sent != 1050 || r.Delivered != 1050 || r.lost() != 0 {
 					t.Fatalf("result %+v\n%s", r, out.String())
 				}
-				if r.wall <= 0 || r.peakRSS <= 0 || r.cpu < 0 || r.requests != 11 {
+				if r.Wall <= 0 || r.PeakRSS <= 0 || r.CPU < 0 || r.requests != 11 {
 					t.Errorf("figures %+v", r)
 				}
 				if msgs := losses([]result{r}); len(msgs) != 0 {
@@ -413,8 +363,8 @@ func TestMeasure(t *testing.T) {
 				}
 				return
 			}
-			if !strings.Contains(r.problem, tt.wantProblem) || r.complete {
-				t.Fatalf("problem %q, complete %v; want %q", r.problem, r.complete, tt.wantProblem)
+			if !strings.Contains(r.problem, tt.wantProblem) || r.Complete {
+				t.Fatalf("problem %q, complete %v; want %q", r.problem, r.Complete, tt.wantProblem)
 			}
 			if r.lost() != tt.wantLost {
 				t.Errorf("lost %d, want %d", r.lost(), tt.wantLost)
@@ -429,37 +379,41 @@ func TestMeasure(t *testing.T) {
 	}
 }
 
-func TestPrintTableAndGates(t *testing.T) {
+func TestPrintTable(t *testing.T) {
 	results := []result{
-		{name: outriderName, want: 1000, sent: 1000, delivered: 1000, complete: true, wall: 2 * time.Second, cpu: time.Second, peakRSS: 20 * mib, requests: 10},
-		{name: otelcolName, want: 1000, sent: 1000, delivered: 1000, complete: true, wall: time.Second, cpu: 2 * time.Second, peakRSS: 100 * mib, requests: 5},
+		{Figures: measure.Figures{Name: peer.Outrider, Delivered: 1000, Complete: true, Wall: 2 * time.Second, CPU: time.Second, PeakRSS: 20 * measure.MiB},
+			want: 1000, sent: 1000, requests: 10},
+		{Figures: measure.Figures{Name: peer.Otelcol, Delivered: 900, Complete: true, Wall: time.Second, CPU: 2 * time.Second, PeakRSS: 100 * measure.MiB},
+			want: 1000, sent: 1000, requests: 5, retries: 3},
 	}
 	var b bytes.Buffer
-	if err := printTable(&b, results); err != nil {
+	if err := printTable(&b, options{}, results); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"spans/cpu_s", "outrider  1000", "ratio (outrider/otelcol): spans per CPU-second 2.00×, peak RSS 0.20×"} {
+	for _, want := range []string{
+		"system    spans_sent  spans_received  lost  wall_s  spans/s  cpu_s  spans/cpu_s  peak_rss_MB  batches_out  retries  \n",
+		"outrider  1000        1000            0     2.00    500      1.00   1000         20.0         10           0        \n",
+		"otelcol   1000        900             100   1.00    900      2.00   450          100.0        5            3        \n",
+		"ratio (outrider/otelcol): spans per CPU-second 2.22×, peak RSS 0.20×\n(MB = 2^20 bytes;",
+	} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, b.String())
 		}
 	}
-	if failed := (gates{minCPURatio: 1.5, maxRSSMiB: 40}).check(results); len(failed) != 0 {
-		t.Errorf("gates failed: %v", failed)
-	}
-	failed := (gates{minCPURatio: 3, maxRSSMiB: 10}).check(results)
-	if len(failed) != 2 || !strings.Contains(failed[0], "2.00× is below the required 3.00×") || !strings.Contains(failed[1], "20.0 MB is above") {
-		t.Errorf("gates %v", failed)
-	}
-	results[1].complete = false
-	if failed := (gates{minCPURatio: 1.5}).check(results); len(failed) != 1 || !strings.Contains(failed[0], "could not be measured") {
-		t.Errorf("gates with an incomplete run: %v", failed)
-	}
-	dup := result{name: "x", want: 10, sent: 10, delivered: 12, complete: true, rejected: 1, wrongAttrs: 3}
-	msgs := strings.Join(losses([]result{dup}), "\n")
-	for _, want := range []string{"DUPLICATES: x delivered 2", "SPANS REJECTED: x refused 1", "ALTERED: x delivered 3"} {
+}
+
+func TestLosses(t *testing.T) {
+	dup := result{Figures: measure.Figures{Name: "x", Delivered: 12, Complete: true}, want: 10, sent: 10, rejected: 1, wrongAttrs: 3}
+	lost := result{Figures: measure.Figures{Name: "y", Delivered: 8}, want: 10, sent: 10, problem: "only 8 of 10 sent spans arrived"}
+	msgs := strings.Join(losses([]result{dup, lost}), "\n")
+	for _, want := range []string{"DUPLICATES: x delivered 2", "SPANS REJECTED: x refused 1", "ALTERED: x delivered 3",
+		"y: only 8 of 10", "SPANS LOST: y delivered 8 of the 10 spans it accepted (2 lost)"} {
 		if !strings.Contains(msgs, want) {
 			t.Errorf("losses lack %q: %s", want, msgs)
 		}
+	}
+	if msgs := losses([]result{{Figures: measure.Figures{Name: "z", Delivered: 10, Complete: true}, want: 10, sent: 10}}); len(msgs) != 0 {
+		t.Errorf("losses of a clean run: %v", msgs)
 	}
 }
 

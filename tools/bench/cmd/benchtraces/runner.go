@@ -3,36 +3,30 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/outrider-dev/outrider/internal/backendtest"
+	"github.com/outrider-dev/outrider/tools/bench/internal/measure"
+	"github.com/outrider-dev/outrider/tools/bench/internal/peer"
 	"github.com/outrider-dev/outrider/tools/bench/internal/procstat"
 )
 
-// result is one system's measurement.
+// result is one system's measurement. Its Figures count spans: Complete is true
+// when every accepted span arrived before the timeout, Wall runs from the first
+// send to the arrival of the last span, CPU is the process's CPU time (utime+stime)
+// spent in between and PeakRSS its VmHWM then.
 type result struct {
-	name string
+	measure.Figures
 	// want is the number of spans to send; sent how many the system accepted,
-	// rejected how many it refused; delivered how many the sink counted.
-	want, sent, rejected, delivered int64
-	// complete is true when every accepted span arrived before the timeout.
-	complete bool
-	// wall runs from the first send to the arrival of the last span.
-	wall time.Duration
-	// cpu is the process's CPU time (utime+stime) spent between the first send and
-	// the arrival of the last span; peakRSS its VmHWM then.
-	cpu     time.Duration
-	peakRSS int64
+	// rejected how many it refused.
+	want, sent, rejected int64
 	// requests is how many requests the sink received (the system's batches);
 	// retries how many sends the system refused with a retryable code.
 	requests, retries int64
@@ -42,22 +36,8 @@ type result struct {
 	problem string
 }
 
-func (r result) spansPerSecond() float64 {
-	if r.wall <= 0 {
-		return 0
-	}
-	return float64(r.delivered) / r.wall.Seconds()
-}
-
-func (r result) spansPerCPUSecond() float64 {
-	if r.cpu <= 0 {
-		return 0
-	}
-	return float64(r.delivered) / r.cpu.Seconds()
-}
-
 // lost is how many accepted spans did not reach the sink.
-func (r result) lost() int64 { return max(r.sent-r.delivered, 0) }
+func (r result) lost() int64 { return max(r.sent-r.Delivered, 0) }
 
 // runOptions are the settings shared by every system's run.
 type runOptions struct {
@@ -83,13 +63,13 @@ type runOptions struct {
 	out io.Writer
 }
 
-// measure runs one system between the load generator and a fresh counting sink until
+// measureSystem runs one system between the load generator and a fresh counting sink until
 // every accepted span arrived, the timeout passes, the process exits or ctx ends. An
 // error means the run could not be set up; a run that did not deliver is reported in
 // the result.
-func measure(ctx context.Context, logger *slog.Logger, sys system, opts runOptions) (result, error) {
-	res := result{name: sys.name, want: opts.spans}
-	run := runSetup{dir: opts.workdir, data: filepath.Join(opts.workdir, sys.name+"-data"), otelcolQueue: opts.otelcolQueue}
+func measureSystem(ctx context.Context, logger *slog.Logger, sys system, opts runOptions) (result, error) {
+	res := result{Figures: measure.Figures{Name: sys.Name}, want: opts.spans}
+	run := runSetup{dir: opts.workdir, data: filepath.Join(opts.workdir, sys.Name+"-data"), otelcolQueue: opts.otelcolQueue}
 	if err := os.RemoveAll(run.data); err != nil {
 		return res, fmt.Errorf("clean %s: %w", run.data, err)
 	}
@@ -102,7 +82,7 @@ func measure(ctx context.Context, logger *slog.Logger, sys system, opts runOptio
 	}
 	defer func() {
 		if err := sink.Close(); err != nil {
-			logger.Warn("counting sink did not stop cleanly", "system", sys.name, "error", err)
+			logger.Warn("counting sink did not stop cleanly", "system", sys.Name, "error", err)
 		}
 	}()
 	run.sinkAddr = sink.Addr()
@@ -111,52 +91,28 @@ func measure(ctx context.Context, logger *slog.Logger, sys system, opts runOptio
 		return res, fmt.Errorf("free ports: %w", err)
 	}
 	run.grpcPort, run.httpPort = ports[0], ports[1]
-	profiling := opts.profile != "" && sys.name == outriderName
+	profiling := opts.profile != "" && sys.Name == peer.Outrider
 	if profiling {
 		if run.pprofPort, err = backendtest.FreePort(); err != nil {
 			return res, fmt.Errorf("free port: %w", err)
 		}
 	}
-	args, err := sys.configure(run)
+	p, err := sys.Start(logger, run, run.dir)
 	if err != nil {
 		return res, err
 	}
-
-	logPath := filepath.Join(run.dir, sys.name+".log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		return res, fmt.Errorf("create %s output file: %w", sys.name, err)
-	}
-	defer logFile.Close()
-	cmd := exec.Command(sys.bin, args...)
-	cmd.Dir = run.dir
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	killWithParent(cmd)
-	logger.Info("starting", "system", sys.name, "command", cmd.String())
-	if err := cmd.Start(); err != nil {
-		return res, fmt.Errorf("start %s (%s): %w", sys.name, sys.bin, err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	endpoint := fmt.Sprintf("127.0.0.1:%d", run.grpcPort)
-
-	exitedEarly := false
 	defer func() {
-		if !exitedEarly {
-			stop(logger, sys.name, cmd, exited, opts.stopGrace)
-		}
+		p.Stop(opts.stopGrace)
 		if res.problem != "" {
-			logger.Error("run did not go as planned", "system", sys.name, "problem", res.problem, "output", logPath)
-			printTail(opts.out, sys.name, logPath, 30)
+			p.ShowFailure(opts.out, res.problem)
 		}
 	}()
-
-	if err := waitListening(ctx, endpoint, opts.ready, exited); err != nil {
-		exitedEarly = errors.Is(err, errExited)
-		res.problem = fmt.Sprintf("%s did not start: %v", sys.name, err)
+	endpoint := fmt.Sprintf("127.0.0.1:%d", run.grpcPort)
+	if err := waitListening(ctx, endpoint, opts.ready, p); err != nil {
+		res.problem = fmt.Sprintf("%s did not start: %v", sys.Name, err)
 		return res, nil
 	}
-	before, err := procstat.Read(cmd.Process.Pid)
+	before, err := p.Usage()
 	if err != nil {
 		res.problem = fmt.Sprintf("read the process's usage before the run: %v", err)
 		return res, nil
@@ -181,40 +137,40 @@ func measure(ctx context.Context, logger *slog.Logger, sys system, opts runOptio
 		}, &st)
 	}()
 
-	exitedEarly, res.problem = watch(ctx, logger, sys.name, opts, sink, &st, genDone, func() error { return genErr }, exited)
+	res.problem = watch(ctx, logger, sys.Name, opts, sink, &st, genDone, func() error { return genErr }, p)
 	c := sink.Counts()
 	if res.problem == "" {
-		if after, err := procstat.Read(cmd.Process.Pid); err != nil {
+		if after, err := p.Usage(); err != nil {
 			res.problem = fmt.Sprintf("read the process's usage after the run: %v", err)
 		} else {
-			res.cpu, res.peakRSS = after.CPU-before.CPU, after.PeakRSS
+			res.CPU, res.PeakRSS = after.CPU-before.CPU, after.PeakRSS
 		}
 		done := c.Last
 		if st.rejected.Load() == 0 && !c.Reached.IsZero() {
 			done = c.Reached
 		}
-		res.wall = done.Sub(start)
-		res.complete = res.problem == ""
+		res.Wall = done.Sub(start)
+		res.Complete = res.problem == ""
 		if selfAfter, err := procstat.Read(os.Getpid()); err == nil {
-			logger.Info("delivered", "system", sys.name, "spans", c.Spans, "wall", res.wall.Round(time.Millisecond),
-				"system_cpu", res.cpu, "load_generator_and_sink_cpu", selfAfter.CPU-self.CPU)
+			logger.Info("delivered", "system", sys.Name, "spans", c.Spans, "wall", res.Wall.Round(time.Millisecond),
+				"system_cpu", res.CPU, "load_generator_and_sink_cpu", selfAfter.CPU-self.CPU)
 		}
 	}
 	if profiling {
 		if err := <-profDone; err != nil {
-			logger.Warn("no CPU profile", "system", sys.name, "error", err)
+			logger.Warn("no CPU profile", "system", sys.Name, "error", err)
 		} else {
-			logger.Info("CPU profile written", "system", sys.name, "path", opts.profile, "duration", opts.profileTime)
+			logger.Info("CPU profile written", "system", sys.Name, "path", opts.profile, "duration", opts.profileTime)
 		}
 	}
 	cancelGen()
 	<-genDone
-	if res.complete && opts.settle > 0 {
+	if res.Complete && opts.settle > 0 {
 		time.Sleep(opts.settle) // duplicates that arrive late still count below
 		c = sink.Counts()
 	}
 	res.sent, res.rejected, res.retries = st.sent.Load(), st.rejected.Load(), st.retries.Load()
-	res.delivered, res.requests, res.wrongAttrs = c.Spans, c.Requests, c.WrongAttrs
+	res.Delivered, res.requests, res.wrongAttrs = c.Spans, c.Requests, c.WrongAttrs
 	return res, nil
 }
 
@@ -245,11 +201,8 @@ func fetchProfile(ctx context.Context, port int, d time.Duration, path string) e
 	return f.Close()
 }
 
-// errExited reports that the system's process ended on its own.
-var errExited = errors.New("the process exited")
-
 // waitListening polls until addr accepts TCP connections.
-func waitListening(ctx context.Context, addr string, timeout time.Duration, exited <-chan error) error {
+func waitListening(ctx context.Context, addr string, timeout time.Duration, p *measure.Process) error {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	for {
@@ -258,8 +211,8 @@ func waitListening(ctx context.Context, addr string, timeout time.Duration, exit
 			return nil
 		}
 		select {
-		case err := <-exited:
-			return fmt.Errorf("%w (%v) before listening on %s", errExited, err, addr)
+		case <-p.Done():
+			return fmt.Errorf("the process exited (%v) before listening on %s", p.Err(), addr)
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-deadline.C:
@@ -271,10 +224,10 @@ func waitListening(ctx context.Context, addr string, timeout time.Duration, exit
 
 // watch waits until the generator finished and the sink counted every accepted span
 // (problem "") or something ended the run (problem says what). genDone is closed when
-// the generator returned, genErr then tells how; exited reports that the process
-// exited and was reaped.
+// the generator returned, genErr then tells how; the run also ends when the process
+// p exits.
 func watch(ctx context.Context, logger *slog.Logger, name string, opts runOptions, sink *countingSink, st *loadStats,
-	genDone <-chan struct{}, genErr func() error, exitedCh <-chan error) (exited bool, problem string) {
+	genDone <-chan struct{}, genErr func() error, p *measure.Process) (problem string) {
 	tick := time.NewTicker(opts.poll)
 	defer tick.Stop()
 	progress := time.NewTicker(opts.progress)
@@ -286,69 +239,32 @@ func watch(ctx context.Context, logger *slog.Logger, name string, opts runOption
 	arrived := func() bool { return !generating && sink.Counts().Spans >= st.sent.Load() }
 	for {
 		select {
-		case err := <-exitedCh:
-			return true, fmt.Sprintf("the process exited (%v) while it should run; %d of %d spans had arrived", err, sink.Counts().Spans, opts.spans)
+		case <-p.Done():
+			return fmt.Sprintf("the process exited (%v) while it should run; %d of %d spans had arrived", p.Err(), sink.Counts().Spans, opts.spans)
 		case <-deadline.C:
-			return false, fmt.Sprintf("only %d of %d sent spans arrived within %v", sink.Counts().Spans, st.sent.Load(), opts.timeout)
+			return fmt.Sprintf("only %d of %d sent spans arrived within %v", sink.Counts().Spans, st.sent.Load(), opts.timeout)
 		case <-ctx.Done():
-			return false, fmt.Sprintf("interrupted after %d of %d spans arrived", sink.Counts().Spans, opts.spans)
+			return fmt.Sprintf("interrupted after %d of %d spans arrived", sink.Counts().Spans, opts.spans)
 		case <-genDone:
 			generating, genDone = false, nil
 			if err := genErr(); err != nil {
-				return false, fmt.Sprintf("load generator: %v", err)
+				return fmt.Sprintf("load generator: %v", err)
 			}
 			if arrived() {
-				return false, ""
+				return ""
 			}
 		case <-sinkDone:
 			sinkDone = nil
 			if arrived() {
-				return false, ""
+				return ""
 			}
 		case <-tick.C:
 			if arrived() {
-				return false, ""
+				return ""
 			}
 		case <-progress.C:
 			c := sink.Counts()
 			logger.Info("progress", "system", name, "sent", st.sent.Load(), "received", c.Spans, "of", opts.spans, "retries", st.retries.Load())
 		}
 	}
-}
-
-// stop sends SIGTERM, waits up to grace for the process to exit, then kills it.
-func stop(logger *slog.Logger, name string, cmd *exec.Cmd, exited <-chan error, grace time.Duration) {
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		logger.Warn("cannot signal the process", "system", name, "error", err)
-	}
-	t := time.NewTimer(grace)
-	defer t.Stop()
-	select {
-	case err := <-exited:
-		var ee *exec.ExitError
-		if err != nil && !errors.As(err, &ee) {
-			logger.Warn("waiting for the process failed", "system", name, "error", err)
-		}
-	case <-t.C:
-		logger.Warn("process ignored SIGTERM; killing it", "system", name, "grace", grace)
-		_ = cmd.Process.Kill()
-		<-exited
-	}
-}
-
-// printTail copies the last n lines of a system's output to w, to show why it failed.
-func printTail(w io.Writer, name, path string, n int) {
-	data, err := os.ReadFile(path)
-	if err != nil || len(data) == 0 {
-		return
-	}
-	lines := bytes.Split(bytes.TrimRight(data, "\n"), []byte{'\n'})
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	fmt.Fprintf(w, "--- last %d lines of %s output (%s) ---\n", len(lines), name, path)
-	for _, l := range lines {
-		fmt.Fprintf(w, "%s\n", l)
-	}
-	fmt.Fprintf(w, "--- end of %s output ---\n", name)
 }
