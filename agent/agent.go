@@ -22,6 +22,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/outrider-dev/outrider/agent/errorevents"
 	"github.com/outrider-dev/outrider/agent/redact"
 	"github.com/outrider-dev/outrider/config"
 	"github.com/outrider-dev/outrider/secrets"
@@ -49,8 +50,10 @@ type Agent struct {
 	opts    Options
 	logger  *slog.Logger
 	metrics *metrics
-	// in is the running intake (receiver and queues); only Run's goroutine uses it.
+	// in is the running intake (receivers and queues); only Run's goroutine uses it.
 	in *intake
+	// current is in for other goroutines (log sinks deriving error events).
+	current atomic.Pointer[intake]
 	// scrub holds the live secret values; it outlives graphs and syncers so that
 	// redaction never lapses during a reload.
 	scrub *redact.Registry
@@ -252,7 +255,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	go func() { defer close(auditDone); a.audit.run(auditCtx) }()
 	defer func() { stopAudit(); <-auditDone }()
 
-	g, err := buildGraph(cfg, a.metrics, a.scrub, a.logger)
+	g, err := buildGraph(cfg, a.metrics, a.scrub, a.logger, a.errorTarget)
 	if err != nil {
 		return err
 	}
@@ -284,7 +287,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		_ = a.syncer.Swap(nil).stop()
 		return err
 	}
-	a.in = in
+	a.setIntake(in)
 	a.audit.setSink(g.logSink, g.traceSink)
 	a.running.Store(true)
 	a.logger.Info("agent started", "listen", srv.Addr(), "sources", len(g.sources), "exporters", len(g.exporters), "secret_files", len(cfg.Secrets.Files))
@@ -370,7 +373,7 @@ func (a *Agent) reload(ctx context.Context, old *graph, data []byte) *graph {
 	if cfg.Server.Listen != old.cfg.Server.Listen {
 		a.logger.Warn("server.listen changed; it takes effect at the next restart", "listen", old.cfg.Server.Listen)
 	}
-	next, err := buildGraph(cfg, a.metrics, a.scrub, a.logger)
+	next, err := buildGraph(cfg, a.metrics, a.scrub, a.logger, a.errorTarget)
 	if err != nil {
 		a.metrics.reloads.WithLabelValues("rejected").Inc()
 		a.logger.Error("config reload rejected; the running configuration stays in effect", "path", a.opts.ConfigPath, "error", err)
@@ -403,7 +406,7 @@ func (a *Agent) reload(ctx context.Context, old *graph, data []byte) *graph {
 	if err := next.start(ctx, a.logger, a.in); err != nil {
 		a.logger.Error("new pipeline failed to start; restarting the previous one", "error", err)
 		a.metrics.reloads.WithLabelValues("rejected").Inc()
-		prev, berr := buildGraph(old.cfg, a.metrics, a.scrub, a.logger)
+		prev, berr := buildGraph(old.cfg, a.metrics, a.scrub, a.logger, a.errorTarget)
 		if berr == nil {
 			berr = prev.start(ctx, a.logger, a.in)
 		}
@@ -437,6 +440,17 @@ func (a *Agent) reload(ctx context.Context, old *graph, data []byte) *graph {
 	return next
 }
 
+// setIntake makes in the running intake.
+func (a *Agent) setIntake(in *intake) {
+	a.in = in
+	a.current.Store(in)
+}
+
+// errorTarget returns where error events go now; see intake.errorTarget.
+func (a *Agent) errorTarget() (*errorevents.Builder, errorevents.Appender) {
+	return a.current.Load().errorTarget()
+}
+
 // stopReceiving closes the OTLP listeners within cfg's shutdown timeout.
 func (a *Agent) stopReceiving(cfg *config.Config) error {
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
@@ -452,7 +466,7 @@ func (a *Agent) replaceIntake(ctx context.Context, prevCfg, cfg *config.Config) 
 	if err := a.in.closeQueues(); err != nil {
 		a.logger.Warn("closing the queues", "error", err)
 	}
-	a.in = nil
+	a.setIntake(nil)
 	in, err := openIntake(cfg, a.metrics, a.scrub, a.logger)
 	if err == nil {
 		if err = in.start(ctx); err != nil {
@@ -460,7 +474,7 @@ func (a *Agent) replaceIntake(ctx context.Context, prevCfg, cfg *config.Config) 
 		}
 	}
 	if err == nil {
-		a.in = in
+		a.setIntake(in)
 		return
 	}
 	a.logger.Error("the new otlp receiver or queue failed to start; keeping the previous one", "error", err)
@@ -473,7 +487,7 @@ func (a *Agent) replaceIntake(ctx context.Context, prevCfg, cfg *config.Config) 
 		a.logger.Error("the previous otlp receiver failed to restart; pushed telemetry is refused until the next reload", "error", err)
 		return
 	}
-	a.in = in
+	a.setIntake(in)
 }
 
 // watchConfig watches the configuration file's directory (editors and Kubernetes

@@ -66,7 +66,7 @@ func TestMetricsSurviveManyGraphs(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 0; i < 3; i++ {
-		if _, err := buildGraph(cfg, m, redact.NewRegistry(m.redact), discard()); err != nil {
+		if _, err := buildGraph(cfg, m, redact.NewRegistry(m.redact), discard(), nil); err != nil {
 			t.Fatalf("build %d: %v", i, err)
 		}
 	}

@@ -11,12 +11,14 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/outrider-dev/outrider/agent/errorevents"
 	"github.com/outrider-dev/outrider/agent/pipeline"
 	"github.com/outrider-dev/outrider/agent/redact"
 	"github.com/outrider-dev/outrider/agent/tail"
 	"github.com/outrider-dev/outrider/config"
 	"github.com/outrider-dev/outrider/exporters/loki"
 	otlpexp "github.com/outrider-dev/outrider/exporters/otlp"
+	sentryexp "github.com/outrider-dev/outrider/exporters/sentry"
 )
 
 // graph is one running pipeline built from one configuration: exporters and the sources
@@ -31,8 +33,10 @@ type graph struct {
 	logSink pipeline.Sink
 	// traceSink is the trace exporter; nil when none is configured.
 	traceSink pipeline.TraceSink
-	m         *metrics
-	logger    *slog.Logger
+	// envelopeSink is the Sentry exporter; nil when none is configured.
+	envelopeSink pipeline.EnvelopeSink
+	m            *metrics
+	logger       *slog.Logger
 
 	cancel context.CancelFunc
 	done   chan struct{} // closed when every source has returned
@@ -46,9 +50,24 @@ type namedSource struct {
 
 // buildGraph creates every component for cfg without starting anything, so that a
 // configuration that cannot be built is rejected while the old graph keeps running.
-func buildGraph(cfg *config.Config, m *metrics, scrub *redact.Registry, logger *slog.Logger) (*graph, error) {
+//
+// errs returns where error events derived from log records go now (see
+// intake.errorTarget); it is called for every batch, so it follows reloads.
+func buildGraph(cfg *config.Config, m *metrics, scrub *redact.Registry, logger *slog.Logger, errs func() (*errorevents.Builder, errorevents.Appender)) (*graph, error) {
 	g := &graph{cfg: cfg, m: m, logger: logger}
 	var logSink pipeline.Sink
+	if sc := cfg.Exporters.Sentry; sc != nil {
+		exp, err := sentryexp.New(*sc, sentryexp.Settings{
+			Logger:       logger.With("component", "exporter", "exporter", "sentry"),
+			QueueMetrics: m.queue,
+			Name:         "sentry",
+		}, m.sentryExp)
+		if err != nil {
+			return nil, fmt.Errorf("exporters.sentry: %w", err)
+		}
+		g.exporters = append(g.exporters, exp)
+		g.envelopeSink = exp
+	}
 	if lc := cfg.Exporters.Loki; lc != nil {
 		exp, err := loki.New(*lc, loki.Settings{
 			Logger:       logger.With("component", "exporter", "exporter", "loki"),
@@ -59,7 +78,12 @@ func buildGraph(cfg *config.Config, m *metrics, scrub *redact.Registry, logger *
 			return nil, fmt.Errorf("exporters.loki: %w", err)
 		}
 		g.exporters = append(g.exporters, exp)
-		logSink = redact.NewSink(exp, scrub)
+		var next pipeline.Sink = exp
+		if cfg.Exporters.Sentry != nil && *cfg.Errors.FromLogs && errs != nil {
+			// After redaction: events are built from scrubbed lines.
+			next = errorevents.NewLogSink(exp, errs)
+		}
+		logSink = redact.NewSink(next, scrub)
 		g.logSink = logSink
 	}
 	if oc := cfg.Exporters.OTLP; oc != nil {
@@ -118,6 +142,11 @@ func (g *graph) start(ctx context.Context, logger *slog.Logger, in *intake) erro
 			g.sources = append(g.sources, namedSource{name: "otlp-traces", src: &pump{
 				name: "traces", q: in.traces, traces: g.traceSink, bad: bad,
 				log: logger.With("component", "pump", "queue", "traces")}})
+		}
+		if in.errors != nil && g.envelopeSink != nil {
+			g.sources = append(g.sources, namedSource{name: "errors", src: &pump{
+				name: "errors", q: in.errors, envelopes: g.envelopeSink, bad: bad,
+				log: logger.With("component", "pump", "queue", "errors")}})
 		}
 		if in.logs != nil && g.logSink != nil {
 			g.sources = append(g.sources, namedSource{name: "otlp-logs", src: &pump{

@@ -8,9 +8,13 @@ import (
 	"path/filepath"
 	"reflect"
 
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/outrider-dev/outrider/agent/errorevents"
 	otlprecv "github.com/outrider-dev/outrider/agent/otlp"
 	"github.com/outrider-dev/outrider/agent/pipeline"
 	"github.com/outrider-dev/outrider/agent/redact"
+	"github.com/outrider-dev/outrider/agent/sentryingest"
 	"github.com/outrider-dev/outrider/config"
 	"github.com/outrider-dev/outrider/exporters/queue/disk"
 )
@@ -23,21 +27,36 @@ type intake struct {
 	cfg    *config.Config
 	traces *disk.Queue // nil without a trace exporter
 	logs   *disk.Queue // nil without a log exporter
+	errors *disk.Queue // nil without a Sentry exporter
 	recv   *otlprecv.Receiver
+	sentry *sentryingest.Receiver
+	// events builds error events (from logs, spans and SDKs); nil without a Sentry
+	// exporter.
+	events *errorevents.Builder
+}
+
+// errorTarget returns where error events go now; a nil Builder when nowhere.
+func (in *intake) errorTarget() (*errorevents.Builder, errorevents.Appender) {
+	if in == nil || in.events == nil {
+		return nil, nil
+	}
+	return in.events, fullAppender{in.errors}
 }
 
 // intakeChanged reports whether the intake built from b differs from a's.
 func intakeChanged(a, b *config.Config) bool {
 	return !reflect.DeepEqual(a.Receivers, b.Receivers) || !reflect.DeepEqual(a.Queue, b.Queue) ||
+		!reflect.DeepEqual(a.Errors, b.Errors) || a.Grafana != b.Grafana ||
 		a.DataDir != b.DataDir || a.Identity != b.Identity ||
-		(a.Exporters.OTLP == nil) != (b.Exporters.OTLP == nil) || (a.Exporters.Loki == nil) != (b.Exporters.Loki == nil)
+		(a.Exporters.OTLP == nil) != (b.Exporters.OTLP == nil) || (a.Exporters.Loki == nil) != (b.Exporters.Loki == nil) ||
+		(a.Exporters.Sentry == nil) != (b.Exporters.Sentry == nil)
 }
 
-// openIntake opens the queues and builds the receiver without serving; nil when no
-// receiver is configured.
+// openIntake opens the queues and builds the receivers without serving; nil when
+// nothing is pushed in and no error events are made.
 func openIntake(cfg *config.Config, m *metrics, scrub *redact.Registry, logger *slog.Logger) (*intake, error) {
 	rc := cfg.Receivers.OTLP
-	if rc == nil {
+	if rc == nil && cfg.Receivers.Sentry == nil && cfg.Exporters.Sentry == nil {
 		return nil, nil
 	}
 	in := &intake{cfg: cfg}
@@ -60,8 +79,30 @@ func openIntake(cfg *config.Config, m *metrics, scrub *redact.Registry, logger *
 		Resource: cfg.Identity.ResourceAttributes(),
 	}
 	var err error
+	if cfg.Exporters.Sentry != nil {
+		if in.errors, err = open("errors"); err != nil {
+			return nil, err
+		}
+		in.events = errorevents.New(cfg.Errors, cfg.Grafana, errorevents.Settings{
+			Resource: cfg.Identity.ResourceAttributes(),
+			Redactor: scrub,
+			Metrics:  m.errorEvents,
+		})
+		if c := cfg.Receivers.Sentry; c != nil {
+			in.sentry = sentryingest.New(*c, sentryingest.Settings{
+				Logger:  logger.With("component", "receiver", "receiver", "sentry"),
+				Metrics: m.sentryIngest,
+				Queue:   fullAppender{in.errors},
+				Process: in.events.Process,
+			})
+		}
+	}
+	if rc == nil {
+		return in, nil
+	}
 	if cfg.Exporters.OTLP != nil {
 		if in.traces, err = open("traces"); err != nil {
+			in.closeQueues()
 			return nil, err
 		}
 		set.Traces = fullAppender{in.traces}
@@ -72,6 +113,13 @@ func openIntake(cfg *config.Config, m *metrics, scrub *redact.Registry, logger *
 			return nil, err
 		}
 		set.Logs = fullAppender{in.logs}
+	}
+	if b, out := in.errorTarget(); b != nil && *cfg.Errors.FromSpans {
+		set.Errors = func(ctx context.Context, td ptrace.Traces) {
+			for _, ev := range b.FromTraces(td) {
+				b.Emit(ctx, out, errorevents.SourceSpan, ev)
+			}
+		}
 	}
 	in.recv = otlprecv.New(*rc, set)
 	return in, nil
@@ -93,7 +141,20 @@ func (in *intake) start(ctx context.Context) error {
 	if in == nil {
 		return nil
 	}
-	return in.recv.Start(ctx)
+	if in.recv != nil {
+		if err := in.recv.Start(ctx); err != nil {
+			return err
+		}
+	}
+	if in.sentry != nil {
+		if err := in.sentry.Start(ctx); err != nil {
+			if in.recv != nil {
+				_ = in.recv.Shutdown(ctx)
+			}
+			return fmt.Errorf("receivers.sentry.listen: %w", err)
+		}
+	}
+	return nil
 }
 
 // stopReceiving closes the listeners after the requests in progress are answered.
@@ -101,7 +162,14 @@ func (in *intake) stopReceiving(ctx context.Context) error {
 	if in == nil {
 		return nil
 	}
-	return in.recv.Shutdown(ctx)
+	var errs []error
+	if in.recv != nil {
+		errs = append(errs, in.recv.Shutdown(ctx))
+	}
+	if in.sentry != nil {
+		errs = append(errs, in.sentry.Shutdown(ctx))
+	}
+	return errors.Join(errs...)
 }
 
 // closeQueues closes the queues; what was not delivered stays on disk.
@@ -110,7 +178,7 @@ func (in *intake) closeQueues() error {
 		return nil
 	}
 	var errs []error
-	for _, q := range []*disk.Queue{in.traces, in.logs} {
+	for _, q := range []*disk.Queue{in.traces, in.logs, in.errors} {
 		if q != nil {
 			errs = append(errs, q.Close())
 		}

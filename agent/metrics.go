@@ -4,11 +4,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/outrider-dev/outrider/agent/errorevents"
 	otlprecv "github.com/outrider-dev/outrider/agent/otlp"
 	"github.com/outrider-dev/outrider/agent/redact"
+	"github.com/outrider-dev/outrider/agent/sentryingest"
 	"github.com/outrider-dev/outrider/agent/tail"
 	"github.com/outrider-dev/outrider/exporters/queue"
 	"github.com/outrider-dev/outrider/exporters/queue/disk"
+	sentryexp "github.com/outrider-dev/outrider/exporters/sentry"
 	"github.com/outrider-dev/outrider/secrets"
 )
 
@@ -25,6 +28,9 @@ type metrics struct {
 	otlp         *otlprecv.Metrics
 	disk         *disk.Metrics
 	badEntries   prometheus.Counter
+	errorEvents  *errorevents.Metrics
+	sentryIngest *sentryingest.Metrics
+	sentryExp    *sentryexp.Metrics
 }
 
 func newMetrics(version string) *metrics {
@@ -34,13 +40,16 @@ func newMetrics(version string) *metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	m := &metrics{
-		registry: reg,
-		tail:     tail.NewMetrics(reg),
-		queue:    queue.NewMetrics(reg),
-		secrets:  secrets.NewMetrics(reg),
-		redact:   redact.NewMetrics(reg),
-		otlp:     otlprecv.NewMetrics(reg),
-		disk:     disk.NewMetrics(reg),
+		registry:     reg,
+		tail:         tail.NewMetrics(reg),
+		queue:        queue.NewMetrics(reg),
+		secrets:      secrets.NewMetrics(reg),
+		redact:       redact.NewMetrics(reg),
+		otlp:         otlprecv.NewMetrics(reg),
+		disk:         disk.NewMetrics(reg),
+		errorEvents:  errorevents.NewMetrics(reg),
+		sentryIngest: sentryingest.NewMetrics(reg),
+		sentryExp:    sentryexp.NewMetrics(reg),
 		badEntries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "outrider_queue_undecodable_entries_total",
 			Help: "Durable queue entries dropped because they could not be decoded (written by another version).",

@@ -24,8 +24,11 @@ type pump struct {
 	q      *disk.Queue
 	traces pipeline.TraceSink // for the traces queue
 	logs   pipeline.Sink      // for the logs queue
-	log    *slog.Logger
-	bad    func() // counts an entry that could not be decoded
+	// envelopes is for the errors queue, whose entries are Sentry envelopes as they
+	// are sent.
+	envelopes pipeline.EnvelopeSink
+	log       *slog.Logger
+	bad       func() // counts an entry that could not be decoded
 }
 
 // Run implements pipeline.Source.
@@ -52,6 +55,15 @@ func (p *pump) Run(ctx context.Context) error {
 		retry.Reset()
 		id := e.ID
 		ack := func(error) { p.q.Ack(id) }
+		if p.envelopes != nil {
+			if err := p.envelopes.ExportEnvelope(ctx, pipeline.Envelope{Data: e.Payload, Ack: ack}); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return fmt.Errorf("queue %s: export: %w", p.name, err)
+			}
+			continue
+		}
 		k, n, data, err := otlprecv.DecodeEntry(e.Payload)
 		if err == nil && k == otlprecv.KindTraces && p.traces != nil {
 			err = p.traces.ExportTraces(ctx, pipeline.TraceBatch{Data: data, Spans: n, Ack: ack})

@@ -15,11 +15,14 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/outrider-dev/outrider/agent/errorevents"
 	otlprecv "github.com/outrider-dev/outrider/agent/otlp"
+	"github.com/outrider-dev/outrider/agent/sentryingest"
 	"github.com/outrider-dev/outrider/agent/tail"
 	"github.com/outrider-dev/outrider/exporters/loki"
 	otlpexp "github.com/outrider-dev/outrider/exporters/otlp"
 	"github.com/outrider-dev/outrider/exporters/queue/disk"
+	sentryexp "github.com/outrider-dev/outrider/exporters/sentry"
 	"github.com/outrider-dev/outrider/internal/confval"
 	"github.com/outrider-dev/outrider/secrets"
 )
@@ -41,6 +44,11 @@ type Config struct {
 	// Queue is the durable queue that pushed telemetry (OTLP traces and logs) is
 	// written to before the client is answered; it lives in data_dir/queue.
 	Queue disk.Config `yaml:"queue"`
+	// Errors configures the error events sent to Sentry (from logs, spans and the
+	// application's SDK); used when exporters.sentry is set.
+	Errors errorevents.Config `yaml:"errors"`
+	// Grafana, when its url is set, adds links to Tempo and Loki to every error event.
+	Grafana errorevents.Grafana `yaml:"grafana"`
 	// Exporters configures the backends.
 	Exporters Exporters `yaml:"exporters"`
 	// Secrets configures Vault and the files rendered from it; unused when it lists no
@@ -141,6 +149,8 @@ type LogSource struct {
 type Receivers struct {
 	// OTLP receives traces and logs from OpenTelemetry SDKs.
 	OTLP *otlprecv.Config `yaml:"otlp"`
+	// Sentry receives events from Sentry SDKs whose DSN points at the sidecar.
+	Sentry *sentryingest.Config `yaml:"sentry"`
 }
 
 // Exporters configures each backend; a nil entry is not used.
@@ -149,6 +159,8 @@ type Exporters struct {
 	Loki *loki.Config `yaml:"loki"`
 	// OTLP sends traces to an OTLP backend such as Tempo.
 	OTLP *otlpexp.Config `yaml:"otlp"`
+	// Sentry sends error events to a Sentry project.
+	Sentry *sentryexp.Config `yaml:"sentry"`
 }
 
 // Default returns a Config with every default filled in, identity from the environment.
@@ -193,6 +205,13 @@ func (c *Config) applyDefaults() {
 	if c.Receivers.OTLP != nil {
 		c.Receivers.OTLP.ApplyDefaults()
 	}
+	if c.Receivers.Sentry != nil {
+		c.Receivers.Sentry.ApplyDefaults()
+	}
+	if c.Exporters.Sentry != nil {
+		c.Exporters.Sentry.ApplyDefaults()
+	}
+	c.Errors.ApplyDefaults()
 	c.Queue.ApplyDefaults()
 	if c.Secrets.Enabled() {
 		c.Secrets.ApplyDefaults()
@@ -287,12 +306,28 @@ func (c *Config) Validate() error {
 	if c.Exporters.OTLP != nil {
 		c.Exporters.OTLP.Validate(p.At("exporters.otlp"))
 	}
+	if c.Exporters.Sentry != nil {
+		c.Exporters.Sentry.Validate(p.At("exporters.sentry"))
+		c.Errors.Validate(p.At("errors"))
+		c.Grafana.Validate(p.At("grafana"))
+	}
+	if r := c.Receivers.Sentry; r != nil {
+		r.Validate(p.At("receivers.sentry"))
+		if c.Exporters.Sentry == nil {
+			p.Addf("receivers.sentry", "has nowhere to send events: add exporters.sentry.dsn (your Sentry project's DSN)")
+		}
+		if o := c.Receivers.OTLP; o != nil && (r.Listen == o.GRPC.Listen || r.Listen == o.HTTP.Listen) {
+			p.Addf("receivers.sentry.listen", "%s is already used by receivers.otlp; give each its own port", r.Listen)
+		}
+	}
+	if c.Receivers.OTLP != nil || c.Receivers.Sentry != nil || c.Exporters.Sentry != nil {
+		c.Queue.Validate(p.At("queue"))
+	}
 	if r := c.Receivers.OTLP; r != nil {
 		r.Validate(p.At("receivers.otlp"))
 		if c.Exporters.OTLP == nil && c.Exporters.Loki == nil {
 			p.Addf("receivers.otlp", "has nowhere to send what it receives: add exporters.otlp (traces, e.g. Tempo) and/or exporters.loki (logs)")
 		}
-		c.Queue.Validate(p.At("queue"))
 		if c.Queue.SegmentSize > 0 && r.MaxRequestBytes > c.Queue.SegmentSize/2 {
 			p.Addf("receivers.otlp.max_request_bytes", "%s is more than half of queue.segment_size (%s); raise the segment size or lower the request limit",
 				r.MaxRequestBytes, c.Queue.SegmentSize)

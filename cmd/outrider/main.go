@@ -23,6 +23,7 @@ import (
 	"github.com/outrider-dev/outrider/config"
 	"github.com/outrider-dev/outrider/exporters/loki"
 	otlpexp "github.com/outrider-dev/outrider/exporters/otlp"
+	sentryexp "github.com/outrider-dev/outrider/exporters/sentry"
 	"github.com/outrider-dev/outrider/internal/confval"
 	"github.com/outrider-dev/outrider/secrets"
 	"github.com/outrider-dev/outrider/secrets/audit"
@@ -184,6 +185,7 @@ func runAgent(args []string, stderr io.Writer) int {
 	logger := agent.NewLogger(os.Stderr, cfg.Log.Format, level)
 	loki.UserAgent = "outrider/" + version
 	otlpexp.UserAgent = "outrider/" + version
+	sentryexp.UserAgent = "outrider/" + version
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
