@@ -19,7 +19,7 @@ test: backends
 	$(GO) test -count=1 -timeout 30m ./...
 
 backends:
-	tools/backends/build.sh loki vault postgres jaeger
+	tools/backends/build.sh loki vault postgres jaeger etcd kube-apiserver
 
 backends-bench:
 	tools/backends/build.sh loki vault postgres otelcol

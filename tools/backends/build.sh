@@ -2,7 +2,7 @@
 # Builds the pinned real backends the integration tests and benchmarks run against,
 # once per machine, into a cache outside the clone. Skips what is already cached.
 #
-#   tools/backends/build.sh            # everything the tests need (loki vault postgres jaeger)
+#   tools/backends/build.sh            # everything the tests need (loki vault postgres jaeger etcd kube-apiserver)
 #   tools/backends/build.sh loki       # one backend
 #
 # The cache is ${OUTRIDER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/outrider}/bin/NAME-VERSION.
@@ -16,6 +16,12 @@ VAULT_VERSION=v1.21.0
 # Jaeger's v1.x module tags carry the 2.x releases; Jaeger v2 ingests OTLP through the
 # same collector receiver as Tempo, which the module proxy refuses.
 JAEGER_VERSION=v1.76.0
+# kube-apiserver and etcd (the injector's end-to-end tests) are built from the tools
+# modules in tools/backends/kube and tools/backends/kube/etcd, whose go.mod/go.sum pin
+# them; these versions must match those files. etcd is a go build rather than Debian's
+# etcd-server so that the version does not drift with the apt archive.
+KUBE_VERSION=v1.31.4
+ETCD_VERSION=v3.5.17
 
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${OUTRIDER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/outrider}
@@ -93,6 +99,29 @@ build_jaeger() {
 	log "jaeger $JAEGER_VERSION: built $out"
 }
 
+build_kube_apiserver() {
+	local out=$bin/kube-apiserver-$KUBE_VERSION
+	if [ -x "$out" ]; then log "kube-apiserver $KUBE_VERSION cached at $out"; return; fi
+	log "kube-apiserver $KUBE_VERSION: building (3 min with a warm Go build cache, up to ~20 min cold, on 2 cores)"
+	# The version stamps are what hack/lib/version.sh sets; without them /version
+	# answers v0.0.0-master and clients cannot tell which features the server has.
+	local pkg=k8s.io/component-base/version
+	local ld="-s -w -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1"
+	ld="$ld -X $pkg.gitMinor=$(echo "$KUBE_VERSION" | cut -d. -f2) -X $pkg.gitTreeState=clean"
+	(cd "$here/kube" && go build -trimpath -ldflags "$ld" -o "$out.tmp" k8s.io/kubernetes/cmd/kube-apiserver)
+	mv "$out.tmp" "$out"
+	log "kube-apiserver $KUBE_VERSION: built $out"
+}
+
+build_etcd() {
+	local out=$bin/etcd-$ETCD_VERSION
+	if [ -x "$out" ]; then log "etcd $ETCD_VERSION cached at $out"; return; fi
+	log "etcd $ETCD_VERSION: building (~1-4 min on 2 cores)"
+	(cd "$here/kube/etcd" && go build -trimpath -ldflags "-s -w" -o "$out.tmp" go.etcd.io/etcd/server/v3)
+	mv "$out.tmp" "$out"
+	log "etcd $ETCD_VERSION: built $out"
+}
+
 # postgres installs Debian's PostgreSQL server (Vault's database secrets engine needs a
 # real database); the tests run it as the postgres user on 127.0.0.1.
 build_postgres() {
@@ -111,7 +140,7 @@ build_postgres() {
 }
 
 want=("$@")
-[ ${#want[@]} -gt 0 ] || want=(loki vault postgres jaeger)
+[ ${#want[@]} -gt 0 ] || want=(loki vault postgres jaeger etcd kube-apiserver)
 for b in "${want[@]}"; do
 	case $b in
 	loki) build_loki ;;
@@ -119,7 +148,9 @@ for b in "${want[@]}"; do
 	postgres) build_postgres ;;
 	otelcol) build_otelcol ;;
 	jaeger) build_jaeger ;;
-	*) echo "unknown backend $b (known: loki vault postgres jaeger otelcol)" >&2; exit 2 ;;
+	etcd) build_etcd ;;
+	kube-apiserver) build_kube_apiserver ;;
+	*) echo "unknown backend $b (known: loki vault postgres jaeger etcd kube-apiserver otelcol)" >&2; exit 2 ;;
 	esac
 done
 log "done: $(ls "$bin" | tr '\n' ' ')"
