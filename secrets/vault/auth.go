@@ -339,6 +339,11 @@ func (c *Client) loginError(err error) error {
 		// is mounted (it cannot know the path is a login); auth methods explain
 		// their own refusals.
 		e.msg = fmt.Sprintf("vault auth failed: %s was denied (Vault: %s); check auth.mount_path: is an auth method enabled at %s (`vault auth list`)? If it is, check the role's bound CIDRs and bindings", c.authDesc(), said, where)
+		if a.Method == MethodKubernetes {
+			// Vault's kubernetes auth also answers this way when the API server's
+			// TokenReview refuses the token.
+			e.msg += "; or the Kubernetes API server no longer accepts the service-account token in auth.token_path (expired, or its service account or pod was deleted)"
+		}
 	case roleNotFound(a.Method, low):
 		e.msg = fmt.Sprintf("vault auth failed: role %q not found at %s; %s (Vault: %s)", a.Role, where, roleHint(a.Method), said)
 	case a.Method == MethodAppRole:

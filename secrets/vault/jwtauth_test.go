@@ -9,12 +9,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/outrider-dev/outrider/internal/kubetest"
 	"github.com/outrider-dev/outrider/secrets/audit"
 )
 
@@ -114,66 +113,35 @@ func TestJWTLogin(t *testing.T) {
 	})
 }
 
-// tokenReviewServer stands in for the Kubernetes TokenReview API that Vault's
-// kubernetes auth calls to verify a service-account token. It approves exactly the
-// tokens it was given, as the service accounts they belong to. Until the project's
-// real kube-apiserver harness exists (a later issue), this httptest server on
-// 127.0.0.1 plays that part; everything else in the login is the real Vault.
-func tokenReviewServer(t *testing.T, accounts map[string][3]string) *httptest.Server {
-	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost || r.URL.Path != "/apis/authentication.k8s.io/v1/tokenreviews" {
-			http.NotFound(w, r)
-			return
-		}
-		var req struct {
-			Spec struct {
-				Token     string   `json:"token"`
-				Audiences []string `json:"audiences"`
-			} `json:"spec"`
-		}
-		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		status := map[string]any{"authenticated": false}
-		if sa, ok := accounts[req.Spec.Token]; ok {
-			status = map[string]any{
-				"authenticated": true,
-				"user": map[string]any{
-					"username": "system:serviceaccount:" + sa[0] + ":" + sa[1],
-					"uid":      sa[2],
-					"groups":   []string{"system:serviceaccounts"},
-				},
-				"audiences": req.Spec.Audiences,
-			}
-		}
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]any{"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "status": status})
-	}))
-	t.Cleanup(srv.Close)
-	return srv
-}
-
+// TestKubernetesLogin logs in with real service-account tokens from a real
+// kube-apiserver: Vault's kubernetes auth asks that API server's TokenReview, so a
+// token of a deleted service account is refused even though its claims look right.
 func TestKubernetesLogin(t *testing.T) {
 	t.Parallel()
-	s := newSigner(t)
-	now := time.Now()
-	saToken := func(ns, name, uid string) string {
-		return s.sign(t, map[string]any{
-			"iss": "https://kubernetes.default.svc.cluster.local", "aud": []string{"vault"}, "sub": "system:serviceaccount:" + ns + ":" + name,
-			"iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(time.Hour).Unix(),
-			"kubernetes.io": map[string]any{"namespace": ns, "serviceaccount": map[string]any{"name": name, "uid": uid}},
-		})
+	cluster := kubetest.Shared(t)
+	ctx := ctxT(t)
+	ns := unique("vault-k8s")
+	webToken, err := cluster.ServiceAccountToken(ctx, ns, "web", "vault")
+	if err != nil {
+		t.Fatal(err)
 	}
-	webToken, otherToken := saToken("default", "web", "uid-web"), saToken("default", "other", "uid-other")
-	srv := tokenReviewServer(t, map[string][3]string{webToken: {"default", "web", "uid-web"}, otherToken: {"default", "other", "uid-other"}})
+	otherToken, err := cluster.ServiceAccountToken(ctx, ns, "other", "vault")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reviewer, err := cluster.TokenReviewerJWT(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	mount := unique("kubernetes")
 	enableAuth(t, "kubernetes", mount)
-	rootWrite(t, "auth/"+mount+"/config", map[string]any{"kubernetes_host": srv.URL, "disable_local_ca_jwt": true})
+	rootWrite(t, "auth/"+mount+"/config", map[string]any{
+		"kubernetes_host": cluster.URL(), "kubernetes_ca_cert": string(cluster.CAPEM()),
+		"token_reviewer_jwt": reviewer, "disable_local_ca_jwt": true,
+	})
 	rootWrite(t, "auth/"+mount+"/role/web", map[string]any{
-		"bound_service_account_names": "web", "bound_service_account_namespaces": "default", "audience": "vault",
+		"bound_service_account_names": "web", "bound_service_account_namespaces": ns, "audience": "vault",
 		"token_policies": "outrider-all", "token_ttl": "5m",
 	})
 	dir := t.TempDir()
@@ -192,6 +160,22 @@ func TestKubernetesLogin(t *testing.T) {
 		c := newClient(t, Config{Auth: AuthConfig{Method: MethodKubernetes, MountPath: mount, Role: "nope", TokenPath: webPath}}, Settings{})
 		wantErr(t, c.Login(ctxT(t)), ErrAuth,
 			`vault auth failed: role "nope" not found at auth/`+mount+`; check the role name and that the service account is bound to it`)
+	})
+	t.Run("service account deleted", func(t *testing.T) {
+		gone, err := cluster.ServiceAccountToken(ctx, ns+"-gone", "web", "vault")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rootWrite(t, "auth/"+mount+"/role/gone", map[string]any{
+			"bound_service_account_names": "web", "bound_service_account_namespaces": ns + "-gone", "audience": "vault",
+			"token_policies": "outrider-all", "token_ttl": "5m",
+		})
+		if err := cluster.Delete(ctx, "/api/v1/namespaces/"+ns+"-gone/serviceaccounts/web"); err != nil {
+			t.Fatal(err)
+		}
+		c := newClient(t, Config{Auth: AuthConfig{Method: MethodKubernetes, MountPath: mount, Role: "gone", TokenPath: writeFile(t, dir, "gone", gone)}}, Settings{})
+		wantErr(t, c.Login(ctxT(t)), ErrAuth, `kubernetes login at auth/`+mount+` (role "gone") was denied`,
+			"no longer accepts the service-account token")
 	})
 	t.Run("service account not bound", func(t *testing.T) {
 		c := newClient(t, Config{Auth: AuthConfig{Method: MethodKubernetes, MountPath: mount, Role: "web", TokenPath: writeFile(t, dir, "other", otherToken)}}, Settings{})

@@ -7,6 +7,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/outrider-dev/outrider/internal/kubetest"
 	"github.com/outrider-dev/outrider/internal/vaulttest"
 )
 
@@ -19,6 +20,7 @@ func TestMain(m *testing.M) {
 	vaulttest.ClearEnv()
 	code := m.Run()
 	vaulttest.StopShared(code == 0)
+	kubetest.StopShared(code == 0)
 	if code == 0 {
 		if err := goleak.Find(); err != nil {
 			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
