@@ -122,16 +122,17 @@ type syncerRun struct {
 // newSyncer builds a syncer for cfg without starting it (nil when no files are
 // configured), so that a reload can reject an unbuildable secrets section while the
 // running syncer keeps the files fresh.
-func (a *Agent) newSyncer(cfg secrets.Config) (*syncerRun, error) {
+func (a *Agent) newSyncer(cfg secrets.Config, dataDir string) (*syncerRun, error) {
 	if !cfg.Enabled() {
 		return nil, nil
 	}
 	owners := newSyncerOwners(a.scrub)
 	s, err := secrets.New(cfg, secrets.Settings{
-		Logger:  a.logger.With("component", "secrets"),
-		Audit:   a.audit,
-		Redact:  owners,
-		Metrics: a.metrics.secrets,
+		Logger:    a.logger.With("component", "secrets"),
+		Audit:     a.audit,
+		Redact:    owners,
+		Metrics:   a.metrics.secrets,
+		StateFile: secrets.StateFile(dataDir),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("secrets: %w", err)
@@ -259,7 +260,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	sr, err := a.newSyncer(cfg.Secrets)
+	sr, err := a.newSyncer(cfg.Secrets, cfg.DataDir)
 	if err != nil {
 		return err
 	}
@@ -382,7 +383,7 @@ func (a *Agent) reload(ctx context.Context, old *graph, data []byte) *graph {
 	secretsChanged := !reflect.DeepEqual(cfg.Secrets, old.cfg.Secrets)
 	var nextSyncer *syncerRun
 	if secretsChanged {
-		if nextSyncer, err = a.newSyncer(cfg.Secrets); err != nil {
+		if nextSyncer, err = a.newSyncer(cfg.Secrets, cfg.DataDir); err != nil {
 			a.metrics.reloads.WithLabelValues("rejected").Inc()
 			a.logger.Error("config reload rejected; the running configuration stays in effect", "path", a.opts.ConfigPath, "error", err)
 			return old

@@ -198,9 +198,15 @@ type harness struct {
 // requests are recorded.
 func newHarness(t *testing.T, cfg Config) *harness {
 	t.Helper()
+	return newHarnessState(t, cfg, "")
+}
+
+// newHarnessState is newHarness with a lease state file.
+func newHarnessState(t *testing.T, cfg Config, stateFile string) *harness {
+	t.Helper()
 	h := &harness{rec: &recorder{}, req: &requests{}, red: &fakeRedactor{}}
 	logger := slog.New(slog.NewJSONHandler(h.rec, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	s, err := newSyncer(cfg, Settings{Logger: logger, Audit: h.rec, Redact: h.red, Metrics: NewMetrics(nil)}, h.req.wrap)
+	s, err := newSyncer(cfg, Settings{Logger: logger, Audit: h.rec, Redact: h.red, Metrics: NewMetrics(nil), StateFile: stateFile}, h.req.wrap)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -212,10 +218,17 @@ func newHarness(t *testing.T, cfg Config) *harness {
 // and without error.
 func (h *harness) run(t *testing.T) {
 	t.Helper()
+	t.Cleanup(h.start(t))
+}
+
+// start starts Run and returns the function that stops it and checks that it
+// returned promptly and without error.
+func (h *harness) start(t *testing.T) (stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- h.s.Run(ctx) }()
-	t.Cleanup(func() {
+	return func() {
 		cancel()
 		select {
 		case err := <-done:
@@ -226,7 +239,7 @@ func (h *harness) run(t *testing.T) {
 			t.Errorf("Run did not return within 5s of its context being cancelled")
 			<-done
 		}
-	})
+	}
 }
 
 // eventually waits for cond, checking every 10ms, and fails after timeout.

@@ -201,20 +201,70 @@ func (s *Syncer) rotate(ctx context.Context, d *dep, reason string) {
 // revokes leaseID. If a reload fails, the lease is not revoked: the application may
 // still use the old credentials, which end on their own at the lease's TTL.
 func (s *Syncer) revokeAfter(ctx context.Context, path, leaseID string, waits []wait) {
+	leases := []leaseRef{{Path: path, LeaseID: leaseID}}
+	if !s.reloadedFor(ctx, leases, waits) {
+		return
+	}
+	if !sleep(ctx, s.cfg.RevokeGrace) {
+		s.log.Info("stopping before the rotated lease was revoked; it ends on its own", "path", path, "lease_id", leaseID)
+		return
+	}
+	s.revokeLease(ctx, path, leaseID, fmt.Sprintf("after the reload and %s grace", s.cfg.RevokeGrace))
+}
+
+// revokeOrphans revokes the leases an earlier run left (see leaseState) once this
+// run's first render is reloaded and revoke_grace has passed, and forgets them.
+func (s *Syncer) revokeOrphans(ctx context.Context, orphans []leaseRef, waits []wait) {
+	if !s.reloadedFor(ctx, orphans, waits) {
+		if ctx.Err() == nil {
+			for _, l := range orphans {
+				_ = s.leases.drop(l.LeaseID) // left to expire: nothing more to do
+			}
+		}
+		return
+	}
+	if !sleep(ctx, s.cfg.RevokeGrace) {
+		return
+	}
+	for _, l := range orphans {
+		s.revokeLease(ctx, l.Path, l.LeaseID, fmt.Sprintf("a lease of an earlier run, replaced by this run's credentials; after the reload and %s grace", s.cfg.RevokeGrace))
+		if ctx.Err() != nil {
+			return
+		}
+		if err := s.leases.drop(l.LeaseID); err != nil {
+			s.log.Warn("cannot save the lease state", "error", err)
+		}
+	}
+}
+
+// reloadedFor waits for every reload in waits and reports whether leases may be
+// revoked: every reload succeeded and told the application. Otherwise it records why
+// they are not revoked (they end on their own at their TTL).
+func (s *Syncer) reloadedFor(ctx context.Context, leases []leaseRef, waits []wait) bool {
+	skip := func(outcome, msg string) {
+		for _, l := range leases {
+			s.met.revocations.WithLabelValues(ResultSkipped).Inc()
+			ev := audit.Event{Time: time.Now(), Kind: audit.KindRevoke, Path: l.Path, LeaseID: l.LeaseID, Outcome: outcome}
+			if outcome == ResultOK {
+				ev.Detail = msg
+			} else {
+				ev.Error = msg
+			}
+			s.audit.Record(ev)
+		}
+	}
 	for _, w := range waits {
 		out, err := w.r.Wait(ctx, w.t)
 		if ctx.Err() != nil {
-			s.log.Info("stopping before the rotated lease was revoked; it ends on its own", "path", path, "lease_id", leaseID)
-			return
+			s.log.Info("stopping before the replaced leases were revoked; they end on their own", "leases", len(leases))
+			return false
 		}
 		if err == nil && out.OK && out.Method == reload.MethodNone {
 			// Nobody told the application: it may still hold the old credentials
-			// (a connection pool, a served certificate). Let the lease run out.
-			s.met.revocations.WithLabelValues(ResultSkipped).Inc()
-			s.audit.Record(audit.Event{Time: time.Now(), Kind: audit.KindRevoke, Path: path, LeaseID: leaseID, Outcome: ResultOK,
-				Detail: "not revoked: reload method is none, so the application was not told about the new credentials; the old lease ends on its own"})
-			s.log.Info("rotated lease left to expire: no reload is configured", "path", path, "lease_id", leaseID)
-			return
+			// (a connection pool, a served certificate). Let the leases run out.
+			skip(ResultOK, "not revoked: reload method is none, so the application was not told about the new credentials; the old lease ends on its own")
+			s.log.Info("rotated lease left to expire: no reload is configured", "leases", len(leases))
+			return false
 		}
 		if err == nil && out.OK {
 			continue
@@ -222,27 +272,26 @@ func (s *Syncer) revokeAfter(ctx context.Context, path, leaseID string, waits []
 		if err == nil {
 			err = out.Err
 		}
-		s.met.revocations.WithLabelValues(ResultSkipped).Inc()
-		msg := fmt.Sprintf("not revoked: the application did not reload with the new credentials (%v); the old credentials stay valid until the lease ends", err)
-		s.audit.Record(audit.Event{Time: time.Now(), Kind: audit.KindRevoke, Path: path, LeaseID: leaseID, Outcome: ResultError, Error: msg})
-		s.log.Warn("rotated lease not revoked: the reload failed", "path", path, "lease_id", leaseID, "error", err)
-		return
+		skip(ResultError, fmt.Sprintf("not revoked: the application did not reload with the new credentials (%v); the old credentials stay valid until the lease ends", err))
+		s.log.Warn("rotated lease not revoked: the reload failed", "leases", len(leases), "error", err)
+		return false
 	}
-	if !sleep(ctx, s.cfg.RevokeGrace) {
-		s.log.Info("stopping before the rotated lease was revoked; it ends on its own", "path", path, "lease_id", leaseID)
-		return
-	}
+	return true
+}
+
+// revokeLease revokes leaseID, retrying what is worth retrying, and records the
+// outcome.
+func (s *Syncer) revokeLease(ctx context.Context, path, leaseID, detail string) {
 	bo := s.backoff()
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
 		err := s.client.RevokeLease(ctx, leaseID)
-		ev := audit.Event{Time: start, Kind: audit.KindRevoke, Path: path, LeaseID: leaseID, Duration: time.Since(start),
-			Detail: fmt.Sprintf("after the reload and %s grace", s.cfg.RevokeGrace)}
+		ev := audit.Event{Time: start, Kind: audit.KindRevoke, Path: path, LeaseID: leaseID, Duration: time.Since(start), Detail: detail}
 		if err == nil {
 			ev.Outcome = ResultOK
 			s.met.revocations.WithLabelValues(ResultOK).Inc()
 			s.audit.Record(ev)
-			s.log.Info("rotated lease revoked", "path", path, "lease_id", leaseID)
+			s.log.Info("lease revoked", "path", path, "lease_id", leaseID)
 			return
 		}
 		if ctx.Err() != nil {
@@ -252,7 +301,7 @@ func (s *Syncer) revokeAfter(ctx context.Context, path, leaseID string, waits []
 			ev.Outcome, ev.Error = ResultError, err.Error()+"; the lease ends on its own at its TTL"
 			s.met.revocations.WithLabelValues(ResultError).Inc()
 			s.audit.Record(ev)
-			s.log.Warn("rotated lease not revoked", "path", path, "lease_id", leaseID, "error", err)
+			s.log.Warn("lease not revoked", "path", path, "lease_id", leaseID, "error", err)
 			return
 		}
 		if !sleep(ctx, bo.Next()) {

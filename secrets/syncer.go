@@ -45,6 +45,10 @@ type Settings struct {
 	// Metrics are shared by every Syncer of the process; nil uses unregistered
 	// metrics.
 	Metrics *Metrics
+	// StateFile keeps the IDs of the leases held (never values) across restarts, so
+	// that the next run revokes them once it has replaced them (see leaseState); ""
+	// keeps nothing. The agent uses data_dir/secrets-leases.json.
+	StateFile string
 }
 
 // Syncer renders the configured secret files and keeps them fresh. See the package
@@ -65,9 +69,14 @@ type Syncer struct {
 	ready atomic.Bool
 	used  atomic.Bool
 
+	leases *leaseBook
+
 	// The state below belongs to the goroutine running Run's loop or RenderOnce.
-	deps map[string]*dep
-	g    *errgroup.Group // Run's group, for revocations; nil in RenderOnce
+	deps           map[string]*dep
+	g              *errgroup.Group // Run's group, for revocations; nil in RenderOnce
+	firstWaits     []wait          // the reloads of the first full render
+	orphansStarted bool            // the earlier run's leases are being dealt with
+	leaseErr       string          // the last lease-state error logged
 }
 
 // New validates cfg (after applying its defaults), reads template files, and builds
@@ -142,6 +151,10 @@ func newSyncer(cfg Config, set Settings, wrap func(http.RoundTripper) http.Round
 		s.files = append(s.files, f)
 	}
 	s.log = s.log.With("component", "secrets")
+	s.leases, err = openLeaseBook(set.StateFile)
+	if err != nil {
+		s.log.Warn("cannot use the lease state of an earlier run", "error", err)
+	}
 	return s, nil
 }
 
@@ -202,9 +215,12 @@ const idleWake = time.Hour
 func (s *Syncer) step(ctx context.Context, now time.Time) {
 	for _, f := range s.files {
 		if f.due(now) {
-			s.renderNotify(ctx, f)
+			w, _ := s.renderNotify(ctx, f)
 			if ctx.Err() != nil {
 				return
+			}
+			if w.r != nil && !s.ready.Load() {
+				s.firstWaits = append(s.firstWaits, w)
 			}
 		}
 	}
@@ -226,6 +242,19 @@ func (s *Syncer) step(ctx context.Context, now time.Time) {
 	}
 	s.collect()
 	s.checkHealth()
+	s.saveLeases()
+	if s.ready.Load() && !s.orphansStarted && s.g != nil {
+		s.orphansStarted = true
+		if orphans := s.leases.takeOrphans(); len(orphans) > 0 {
+			waits := s.firstWaits
+			s.log.Info("revoking the leases of an earlier run once the application reloaded", "leases", len(orphans))
+			s.g.Go(func() error {
+				s.revokeOrphans(ctx, orphans, waits)
+				return nil
+			})
+		}
+		s.firstWaits = nil
+	}
 }
 
 // nextWake returns when the loop must look again.
@@ -340,6 +369,8 @@ func (s *Syncer) RenderOnce(ctx context.Context) error {
 		}
 		pending = retry
 	}
+	// The agent that starts next revokes these once it has replaced them.
+	s.leases.setCurrent(append(s.leases.takeOrphans(), s.currentLeases()...))
 	if len(failed) == 0 {
 		s.ready.Store(true)
 		return nil

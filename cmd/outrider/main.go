@@ -156,8 +156,9 @@ func runRender(args []string, stdout, stderr io.Writer) int {
 	defer cancel()
 	s, err := secrets.New(cfg.Secrets, secrets.Settings{
 		Logger:  logger.With("component", "secrets"),
-		Audit:   audit.SinkFunc(func(e audit.Event) { logger.LogAttrs(ctx, slog.LevelInfo, "audit", e.Attrs()...) }),
-		Metrics: secrets.NewMetrics(nil),
+		Audit:     audit.SinkFunc(func(e audit.Event) { logger.LogAttrs(ctx, slog.LevelInfo, "audit", e.Attrs()...) }),
+		Metrics:   secrets.NewMetrics(nil),
+		StateFile: secrets.StateFile(cfg.DataDir),
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "outrider render: %v\n", err)
