@@ -58,7 +58,7 @@ func buildGraph(cfg *config.Config, m *metrics, scrub *redact.Registry, logger *
 	var logSink pipeline.Sink
 	if sc := cfg.Exporters.Sentry; sc != nil {
 		exp, err := sentryexp.New(*sc, sentryexp.Settings{
-			Logger:       logger.With("component", "exporter", "exporter", "sentry"),
+			Logger:       logger.With("component", "exporter"),
 			QueueMetrics: m.queue,
 			Name:         "sentry",
 		}, m.sentryExp)
@@ -70,7 +70,7 @@ func buildGraph(cfg *config.Config, m *metrics, scrub *redact.Registry, logger *
 	}
 	if lc := cfg.Exporters.Loki; lc != nil {
 		exp, err := loki.New(*lc, loki.Settings{
-			Logger:       logger.With("component", "exporter", "exporter", "loki"),
+			Logger:       logger.With("component", "exporter"),
 			QueueMetrics: m.queue,
 			Name:         "loki",
 		})
@@ -88,7 +88,7 @@ func buildGraph(cfg *config.Config, m *metrics, scrub *redact.Registry, logger *
 	}
 	if oc := cfg.Exporters.OTLP; oc != nil {
 		exp, err := otlpexp.New(*oc, otlpexp.Settings{
-			Logger:       logger.With("component", "exporter", "exporter", "otlp"),
+			Logger:       logger.With("component", "exporter"),
 			QueueMetrics: m.queue,
 			Name:         "otlp",
 		})

@@ -148,11 +148,12 @@ func (b *Builder) newEvent(source string, t time.Time) *sentry.Event {
 // correlate sets the trace context and the correlation tags.
 func (b *Builder) correlate(ev *sentry.Event, traceID, spanID, requestID string) {
 	if traceID != "" {
-		trace := sentry.Context{"trace_id": traceID}
-		if spanID != "" {
-			trace["span_id"] = spanID
+		if spanID == "" {
+			// Sentry's trace context needs a span: a log line with only a trace ID
+			// gets one of its own, in the same trace.
+			spanID = newSpanID()
 		}
-		ev.Contexts["trace"] = trace
+		ev.Contexts["trace"] = sentry.Context{"trace_id": traceID, "span_id": spanID}
 		ev.Tags["trace_id"] = traceID
 	}
 	if requestID != "" {
@@ -175,6 +176,13 @@ func (b *Builder) finish(ev *sentry.Event, source, typ, value string, frames []f
 		ev.Contexts[contextOutrider] = sentry.Context{suppressedKey: suppressed}
 	}
 	return true
+}
+
+func newSpanID() string {
+	var id [8]byte
+	_, _ = rand.Read(id[:])
+	id[0] |= 1 // never all zero
+	return hex.EncodeToString(id[:])
 }
 
 func newEventID() string {

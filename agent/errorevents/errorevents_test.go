@@ -148,6 +148,10 @@ func TestFromLog(t *testing.T) {
 	if ev.Contexts["grafana"]["tempo_trace"] == nil || len(ev.Fingerprint) != 1 || len(ev.EventID) != 32 {
 		t.Errorf("grafana %v fingerprint %v id %q", ev.Contexts["grafana"], ev.Fingerprint, ev.EventID)
 	}
+	onlyTrace := pipeline.Record{Line: javaTrace, Level: pipeline.LevelError, TraceID: rec.TraceID}
+	if ev, ok := b.FromLog(&onlyTrace); !ok || len(ev.Contexts["trace"]["span_id"].(string)) != 16 {
+		t.Errorf("a record with a trace ID but no span ID: trace context %v, want a span of its own (Sentry requires one)", ev.Contexts["trace"])
+	}
 	for _, r := range []pipeline.Record{
 		{Line: javaTrace, Level: pipeline.LevelInfo},
 		{Line: "payment declined", Level: pipeline.LevelError},

@@ -94,19 +94,29 @@ type Request struct {
 // then fails for every protocol error recorded and not taken with TakeErrors.
 func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
-	s := &Server{key: DefaultPublicKey, maxBytes: 20 << 20, changed: make(chan struct{})}
-	for _, o := range opts {
-		o(s)
-	}
-	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	s := New(opts...)
 	t.Cleanup(func() {
-		s.srv.Close()
+		s.Close()
 		for _, err := range s.Errors() {
 			t.Errorf("sentrytest: %v", err)
 		}
 	})
 	return s
 }
+
+// New starts a Server on 127.0.0.1:0 outside a test (the demo uses it); Close stops
+// it, and Errors says what it refused.
+func New(opts ...Option) *Server {
+	s := &Server{key: DefaultPublicKey, maxBytes: 20 << 20, changed: make(chan struct{})}
+	for _, o := range opts {
+		o(s)
+	}
+	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	return s
+}
+
+// Close stops the server.
+func (s *Server) Close() { s.srv.Close() }
 
 // URL returns the server's base URL, e.g. http://127.0.0.1:41234.
 func (s *Server) URL() string { return s.srv.URL }

@@ -2,14 +2,16 @@
 // real Loki, Vault and PostgreSQL on 127.0.0.1; the agent renders a KV secret and
 // database credentials into files for a demo app, rotates the credentials midway and
 // makes the app reload; the app writes a log (JSON lines with correlation IDs, errors,
-// a Java stack trace, a rotation, and a line leaking its API key) and sends traces over
-// OTLP; and the demo prints what arrived in Loki and in a real OTLP trace backend
-// (Jaeger v2 standing in for Tempo) — scrubbed — with the queries to see it. `make
-// demo` runs it.
+// a Java stack trace, a rotation, and a line leaking its API key), sends traces over
+// OTLP and reports an error with its Sentry SDK while logging a panic; and the demo
+// prints what arrived in Loki, in a real OTLP trace backend (Jaeger v2 standing in for
+// Tempo) and at a Sentry-protocol receiver — scrubbed, correlated by trace_id — with
+// the queries to see it. `make demo` runs it.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"net/http"
@@ -27,6 +29,7 @@ import (
 	"github.com/outrider-dev/outrider/internal/jaegertest"
 	"github.com/outrider-dev/outrider/internal/lokitest"
 	"github.com/outrider-dev/outrider/internal/pgtest"
+	"github.com/outrider-dev/outrider/internal/sentrytest"
 	"github.com/outrider-dev/outrider/internal/vaulttest"
 )
 
@@ -57,6 +60,10 @@ func run(bin string, n int, keep bool) error {
 		return err
 	}
 	defer jaeger.Stop()
+	// No Sentry can run here: a strict Sentry-protocol receiver stands in for the
+	// project the agent forwards events to.
+	sentrySrv := sentrytest.New(sentrytest.WithPublicKey("demo-upstream-key"), sentrytest.WithProject(1))
+	defer sentrySrv.Close()
 	loki, err := lokitest.Start(ctx, filepath.Join(dir, "loki"))
 	if err != nil {
 		return err
@@ -93,11 +100,12 @@ func run(bin string, n int, keep bool) error {
 	if err := os.WriteFile(tokenFile, []byte(v.RootToken), 0o600); err != nil {
 		return err
 	}
-	ports, err := backendtest.FreePorts(3)
+	ports, err := backendtest.FreePorts(4)
 	if err != nil {
 		return err
 	}
 	port, otlpGRPC, otlpHTTP := ports[0], fmt.Sprintf("127.0.0.1:%d", ports[1]), fmt.Sprintf("127.0.0.1:%d", ports[2])
+	sentryAddr := fmt.Sprintf("127.0.0.1:%d", ports[3])
 	cfgPath := filepath.Join(dir, "outrider.yaml")
 	cfg := fmt.Sprintf(`data_dir: %[1]s/data
 identity: {service: demo-shop, namespace: demo, pod: demo-shop-0, container: app}
@@ -112,6 +120,7 @@ receivers:
   otlp:
     grpc: {listen: "%[8]s"}
     http: {listen: "%[9]s"}
+  sentry: {listen: "%[11]s", public_key: demo-local-key}
 exporters:
   loki:
     url: %[3]s
@@ -119,6 +128,10 @@ exporters:
   otlp:
     endpoint: http://%[10]s
     batch: {max_wait: 200ms}
+  sentry:
+    dsn: %[12]s
+errors: {environment: demo}
+grafana: {url: "http://grafana.local:3000", tempo_datasource_uid: tempo, loki_datasource_uid: loki}
 secrets:
   vault:
     address: %[4]s
@@ -134,7 +147,7 @@ secrets:
       template: |
         {{ with secret "database/creds/shop" }}DB_USER={{ .Data.username }}
         DB_PASSWORD={{ .Data.password }}{{ end }}
-`, dir, logDir, loki.URL, v.Addr, tokenFile, port, secretDir, otlpGRPC, otlpHTTP, jaeger.OTLPGRPCEndpoint())
+`, dir, logDir, loki.URL, v.Addr, tokenFile, port, secretDir, otlpGRPC, otlpHTTP, jaeger.OTLPGRPCEndpoint(), sentryAddr, sentrySrv.DSN("demo-upstream-key", 1))
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return err
 	}
@@ -196,6 +209,19 @@ secrets:
 		return fmt.Errorf("traces in Jaeger: %w", err)
 	}
 	step("arrived in the trace backend: %d of %d spans, with service.name, k8s.pod.name and k8s.namespace.name added by the agent;\n    the failed payment span's attribute with the API key was stored as %q\n    look one up: %s/api/v3/traces/%s", spans, nTraces*5, stored, jaeger.QueryURL(), traceIDs[nTraces/2])
+
+	failedTrace := traceIDs[nTraces/2]
+	step("errors: the app's Sentry SDK (DSN http://demo-local-key@%s/1) reports the failed payment, the app logs a Go panic in the same trace, and the failed span is in the trace backend", sentryAddr)
+	if err := reportWithSDK(fmt.Sprintf("http://demo-local-key@%s/1", sentryAddr), failedTrace, "00f067aa0ba902b7"); err != nil {
+		return err
+	}
+	if err := appendPanic(logDir, failedTrace); err != nil {
+		return err
+	}
+	step("arrived at the Sentry project (events from the SDK, from the log's stack trace and from the error span, all with the failed request's trace_id %s):", failedTrace)
+	if err := printEvents(ctx, sentrySrv, 3); err != nil {
+		return err
+	}
 
 	step("waiting for the database credentials to rotate (Vault caps the renewal near the 20 s max TTL) …")
 	if err := waitFor(ctx, 45*time.Second, func() bool {
@@ -280,6 +306,22 @@ func writeAppLogs(dir string, n int) (string, error) {
 		}
 	}
 	return errTrace, f.Close()
+}
+
+// appendPanic writes an error line carrying a Go panic and the failed request's trace
+// ID, as a crashing handler's logger would.
+func appendPanic(dir, traceID string) error {
+	f, err := os.OpenFile(filepath.Join(dir, "app.log"), os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	line, _ := json.Marshal(map[string]string{"time": time.Now().UTC().Format(time.RFC3339Nano), "level": "error",
+		"msg": "handler panicked", "trace_id": traceID, "request_id": "req-demo-payment", "stack": goPanic})
+	_, err = fmt.Fprintf(f, "%s\n", line)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func step(format string, args ...any) {
