@@ -3,6 +3,7 @@
 //	outrider agent --config FILE          run the agent
 //	outrider render --config FILE --once  render every secret file once and exit
 //	outrider validate --config FILE       check a configuration file and exit
+//	outrider inject [flags]               run the Kubernetes admission webhook
 //	outrider version                  print the version
 //
 // Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
@@ -44,6 +45,8 @@ commands:
   agent --config FILE          run the sidecar agent
   render --config FILE --once  render every secret file once and exit (init containers)
   validate --config FILE       check a configuration file; print every problem
+  inject [flags]               run the Kubernetes mutating webhook that injects the sidecar
+  inject --self-signed ...     make the webhook's CA and certificate; print the caBundle
   version                  print the version
 `
 
@@ -63,6 +66,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runValidate(args[1:], stdout, stderr)
 	case "render":
 		return runRender(args[1:], stdout, stderr)
+	case "inject":
+		return runInject(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "outrider %s\n", version)
 		return exitOK
@@ -155,7 +160,7 @@ func runRender(args []string, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	s, err := secrets.New(cfg.Secrets, secrets.Settings{
-		Logger:  logger.With("component", "secrets"),
+		Logger:    logger.With("component", "secrets"),
 		Audit:     audit.SinkFunc(func(e audit.Event) { logger.LogAttrs(ctx, slog.LevelInfo, "audit", e.Attrs()...) }),
 		Metrics:   secrets.NewMetrics(nil),
 		StateFile: secrets.StateFile(cfg.DataDir),

@@ -1,0 +1,246 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"gopkg.in/yaml.v3"
+
+	"github.com/outrider-dev/outrider/inject"
+)
+
+// injectFlags are the flags of `outrider inject`.
+type injectFlags struct {
+	config          string
+	listen          string
+	certFile        string
+	keyFile         string
+	shutdownTimeout time.Duration
+	logLevel        string
+	logFormat       string
+	defaults        inject.Defaults
+
+	selfSigned    bool
+	outDir        string
+	service       string
+	namespace     string
+	extraNames    string
+	validity      time.Duration
+	webhookConfig string
+	kubeServer    string
+	kubeTokenFile string
+	kubeCAFile    string
+}
+
+func (f *injectFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.config, "config", "", "YAML file with the injector's defaults (image, sidecar_mode, vault_addr, loki_url, tempo_endpoint, sentry_dsn, cpu_request, cpu_limit, memory_request, memory_limit, secrets_size_limit, queue_size_limit, agent_port); flags given on the command line win")
+	fs.StringVar(&f.listen, "listen", ":8443", "HTTPS address of /mutate, /healthz and /metrics")
+	fs.StringVar(&f.certFile, "tls-cert", "/etc/outrider-injector/tls/tls.crt", "serving certificate (PEM, with its chain); re-read when it changes")
+	fs.StringVar(&f.keyFile, "tls-key", "/etc/outrider-injector/tls/tls.key", "serving certificate's private key (PEM); re-read when it changes")
+	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long SIGTERM waits for requests in flight")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&f.logFormat, "log-format", "json", "json or text")
+
+	d := &f.defaults
+	fs.StringVar(&d.Image, "image", "ghcr.io/outrider-dev/outrider:"+version, "sidecar image ("+inject.AnnotationImage+")")
+	fs.StringVar(&d.SidecarMode, "sidecar-mode", inject.DefaultSidecarMode, "native or classic ("+inject.AnnotationSidecarMode+")")
+	fs.StringVar(&d.VaultAddr, "vault-addr", "", "Vault's URL ("+inject.AnnotationVaultAddr+")")
+	fs.StringVar(&d.LokiURL, "loki-url", "", "Loki's URL ("+inject.AnnotationLokiURL+"); logs are shipped only when set")
+	fs.StringVar(&d.TempoEndpoint, "tempo-endpoint", "", "OTLP gRPC endpoint for traces ("+inject.AnnotationTempoEndpoint+"); traces are shipped only when set")
+	fs.StringVar(&d.SentryDSN, "sentry-dsn", "", "upstream Sentry DSN ("+inject.AnnotationSentryDSN+")")
+	fs.StringVar(&d.CPURequest, "cpu-request", inject.DefaultCPURequest, "sidecar CPU request ("+inject.AnnotationCPURequest+")")
+	fs.StringVar(&d.CPULimit, "cpu-limit", "", "sidecar CPU limit, none by default ("+inject.AnnotationCPULimit+")")
+	fs.StringVar(&d.MemoryRequest, "memory-request", inject.DefaultMemoryRequest, "sidecar memory request ("+inject.AnnotationMemoryRequest+")")
+	fs.StringVar(&d.MemoryLimit, "memory-limit", inject.DefaultMemoryLimit, "sidecar memory limit, or none ("+inject.AnnotationMemoryLimit+")")
+	fs.StringVar(&d.SecretsSizeLimit, "secrets-size-limit", inject.DefaultSecretsSizeLimit, "size limit of the in-memory secrets volume ("+inject.AnnotationSecretsSizeLimit+")")
+	fs.StringVar(&d.QueueSizeLimit, "queue-size-limit", inject.DefaultQueueSizeLimit, "size limit of the queue volume ("+inject.AnnotationQueueSizeLimit+")")
+	fs.IntVar(&d.AgentPort, "agent-port", inject.DefaultAgentPort, "port of the sidecar's /metrics, /healthz and /readyz")
+
+	fs.BoolVar(&f.selfSigned, "self-signed", false, "generate a CA and a serving certificate for the Service into --out-dir, print the base64 caBundle, and exit")
+	fs.StringVar(&f.outDir, "out-dir", "", "with --self-signed: where to write ca.crt, tls.crt and tls.key (kept when still valid for the names)")
+	fs.StringVar(&f.service, "service", "outrider-injector", "with --self-signed: the webhook's Service name")
+	fs.StringVar(&f.namespace, "namespace", os.Getenv("POD_NAMESPACE"), "with --self-signed: the Service's namespace (default $POD_NAMESPACE)")
+	fs.StringVar(&f.extraNames, "extra-names", "", "with --self-signed: more DNS names or IP addresses for the certificate, comma-separated")
+	fs.DurationVar(&f.validity, "validity", 2*365*24*time.Hour, "with --self-signed: how long the certificates are valid")
+	fs.StringVar(&f.webhookConfig, "webhook-config", "", "with --self-signed: also add the CA to the caBundle of every webhook of this MutatingWebhookConfiguration, through the API server")
+	fs.StringVar(&f.kubeServer, "kube-server", "", "with --webhook-config: API server URL (default: in-cluster)")
+	fs.StringVar(&f.kubeTokenFile, "kube-token-file", "", "with --kube-server: file holding the bearer token")
+	fs.StringVar(&f.kubeCAFile, "kube-ca-file", "", "with --kube-server: the API server's CA certificates")
+}
+
+// runInject runs the admission webhook, or with --self-signed makes its certificates.
+func runInject(args []string, stdout, stderr io.Writer) int {
+	var f injectFlags
+	fs := flag.NewFlagSet("outrider inject", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	f.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "outrider inject: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	}
+	if f.selfSigned {
+		return runSelfSigned(&f, stdout, stderr)
+	}
+	defaults, err := injectDefaults(fs, &f)
+	if err != nil {
+		fmt.Fprintf(stderr, "outrider inject: %v\n", err)
+		return exitUsage
+	}
+	injector, err := inject.NewInjector(defaults)
+	if err != nil {
+		fmt.Fprintf(stderr, "outrider inject: invalid defaults: %v\n", err)
+		return exitUsage
+	}
+	switch f.logLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		fmt.Fprintf(stderr, "outrider inject: --log-level must be debug, info, warn or error, got %q\n", f.logLevel)
+		return exitUsage
+	}
+	if f.logFormat != "json" && f.logFormat != "text" {
+		fmt.Fprintf(stderr, "outrider inject: --log-format must be json or text, got %q\n", f.logFormat)
+		return exitUsage
+	}
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(f.logLevel)) // checked above
+	opts := &slog.HandlerOptions{Level: level}
+	var handler slog.Handler = slog.NewJSONHandler(stderr, opts)
+	if f.logFormat == "text" {
+		handler = slog.NewTextHandler(stderr, opts)
+	}
+	logger := slog.New(handler).With("component", "inject")
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := inject.NewMetrics(reg)
+	srv, err := inject.NewServer(inject.ServerConfig{
+		Listen:          f.listen,
+		CertFile:        f.certFile,
+		KeyFile:         f.keyFile,
+		ShutdownTimeout: f.shutdownTimeout,
+	}, inject.NewHandler(injector, metrics, logger), reg, metrics, logger)
+	if err != nil {
+		fmt.Fprintf(stderr, "outrider inject: %v\n", err)
+		return exitFailed
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := srv.Run(ctx); err != nil {
+		logger.Error("injector failed", "error", err)
+		return exitFailed
+	}
+	return exitOK
+}
+
+// injectDefaults reads --config, then lets the flags given on the command line
+// override it.
+func injectDefaults(fs *flag.FlagSet, f *injectFlags) (inject.Defaults, error) {
+	if f.config == "" {
+		return f.defaults, nil
+	}
+	data, err := os.ReadFile(f.config)
+	if err != nil {
+		return inject.Defaults{}, fmt.Errorf("--config: %w", err)
+	}
+	var d inject.Defaults
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&d); err != nil && err != io.EOF {
+		return inject.Defaults{}, fmt.Errorf("--config %s: %w", f.config, err)
+	}
+	flagFields := overrides(&d, &f.defaults)
+	fs.Visit(func(fl *flag.Flag) {
+		if set, ok := flagFields[fl.Name]; ok {
+			set()
+		}
+	})
+	if d.Image == "" {
+		d.Image = f.defaults.Image
+	}
+	return d, nil
+}
+
+// overrides maps the name of each flag of a Defaults field to a function copying that
+// field from the flags' values to d.
+func overrides(d, flags *inject.Defaults) map[string]func() {
+	return map[string]func(){
+		"image":              func() { d.Image = flags.Image },
+		"sidecar-mode":       func() { d.SidecarMode = flags.SidecarMode },
+		"vault-addr":         func() { d.VaultAddr = flags.VaultAddr },
+		"loki-url":           func() { d.LokiURL = flags.LokiURL },
+		"tempo-endpoint":     func() { d.TempoEndpoint = flags.TempoEndpoint },
+		"sentry-dsn":         func() { d.SentryDSN = flags.SentryDSN },
+		"cpu-request":        func() { d.CPURequest = flags.CPURequest },
+		"cpu-limit":          func() { d.CPULimit = flags.CPULimit },
+		"memory-request":     func() { d.MemoryRequest = flags.MemoryRequest },
+		"memory-limit":       func() { d.MemoryLimit = flags.MemoryLimit },
+		"secrets-size-limit": func() { d.SecretsSizeLimit = flags.SecretsSizeLimit },
+		"queue-size-limit":   func() { d.QueueSizeLimit = flags.QueueSizeLimit },
+		"agent-port":         func() { d.AgentPort = flags.AgentPort },
+	}
+}
+
+// runSelfSigned writes (or keeps) the certificates, prints the base64 CA bundle and,
+// with --webhook-config, adds the CA to the webhook configuration.
+func runSelfSigned(f *injectFlags, stdout, stderr io.Writer) int {
+	if f.outDir == "" || f.service == "" || f.namespace == "" {
+		fmt.Fprintln(stderr, "outrider inject --self-signed: --out-dir, --service and --namespace are required")
+		return exitUsage
+	}
+	names := inject.ServiceDNSNames(f.service, f.namespace)
+	for _, n := range bytes.Split([]byte(f.extraNames), []byte(",")) {
+		if s := string(bytes.TrimSpace(n)); s != "" {
+			names = append(names, s)
+		}
+	}
+	now := time.Now()
+	certs, reused, err := inject.LoadOrGenerateCertificates(f.outDir, names, f.validity, now)
+	if err != nil {
+		fmt.Fprintf(stderr, "outrider inject --self-signed: %v\n", err)
+		return exitFailed
+	}
+	if reused {
+		fmt.Fprintf(stderr, "outrider inject: kept the certificates in %s\n", f.outDir)
+	} else {
+		fmt.Fprintf(stderr, "outrider inject: wrote a new CA and serving certificate for %v to %s\n", names, f.outDir)
+	}
+	fmt.Fprintln(stdout, base64.StdEncoding.EncodeToString(certs.CA))
+	if f.webhookConfig == "" {
+		return exitOK
+	}
+	var client *inject.KubeClient
+	if f.kubeServer != "" {
+		client, err = inject.NewKubeClient(f.kubeServer, f.kubeTokenFile, f.kubeCAFile)
+	} else {
+		client, err = inject.InClusterKubeClient()
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "outrider inject --self-signed: %v\n", err)
+		return exitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	n, err := client.PatchCABundle(ctx, f.webhookConfig, certs.CA, now)
+	if err != nil {
+		fmt.Fprintf(stderr, "outrider inject --self-signed: %v\n", err)
+		return exitFailed
+	}
+	fmt.Fprintf(stderr, "outrider inject: added the CA to the caBundle of %d webhooks of MutatingWebhookConfiguration %s\n", n, f.webhookConfig)
+	return exitOK
+}

@@ -1,0 +1,207 @@
+package inject
+
+// Prefix starts every annotation the injector reads or writes. An annotation under
+// this prefix that is not listed here denies the pod, so that a typo never goes
+// unnoticed.
+const Prefix = "outrider.dev/"
+
+// Annotations read by the injector. docs/annotations.md is generated from the doc
+// comments below (go test ./inject -run TestAnnotationsDoc -update); each comment's
+// last sentence says the default.
+const (
+	// AnnotationInject opts a pod in: "true" injects the outrider sidecar, "false" (or
+	// no annotation) leaves the pod untouched. Any other value denies the pod.
+	// Default: not injected.
+	AnnotationInject = "outrider.dev/inject"
+
+	// AnnotationStatus is written by the injector: "injected" marks a pod that already
+	// has the sidecar, and such a pod is never injected again (a second pass returns no
+	// patch). Set it yourself only to skip injection of a pod that carries its own
+	// outrider. Default: written by the injector.
+	AnnotationStatus = "outrider.dev/status"
+
+	// AnnotationConfig is written by the injector: the sidecar's configuration, as the
+	// YAML of `outrider agent --config`, generated from the other annotations. The
+	// sidecar reads it through a downward-API volume at /etc/outrider/config.yaml. A
+	// value set before injection is replaced. Default: written by the injector.
+	AnnotationConfig = "outrider.dev/config"
+
+	// AnnotationSidecarMode is "native" (an init container with restartPolicy: Always
+	// and a startup probe on /readyz, Kubernetes 1.29 and later: the app containers
+	// start after the first secret render and Jobs complete) or "classic" (an
+	// `outrider render --once` init container plus a regular sidecar container, for
+	// older clusters; a Job's pod then never completes). Default: the injector's
+	// --sidecar-mode, itself "native" by default.
+	AnnotationSidecarMode = "outrider.dev/sidecar-mode"
+
+	// AnnotationImage is the sidecar's image. Default: the injector's --image.
+	AnnotationImage = "outrider.dev/image"
+
+	// AnnotationContainer lists, comma-separated, the containers that get the secrets
+	// and log mounts and the telemetry environment. It may name init containers, which
+	// then run with the secrets already rendered. The first one named is the
+	// container whose user the sidecar runs as and whose name labels the collected
+	// logs. Default: every container of spec.containers.
+	AnnotationContainer = "outrider.dev/container"
+
+	// AnnotationService is the service name: OTEL_SERVICE_NAME of the app containers
+	// and the sidecar, the service label of logs in Loki. Default: the pod's label
+	// app.kubernetes.io/name, else its label app, else the first target container's
+	// name.
+	AnnotationService = "outrider.dev/service"
+
+	// AnnotationLogLevel is the sidecar's own log level: debug, info, warn or error.
+	// Default: info.
+	AnnotationLogLevel = "outrider.dev/log-level"
+
+	// AnnotationCPURequest is the sidecar's CPU request, a Kubernetes quantity such as
+	// "10m". Default: the injector's --cpu-request.
+	AnnotationCPURequest = "outrider.dev/cpu-request"
+
+	// AnnotationCPULimit is the sidecar's CPU limit, a Kubernetes quantity such as
+	// "500m". Default: the injector's --cpu-limit, itself none (a CPU limit only
+	// throttles shipping).
+	AnnotationCPULimit = "outrider.dev/cpu-limit"
+
+	// AnnotationMemoryRequest is the sidecar's memory request, a Kubernetes quantity
+	// such as "32Mi". Default: the injector's --memory-request.
+	AnnotationMemoryRequest = "outrider.dev/memory-request"
+
+	// AnnotationMemoryLimit is the sidecar's memory limit, a Kubernetes quantity such as
+	// "128Mi"; "none" sets none. The agent's soft heap limit (runtime.memory_limit) is
+	// set to 80% of it. Default: the injector's --memory-limit.
+	AnnotationMemoryLimit = "outrider.dev/memory-limit"
+
+	// AnnotationVaultAddr is Vault's URL, such as https://vault.vault:8200. Default:
+	// the injector's --vault-addr.
+	AnnotationVaultAddr = "outrider.dev/vault-addr"
+
+	// AnnotationVaultNamespace is the Vault Enterprise / HCP namespace
+	// (X-Vault-Namespace). Default: none.
+	AnnotationVaultNamespace = "outrider.dev/vault-namespace"
+
+	// AnnotationVaultCASecret names a Secret of the pod's namespace whose key ca.crt
+	// holds the PEM CA certificates Vault's TLS certificate is checked against. It is
+	// mounted read-only at /vault/tls in the sidecar and passed as VAULT_CACERT.
+	// Default: the system's roots.
+	AnnotationVaultCASecret = "outrider.dev/vault-ca-secret"
+
+	// AnnotationRole is the Vault role the sidecar logs in as. Required when the pod
+	// has secrets. Default: none.
+	AnnotationRole = "outrider.dev/role"
+
+	// AnnotationAuthPath is the path where the auth method is mounted in Vault, with or
+	// without the "auth/" prefix ("kubernetes", "auth/k8s-prod"). Default: the auth
+	// method's name.
+	AnnotationAuthPath = "outrider.dev/auth-path"
+
+	// AnnotationAuthMethod is how the sidecar logs in to Vault with the pod's
+	// service-account token: "kubernetes" or "jwt". Default: kubernetes.
+	AnnotationAuthMethod = "outrider.dev/auth-method"
+
+	// AnnotationSecretPrefix, followed by a file name, renders the Vault path in the
+	// value (as in `vault read`, such as secret/data/db) into <secrets-dir>/<name>,
+	// written in <name>'s format. The name is made of letters, digits, '.', '_' and
+	// '-'; the suffixes -format, -perms and -key belong to the annotations below.
+	// Default: none.
+	AnnotationSecretPrefix = "outrider.dev/secret-"
+
+	// AnnotationTemplatePrefix, followed by a file name, renders the Go template in the
+	// value into <secrets-dir>/<name>. The template names its own Vault paths:
+	// {{ with secret "secret/data/db" }}{{ .Data.data.password }}{{ end }}. A name has
+	// either a secret- or a template- annotation, not both. Default: none.
+	AnnotationTemplatePrefix = "outrider.dev/template-"
+
+	// AnnotationSecretFormatSuffix, after outrider.dev/secret-<name>, is the encoding
+	// of the file: env, json, yaml, properties or raw (raw writes the one value named
+	// by -key). Default: raw when -key is set, else env.
+	AnnotationSecretFormatSuffix = "-format"
+
+	// AnnotationSecretKeySuffix, after outrider.dev/secret-<name>, names the one value
+	// the raw format writes. Default: none.
+	AnnotationSecretKeySuffix = "-key"
+
+	// AnnotationSecretPermsSuffix, after outrider.dev/secret-<name> or
+	// outrider.dev/template-<name>, is the file's permission in octal, such as "0440";
+	// a mode that gives "other" users access is refused. The file belongs to the
+	// sidecar's user, which is the first target container's runAsUser when the pod
+	// sets one (so "0400" lets the app read it), else 65532. Default: 0400.
+	AnnotationSecretPermsSuffix = "-perms"
+
+	// AnnotationSecretsDir is the directory the secret files are rendered into, an
+	// in-memory volume mounted in the sidecar and in the target containers (read-only).
+	// Default: /vault/secrets.
+	AnnotationSecretsDir = "outrider.dev/secrets-dir"
+
+	// AnnotationSecretsSizeLimit is the size limit of the in-memory secrets volume, a
+	// Kubernetes quantity. Default: the injector's --secrets-size-limit.
+	AnnotationSecretsSizeLimit = "outrider.dev/secrets-size-limit"
+
+	// AnnotationReload is how the app is told that a secret file changed: "none";
+	// "signal:<SIG>" (such as signal:HUP) sends a signal to the process named by
+	// reload-process, which needs a shared process namespace (the injector sets
+	// spec.shareProcessNamespace: true); "http:<URL>" sends a POST to a loopback URL
+	// such as http:http://127.0.0.1:8080/-/reload. Default: none.
+	AnnotationReload = "outrider.dev/reload"
+
+	// AnnotationReloadProcess names the process that reload signal:<SIG> signals (its
+	// base name, such as nginx). Default: the base name of the first target
+	// container's command[0], when it has one.
+	AnnotationReloadProcess = "outrider.dev/reload-process"
+
+	// AnnotationLogs lists, comma-separated, the absolute paths (the last element may
+	// be a glob) of the log files the app writes, such as
+	// /var/log/app/*.log,/var/log/nginx/access.log. An emptyDir is mounted at each
+	// directory in the target containers and read-only at the same path in the
+	// sidecar, which tails the files to Loki. Default: no files (OTLP logs still flow).
+	AnnotationLogs = "outrider.dev/logs"
+
+	// AnnotationLogsSizeLimit is the size limit of the shared log volume, a Kubernetes
+	// quantity. Beyond it the kubelet evicts the pod, so rotate the files. Default: no
+	// limit.
+	AnnotationLogsSizeLimit = "outrider.dev/logs-size-limit"
+
+	// AnnotationLokiURL is Loki's URL, such as http://loki.monitoring:3100. Default:
+	// the injector's --loki-url.
+	AnnotationLokiURL = "outrider.dev/loki-url"
+
+	// AnnotationLokiTenant is the Loki tenant (X-Scope-OrgID). Default: none.
+	AnnotationLokiTenant = "outrider.dev/loki-tenant"
+
+	// AnnotationTempoEndpoint is the OTLP gRPC endpoint traces go to, such as
+	// http://tempo.monitoring:4317. Default: the injector's --tempo-endpoint.
+	AnnotationTempoEndpoint = "outrider.dev/tempo-endpoint"
+
+	// AnnotationOTLPProtocol is the protocol the app's OpenTelemetry SDK speaks to the
+	// sidecar: "http/protobuf" (OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318) or
+	// "grpc" (http://127.0.0.1:4317); OTEL_EXPORTER_OTLP_PROTOCOL is set to match.
+	// Default: http/protobuf.
+	AnnotationOTLPProtocol = "outrider.dev/otlp-protocol"
+
+	// AnnotationSentryDSN is the upstream Sentry DSN errors are forwarded to. The app
+	// containers get SENTRY_DSN pointing at the sidecar instead. Default: the
+	// injector's --sentry-dsn.
+	AnnotationSentryDSN = "outrider.dev/sentry-dsn"
+
+	// AnnotationSentryDSNSecret is "<secret>/<key>": a Secret of the pod's namespace
+	// holding the upstream Sentry DSN, passed to the sidecar as an environment
+	// variable so that it appears in no annotation. Exclusive with sentry-dsn.
+	// Default: none.
+	AnnotationSentryDSNSecret = "outrider.dev/sentry-dsn-secret"
+
+	// AnnotationQueueSizeLimit is the size limit of the volume holding the durable
+	// queues of pushed data, a Kubernetes quantity of at least 64Mi. There is one queue
+	// per signal shipped (traces, logs, errors), and together they may use 7/8 of it;
+	// beyond that the app's SDK is asked to retry later. Default: the injector's
+	// --queue-size-limit.
+	AnnotationQueueSizeLimit = "outrider.dev/queue-size-limit"
+)
+
+// StatusInjected is the value of AnnotationStatus on an injected pod.
+const StatusInjected = "injected"
+
+// Sidecar modes, the values of AnnotationSidecarMode.
+const (
+	ModeNative  = "native"
+	ModeClassic = "classic"
+)

@@ -1,0 +1,188 @@
+package inject
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/outrider-dev/outrider/internal/confval"
+)
+
+// Results of a mutation, the values of the result label of the injector's metrics.
+const (
+	ResultInjected = "injected" // the sidecar was injected
+	ResultSkipped  = "skipped"  // allowed unchanged: no opt-in, injected already, not a pod creation
+	ResultDenied   = "denied"   // the pod's annotations are invalid or clash with it
+	ResultError    = "error"    // the request could not be read
+)
+
+// Injector decides what to add to each pod. It holds only the injector-wide
+// defaults, so one Injector serves any number of concurrent requests.
+type Injector struct {
+	defaults Defaults
+}
+
+// NewInjector applies the defaults of d, validates them, and checks that a sidecar
+// configuration generated from them alone is valid, so that an injector started with
+// a bad --loki-url fails at once instead of denying every pod.
+func NewInjector(d Defaults) (*Injector, error) {
+	d.ApplyDefaults()
+	p := &confval.Problems{}
+	d.Validate(p)
+	if err := p.Err(); err != nil {
+		return nil, err
+	}
+	if d.SentryDSN != "" {
+		if _, msg := parseDSN(d.SentryDSN); msg != "" {
+			p.Addf("sentry_dsn", "%s", msg)
+		}
+	}
+	probe := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{AnnotationInject: "true"}},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app"}}},
+	}
+	if d.VaultAddr != "" {
+		probe.Annotations[AnnotationSecretPrefix+"probe"] = "secret/data/probe"
+		probe.Annotations[AnnotationRole] = "probe"
+	}
+	in := &Injector{defaults: d}
+	if d.VaultAddr != "" || d.LokiURL != "" || d.TempoEndpoint != "" || d.SentryDSN != "" {
+		if _, probs := in.inject(probe, "probe"); len(probs) > 0 {
+			for _, msg := range probs {
+				p.Addf("", "%s", defaultsMessage(msg))
+			}
+		}
+	}
+	if err := p.Err(); err != nil {
+		return nil, err
+	}
+	return in, nil
+}
+
+// defaultsMessage rewords a problem found with the probe pod in terms of the
+// injector's settings.
+func defaultsMessage(msg string) string {
+	for annotation, flag := range map[string]string{
+		AnnotationVaultAddr:      "vault_addr (--vault-addr)",
+		AnnotationLokiURL:        "loki_url (--loki-url)",
+		AnnotationTempoEndpoint:  "tempo_endpoint (--tempo-endpoint)",
+		AnnotationSentryDSN:      "sentry_dsn (--sentry-dsn)",
+		AnnotationQueueSizeLimit: "queue_size_limit (--queue-size-limit)",
+		AnnotationMemoryLimit:    "memory_limit (--memory-limit)",
+	} {
+		if rest, ok := strings.CutPrefix(msg, annotation+": "); ok {
+			return flag + ": " + rest
+		}
+	}
+	return msg
+}
+
+// Defaults returns the injector's defaults, with their own defaults applied.
+func (in *Injector) Defaults() Defaults { return in.defaults }
+
+// Mutate answers one admission request for a pod: a JSON patch that injects the
+// sidecar when the pod opted in, an allowed response without a patch when it did not
+// (or was injected already, or the request is not a pod creation), and a denial whose
+// message names each offending annotation and the fix otherwise. It does no I/O and
+// is safe for concurrent use.
+func (in *Injector) Mutate(req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+	resp, _ := in.mutate(req)
+	return resp
+}
+
+// mutate is Mutate that also returns the result for metrics and logs.
+func (in *Injector) mutate(req *admissionv1.AdmissionRequest) (*admissionv1.AdmissionResponse, string) {
+	if req == nil {
+		return deny("", http.StatusBadRequest, "the AdmissionReview has no request"), ResultError
+	}
+	allow := &admissionv1.AdmissionResponse{UID: req.UID, Allowed: true}
+	if req.Kind.Group != "" || req.Kind.Kind != "Pod" || req.SubResource != "" || req.Operation != admissionv1.Create {
+		return allow, ResultSkipped
+	}
+	var pod corev1.Pod
+	if err := json.Unmarshal(req.Object.Raw, &pod); err != nil {
+		return deny(req.UID, http.StatusBadRequest, fmt.Sprintf("outrider: cannot decode the pod: %v", err)), ResultError
+	}
+	if pod.Namespace == "" {
+		pod.Namespace = req.Namespace
+	}
+	ok, probs := wantsInjection(&pod)
+	if len(probs) > 0 {
+		return deny(req.UID, http.StatusBadRequest, denyMessage(probs)), ResultDenied
+	}
+	if !ok {
+		return allow, ResultSkipped
+	}
+	pl, probs := in.inject(&pod, string(req.UID))
+	if len(probs) > 0 {
+		return deny(req.UID, http.StatusBadRequest, denyMessage(probs)), ResultDenied
+	}
+	patch, err := json.Marshal(pl.ops)
+	if err != nil {
+		return deny(req.UID, http.StatusInternalServerError, fmt.Sprintf("outrider: cannot encode the patch: %v", err)), ResultError
+	}
+	pt := admissionv1.PatchTypeJSONPatch
+	allow.Patch, allow.PatchType, allow.Warnings = patch, &pt, pl.warnings
+	return allow, ResultInjected
+}
+
+// inject plans the injection into pod; salt makes the local Sentry key unique to the
+// request.
+func (in *Injector) inject(pod *corev1.Pod, salt string) (*plan, problems) {
+	o, probs := parseOptions(pod, &in.defaults)
+	if len(probs) > 0 {
+		return nil, probs
+	}
+	key := sentryKey(pod, salt)
+	if o.hasSentry() {
+		project := "0"
+		if o.sentryDSN != "" {
+			project, _ = parseDSN(o.sentryDSN)
+		}
+		o.localDSN = fmt.Sprintf("http://%s@127.0.0.1:%d/%s", key, SentryPort, project)
+	}
+	ac, probs := o.buildConfig(key)
+	if len(probs) > 0 {
+		return nil, probs
+	}
+	return buildPatch(pod, o, ac)
+}
+
+// sentryKey derives the public key of the sidecar's local Sentry endpoint from the
+// pod and the admission request, so that Mutate stays a pure function while every
+// pod gets its own key.
+func sentryKey(pod *corev1.Pod, salt string) string {
+	name := pod.Name
+	if name == "" {
+		name = pod.GenerateName
+	}
+	sum := sha256.Sum256([]byte("outrider sentry key\x00" + pod.Namespace + "\x00" + name + "\x00" + salt))
+	return hex.EncodeToString(sum[:16])
+}
+
+func denyMessage(p problems) string {
+	if len(p) == 1 {
+		return "outrider: " + p[0]
+	}
+	return fmt.Sprintf("outrider: %d problems:\n- %s", len(p), strings.Join(p, "\n- "))
+}
+
+func deny(uid types.UID, code int32, msg string) *admissionv1.AdmissionResponse {
+	reason := metav1.StatusReasonBadRequest
+	if code >= 500 {
+		reason = metav1.StatusReasonInternalError
+	}
+	return &admissionv1.AdmissionResponse{
+		UID:     uid,
+		Allowed: false,
+		Result:  &metav1.Status{Status: metav1.StatusFailure, Code: code, Reason: reason, Message: msg},
+	}
+}
