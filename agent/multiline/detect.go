@@ -1,6 +1,10 @@
 package multiline
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/outrider-dev/outrider/agent/stacktrace"
+)
 
 // The classifiers below are byte scans, not regular expressions: they run on every
 // line read.
@@ -41,31 +45,14 @@ func isJSON(line string) bool {
 	return len(t) >= 2 && t[0] == '{' && t[len(t)-1] == '}'
 }
 
-// indexWord returns the index of the first occurrence of word in line that is at the
-// start of the line or after a space, tab or ']', or -1.
-func indexWord(line, word string) int {
-	off := 0
-	for {
-		i := strings.Index(line[off:], word)
-		if i < 0 {
-			return -1
-		}
-		i += off
-		if i == 0 || line[i-1] == ' ' || line[i-1] == '\t' || line[i-1] == ']' {
-			return i
-		}
-		off = i + 1
-	}
-}
-
 // isGoStart reports whether line starts a Go crash: "panic: ", "fatal error: ", a fatal
 // signal ("SIGSEGV: segmentation violation") or a goroutine header, possibly after a
 // log prefix such as a timestamp.
 func isGoStart(line string) bool {
-	if isGoroutineHeader(line) {
+	if stacktrace.IsGoroutineHeader(line) {
 		return true
 	}
-	if indexWord(line, "panic: ") >= 0 || indexWord(line, "fatal error: ") >= 0 {
+	if stacktrace.IndexWord(line, "panic: ") >= 0 || stacktrace.IndexWord(line, "fatal error: ") >= 0 {
 		return true
 	}
 	return isSignalLine(line)
@@ -81,25 +68,6 @@ func isSignalLine(line string) bool {
 		i++
 	}
 	return i > 3 && strings.HasPrefix(line[i:], ": ")
-}
-
-// isGoroutineHeader matches "goroutine 1 [running]:" (also "goroutine 7 gp=0x.. m=0
-// [chan receive]:"), possibly after a prefix.
-func isGoroutineHeader(line string) bool {
-	t := trimSpace(line)
-	if !strings.HasSuffix(t, "]:") {
-		return false
-	}
-	i := indexWord(t, "goroutine ")
-	if i < 0 {
-		return false
-	}
-	rest := t[i+len("goroutine "):]
-	n := 0
-	for n < len(rest) && '0' <= rest[n] && rest[n] <= '9' {
-		n++
-	}
-	return n > 0 && n < len(rest) && rest[n] == ' ' && strings.IndexByte(rest[n:], '[') >= 0
 }
 
 // isGoFuncLine matches a Go traceback function line: "main.main()",
@@ -122,7 +90,7 @@ func isGoFuncLine(line string) bool {
 
 // goContinues reports whether line continues a Go panic or goroutine dump.
 func goContinues(line string) bool {
-	if isIndented(line) || isGoroutineHeader(line) || isGoFuncLine(line) {
+	if isIndented(line) || stacktrace.IsGoroutineHeader(line) || isGoFuncLine(line) {
 		return true
 	}
 	for _, p := range goContinuationPrefixes {

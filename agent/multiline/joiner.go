@@ -5,6 +5,8 @@
 package multiline
 
 import (
+	"github.com/outrider-dev/outrider/agent/stacktrace"
+
 	"fmt"
 	"regexp"
 	"strings"
@@ -127,7 +129,7 @@ func (j *Joiner) addStack(line string) {
 		case isJavaFrame(line):
 			j.state = stJava
 			j.extend(line)
-		case isGoroutineHeader(line):
+		case stacktrace.IsGoroutineHeader(line):
 			j.state = stGo
 			j.extend(line)
 		default:

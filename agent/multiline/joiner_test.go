@@ -1,6 +1,8 @@
 package multiline
 
 import (
+	"github.com/outrider-dev/outrider/agent/stacktrace"
+
 	"bytes"
 	"flag"
 	"fmt"
@@ -287,7 +289,7 @@ func TestDetectors(t *testing.T) {
 		no   []string
 	}{
 		{"isJSON", isJSON, []string{`{}`, `  {"a":1}  `, "{\"a\":1}\r"}, []string{`{`, `}`, `[1]`, `x {}`, ``}},
-		{"isGoroutineHeader", isGoroutineHeader,
+		{"isGoroutineHeader", stacktrace.IsGoroutineHeader,
 			[]string{"goroutine 1 [running]:", "goroutine 18 [chan receive, 5 minutes]:", "prefix: goroutine 7 gp=0xc0 m=0 [running]:"},
 			[]string{"goroutine x [running]:", "goroutine 1 running:", "goroutines 1 [x]:", "mygoroutine 1 [x]:"}},
 		{"isGoFuncLine", isGoFuncLine,

@@ -33,7 +33,7 @@ func parseGoDump(text string) (Trace, bool) {
 		if !ok {
 			return Trace{}, false
 		}
-		if isGoroutineHeader(line) {
+		if IsGoroutineHeader(line) {
 			header = line
 			break
 		}
@@ -46,9 +46,9 @@ func parseGoDump(text string) (Trace, bool) {
 			continue
 		}
 		typ, vstart := "", -1
-		if i := indexWord(line, "panic: "); i >= 0 {
+		if i := IndexWord(line, "panic: "); i >= 0 {
 			typ, vstart = "panic", i+len("panic: ")
-		} else if i := indexWord(line, "fatal error: "); i >= 0 {
+		} else if i := IndexWord(line, "fatal error: "); i >= 0 {
 			typ, vstart = "fatal error", i+len("fatal error: ")
 		} else if i := strings.Index(line, "http: panic serving "); i >= 0 {
 			// net/http: "http: panic serving 10.0.0.1:5000: <value>".
@@ -144,7 +144,7 @@ func parseGoDump(text string) (Trace, bool) {
 		if !ok {
 			break
 		}
-		if isGoroutineHeader(line) {
+		if IsGoroutineHeader(line) {
 			if inBlock {
 				flush()
 			}
@@ -233,7 +233,7 @@ func parseGoFrames(text string) (Trace, bool) {
 	}
 	n := node{parent: -1}
 	n.exc.Type, n.exc.Value = "error", strings.TrimSpace(stripLogPrefix(msg))
-	if i := indexWord(msg, "panic: "); i >= 0 {
+	if i := IndexWord(msg, "panic: "); i >= 0 {
 		v := strings.TrimSuffix(msg[i+len("panic: "):], " [recovered]")
 		n.exc.Value = v
 		n.exc.Type, n.exc.Module = goPanicType(v)
@@ -279,7 +279,7 @@ type goroutine struct {
 // "goroutine 1 gp=0xc000002380 m=0 mp=0x5a3d20 [running]:".
 func (g *goroutine) start(header string) {
 	t := strings.TrimSpace(header)
-	i := indexWord(t, "goroutine ")
+	i := IndexWord(t, "goroutine ")
 	rest := t[i+len("goroutine "):]
 	n := 0
 	for n < len(rest) && rest[n] >= '0' && rest[n] <= '9' {
@@ -445,14 +445,15 @@ func goPanicType(value string) (typ, module string) {
 	return "panic", ""
 }
 
-// isGoroutineHeader matches "goroutine 1 [running]:" (also "goroutine 7 gp=0x.. m=0
-// [chan receive]:"), possibly after a log prefix.
-func isGoroutineHeader(line string) bool {
+// IsGoroutineHeader reports whether line is a goroutine header of a Go traceback,
+// "goroutine 1 [running]:" (also "goroutine 7 gp=0x.. m=0 [chan receive]:"), possibly
+// after a log prefix. The multiline joiner uses it too.
+func IsGoroutineHeader(line string) bool {
 	t := strings.TrimSpace(line)
 	if !strings.HasSuffix(t, "]:") {
 		return false
 	}
-	i := indexWord(t, "goroutine ")
+	i := IndexWord(t, "goroutine ")
 	if i < 0 {
 		return false
 	}
@@ -477,9 +478,9 @@ func signalName(t string) (string, bool) {
 	return t[:i], i > 3 && strings.HasPrefix(t[i:], ": ")
 }
 
-// indexWord returns the index of the first occurrence of word in line that is at the
-// start of the line or after a space, tab, '"' or ']', or -1.
-func indexWord(line, word string) int {
+// IndexWord returns the index of the first occurrence of word in line that is at the
+// start of the line or after a space, tab, '"' or ']' (a log prefix), or -1.
+func IndexWord(line, word string) int {
 	off := 0
 	for {
 		i := strings.Index(line[off:], word)

@@ -141,7 +141,7 @@ func detect(text string) string {
 		switch {
 		case strings.Contains(line, pyTracebackMarker):
 			return LangPython
-		case isGoroutineHeader(line), isGoFileLine(line):
+		case IsGoroutineHeader(line), isGoFileLine(line):
 			return LangGo
 		case len(t) < len(line) && strings.HasPrefix(t, "at "):
 			if _, ok := parseJavaFrame(t[3:]); ok {
