@@ -423,3 +423,57 @@ func postOTLP(t *testing.T, url string, body []byte) (*http.Response, []byte) {
 	out, _ := io.ReadAll(resp.Body)
 	return resp, out
 }
+
+// TestOTLPReceiverAcrossReloads sends spans without pause while the configuration is
+// reloaded twice: a change that leaves the receiver alone keeps its listeners open (no
+// request is refused), and a change of a receiver port moves it; every span accepted
+// before, during and after reaches Jaeger.
+func TestOTLPReceiverAcrossReloads(t *testing.T) {
+	j := jaegertest.Shared(t)
+	a := traceConfig(t, "reload-traces-e2e", j.OTLPGRPCEndpoint(), "", "")
+	p := a.start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	stop := make(chan struct{})
+	var (
+		accepted []string
+		refused  map[codes.Code]int
+		wg       sync.WaitGroup
+	)
+	wg.Go(func() { accepted, refused = sendSpans(ctx, dial(t, a.grpc), 5, 20*time.Millisecond, stop) })
+	time.Sleep(time.Second)
+
+	// 1. The exporter's batching changes; the receiver and its queue stay.
+	cfg := string(mustReadFile(t, a.config))
+	writeFile(t, a.config, strings.Replace(cfg, "batch: {max_wait: 200ms}", "batch: {max_wait: 300ms}", 1))
+	waitLogCount(t, p, "config reloaded", 1)
+	time.Sleep(time.Second)
+	if n := strings.Count(string(mustReadFile(t, p.log)), `"msg":"otlp receiver listening"`); n != 1 {
+		t.Errorf("the receiver restarted on a reload that did not change it (%d starts)", n)
+	}
+
+	// 2. The HTTP port moves: the receiver is rebuilt, the gRPC clients reconnect.
+	ports, err := backendtest.FreePorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newHTTP := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	cfg = string(mustReadFile(t, a.config))
+	writeFile(t, a.config, strings.Replace(cfg, a.http, newHTTP, 1))
+	waitLogCount(t, p, "config reloaded", 2)
+	waitLogCount(t, p, "otlp receiver listening", 2)
+	time.Sleep(time.Second)
+	close(stop)
+	wg.Wait()
+
+	req, _ := spanRequest(424242, 5)
+	body, _ := req.MarshalProto()
+	if resp, _ := postOTLP(t, "http://"+newHTTP+"/v1/traces", body); resp.StatusCode != 200 {
+		t.Errorf("the moved HTTP receiver answered %d", resp.StatusCode)
+	}
+	if refused[codes.ResourceExhausted] > 0 || refused[codes.InvalidArgument] > 0 {
+		t.Errorf("requests refused across the reloads: %v", refused)
+	}
+	t.Logf("%d requests accepted, refused while the receiver moved: %v", len(accepted), refused)
+	checkDelivered(t, j, accepted, 5, time.Minute)
+}
