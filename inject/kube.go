@@ -123,7 +123,7 @@ func (k *KubeClient) PatchCABundle(ctx context.Context, name string, ca []byte, 
 		if err != nil {
 			return 0, err
 		}
-		err = k.do(ctx, http.MethodPut, path, body, nil)
+		err = k.do(ctx, http.MethodPut, path+"?fieldManager=outrider-inject", body, nil)
 		if err == nil {
 			return len(hooks), nil
 		}

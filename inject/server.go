@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,14 +25,21 @@ type ServerConfig struct {
 	// ShutdownTimeout bounds how long a stop waits for requests in flight; default
 	// 10s.
 	ShutdownTimeout time.Duration
+	// DrainDelay is how long a stop keeps serving after SIGTERM, with /healthz
+	// answering 503, so that Kubernetes takes the replica out of the Service before it
+	// closes its listener: with failurePolicy Fail, an admission sent to a replica
+	// that has already closed would be refused. 0 stops at once.
+	DrainDelay time.Duration
 }
 
 // Server serves /mutate, /healthz and /metrics over HTTPS.
 type Server struct {
-	srv     *http.Server
-	ln      net.Listener
-	timeout time.Duration
-	logger  *slog.Logger
+	srv      *http.Server
+	ln       net.Listener
+	timeout  time.Duration
+	drain    time.Duration
+	draining atomic.Bool
+	logger   *slog.Logger
 }
 
 // NewServer loads the certificate and listens; Run serves. gatherer is what /metrics
@@ -50,9 +58,14 @@ func NewServer(cfg ServerConfig, mutate http.Handler, gatherer prometheus.Gather
 	if err != nil {
 		return nil, err
 	}
+	s := &Server{timeout: cfg.ShutdownTimeout, drain: cfg.DrainDelay, logger: logger}
 	mux := http.NewServeMux()
 	mux.Handle("/mutate", mutate)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if s.draining.Load() {
+			http.Error(w, "draining: shutting down", http.StatusServiceUnavailable)
+			return
+		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}))
@@ -61,20 +74,17 @@ func NewServer(cfg ServerConfig, mutate http.Handler, gatherer prometheus.Gather
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.GetCertificate}
-	return &Server{
-		srv: &http.Server{
-			Handler:           mux,
-			TLSConfig:         tlsConfig,
-			ReadHeaderTimeout: 10 * time.Second,
-			ReadTimeout:       30 * time.Second,
-			WriteTimeout:      30 * time.Second,
-			IdleTimeout:       90 * time.Second,
-			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
-		},
-		ln:      ln,
-		timeout: cfg.ShutdownTimeout,
-		logger:  logger,
-	}, nil
+	s.srv = &http.Server{
+		Handler:           mux,
+		TLSConfig:         tlsConfig,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       90 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+	}
+	s.ln = ln
+	return s, nil
 }
 
 // Close releases the listener of a server whose Run was never called.
@@ -93,6 +103,15 @@ func (s *Server) Run(ctx context.Context) error {
 	case err := <-errc:
 		return fmt.Errorf("serve %s: %w", s.Addr(), err)
 	case <-ctx.Done():
+	}
+	if s.drain > 0 {
+		s.draining.Store(true)
+		s.logger.Info("draining: still serving while the replica leaves the Service", "delay", s.drain.String())
+		select {
+		case err := <-errc:
+			return fmt.Errorf("serve %s: %w", s.Addr(), err)
+		case <-time.After(s.drain):
+		}
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
 	defer cancel()

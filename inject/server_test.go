@@ -297,3 +297,42 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+func TestDrainKeepsServingWithHealthFailing(t *testing.T) {
+	dir := t.TempDir()
+	ca := writeTestCerts(t, dir)
+	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("mutated")) })
+	srv, err := NewServer(ServerConfig{Listen: "127.0.0.1:0", CertFile: filepath.Join(dir, CertFileName), KeyFile: filepath.Join(dir, KeyFileName),
+		DrainDelay: 2 * time.Second}, ok, prometheus.NewRegistry(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan error, 1)
+	go func() { stopped <- srv.Run(ctx) }()
+	client, _ := tlsClient(t, ca)
+	get := func(method, path string) (int, string) {
+		req, _ := http.NewRequest(method, "https://"+srv.Addr()+path, strings.NewReader("{}"))
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s during the drain: %v", method, path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := get(http.MethodGet, "/healthz"); code != 200 {
+		t.Fatalf("/healthz before the stop: %d", code)
+	}
+	cancel()
+	time.Sleep(200 * time.Millisecond)
+	if code, _ := get(http.MethodGet, "/healthz"); code != http.StatusServiceUnavailable {
+		t.Errorf("/healthz while draining: %d, want 503", code)
+	}
+	if code, body := get(http.MethodPost, "/mutate"); code != 200 || body != "mutated" {
+		t.Errorf("/mutate while draining: %d %q, want it still served", code, body)
+	}
+	if err := <-stopped; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+}

@@ -27,6 +27,7 @@ type injectFlags struct {
 	certFile        string
 	keyFile         string
 	shutdownTimeout time.Duration
+	drainDelay      time.Duration
 	logLevel        string
 	logFormat       string
 	defaults        inject.Defaults
@@ -49,6 +50,7 @@ func (f *injectFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.certFile, "tls-cert", "/etc/outrider-injector/tls/tls.crt", "serving certificate (PEM, with its chain); re-read when it changes")
 	fs.StringVar(&f.keyFile, "tls-key", "/etc/outrider-injector/tls/tls.key", "serving certificate's private key (PEM); re-read when it changes")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long SIGTERM waits for requests in flight")
+	fs.DurationVar(&f.drainDelay, "drain-delay", 5*time.Second, "how long SIGTERM keeps serving, with /healthz failing, so the replica leaves the Service first")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "json", "json or text")
 
@@ -132,6 +134,7 @@ func runInject(args []string, stdout, stderr io.Writer) int {
 		CertFile:        f.certFile,
 		KeyFile:         f.keyFile,
 		ShutdownTimeout: f.shutdownTimeout,
+		DrainDelay:      f.drainDelay,
 	}, inject.NewHandler(injector, metrics, logger), reg, metrics, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "outrider inject: %v\n", err)
