@@ -192,7 +192,9 @@ func TestHTTPConcatenatesChunksWithHeadersAndGzip(t *testing.T) {
 }
 
 func TestHTTPRetries(t *testing.T) {
-	date := time.Now().Add(2 * time.Second).UTC().Format(http.TimeFormat)
+	// An HTTP date has whole seconds: 3s ahead, truncated, is still more than the 1s
+	// lower bound asserted below by the time the exporter reads it.
+	date := time.Now().Add(3 * time.Second).UTC().Format(http.TimeFormat)
 	tests := []struct {
 		name     string
 		first    reply
