@@ -23,15 +23,27 @@ import (
 const (
 	inClusterTokenFile = serviceAccountDir + "/token"
 	inClusterCAFile    = serviceAccountDir + "/ca.crt"
+	inClusterNSFile    = serviceAccountDir + "/namespace"
 )
+
+// Keys of the CA Secret (--ca-secret): the CA certificate and its private key, in PEM.
+const (
+	SecretCACertKey = "ca.crt"
+	SecretCAKeyKey  = "ca.key"
+)
+
+// fieldManager names the injector's writes in managedFields.
+const fieldManager = "outrider-inject"
 
 // maxAPIResponseBytes bounds what is read of an API server response.
 const maxAPIResponseBytes = 4 << 20
 
 // KubeClient is the little of the Kubernetes API the injector calls: reading and
-// updating its MutatingWebhookConfiguration, with a bearer token over HTTPS, so that
-// the injector needs no client library. The service account needs get and update on
-// mutatingwebhookconfigurations (restrict it with resourceNames).
+// updating its MutatingWebhookConfiguration and its CA Secret, with a bearer token
+// over HTTPS, so that the injector needs no client library. The service account needs
+// get and update on mutatingwebhookconfigurations (restrict it with resourceNames)
+// and, for LoadOrCreateCA, get and update on the Secret (by resourceNames) and create
+// on secrets in its namespace (create cannot be restricted by name).
 type KubeClient struct {
 	// Server is the API server's URL, such as https://10.96.0.1:443.
 	Server string
@@ -82,8 +94,149 @@ func NewKubeClient(server, tokenFile, caFile string) (*KubeClient, error) {
 	}, nil
 }
 
-// errConflict is a 409 from the API server: the object changed since it was read.
+// InClusterNamespace returns the namespace of the pod the process runs in, from its
+// service-account mount.
+func InClusterNamespace() (string, error) {
+	data, err := os.ReadFile(inClusterNSFile)
+	if err != nil {
+		return "", fmt.Errorf("the pod's namespace: %w; pass --namespace", err)
+	}
+	ns := strings.TrimSpace(string(data))
+	if ns == "" {
+		return "", fmt.Errorf("the pod's namespace: %s is empty; pass --namespace", inClusterNSFile)
+	}
+	return ns, nil
+}
+
+// errConflict is a 409 from the API server: the object changed since it was read, or
+// (on create) it already exists.
 var errConflict = errors.New("conflict")
+
+// errNotFound is a 404 from the API server.
+var errNotFound = errors.New("not found")
+
+// CAOutcome says what LoadOrCreateCA did.
+type CAOutcome string
+
+// The outcomes of LoadOrCreateCA.
+const (
+	CAReused  CAOutcome = "reused"  // the Secret held a valid CA
+	CACreated CAOutcome = "created" // there was no Secret: this call generated the CA and created it
+	CAJoined  CAOutcome = "joined"  // another replica created or renewed the Secret first: its CA is used
+	CARenewed CAOutcome = "renewed" // the CA was invalid or within renewBefore of expiry: a new one replaced it
+)
+
+// secretObject is the part of a Secret LoadOrCreateCA reads and writes.
+type secretObject struct {
+	APIVersion string            `json:"apiVersion"`
+	Kind       string            `json:"kind"`
+	Metadata   secretMeta        `json:"metadata"`
+	Type       string            `json:"type,omitempty"`
+	Data       map[string][]byte `json:"data"`
+}
+
+type secretMeta struct {
+	Name            string            `json:"name"`
+	Namespace       string            `json:"namespace"`
+	ResourceVersion string            `json:"resourceVersion,omitempty"`
+	Labels          map[string]string `json:"labels,omitempty"`
+	Annotations     map[string]string `json:"annotations,omitempty"`
+}
+
+// LoadOrCreateCA returns the CA kept in Secret namespace/name, shared by every
+// injector replica:
+//   - when the Secret holds a valid CA (SecretCACertKey and SecretCAKeyKey) that is
+//     valid for more than renewBefore, it is used (CAReused);
+//   - when there is no Secret, a new CA valid for validity is generated and the Secret
+//     created (CACreated); if another replica created it in between (409), its CA is
+//     used instead (CAJoined);
+//   - when the CA is invalid or expires within renewBefore, a new one replaces it with
+//     an update conditional on the resourceVersion read (CARenewed); if another replica
+//     changed the Secret in between (409), its CA is used when valid (CAJoined).
+//
+// The old CA is not kept in the Secret: PatchCABundle keeps it in the caBundle until
+// it expires, so replicas still serving with it stay trusted.
+func (k *KubeClient) LoadOrCreateCA(ctx context.Context, namespace, name string, validity, renewBefore time.Duration, now time.Time) (*CA, CAOutcome, error) {
+	if validity <= renewBefore {
+		return nil, "", fmt.Errorf("CA validity %s must be longer than its renewal window %s", validity, renewBefore)
+	}
+	path := "/api/v1/namespaces/" + url.PathEscape(namespace) + "/secrets"
+	secretPath := path + "/" + url.PathEscape(name)
+	what := "Secret " + namespace + "/" + name
+	var cur secretObject
+	err := k.do(ctx, http.MethodGet, secretPath, nil, &cur)
+	switch {
+	case errors.Is(err, errNotFound):
+		ca, err := GenerateCA(validity, now)
+		if err != nil {
+			return nil, "", err
+		}
+		obj := secretObject{
+			APIVersion: "v1", Kind: "Secret", Type: "Opaque",
+			Metadata: secretMeta{Name: name, Namespace: namespace, Labels: map[string]string{
+				"app.kubernetes.io/name":       "outrider-injector",
+				"app.kubernetes.io/component":  "webhook-ca",
+				"app.kubernetes.io/managed-by": fieldManager,
+			}},
+			Data: map[string][]byte{SecretCACertKey: ca.Cert, SecretCAKeyKey: ca.Key},
+		}
+		body, err := json.Marshal(obj)
+		if err != nil {
+			return nil, "", err
+		}
+		err = k.do(ctx, http.MethodPost, path+"?fieldManager="+fieldManager, body, nil)
+		if err == nil {
+			return ca, CACreated, nil
+		}
+		if !errors.Is(err, errConflict) {
+			return nil, "", fmt.Errorf("create %s: %w", what, err)
+		}
+		return k.winnerCA(ctx, secretPath, what, now)
+	case err != nil:
+		return nil, "", fmt.Errorf("read %s: %w", what, err)
+	}
+	ca, perr := ParseCA(cur.Data[SecretCACertKey], cur.Data[SecretCAKeyKey])
+	if perr == nil && now.Add(renewBefore).Before(ca.NotAfter()) {
+		return ca, CAReused, nil
+	}
+	ca, err = GenerateCA(validity, now)
+	if err != nil {
+		return nil, "", err
+	}
+	if cur.Data == nil {
+		cur.Data = map[string][]byte{}
+	}
+	cur.Data[SecretCACertKey], cur.Data[SecretCAKeyKey] = ca.Cert, ca.Key
+	cur.APIVersion, cur.Kind = "v1", "Secret"
+	body, err := json.Marshal(cur) // with the resourceVersion read: a conditional update
+	if err != nil {
+		return nil, "", err
+	}
+	err = k.do(ctx, http.MethodPut, secretPath+"?fieldManager="+fieldManager, body, nil)
+	if err == nil {
+		return ca, CARenewed, nil
+	}
+	if !errors.Is(err, errConflict) {
+		return nil, "", fmt.Errorf("renew the CA in %s: %w", what, err)
+	}
+	return k.winnerCA(ctx, secretPath, what, now)
+}
+
+// winnerCA reads the CA another replica just wrote to the Secret.
+func (k *KubeClient) winnerCA(ctx context.Context, secretPath, what string, now time.Time) (*CA, CAOutcome, error) {
+	var won secretObject
+	if err := k.do(ctx, http.MethodGet, secretPath, nil, &won); err != nil {
+		return nil, "", fmt.Errorf("read %s after another replica wrote it: %w", what, err)
+	}
+	ca, err := ParseCA(won.Data[SecretCACertKey], won.Data[SecretCAKeyKey])
+	if err != nil {
+		return nil, "", fmt.Errorf("%s, written by another replica: %w", what, err)
+	}
+	if !now.Before(ca.NotAfter()) {
+		return nil, "", fmt.Errorf("%s, written by another replica, holds a CA that expired at %s", what, ca.NotAfter().UTC().Format(time.RFC3339))
+	}
+	return ca, CAJoined, nil
+}
 
 // PatchCABundle adds ca to the caBundle of every webhook of the
 // MutatingWebhookConfiguration name (MergeCABundle: older CAs of other replicas stay),
@@ -123,7 +276,7 @@ func (k *KubeClient) PatchCABundle(ctx context.Context, name string, ca []byte, 
 		if err != nil {
 			return 0, err
 		}
-		err = k.do(ctx, http.MethodPut, path+"?fieldManager=outrider-inject", body, nil)
+		err = k.do(ctx, http.MethodPut, path+"?fieldManager="+fieldManager, body, nil)
 		if err == nil {
 			return len(hooks), nil
 		}
@@ -168,8 +321,11 @@ func (k *KubeClient) do(ctx context.Context, method, path string, body []byte, o
 			status.Message = strings.TrimSpace(string(data[:min(len(data), 512)]))
 		}
 		err := fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, status.Message)
-		if resp.StatusCode == http.StatusConflict {
+		switch resp.StatusCode {
+		case http.StatusConflict:
 			return fmt.Errorf("%w: %w", errConflict, err)
+		case http.StatusNotFound:
+			return fmt.Errorf("%w: %w", errNotFound, err)
 		}
 		return err
 	}

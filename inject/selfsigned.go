@@ -1,6 +1,8 @@
 package inject
 
 import (
+	"bytes"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -57,6 +59,26 @@ func GenerateCertificates(dnsNames []string, validity time.Duration, now time.Ti
 	if len(dnsNames) == 0 {
 		return nil, errors.New("self-signed certificate: no DNS names")
 	}
+	ca, err := GenerateCA(validity, now)
+	if err != nil {
+		return nil, err
+	}
+	return ca.Issue(dnsNames, validity, now)
+}
+
+// CA is a certificate authority that issues serving certificates: its certificate
+// and its private key (PKCS #8), in PEM. With --ca-secret all injector replicas share
+// one, kept in a Secret.
+type CA struct {
+	Cert []byte
+	Key  []byte
+
+	cert   *x509.Certificate
+	signer crypto.Signer
+}
+
+// GenerateCA makes a new ECDSA P-256 CA valid from now for validity.
+func GenerateCA(validity time.Duration, now time.Time) (*CA, error) {
 	if validity < time.Hour {
 		return nil, fmt.Errorf("self-signed certificate: validity %s is shorter than an hour", validity)
 	}
@@ -64,11 +86,10 @@ func GenerateCertificates(dnsNames []string, validity time.Duration, now time.Ti
 	if err != nil {
 		return nil, fmt.Errorf("generate CA key: %w", err)
 	}
-	notBefore := now.Add(-5 * time.Minute) // clock skew between nodes
 	caTmpl := &x509.Certificate{
 		SerialNumber:          serial(),
 		Subject:               pkix.Name{CommonName: "outrider injector CA " + now.UTC().Format(time.RFC3339)},
-		NotBefore:             notBefore,
+		NotBefore:             now.Add(-clockSkew),
 		NotAfter:              now.Add(validity),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 		BasicConstraintsValid: true,
@@ -79,9 +100,56 @@ func GenerateCertificates(dnsNames []string, validity time.Duration, now time.Ti
 	if err != nil {
 		return nil, fmt.Errorf("sign CA certificate: %w", err)
 	}
-	ca, err := x509.ParseCertificate(caDER)
+	keyDER, err := x509.MarshalPKCS8PrivateKey(caKey)
 	if err != nil {
 		return nil, err
+	}
+	return ParseCA(
+		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}))
+}
+
+// clockSkew backdates certificates, for nodes whose clocks lag.
+const clockSkew = 5 * time.Minute
+
+// ParseCA checks that certPEM is one CA certificate and keyPEM its private key.
+func ParseCA(certPEM, keyPEM []byte) (*CA, error) {
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("CA certificate and key: %w", err)
+	}
+	if len(pair.Certificate) != 1 {
+		return nil, fmt.Errorf("CA certificate: %d PEM certificates, want 1", len(pair.Certificate))
+	}
+	cert, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		return nil, fmt.Errorf("CA certificate: %w", err)
+	}
+	if !cert.IsCA || cert.KeyUsage&x509.KeyUsageCertSign == 0 {
+		return nil, errors.New("CA certificate: not a CA (basicConstraints CA:true and keyUsage certSign are required)")
+	}
+	signer, ok := pair.PrivateKey.(crypto.Signer)
+	if !ok {
+		return nil, errors.New("CA key: cannot sign")
+	}
+	return &CA{Cert: certPEM, Key: keyPEM, cert: cert, signer: signer}, nil
+}
+
+// NotAfter is when the CA certificate expires.
+func (ca *CA) NotAfter() time.Time { return ca.cert.NotAfter }
+
+// Issue signs a new serving certificate for dnsNames (IP addresses among them become
+// IP SANs) with a new key, valid from now for validity but never after the CA.
+func (ca *CA) Issue(dnsNames []string, validity time.Duration, now time.Time) (*Certificates, error) {
+	if len(dnsNames) == 0 {
+		return nil, errors.New("self-signed certificate: no DNS names")
+	}
+	notAfter := now.Add(validity)
+	if notAfter.After(ca.cert.NotAfter) {
+		notAfter = ca.cert.NotAfter
+	}
+	if !notAfter.After(now) {
+		return nil, fmt.Errorf("self-signed certificate: the CA expired at %s", ca.cert.NotAfter.UTC().Format(time.RFC3339))
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -90,8 +158,8 @@ func GenerateCertificates(dnsNames []string, validity time.Duration, now time.Ti
 	leaf := &x509.Certificate{
 		SerialNumber: serial(),
 		Subject:      pkix.Name{CommonName: dnsNames[0]},
-		NotBefore:    notBefore,
-		NotAfter:     now.Add(validity),
+		NotBefore:    now.Add(-clockSkew),
+		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
@@ -102,7 +170,7 @@ func GenerateCertificates(dnsNames []string, validity time.Duration, now time.Ti
 			leaf.DNSNames = append(leaf.DNSNames, n)
 		}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, leaf, ca, &key.PublicKey, caKey)
+	der, err := x509.CreateCertificate(rand.Reader, leaf, ca.cert, &key.PublicKey, ca.signer)
 	if err != nil {
 		return nil, fmt.Errorf("sign serving certificate: %w", err)
 	}
@@ -111,7 +179,7 @@ func GenerateCertificates(dnsNames []string, validity time.Duration, now time.Ti
 		return nil, err
 	}
 	return &Certificates{
-		CA:   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
+		CA:   ca.Cert,
 		Cert: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		Key:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
 	}, nil
@@ -134,6 +202,24 @@ func LoadOrGenerateCertificates(dir string, dnsNames []string, validity time.Dur
 		return c, true, nil
 	}
 	c, err = GenerateCertificates(dnsNames, validity, now)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := c.WriteDir(dir); err != nil {
+		return nil, false, err
+	}
+	return c, false, nil
+}
+
+// LoadOrIssueCertificates is LoadOrGenerateCertificates with a given CA (shared by
+// the replicas): the certificates in dir are kept when ca.crt is ca's certificate and
+// they are usable; otherwise ca issues a new serving certificate, written to dir with
+// ca.crt.
+func LoadOrIssueCertificates(dir string, ca *CA, dnsNames []string, validity time.Duration, now time.Time) (c *Certificates, reused bool, err error) {
+	if c, err := readCertificates(dir); err == nil && bytes.Equal(c.CA, ca.Cert) && c.usable(dnsNames, now) {
+		return c, true, nil
+	}
+	c, err = ca.Issue(dnsNames, validity, now)
 	if err != nil {
 		return nil, false, err
 	}

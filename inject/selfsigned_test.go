@@ -215,3 +215,54 @@ func TestPatchCABundle(t *testing.T) {
 		t.Errorf("second webhook's bundle has %d CAs, want 1", len(certs))
 	}
 }
+
+func TestParseCAAndIssue(t *testing.T) {
+	now := time.Now()
+	ca, err := GenerateCA(48*time.Hour, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := GenerateCertificates([]string{"x"}, 48*time.Hour, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, pair := range map[string][2][]byte{
+		"mismatched key": {ca.Cert, other.Key},
+		"not a CA":       {other.Cert, other.Key},
+		"empty":          {nil, nil},
+	} {
+		if _, err := ParseCA(pair[0], pair[1]); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if _, err := ParseCA(ca.Cert, ca.Key); err != nil {
+		t.Errorf("its own pair: %v", err)
+	}
+	c, err := ca.Issue([]string{"inj.ns.svc"}, 365*24*time.Hour, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if leaf := parseCerts(c.Cert)[0]; !leaf.NotAfter.Equal(ca.NotAfter()) {
+		t.Errorf("serving certificate expires %s, want capped at the CA's %s", leaf.NotAfter, ca.NotAfter())
+	}
+	if _, err := ca.Issue([]string{"x"}, time.Hour, now.Add(49*time.Hour)); err == nil {
+		t.Error("issued with an expired CA")
+	}
+	dir := t.TempDir()
+	_, reused, err := LoadOrIssueCertificates(dir, ca, []string{"inj.ns.svc"}, 24*time.Hour, now.Add(-40*24*time.Hour))
+	if err != nil || reused {
+		t.Fatalf("first: %v %v", reused, err)
+	}
+	// Another CA than the one in dir: a new certificate, even though the old one is valid.
+	ca2, err := GenerateCA(365*24*time.Hour, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, reused, err := LoadOrIssueCertificates(dir, ca2, []string{"inj.ns.svc"}, 90*24*time.Hour, now)
+	if err != nil || reused || string(got.CA) != string(ca2.Cert) {
+		t.Errorf("another CA: reused=%v err=%v", reused, err)
+	}
+	if _, reused, err := LoadOrIssueCertificates(dir, ca2, []string{"inj.ns.svc"}, 90*24*time.Hour, now); err != nil || !reused {
+		t.Errorf("same CA again: reused=%v err=%v, want kept", reused, err)
+	}
+}

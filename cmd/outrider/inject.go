@@ -39,6 +39,9 @@ type injectFlags struct {
 	extraNames    string
 	validity      time.Duration
 	webhookConfig string
+	caSecret      string
+	caValidity    time.Duration
+	caRenewBefore time.Duration
 	kubeServer    string
 	kubeTokenFile string
 	kubeCAFile    string
@@ -72,10 +75,13 @@ func (f *injectFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.selfSigned, "self-signed", false, "generate a CA and a serving certificate for the Service into --out-dir, print the base64 caBundle, and exit")
 	fs.StringVar(&f.outDir, "out-dir", "", "with --self-signed: where to write ca.crt, tls.crt and tls.key (kept when still valid for the names)")
 	fs.StringVar(&f.service, "service", "outrider-injector", "with --self-signed: the webhook's Service name")
-	fs.StringVar(&f.namespace, "namespace", os.Getenv("POD_NAMESPACE"), "with --self-signed: the Service's namespace (default $POD_NAMESPACE)")
+	fs.StringVar(&f.namespace, "namespace", os.Getenv("POD_NAMESPACE"), "with --self-signed: the Service's namespace, and the --ca-secret's (default $POD_NAMESPACE, else the pod's namespace in a cluster)")
 	fs.StringVar(&f.extraNames, "extra-names", "", "with --self-signed: more DNS names or IP addresses for the certificate, comma-separated")
 	fs.DurationVar(&f.validity, "validity", 2*365*24*time.Hour, "with --self-signed: how long the certificates are valid")
 	fs.StringVar(&f.webhookConfig, "webhook-config", "", "with --self-signed: also add the CA to the caBundle of every webhook of this MutatingWebhookConfiguration, through the API server")
+	fs.StringVar(&f.caSecret, "ca-secret", "", "with --self-signed: share one CA among the replicas, kept in this Secret of --namespace (read, or created when missing, through the API server); the serving certificate is issued by it")
+	fs.DurationVar(&f.caValidity, "ca-validity", 5*365*24*time.Hour, "with --ca-secret: how long a new CA is valid")
+	fs.DurationVar(&f.caRenewBefore, "ca-renew-before", 365*24*time.Hour, "with --ca-secret: replace the CA in the Secret when it expires within this; the caBundle keeps the old CA until it expires")
 	fs.StringVar(&f.kubeServer, "kube-server", "", "with --webhook-config: API server URL (default: in-cluster)")
 	fs.StringVar(&f.kubeTokenFile, "kube-token-file", "", "with --kube-server: file holding the bearer token")
 	fs.StringVar(&f.kubeCAFile, "kube-ca-file", "", "with --kube-server: the API server's CA certificates")
@@ -198,10 +204,20 @@ func overrides(d, flags *inject.Defaults) map[string]func() {
 }
 
 // runSelfSigned writes (or keeps) the certificates, prints the base64 CA bundle and,
-// with --webhook-config, adds the CA to the webhook configuration.
+// with --webhook-config, adds the CA to the webhook configuration. With --ca-secret
+// the CA comes from (or goes to) that Secret, shared by the replicas.
 func runSelfSigned(f *injectFlags, stdout, stderr io.Writer) int {
+	if f.namespace == "" && f.caSecret != "" && f.kubeServer == "" {
+		if ns, err := inject.InClusterNamespace(); err == nil {
+			f.namespace = ns
+		}
+	}
 	if f.outDir == "" || f.service == "" || f.namespace == "" {
 		fmt.Fprintln(stderr, "outrider inject --self-signed: --out-dir, --service and --namespace are required")
+		return exitUsage
+	}
+	if f.caSecret != "" && f.caValidity <= f.caRenewBefore+time.Hour {
+		fmt.Fprintf(stderr, "outrider inject --self-signed: --ca-validity (%s) must be longer than --ca-renew-before (%s) plus an hour\n", f.caValidity, f.caRenewBefore)
 		return exitUsage
 	}
 	names := inject.ServiceDNSNames(f.service, f.namespace)
@@ -210,35 +226,61 @@ func runSelfSigned(f *injectFlags, stdout, stderr io.Writer) int {
 			names = append(names, s)
 		}
 	}
-	now := time.Now()
-	certs, reused, err := inject.LoadOrGenerateCertificates(f.outDir, names, f.validity, now)
-	if err != nil {
-		fmt.Fprintf(stderr, "outrider inject --self-signed: %v\n", err)
-		return exitFailed
+	var client *inject.KubeClient
+	if f.webhookConfig != "" || f.caSecret != "" {
+		var err error
+		if f.kubeServer != "" {
+			client, err = inject.NewKubeClient(f.kubeServer, f.kubeTokenFile, f.kubeCAFile)
+		} else {
+			client, err = inject.InClusterKubeClient()
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "outrider inject --self-signed: %v\n", err)
+			return exitUsage
+		}
 	}
-	if reused {
-		fmt.Fprintf(stderr, "outrider inject: kept the certificates in %s\n", f.outDir)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+
+	now := time.Now()
+	var (
+		certs  *inject.Certificates
+		reused bool
+		err    error
+	)
+	if f.caSecret != "" {
+		ca, outcome, err := client.LoadOrCreateCA(ctx, f.namespace, f.caSecret, f.caValidity, f.caRenewBefore, now)
+		if err != nil {
+			fmt.Fprintf(stderr, "outrider inject --self-signed: %v\n", err)
+			return exitFailed
+		}
+		fmt.Fprintf(stderr, "outrider inject: CA of Secret %s/%s %s (expires %s)\n", f.namespace, f.caSecret, outcome, ca.NotAfter().UTC().Format(time.RFC3339))
+		certs, reused, err = inject.LoadOrIssueCertificates(f.outDir, ca, names, f.validity, now)
+		if err != nil {
+			fmt.Fprintf(stderr, "outrider inject --self-signed: %v\n", err)
+			return exitFailed
+		}
 	} else {
+		certs, reused, err = inject.LoadOrGenerateCertificates(f.outDir, names, f.validity, now)
+		if err != nil {
+			fmt.Fprintf(stderr, "outrider inject --self-signed: %v\n", err)
+			return exitFailed
+		}
+	}
+	switch {
+	case reused:
+		fmt.Fprintf(stderr, "outrider inject: kept the certificates in %s\n", f.outDir)
+	case f.caSecret != "":
+		fmt.Fprintf(stderr, "outrider inject: wrote a serving certificate for %v, issued by the shared CA, to %s\n", names, f.outDir)
+	default:
 		fmt.Fprintf(stderr, "outrider inject: wrote a new CA and serving certificate for %v to %s\n", names, f.outDir)
 	}
 	fmt.Fprintln(stdout, base64.StdEncoding.EncodeToString(certs.CA))
 	if f.webhookConfig == "" {
 		return exitOK
 	}
-	var client *inject.KubeClient
-	if f.kubeServer != "" {
-		client, err = inject.NewKubeClient(f.kubeServer, f.kubeTokenFile, f.kubeCAFile)
-	} else {
-		client, err = inject.InClusterKubeClient()
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "outrider inject --self-signed: %v\n", err)
-		return exitUsage
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
 	n, err := client.PatchCABundle(ctx, f.webhookConfig, certs.CA, now)
 	if err != nil {
 		fmt.Fprintf(stderr, "outrider inject --self-signed: %v\n", err)

@@ -38,6 +38,8 @@ func TestInjectCommand(t *testing.T) {
 		{"config file then flag", []string{"inject", "--config", write("ok.yaml", "loki_url: ftp://x\n"), "--loki-url", "http://loki:3100", "--log-level", "loud"}, 2, "--log-level must be"},
 		{"missing certificate", []string{"inject", "--tls-cert", filepath.Join(dir, "nope.crt"), "--tls-key", filepath.Join(dir, "nope.key"), "--listen", "127.0.0.1:0"}, 1, "nope.crt"},
 		{"self-signed without dir", []string{"inject", "--self-signed", "--namespace", "ns"}, 2, "--out-dir"},
+		{"ca-secret outside a cluster", []string{"inject", "--self-signed", "--namespace", "ns", "--out-dir", certs, "--ca-secret", "ca"}, 2, "not running in a cluster"},
+		{"ca-secret renewal window", []string{"inject", "--self-signed", "--namespace", "ns", "--out-dir", certs, "--ca-secret", "ca", "--ca-validity", "720h", "--ca-renew-before", "720h"}, 2, "--ca-validity"},
 		{"self-signed outside a cluster", []string{"inject", "--self-signed", "--namespace", "ns", "--out-dir", certs, "--webhook-config", "outrider"}, 2, "not running in a cluster"},
 	}
 	for _, tt := range tests {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	admissionv1 "k8s.io/api/admission/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
@@ -27,6 +29,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/outrider-dev/outrider/inject"
@@ -41,6 +45,9 @@ const (
 	// injectionLabel is the namespace label the webhook's namespaceSelector requires.
 	injectionLabel = "outrider.dev/injection"
 	tlsSecretName  = "outrider-injector-tls"
+	// caSecretName is the self-signed overlay's Secret holding the CA shared by the
+	// replicas.
+	caSecretName = "outrider-injector-selfsigned-ca"
 	// serviceAccountDir is where a pod's service-account token is mounted.
 	serviceAccountDir = "/var/run/secrets/kubernetes.io/serviceaccount"
 )
@@ -104,6 +111,9 @@ func TestDeploy(t *testing.T) {
 		checkAccess(ctx, t, c, []authorizationv1.ResourceAttributes{
 			{Group: mwc, Resource: "mutatingwebhookconfigurations", Name: injectorName, Verb: "get"},
 			{Group: mwc, Resource: "mutatingwebhookconfigurations", Name: injectorName, Verb: "update"},
+			{Resource: "secrets", Namespace: injectorNamespace, Name: caSecretName, Verb: "get"},
+			{Resource: "secrets", Namespace: injectorNamespace, Name: caSecretName, Verb: "update"},
+			{Resource: "secrets", Namespace: injectorNamespace, Verb: "create"},
 		}, []authorizationv1.ResourceAttributes{
 			{Group: mwc, Resource: "mutatingwebhookconfigurations", Verb: "list"},
 			{Group: mwc, Resource: "mutatingwebhookconfigurations", Verb: "watch"},
@@ -113,9 +123,16 @@ func TestDeploy(t *testing.T) {
 			{Group: mwc, Resource: "mutatingwebhookconfigurations", Name: "another-webhook", Verb: "update"},
 			{Group: mwc, Resource: "validatingwebhookconfigurations", Name: injectorName, Verb: "update"},
 			{Resource: "secrets", Namespace: injectorNamespace, Verb: "get"},
+			{Resource: "secrets", Namespace: injectorNamespace, Name: tlsSecretName, Verb: "get"},
+			{Resource: "secrets", Namespace: injectorNamespace, Verb: "list"},
+			{Resource: "secrets", Namespace: injectorNamespace, Verb: "watch"},
+			{Resource: "secrets", Namespace: injectorNamespace, Name: caSecretName, Verb: "delete"},
+			{Resource: "secrets", Namespace: injectorNamespace, Name: caSecretName, Verb: "patch"},
+			{Resource: "secrets", Namespace: "default", Verb: "create"},
+			{Resource: "secrets", Namespace: "default", Name: caSecretName, Verb: "get"},
 			{Resource: "pods", Namespace: injectorNamespace, Verb: "list"},
 		})
-		bundle := checkSelfSignedRun(ctx, t, c, im)
+		bundle := checkSelfSignedRun(ctx, t, c, m, im)
 		// An upgrade re-applies the manifests, which have no caBundle: the injector's
 		// must stay.
 		applyAndReadBack(ctx, t, c, m.confineWebhooks(t, deployAppsNamespace))
@@ -349,6 +366,9 @@ func checkSelfSignedManifests(t *testing.T, m *manifests, im *injectorManifests)
 	if got := flagValue(ic.Args, "--webhook-config"); got != im.mwc.Name {
 		t.Errorf("--webhook-config=%q, want %s", got, im.mwc.Name)
 	}
+	if got := flagValue(ic.Args, "--ca-secret"); got != caSecretName {
+		t.Errorf("--ca-secret=%q, want %s (one CA shared by the replicas)", got, caSecretName)
+	}
 	if v := volume(t, spec, "tls"); v.EmptyDir == nil || v.EmptyDir.Medium != corev1.StorageMediumMemory || v.Secret != nil {
 		t.Errorf("volume tls = %+v, want an in-memory emptyDir", v.VolumeSource)
 	}
@@ -370,6 +390,21 @@ func checkSelfSignedManifests(t *testing.T, m *manifests, im *injectorManifests)
 	if binding.RoleRef.Kind != "ClusterRole" || binding.RoleRef.Name != role.Name || len(binding.Subjects) != 1 ||
 		binding.Subjects[0].Kind != "ServiceAccount" || binding.Subjects[0].Name != im.sa.Name || binding.Subjects[0].Namespace != im.sa.Namespace {
 		t.Errorf("ClusterRoleBinding = %+v %+v, want the ClusterRole bound to ServiceAccount %s/%s only", binding.RoleRef, binding.Subjects, im.sa.Namespace, im.sa.Name)
+	}
+	var caRole rbacv1.Role
+	var caBinding rbacv1.RoleBinding
+	m.into(t, "Role", caSecretName, &caRole)
+	m.into(t, "RoleBinding", caSecretName, &caBinding)
+	wantCA := []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: []string{caSecretName}, Verbs: []string{"get", "update"}},
+		{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"create"}},
+	}
+	if js, wjs := mustJSON(t, caRole.Rules), mustJSON(t, wantCA); js != wjs || caRole.Namespace != im.sa.Namespace {
+		t.Errorf("Role %s/%s rules = %s, want %s in %s", caRole.Namespace, caRole.Name, js, wjs, im.sa.Namespace)
+	}
+	if caBinding.RoleRef.Kind != "Role" || caBinding.RoleRef.Name != caRole.Name || caBinding.Namespace != caRole.Namespace || len(caBinding.Subjects) != 1 ||
+		caBinding.Subjects[0].Kind != "ServiceAccount" || caBinding.Subjects[0].Name != im.sa.Name || caBinding.Subjects[0].Namespace != im.sa.Namespace {
+		t.Errorf("RoleBinding = %+v %+v, want the Role bound to ServiceAccount %s/%s only", caBinding.RoleRef, caBinding.Subjects, im.sa.Namespace, im.sa.Name)
 	}
 	ports := egressPorts(im.netpols)
 	slices.Sort(ports)
@@ -552,11 +587,13 @@ func checkFailurePolicy(ctx context.Context, t *testing.T, c *kubetest.Cluster) 
 }
 
 // checkSelfSignedRun runs the init container of the self-signed overlay as the
-// injector's service account, against the real API server: it must add its CA to the
-// applied webhook configuration's caBundle, and the certificate it wrote must verify
-// for the Service's name with that bundle. A second replica adds its own CA; a
-// restarted init container keeps its CA. It returns the resulting caBundle.
-func checkSelfSignedRun(ctx context.Context, t *testing.T, c *kubetest.Cluster, im *injectorManifests) []byte {
+// injector's service account, against the real API server, the way two replicas and
+// then a new pod of the first one would (each with a new in-memory volume), and an
+// init container restarting in its pod (same volume). All of them must serve a
+// certificate of the one CA kept in the Secret, the caBundle must hold exactly that
+// CA, and a webhook call to each replica's server must verify with the caBundle for the
+// Service's name. It returns the resulting caBundle.
+func checkSelfSignedRun(ctx context.Context, t *testing.T, c *kubetest.Cluster, m *manifests, im *injectorManifests) []byte {
 	t.Helper()
 	token, err := c.ServiceAccountToken(ctx, im.sa.Namespace, im.sa.Name)
 	if err != nil {
@@ -567,7 +604,8 @@ func checkSelfSignedRun(ctx context.Context, t *testing.T, c *kubetest.Cluster, 
 		t.Fatal(err)
 	}
 	ic := im.dep.Spec.Template.Spec.InitContainers[0]
-	argsFor := func(outDir string) []string {
+	initContainer := func(what, outDir string) (stdout, stderr string) {
+		t.Helper()
 		var args []string
 		for _, a := range ic.Args {
 			a = strings.ReplaceAll(a, "$(POD_NAMESPACE)", im.dep.Namespace)
@@ -577,18 +615,54 @@ func checkSelfSignedRun(ctx context.Context, t *testing.T, c *kubetest.Cluster, 
 			args = append(args, a)
 		}
 		// The in-cluster client, with what a pod would have.
-		return append(args, "--kube-server="+c.URL(), "--kube-token-file="+tokenFile, "--kube-ca-file="+c.CAFile())
+		args = append(args, "--kube-server="+c.URL(), "--kube-token-file="+tokenFile, "--kube-ca-file="+c.CAFile())
+		stdout, stderr, err := runOutrider(ctx, args...)
+		if err != nil {
+			t.Fatalf("%s: the self-signed init container failed: %v", what, err)
+		}
+		return stdout, stderr
 	}
 	serviceName := im.svc.Name + "." + im.svc.Namespace + ".svc"
-	bundle := func() *x509.CertPool {
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(caBundle(ctx, t, c, im.mwc.Name)) {
-			t.Fatalf("MutatingWebhookConfiguration %s has no CA in its caBundle", im.mwc.Name)
-		}
-		return pool
+
+	replica1, replica2, replica1Again := t.TempDir(), t.TempDir(), t.TempDir()
+	stdout, stderr := initContainer("first replica", replica1)
+	if !strings.Contains(stderr, "created") {
+		t.Errorf("the first replica did not create the CA Secret: %s", stderr)
 	}
-	verify := func(dir string, pool *x509.CertPool) {
-		t.Helper()
+	if _, stderr := initContainer("second replica", replica2); !strings.Contains(stderr, "reused") {
+		t.Errorf("the second replica did not reuse the CA Secret: %s", stderr)
+	}
+	initContainer("first replica's new pod", replica1Again)
+	if _, stderr := initContainer("init container restart", replica1); !strings.Contains(stderr, "kept") {
+		t.Errorf("a restarted init container did not keep its certificates: %s", stderr)
+	}
+
+	var secret corev1.Secret
+	if err := c.Get(ctx, "/api/v1/namespaces/"+im.dep.Namespace+"/secrets/"+caSecretName, &secret); err != nil {
+		t.Fatalf("the CA Secret: %v", err)
+	}
+	ca := secret.Data[inject.SecretCACertKey]
+	if _, err := inject.ParseCA(ca, secret.Data[inject.SecretCAKeyKey]); err != nil {
+		t.Fatalf("Secret %s: %v", caSecretName, err)
+	}
+	if got := strings.TrimSpace(stdout); got != base64.StdEncoding.EncodeToString(ca) {
+		t.Errorf("printed caBundle %q, want the base64 of the Secret's CA", got)
+	}
+	bundle := caBundle(ctx, t, c, im.mwc.Name)
+	if n := strings.Count(string(bundle), "BEGIN CERTIFICATE"); n != 1 || string(bundle) != string(ca) {
+		t.Errorf("the caBundle holds %d certificates, want exactly the Secret's CA:\n%s", n, bundle)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(bundle) {
+		t.Fatalf("MutatingWebhookConfiguration %s has no CA in its caBundle", im.mwc.Name)
+	}
+
+	configPath := filepath.Join(t.TempDir(), "config.yaml")
+	writeInjectorConfig(t, m, configPath)
+	for i, dir := range []string{replica1, replica2, replica1Again} {
+		if data, err := os.ReadFile(filepath.Join(dir, inject.CAFileName)); err != nil || string(data) != string(ca) {
+			t.Errorf("replica %d: %s is not the Secret's CA (%v)", i, inject.CAFileName, err)
+		}
 		data, err := os.ReadFile(filepath.Join(dir, inject.CertFileName))
 		if err != nil {
 			t.Fatal(err)
@@ -602,37 +676,59 @@ func checkSelfSignedRun(ctx context.Context, t *testing.T, c *kubetest.Cluster, 
 			t.Fatal(err)
 		}
 		if _, err := leaf.Verify(x509.VerifyOptions{DNSName: serviceName, Roots: pool}); err != nil {
-			t.Errorf("the certificate in %s does not verify for %s with the webhook's caBundle: %v", dir, serviceName, err)
+			t.Errorf("replica %d: the certificate does not verify for %s with the webhook's caBundle: %v", i, serviceName, err)
+		}
+		// What the API server does: call /mutate, trusting the caBundle only.
+		listen := freeLoopbackAddr(t)
+		args := injectorArgs(t, im.dep.Spec.Template.Spec.Containers[0].Args, map[string]string{
+			"--config":   configPath,
+			"--listen":   listen,
+			"--tls-cert": filepath.Join(dir, inject.CertFileName),
+			"--tls-key":  filepath.Join(dir, inject.KeyFileName),
+		})
+		inj := startInjector(t, args, listen, serviceName, bundle)
+		review := admissionv1.AdmissionReview{
+			TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
+			Request: &admissionv1.AdmissionRequest{
+				UID:       types.UID(fmt.Sprintf("replica-%d", i)),
+				Kind:      metav1.GroupVersionKind{Version: "v1", Kind: "Pod"},
+				Resource:  metav1.GroupVersionResource{Version: "v1", Resource: "pods"},
+				Namespace: deployAppsNamespace,
+				Operation: admissionv1.Create,
+				Object: runtime.RawExtension{Raw: []byte(mustJSON(t, corev1.Pod{
+					TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
+					ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: deployAppsNamespace},
+					Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.example.com/app:1"}}},
+				}))},
+			},
+		}
+		resp, err := inj.client.Post(inj.base+"/mutate", "application/json", strings.NewReader(mustJSON(t, review)))
+		if err != nil {
+			t.Errorf("replica %d: webhook call with the caBundle: %v", i, err)
+		} else {
+			var out admissionv1.AdmissionReview
+			err := json.NewDecoder(resp.Body).Decode(&out)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != http.StatusOK || out.Response == nil || out.Response.UID != review.Request.UID || !out.Response.Allowed {
+				t.Errorf("replica %d: webhook answered %d %+v (%v), want the review allowed", i, resp.StatusCode, out.Response, err)
+			}
+		}
+		if err := inj.stop(15 * time.Second); err != nil {
+			t.Errorf("replica %d: %v", i, err)
 		}
 	}
+	return bundle
+}
 
-	first, second := t.TempDir(), t.TempDir()
-	stdout, _, err := runOutrider(ctx, argsFor(first)...)
-	if err != nil {
-		t.Fatalf("the self-signed init container failed: %v", err)
-	}
-	ca, err := os.ReadFile(filepath.Join(first, inject.CAFileName))
+// freeLoopbackAddr returns 127.0.0.1:<a port that was free>.
+func freeLoopbackAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.TrimSpace(stdout); got != base64.StdEncoding.EncodeToString(ca) {
-		t.Errorf("printed caBundle %q, want the base64 of %s", got, inject.CAFileName)
-	}
-	verify(first, bundle())
-	if _, _, err := runOutrider(ctx, argsFor(second)...); err != nil {
-		t.Fatalf("a second replica's init container failed: %v", err)
-	}
-	_, stderr, err := runOutrider(ctx, argsFor(first)...)
-	if err != nil {
-		t.Fatalf("a restarted init container failed: %v", err)
-	}
-	if !strings.Contains(stderr, "kept") {
-		t.Errorf("a restarted init container did not keep its certificates: %s", stderr)
-	}
-	pool := bundle()
-	verify(first, pool)
-	verify(second, pool)
-	return caBundle(ctx, t, c, im.mwc.Name)
+	defer ln.Close()
+	return ln.Addr().String()
 }
 
 // caBundle returns the caBundle of the only webhook of the named
