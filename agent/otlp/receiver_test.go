@@ -307,8 +307,13 @@ func TestHTTPRefusals(t *testing.T) {
 		t.Fatalf("unknown path: %d %s", resp.StatusCode, body)
 	}
 	req, _ := http.NewRequest(http.MethodGet, "http://"+r.HTTPAddr().String()+TracesPath, nil)
-	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 405 {
-		t.Fatalf("GET: %v %v", resp, err)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 405 {
+		t.Fatalf("GET: %d, want 405", resp.StatusCode)
 	}
 }
 
