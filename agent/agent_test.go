@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -81,4 +83,53 @@ func get(t *testing.T, url string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// TestRunWithReceiversStopsCleanly runs the agent with both receivers and every
+// exporter pointing at closed ports: it starts, stores what it accepts, and stops
+// within its shutdown timeout without leaking a goroutine (goleak in TestMain),
+// leaving the undelivered data in its queues.
+func TestRunWithReceiversStopsCleanly(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := config.Parse("t.yaml", []byte(`data_dir: `+dir+`
+server: {listen: "127.0.0.1:0", shutdown_timeout: 2s}
+receivers:
+  otlp: {grpc: {listen: "127.0.0.1:0"}, http: {listen: "127.0.0.1:0"}}
+  sentry: {listen: "127.0.0.1:0", public_key: k}
+exporters:
+  loki: {url: "http://127.0.0.1:9"}
+  otlp: {endpoint: "http://127.0.0.1:9"}
+  sentry: {dsn: "http://key@127.0.0.1:9/1"}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrc := make(chan string, 1)
+	a := New(Options{ConfigPath: dir + "/missing.yaml", Config: cfg, Version: "test", OnListen: func(s string) { addrc <- s }})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	addr := <-addrc
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if code, _ := get(t, "http://"+addr+"/readyz"); code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("not ready")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, q := range []string{"traces", "logs", "errors"} {
+		if _, err := os.Stat(filepath.Join(dir, "queue", q)); err != nil {
+			t.Errorf("queue %s: %v", q, err)
+		}
+	}
+	cancel()
+	select {
+	case <-done:
+		// An error is expected: the exporters could not deliver before the deadline.
+	case <-time.After(15 * time.Second):
+		t.Fatal("Run did not return within the shutdown timeout")
+	}
 }

@@ -316,7 +316,7 @@ func (c *Config) Validate() error {
 		if c.Exporters.Sentry == nil {
 			p.Addf("receivers.sentry", "has nowhere to send events: add exporters.sentry.dsn (your Sentry project's DSN)")
 		}
-		if o := c.Receivers.OTLP; o != nil && (r.Listen == o.GRPC.Listen || r.Listen == o.HTTP.Listen) {
+		if o := c.Receivers.OTLP; o != nil && !otlprecv.AnyPort(r.Listen) && (r.Listen == o.GRPC.Listen || r.Listen == o.HTTP.Listen) {
 			p.Addf("receivers.sentry.listen", "%s is already used by receivers.otlp; give each its own port", r.Listen)
 		}
 	}

@@ -220,6 +220,8 @@ queue: {max_size: 64MiB}
 		{strings.Replace(ok, "max_size: 64MiB", "fsync: sometimes", 1), "queue.fsync"},
 		{strings.Replace(ok, `"http://tempo:4317"`, `"tempo:4317"`, 1), "exporters.otlp.endpoint"},
 		{strings.Replace(ok, "otlp: {}", "otlp: {grpc: {listen: nowhere}}", 1), "receivers.otlp.grpc.listen"},
+		{strings.Replace(ok, "otlp: {}", `otlp: {grpc: {listen: "127.0.0.1:0"}, http: {listen: "127.0.0.1:0"}}`, 1), ""}, // any free port, twice
+		{strings.Replace(ok, "otlp: {}", `otlp: {grpc: {listen: "127.0.0.1:4317"}, http: {listen: "127.0.0.1:4317"}}`, 1), "same address"},
 	} {
 		_, err := Parse("t.yaml", []byte(tt.yaml))
 		if tt.want == "" {

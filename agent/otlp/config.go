@@ -75,7 +75,7 @@ func (c *Config) Validate(p *confval.Problems) {
 	if c.GRPC.Listen == Off && c.HTTP.Listen == Off {
 		p.Addf("", "both grpc and http are off; remove the receiver instead")
 	}
-	if c.GRPC.Listen != Off && c.GRPC.Listen == c.HTTP.Listen {
+	if c.GRPC.Listen != Off && c.GRPC.Listen == c.HTTP.Listen && !AnyPort(c.GRPC.Listen) {
 		p.Addf("http.listen", "is the same address as grpc.listen (%s); give each its own port", c.GRPC.Listen)
 	}
 	if c.MaxRequestBytes < 1024 || c.MaxRequestBytes > 64<<20 {
@@ -86,4 +86,11 @@ func (c *Config) Validate(p *confval.Problems) {
 			p.Addf("resource.attributes", "has an empty attribute name")
 		}
 	}
+}
+
+// AnyPort reports whether addr asks for any free port (port 0), which two listeners
+// may share in configuration.
+func AnyPort(addr string) bool {
+	_, port, err := net.SplitHostPort(addr)
+	return err == nil && port == "0"
 }
