@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -131,5 +132,30 @@ exporters:
 		// An error is expected: the exporters could not deliver before the deadline.
 	case <-time.After(15 * time.Second):
 		t.Fatal("Run did not return within the shutdown timeout")
+	}
+}
+
+// TestRunRefusesABusySentryPort: the error names the setting once and says what to
+// check.
+func TestRunRefusesABusySentryPort(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	dir := t.TempDir()
+	cfg, err := config.Parse("t.yaml", []byte(`data_dir: `+dir+`
+server: {listen: "127.0.0.1:0", shutdown_timeout: 2s}
+receivers:
+  sentry: {listen: "`+ln.Addr().String()+`"}
+exporters:
+  sentry: {dsn: "http://key@127.0.0.1:9/1"}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = New(Options{ConfigPath: dir + "/missing.yaml", Config: cfg, Version: "test"}).Run(context.Background())
+	if err == nil || strings.Count(err.Error(), "receivers.sentry.listen") != 1 || !strings.Contains(err.Error(), "another agent") {
+		t.Fatalf("Run = %v, want one error naming receivers.sentry.listen and what to check", err)
 	}
 }

@@ -151,7 +151,7 @@ func (in *intake) start(ctx context.Context) error {
 			if in.recv != nil {
 				_ = in.recv.Shutdown(ctx)
 			}
-			return fmt.Errorf("receivers.sentry.listen: %w", err)
+			return err // it names receivers.sentry.listen itself
 		}
 	}
 	return nil
