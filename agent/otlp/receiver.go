@@ -37,6 +37,10 @@ type Settings struct {
 	// status ERROR or an exception event (after enrichment and scrubbing), to derive
 	// error events from. It must not keep td.
 	Errors func(ctx context.Context, td ptrace.Traces)
+	// Listen opens the listeners; nil uses net.Listen. The agent passes one that hands
+	// its sockets from one configuration generation to the next, so a reload never
+	// closes the ports. field is the setting's path, for errors.
+	Listen func(field, addr string) (net.Listener, error)
 }
 
 // Receiver is the OTLP receiver. It follows pipeline.Component: Start binds the
@@ -52,6 +56,7 @@ type Receiver struct {
 	enrich     enricher
 	retryAfter time.Duration
 	errors     func(context.Context, ptrace.Traces)
+	listen     func(field, addr string) (net.Listener, error)
 
 	mu       sync.Mutex
 	started  bool
@@ -96,6 +101,7 @@ func New(cfg Config, set Settings) *Receiver {
 		enrich:     newEnricher(res, cfg.Resource.Overwrite),
 		retryAfter: ra,
 		errors:     set.Errors,
+		listen:     set.Listen,
 	}
 }
 
@@ -111,13 +117,17 @@ func (r *Receiver) Start(context.Context) error {
 	}
 	var gl, hl net.Listener
 	var err error
+	listen := r.listen
+	if listen == nil {
+		listen = func(_, addr string) (net.Listener, error) { return net.Listen("tcp", addr) }
+	}
 	if r.cfg.GRPC.Listen != Off {
-		if gl, err = net.Listen("tcp", r.cfg.GRPC.Listen); err != nil {
+		if gl, err = listen("receivers.otlp.grpc.listen", r.cfg.GRPC.Listen); err != nil {
 			return fmt.Errorf("receivers.otlp.grpc.listen: cannot listen on %s: %w; is another agent or collector using the port?", r.cfg.GRPC.Listen, err)
 		}
 	}
 	if r.cfg.HTTP.Listen != Off {
-		if hl, err = net.Listen("tcp", r.cfg.HTTP.Listen); err != nil {
+		if hl, err = listen("receivers.otlp.http.listen", r.cfg.HTTP.Listen); err != nil {
 			if gl != nil {
 				gl.Close()
 			}

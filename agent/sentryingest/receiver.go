@@ -39,6 +39,10 @@ type Settings struct {
 	Process ProcessFunc
 	// RetryAfter is what SDKs are told to wait when the queue is full; default 5s.
 	RetryAfter time.Duration
+	// Listen opens the listener; nil uses net.Listen. The agent passes one that hands
+	// its socket from one configuration generation to the next, so a reload never
+	// closes the port. field is the setting's path, for errors.
+	Listen func(field, addr string) (net.Listener, error)
 }
 
 // Receiver is the local Sentry endpoint. It follows pipeline.Component: Start binds the
@@ -53,6 +57,7 @@ type Receiver struct {
 	process    ProcessFunc
 	retryAfter time.Duration
 	lim        sentryenv.Limits
+	listen     func(field, addr string) (net.Listener, error)
 
 	mu      sync.Mutex
 	started bool
@@ -86,6 +91,7 @@ func New(cfg Config, set Settings) *Receiver {
 		queue:      set.Queue,
 		process:    set.Process,
 		retryAfter: ra,
+		listen:     set.Listen,
 		lim: sentryenv.Limits{
 			MaxEnvelopeBytes: int(cfg.MaxEnvelopeBytes),
 			MaxItems:         MaxItems,
@@ -107,7 +113,11 @@ func (r *Receiver) Start(context.Context) error {
 	if r.queue == nil {
 		return errors.New("sentry ingest: no queue to store events in; configure exporters.sentry")
 	}
-	ln, err := net.Listen("tcp", r.cfg.Listen)
+	listen := r.listen
+	if listen == nil {
+		listen = func(_, addr string) (net.Listener, error) { return net.Listen("tcp", addr) }
+	}
+	ln, err := listen("receivers.sentry.listen", r.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("receivers.sentry.listen: cannot listen on %s: %w; is another agent using the port?", r.cfg.Listen, err)
 	}
