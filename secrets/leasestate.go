@@ -139,3 +139,102 @@ func (s *Syncer) saveLeases() {
 		s.log.Warn("cannot save the lease state; after a restart the current leases end at their TTL instead of being revoked", "error", err)
 	}
 }
+
+// handover is what a Syncer knows of its state file and of the leases its predecessor
+// handed over.
+type handover struct {
+	mu sync.Mutex
+	// statePath is Settings.StateFile.
+	statePath string
+	// inherited are the predecessor's leases, orphans of this Syncer.
+	inherited []leaseRef
+	// release are predecessors' state files other than statePath: they are removed
+	// once this Syncer has saved the inherited leases in its own.
+	release []string
+}
+
+// openLeases opens the state file at the start of Run or RenderOnce: every lease in
+// it and every inherited one is an orphan of this run. The inherited leases are saved
+// at once, before the predecessor's file (if another) is removed, so a crash in
+// between loses none.
+func (s *Syncer) openLeases() {
+	h := &s.handover
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	b, err := openLeaseBook(h.statePath)
+	if err != nil {
+		s.log.Warn("cannot use the lease state of an earlier run", "error", err)
+	}
+	if len(h.inherited) > 0 {
+		seen := map[string]bool{}
+		for _, l := range b.orphans {
+			seen[l.LeaseID] = true
+		}
+		for _, l := range h.inherited {
+			if !seen[l.LeaseID] {
+				seen[l.LeaseID] = true
+				b.orphans = append(b.orphans, l)
+			}
+		}
+		if err := b.save(); err != nil {
+			s.log.Warn("cannot save the leases handed over by the replaced syncer; they end at their TTL if the agent restarts now", "error", err)
+		} else {
+			h.inherited = nil
+		}
+	}
+	if h.inherited == nil {
+		for _, p := range h.release {
+			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+				s.log.Warn("cannot remove the replaced syncer's lease state; after a restart with that data_dir its leases are revoked again, which Vault accepts", "path", p, "error", err)
+			}
+		}
+		h.release = nil
+	}
+	s.leases = b
+}
+
+// HandOver gives next the leases s held and the ones it had still to revoke, so that
+// next revokes them once its own first render has been reloaded, as after a restart,
+// and never loses one that s took while next was being built. It also hands over the
+// state file: when next keeps its state elsewhere (data_dir changed), s's file is
+// removed once next has saved the leases in its own.
+//
+// Call it when s has stopped (its Run returned) or never ran, and before next runs;
+// afterwards s must not run. A Syncer may hand over several times (a reload that is
+// rolled back hands the leases back to a rebuilt predecessor).
+func (s *Syncer) HandOver(next *Syncer) {
+	if s == nil || next == nil || s == next {
+		return
+	}
+	h := &s.handover
+	h.mu.Lock()
+	var refs []leaseRef
+	release := h.release
+	if s.leases != nil {
+		s.leases.mu.Lock()
+		refs = append(append(refs, s.leases.current...), s.leases.orphans...)
+		s.leases.mu.Unlock()
+	} else {
+		// s never ran: what its state file holds was never read.
+		refs = append(refs, h.inherited...)
+		if b, err := openLeaseBook(h.statePath); err == nil {
+			refs = append(refs, b.orphans...)
+		}
+	}
+	if h.statePath != "" {
+		release = append(release, h.statePath)
+	}
+	h.inherited, h.release = nil, nil
+	s.used.Store(true)
+	h.mu.Unlock()
+
+	n := &next.handover
+	n.mu.Lock()
+	n.inherited = append(n.inherited, refs...)
+	for _, p := range release {
+		if p != n.statePath && !slices.Contains(n.release, p) {
+			n.release = append(n.release, p)
+		}
+	}
+	n.mu.Unlock()
+}

@@ -69,7 +69,11 @@ type Syncer struct {
 	ready atomic.Bool
 	used  atomic.Bool
 
-	leases *leaseBook
+	// leases is the state file's book, opened when Run or RenderOnce starts (so a
+	// Syncer built during a reload reads the state its predecessor left); handover
+	// is what a predecessor handed over (see HandOver).
+	leases   *leaseBook
+	handover handover
 
 	// The state below belongs to the goroutine running Run's loop or RenderOnce.
 	deps           map[string]*dep
@@ -151,10 +155,7 @@ func newSyncer(cfg Config, set Settings, wrap func(http.RoundTripper) http.Round
 		s.files = append(s.files, f)
 	}
 	s.log = s.log.With("component", "secrets")
-	s.leases, err = openLeaseBook(set.StateFile)
-	if err != nil {
-		s.log.Warn("cannot use the lease state of an earlier run", "error", err)
-	}
+	s.handover.statePath = set.StateFile
 	return s, nil
 }
 
@@ -171,6 +172,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 		return errors.New("secrets: a Syncer runs once (Run or RenderOnce); build a new one")
 	}
 	defer s.client.Close()
+	s.openLeases()
 	g, gctx := errgroup.WithContext(ctx)
 	s.g = g
 	g.Go(func() error { return s.client.Run(gctx) })
@@ -333,6 +335,7 @@ func (s *Syncer) RenderOnce(ctx context.Context) error {
 		return errors.New("secrets: a Syncer runs once (Run or RenderOnce); build a new one")
 	}
 	defer s.client.Close()
+	s.openLeases()
 	bo := s.backoff()
 	var err error
 	for attempt := 1; ; attempt++ {
