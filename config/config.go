@@ -4,16 +4,12 @@
 package config
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"reflect"
-	"strings"
 	"time"
-
-	"gopkg.in/yaml.v3"
 
 	"github.com/outrider-dev/outrider/agent/errorevents"
 	otlprecv "github.com/outrider-dev/outrider/agent/otlp"
@@ -220,17 +216,17 @@ func (c *Config) applyDefaults() {
 
 // Parse decodes YAML onto Default(), applies defaults and validates. name is used in
 // messages (usually the file path). The error, if any, is a *confval.Error listing
-// every problem.
+// every problem. Data larger than MaxBytes, with more than MaxNodes nodes, with
+// anchors or aliases, or with a key written twice in one mapping is refused before any
+// value is decoded, and no message ever shows the value of a secret field.
 func Parse(name string, data []byte) (*Config, error) {
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		p := &confval.Problems{}
-		p.Addf("", "%s: invalid YAML: %s", name, strings.TrimPrefix(err.Error(), "yaml: "))
-		return nil, p.Err()
+	root, err := parseYAML(name, data)
+	if err != nil {
+		return nil, err
 	}
 	cfg := Default()
 	p := &confval.Problems{}
-	newDecoder(p).decode(&root, reflect.ValueOf(&cfg).Elem(), "")
+	newDecoder(p).decode(root, reflect.ValueOf(&cfg).Elem(), "")
 	if err := p.Err(); err != nil {
 		return nil, err
 	}
@@ -241,17 +237,11 @@ func Parse(name string, data []byte) (*Config, error) {
 	return &cfg, nil
 }
 
-// Load reads and parses the configuration file at path.
+// Load reads (at most MaxBytes of) the configuration file at path and parses it.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := ReadFile(path)
 	if err != nil {
-		p := &confval.Problems{}
-		p.Addf("", "cannot read config file: %v", errors.Unwrap(err))
-		if errors.Is(err, os.ErrNotExist) {
-			p = &confval.Problems{}
-			p.Addf("", "config file %s does not exist; pass --config with the path of a YAML file", path)
-		}
-		return nil, p.Err()
+		return nil, err
 	}
 	return Parse(path, data)
 }
