@@ -1,8 +1,10 @@
-// Package agent is outrider's runtime: it builds the pipeline graph from the
-// configuration, starts exporters before sources and stops sources before exporters,
-// serves /metrics, /healthz and /readyz, and replaces the graph when the configuration
-// file changes or a reload is requested. An invalid new configuration is rejected with a
-// log line and the running graph keeps working.
+// Package agent is outrider's runtime. It runs the process as units — the HTTP server
+// (/metrics, /healthz, /readyz), the secrets syncer, the audit stream, the receivers
+// with their durable queues (the intake) and the pipeline graph — under a supervisor
+// (see supervisor.go): each unit declares the slice of the configuration it depends
+// on and is built from it without side effects. A configuration reload rebuilds the
+// units whose slice changed, rejects the reload before touching anything when one
+// cannot be built, and restores the previous units when a new one fails to start.
 package agent
 
 import (
@@ -16,6 +18,8 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime/debug"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -41,7 +45,8 @@ type Options struct {
 	Version string
 	// Reload asks for a configuration reload (the command sends SIGHUP here).
 	Reload <-chan struct{}
-	// OnListen, when set, is called with the address of the metrics/health server.
+	// OnListen, when set, is called with the address of the metrics/health server
+	// each time a server unit starts.
 	OnListen func(addr string)
 }
 
@@ -50,22 +55,35 @@ type Agent struct {
 	opts    Options
 	logger  *slog.Logger
 	metrics *metrics
-	// in is the running intake (receivers and queues); only Run's goroutine uses it.
-	in *intake
-	// current is in for other goroutines (log sinks deriving error events).
+	// current is the running intake, for the graph's log sinks deriving error events
+	// and for the graph unit's pumps.
 	current atomic.Pointer[intake]
 	// scrub holds the live secret values; it outlives graphs and syncers so that
 	// redaction never lapses during a reload.
 	scrub *redact.Registry
 	audit *auditLog
+	// listeners hands the listening sockets from one generation of units to the next.
+	listeners *listenerPool
+	sup       atomic.Pointer[supervisor]
+	// unitHook, set by tests, wraps every unit as it is built (fault injection).
+	unitHook func(name string, u unit, err error) (unit, error)
 
 	running atomic.Bool
 	syncer  atomic.Pointer[syncerRun]
 	// rendered is set once every secret file has been rendered: files then exist, so
 	// the agent stays ready while a reload replaces the syncer or Vault is away.
-	rendered atomic.Bool
-	// retired are replaced syncers' values, still scrubbed for a while; owned by Run.
-	retired []retiredOwners
+	rendered   atomic.Bool
+	serverAddr atomic.Value // string
+	graphInfo  atomic.Pointer[graphInfo]
+	// beat is the agent loop's last heartbeat (unix nanoseconds); /healthz fails when
+	// it is stale, that is when the loop is stuck.
+	beat       atomic.Int64
+	staleAfter atomic.Int64 // nanoseconds
+	lastReload atomic.Pointer[ReloadStatus]
+
+	// retired are replaced syncers' values, still scrubbed for a while.
+	retiredMu sync.Mutex
+	retired   []retiredOwners
 }
 
 // New returns an Agent for opts.
@@ -74,7 +92,7 @@ func New(opts Options) *Agent {
 		opts.Logger = discard()
 	}
 	m := newMetrics(opts.Version)
-	a := &Agent{opts: opts, logger: opts.Logger, metrics: m, scrub: redact.NewRegistry(m.redact)}
+	a := &Agent{opts: opts, logger: opts.Logger, metrics: m, scrub: redact.NewRegistry(m.redact), listeners: newListenerPool()}
 	a.audit = newAuditLog(opts.Logger, nil, m.auditDropped)
 	m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "outrider_ready",
@@ -128,7 +146,7 @@ func (a *Agent) newSyncer(cfg secrets.Config, dataDir string) (*syncerRun, error
 	}
 	owners := newSyncerOwners(a.scrub)
 	s, err := secrets.New(cfg, secrets.Settings{
-		Logger:    a.logger.With("component", "secrets"),
+		Logger:    a.logger, // the syncer names its component itself
 		Audit:     a.audit,
 		Redact:    owners,
 		Metrics:   a.metrics.secrets,
@@ -194,11 +212,15 @@ func (a *Agent) retireOwners(r *syncerRun) {
 	if r == nil {
 		return
 	}
+	a.retiredMu.Lock()
+	defer a.retiredMu.Unlock()
 	a.retired = append(a.retired, retiredOwners{owners: r.owners, until: time.Now().Add(retiredOwnersKeep)})
 }
 
 // releaseRetired releases the retired values whose time is up.
 func (a *Agent) releaseRetired(now time.Time) {
+	a.retiredMu.Lock()
+	defer a.retiredMu.Unlock()
 	kept := a.retired[:0]
 	for _, r := range a.retired {
 		if now.Before(r.until) {
@@ -225,135 +247,101 @@ func (r *syncerRun) stop() error {
 	return r.err
 }
 
-// doneC is closed when the syncer stopped on its own (nil channel when none runs).
-func (r *syncerRun) doneC() <-chan struct{} {
-	if r == nil {
-		return nil
+// heartbeat is how often the agent's loop beats; /healthz fails when the last beat
+// is older than staleAfter (at least a minute, more with a long shutdown timeout,
+// since a reload may stop several units in turn).
+const heartbeat = 5 * time.Second
+
+func (a *Agent) setTimeouts(cfg *config.Config) {
+	a.staleAfter.Store(int64(max(time.Minute, 6*cfg.Server.ShutdownTimeout+heartbeat)))
+	if sup := a.sup.Load(); sup != nil {
+		sup.stopTimeout = cfg.Server.ShutdownTimeout
 	}
-	return r.done
 }
 
 // Run runs the agent until ctx is done, then drains and stops within
-// server.shutdown_timeout. It returns an error if the agent cannot start or a
-// component fails.
+// server.shutdown_timeout per unit. It returns an error if the agent cannot start or
+// a unit fails; ctx ending while the agent starts is a clean stop.
 func (a *Agent) Run(ctx context.Context) error {
 	cfg := a.opts.Config
-	srv, err := newServer(cfg.Server.Listen, cfg.Server.Pprof, a.metrics, a.ready, a.logger)
-	if err != nil {
-		return err
-	}
-	if a.opts.OnListen != nil {
-		a.opts.OnListen(srv.Addr())
-	}
-	srvErr := make(chan error, 1)
-	go func() { srvErr <- srv.run() }()
-	defer srv.shutdown()
-
 	applyRuntime(cfg.Runtime)
-	a.audit.setIdentity(cfg.Identity.Labels(), cfg.Identity.ResourceAttributes())
-	auditCtx, stopAudit := context.WithCancel(context.Background())
-	auditDone := make(chan struct{})
-	go func() { defer close(auditDone); a.audit.run(auditCtx) }()
-	defer func() { stopAudit(); <-auditDone }()
+	sup, err := newSupervisor(a.unitKinds(), a.logger)
+	if err != nil {
+		return err
+	}
+	sup.afterSwap = a.listeners.closeUnused
+	a.sup.Store(sup)
+	a.setTimeouts(cfg)
+	a.beat.Store(time.Now().UnixNano())
+	defer a.listeners.closeAll()
+	if cfg.Secrets.Enabled() {
+		a.metrics.secretsReg.enable()
+	}
 
-	g, err := buildGraph(cfg, a.metrics, a.scrub, a.logger, a.errorTarget)
-	if err != nil {
+	// The secrets come before the graph: until the first render the redaction knows
+	// no value, and a log backlog read now (after a restart) could be exported
+	// unscrubbed.
+	if err := sup.Start(ctx, cfg); err != nil {
+		_ = sup.Stop()
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			a.logger.Info("stopped while starting")
+			return nil
+		}
 		return err
 	}
-	sr, err := a.newSyncer(cfg.Secrets, cfg.DataDir)
-	if err != nil {
-		return err
-	}
-	// The secrets come first: until the first render the redaction knows no value,
-	// and a log backlog read now (after a restart) could be exported unscrubbed.
-	sr.start()
-	a.syncer.Store(sr)
-	if err := a.waitFirstRender(ctx, sr); err != nil {
-		_ = a.syncer.Swap(nil).stop()
-		return err
-	}
-	in, err := openIntake(cfg, a.metrics, a.scrub, a.logger)
-	if err != nil {
-		_ = a.syncer.Swap(nil).stop()
-		return err
-	}
-	if err := g.start(ctx, a.logger, in); err != nil {
-		_ = in.closeQueues()
-		_ = a.syncer.Swap(nil).stop()
-		return err
-	}
-	if err := in.start(ctx); err != nil {
-		_ = g.stop(a.logger)
-		_ = in.closeQueues()
-		_ = a.syncer.Swap(nil).stop()
-		return err
-	}
-	a.setIntake(in)
-	a.audit.setSink(g.logSink, g.traceSink)
 	a.running.Store(true)
-	a.logger.Info("agent started", "listen", srv.Addr(), "sources", len(g.sources), "exporters", len(g.exporters), "secret_files", len(cfg.Secrets.Files))
+	gi := a.graphInfo.Load()
+	if gi == nil {
+		gi = &graphInfo{}
+	}
+	addr, _ := a.serverAddr.Load().(string)
+	a.logger.Info("agent started", "listen", addr, "sources", gi.sources, "exporters", gi.exporters, "secret_files", len(cfg.Secrets.Files))
 
 	changes, stopWatch := a.watchConfig()
 	defer stopWatch()
 	housekeeping := time.NewTicker(time.Minute)
 	defer housekeeping.Stop()
+	beat := time.NewTicker(heartbeat)
+	defer beat.Stop()
 	lastData, _ := os.ReadFile(a.opts.ConfigPath)
-	sourcesDone := g.sourcesDone()
 
 	stopAll := func() error {
 		a.running.Store(false)
-		ierr := a.stopReceiving(g.cfg)
-		serr := a.syncer.Swap(nil).stop()
-		gerr := g.stop(a.logger)
-		a.audit.setSink(nil, nil)
-		return errors.Join(ierr, serr, gerr, a.in.closeQueues())
+		return sup.Stop()
 	}
 	for {
 		select {
 		case <-ctx.Done():
-			a.logger.Info("stopping: draining in-flight data", "timeout", g.cfg.Server.ShutdownTimeout.String())
+			a.logger.Info("stopping: draining in-flight data", "timeout", cfg.Server.ShutdownTimeout.String())
 			err := stopAll()
 			a.logger.Info("agent stopped")
 			return err
-		case err := <-srvErr:
+		case f := <-sup.Failures():
+			a.logger.Error("a unit stopped on its own; stopping the agent", "unit", f.name, "error", f.err)
 			_ = stopAll()
-			return err
-		case <-sourcesDone:
-			// Sources return on their own only when they fail; a graph without
-			// sources has nothing to watch.
-			if err := g.sourceErr(); err != nil {
-				_ = stopAll()
-				return err
-			}
-			sourcesDone = nil
-		case <-a.syncer.Load().doneC():
-			err := a.syncer.Load().err
-			_ = stopAll()
-			if err == nil {
-				err = errors.New("secrets syncer stopped unexpectedly")
-			}
-			return err
+			return fmt.Errorf("%s: %w", f.name, f.err)
 		case now := <-housekeeping.C:
 			a.releaseRetired(now)
+		case now := <-beat.C:
+			a.beat.Store(now.UnixNano())
 		case <-a.opts.Reload:
-			g = a.reload(ctx, g, nil)
-			sourcesDone = g.sourcesDone()
+			cfg = a.reload(ctx, cfg, nil)
 		case <-changes:
 			data, err := os.ReadFile(a.opts.ConfigPath)
 			if err != nil || bytes.Equal(data, lastData) {
 				continue
 			}
 			lastData = data
-			g = a.reload(ctx, g, data)
-			sourcesDone = g.sourcesDone()
+			cfg = a.reload(ctx, cfg, data)
 		}
+		a.beat.Store(time.Now().UnixNano())
 	}
 }
 
-// reload loads the configuration again and, when it is valid and different, replaces
-// the running graph (and the syncer, if the secrets section changed). It returns the
-// graph that runs afterwards.
-func (a *Agent) reload(ctx context.Context, old *graph, data []byte) *graph {
+// reload loads the configuration again and, when it is valid and different, hands it
+// to the supervisor, which replaces the units whose slice changed. It returns the
+// configuration in effect afterwards.
+func (a *Agent) reload(ctx context.Context, old *config.Config, data []byte) *config.Config {
 	var (
 		cfg *config.Config
 		err error
@@ -363,132 +351,94 @@ func (a *Agent) reload(ctx context.Context, old *graph, data []byte) *graph {
 	} else {
 		cfg, err = config.Load(a.opts.ConfigPath)
 	}
+	record := func(result string, replaced []string, err error) {
+		a.metrics.reloads.WithLabelValues(result).Inc()
+		rs := &ReloadStatus{Time: time.Now(), Result: result, Replaced: replaced}
+		if err != nil {
+			rs.Error = err.Error()
+		}
+		a.lastReload.Store(rs)
+	}
 	if err != nil {
-		a.metrics.reloads.WithLabelValues("rejected").Inc()
+		record(reloadRejected, nil, err)
 		a.logger.Error("config reload rejected; the running configuration stays in effect", "path", a.opts.ConfigPath, "error", err)
 		return old
 	}
-	if reflect.DeepEqual(cfg, old.cfg) {
+	if reflect.DeepEqual(cfg, old) {
 		return old
 	}
-	if cfg.Server.Listen != old.cfg.Server.Listen {
-		a.logger.Warn("server.listen changed; it takes effect at the next restart", "listen", old.cfg.Server.Listen)
+	if cfg.Secrets.Enabled() {
+		a.metrics.secretsReg.enable()
 	}
-	next, err := buildGraph(cfg, a.metrics, a.scrub, a.logger, a.errorTarget)
-	if err != nil {
-		a.metrics.reloads.WithLabelValues("rejected").Inc()
-		a.logger.Error("config reload rejected; the running configuration stays in effect", "path", a.opts.ConfigPath, "error", err)
+	res := a.sup.Load().Reload(ctx, cfg)
+	switch {
+	case res.Rejected != nil:
+		record(reloadRejected, nil, res.Rejected)
+		a.logger.Error("config reload rejected; the running configuration stays in effect", "path", a.opts.ConfigPath, "error", res.Rejected)
 		return old
-	}
-	secretsChanged := !reflect.DeepEqual(cfg.Secrets, old.cfg.Secrets)
-	var nextSyncer *syncerRun
-	if secretsChanged {
-		if nextSyncer, err = a.newSyncer(cfg.Secrets, cfg.DataDir); err != nil {
-			a.metrics.reloads.WithLabelValues("rejected").Inc()
-			a.logger.Error("config reload rejected; the running configuration stays in effect", "path", a.opts.ConfigPath, "error", err)
-			return old
+	case res.RolledBack != nil:
+		err := res.RolledBack
+		if res.Restored != nil {
+			err = fmt.Errorf("%w; restoring the previous units failed too: %w", err, res.Restored)
+			a.logger.Error("the previous units could not all be restarted; /readyz and /healthz say which", "error", res.Restored)
 		}
-	}
-	// Readiness stays as it is while the graph is swapped: the secret files are there
-	// and the new pipeline resumes from the saved positions.
-	newIntake := intakeChanged(old.cfg, cfg)
-	if newIntake {
-		if err := a.stopReceiving(old.cfg); err != nil {
-			a.logger.Warn("otlp receiver did not stop cleanly", "error", err)
-		}
-	}
-	if err := old.stop(a.logger); err != nil {
-		a.logger.Warn("old pipeline did not stop cleanly", "error", err)
-	}
-	a.audit.setSink(nil, nil)
-	if newIntake {
-		a.replaceIntake(ctx, old.cfg, cfg)
-	}
-	if err := next.start(ctx, a.logger, a.in); err != nil {
-		a.logger.Error("new pipeline failed to start; restarting the previous one", "error", err)
-		a.metrics.reloads.WithLabelValues("rejected").Inc()
-		prev, berr := buildGraph(old.cfg, a.metrics, a.scrub, a.logger, a.errorTarget)
-		if berr == nil {
-			berr = prev.start(ctx, a.logger, a.in)
-		}
-		if berr != nil {
-			a.running.Store(false)
-			a.logger.Error("previous pipeline failed to restart", "error", berr)
-			return prev
-		}
-		a.audit.setSink(prev.logSink, prev.traceSink)
-		return prev
-	}
-	a.audit.setSink(next.logSink, next.traceSink)
-	a.audit.setIdentity(cfg.Identity.Labels(), cfg.Identity.ResourceAttributes())
-	if secretsChanged {
-		prev := a.syncer.Swap(nil)
-		if err := prev.stop(); err != nil {
-			a.logger.Warn("previous secrets syncer stopped with an error", "error", err)
-		}
-		nextSyncer.start()
-		a.syncer.Store(nextSyncer)
-		// The application may use the previous syncer's values until it reloads with
-		// the new files: keep them scrubbed for a while.
-		a.retireOwners(prev)
+		record(reloadRolledBack, res.Replaced, err)
+		a.logger.Error("config reload rolled back: a new unit failed to start and the previous ones run again", "path", a.opts.ConfigPath, "units", strings.Join(res.Replaced, ","), "error", res.RolledBack)
+		return old
 	}
 	if a.opts.LogLevel != nil {
 		a.opts.LogLevel.Set(LevelOf(cfg.Log.Level))
 	}
 	applyRuntime(cfg.Runtime)
-	a.metrics.reloads.WithLabelValues("success").Inc()
-	a.logger.Info("config reloaded", "path", a.opts.ConfigPath, "sources", len(next.sources), "secrets_reloaded", secretsChanged)
-	return next
+	a.setTimeouts(cfg)
+	record(reloadSuccess, res.Replaced, nil)
+	a.logger.Info("config reloaded", "path", a.opts.ConfigPath, "units", strings.Join(res.Replaced, ","))
+	return cfg
 }
 
 // setIntake makes in the running intake.
-func (a *Agent) setIntake(in *intake) {
-	a.in = in
-	a.current.Store(in)
-}
+func (a *Agent) setIntake(in *intake) { a.current.Store(in) }
 
 // errorTarget returns where error events go now; see intake.errorTarget.
 func (a *Agent) errorTarget() (*errorevents.Builder, errorevents.Appender) {
 	return a.current.Load().errorTarget()
 }
 
-// stopReceiving closes the OTLP listeners within cfg's shutdown timeout.
-func (a *Agent) stopReceiving(cfg *config.Config) error {
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
-	defer cancel()
-	return a.in.stopReceiving(ctx)
-}
-
-// replaceIntake closes the queues of the running intake (its receiver is stopped and
-// no graph reads them) and opens and starts the one cfg asks for. When that fails, it
-// restores the previous one, so a bad reload never leaves the agent without its
-// receiver.
-func (a *Agent) replaceIntake(ctx context.Context, prevCfg, cfg *config.Config) {
-	if err := a.in.closeQueues(); err != nil {
-		a.logger.Warn("closing the queues", "error", err)
+// Status reports the agent's readiness and health and every unit's state.
+func (a *Agent) Status() Status {
+	st := Status{Ready: a.ready(), Healthy: true, Build: buildInfo(a.opts.Version), LastReload: a.lastReload.Load()}
+	if sup := a.sup.Load(); sup != nil {
+		st.Units = sup.Status()
 	}
-	a.setIntake(nil)
-	in, err := openIntake(cfg, a.metrics, a.scrub, a.logger)
-	if err == nil {
-		if err = in.start(ctx); err != nil {
-			_ = in.closeQueues()
+	if !a.running.Load() {
+		st.Reasons = append(st.Reasons, "the agent is starting or stopping")
+	}
+	for _, u := range st.Units {
+		switch {
+		case u.State == stateWedged:
+			st.Healthy = false
+			st.Reasons = append(st.Reasons, fmt.Sprintf("unit %s is wedged: %s", u.Name, u.LastError))
+		case u.State == stateFailed:
+			st.Healthy = false
+			st.Reasons = append(st.Reasons, fmt.Sprintf("unit %s failed: %s", u.Name, u.LastError))
+		case !u.Ready && a.running.Load() && !(u.Name == unitSecrets && a.rendered.Load()):
+			r := fmt.Sprintf("unit %s is %s", u.Name, u.State)
+			if u.Detail != "" {
+				r += ": " + u.Detail
+			}
+			st.Reasons = append(st.Reasons, r)
 		}
 	}
-	if err == nil {
-		a.setIntake(in)
-		return
-	}
-	a.logger.Error("the new otlp receiver or queue failed to start; keeping the previous one", "error", err)
-	if in, err = openIntake(prevCfg, a.metrics, a.scrub, a.logger); err == nil {
-		if err = in.start(ctx); err != nil {
-			_ = in.closeQueues()
+	if last := a.beat.Load(); last != 0 {
+		if age := time.Since(time.Unix(0, last)); age > time.Duration(a.staleAfter.Load()) {
+			st.Healthy = false
+			st.Reasons = append(st.Reasons, fmt.Sprintf("the agent loop has not run for %s: it is stuck (a reload or a stop does not return)", age.Round(time.Second)))
 		}
 	}
-	if err != nil {
-		a.logger.Error("the previous otlp receiver failed to restart; pushed telemetry is refused until the next reload", "error", err)
-		return
+	if !st.Healthy {
+		st.Ready = false
 	}
-	a.setIntake(in)
+	return st
 }
 
 // watchConfig watches the configuration file's directory (editors and Kubernetes

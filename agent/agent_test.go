@@ -47,7 +47,7 @@ func TestRunServesHealthAndStops(t *testing.T) {
 	if code, _ := get(t, "http://"+addr+"/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz = %d", code)
 	}
-	if _, body := get(t, "http://"+addr+"/metrics"); !strings.Contains(body, `outrider_build_info{version="test"} 1`) || !strings.Contains(body, "outrider_ready 1") {
+	if _, body := get(t, "http://"+addr+"/metrics"); !strings.Contains(body, `version="test"} 1`) || !strings.Contains(body, `outrider_build_info{goversion="go`) || !strings.Contains(body, "outrider_ready 1") {
 		t.Errorf("/metrics lacks build info or readiness:\n%s", body)
 	}
 	cancel()
@@ -117,7 +117,8 @@ exporters:
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("not ready")
+			_, body := get(t, "http://"+addr+"/readyz")
+			t.Fatalf("not ready: %s", body)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

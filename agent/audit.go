@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/outrider-dev/outrider/agent/pipeline"
+	"github.com/outrider-dev/outrider/secrets"
 	"github.com/outrider-dev/outrider/secrets/audit"
 )
 
@@ -33,6 +35,10 @@ type auditLog struct {
 	traces   pipeline.TraceSink
 	resource map[string]string
 	wake     chan struct{}
+	// renders are the last render event of each secret file, and auth the last
+	// login event, for /readyz to say why a file is not there yet.
+	renders map[string]audit.Event
+	auth    audit.Event
 }
 
 // auditBuffer bounds the events waiting to be exported.
@@ -83,6 +89,15 @@ func (a *auditLog) Record(e audit.Event) {
 		rec.Level = pipeline.LevelWarn
 	}
 	a.mu.Lock()
+	switch e.Kind {
+	case audit.KindRender:
+		if a.renders == nil {
+			a.renders = map[string]audit.Event{}
+		}
+		a.renders[e.Path] = e
+	case audit.KindAuth:
+		a.auth = e
+	}
 	rec.Stream = a.stream
 	if len(a.buf) >= auditBuffer {
 		copy(a.buf, a.buf[1:])
@@ -174,4 +189,28 @@ func auditLine(e audit.Event) map[string]any {
 		m["duration"] = e.Duration.String()
 	}
 	return m
+}
+
+// secretsStatus says which of cfg's files have not been rendered yet and the last
+// error of each (never a value: audit events hold none), and the last login error.
+func (a *auditLog) secretsStatus(cfg secrets.Config) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var parts []string
+	if a.auth.Outcome != "" && a.auth.Outcome != "ok" {
+		parts = append(parts, "vault login failed: "+a.auth.Error)
+	}
+	for _, f := range cfg.Files {
+		e, ok := a.renders[f.Path]
+		switch {
+		case !ok:
+			parts = append(parts, f.Path+": not rendered yet")
+		case e.Outcome != "ok":
+			parts = append(parts, f.Path+": "+e.Error)
+		}
+	}
+	if len(parts) == 0 {
+		return "waiting for the first render"
+	}
+	return strings.Join(parts, "; ")
 }

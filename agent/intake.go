@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"reflect"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
@@ -43,20 +42,17 @@ func (in *intake) errorTarget() (*errorevents.Builder, errorevents.Appender) {
 	return in.events, fullAppender{in.errors}
 }
 
-// intakeChanged reports whether the intake built from b differs from a's.
-func intakeChanged(a, b *config.Config) bool {
-	return !reflect.DeepEqual(a.Receivers, b.Receivers) || !reflect.DeepEqual(a.Queue, b.Queue) ||
-		!reflect.DeepEqual(a.Errors, b.Errors) || a.Grafana != b.Grafana ||
-		a.DataDir != b.DataDir || a.Identity != b.Identity ||
-		(a.Exporters.OTLP == nil) != (b.Exporters.OTLP == nil) || (a.Exporters.Loki == nil) != (b.Exporters.Loki == nil) ||
-		(a.Exporters.Sentry == nil) != (b.Exporters.Sentry == nil)
+// wantsIntake reports whether cfg has anything pushed in or makes error events.
+func wantsIntake(cfg *config.Config) bool {
+	return cfg.Receivers.OTLP != nil || cfg.Receivers.Sentry != nil || cfg.Exporters.Sentry != nil
 }
 
 // openIntake opens the queues and builds the receivers without serving; nil when
-// nothing is pushed in and no error events are made.
-func openIntake(cfg *config.Config, m *metrics, scrub *redact.Registry, logger *slog.Logger) (*intake, error) {
+// nothing is pushed in and no error events are made. The receivers open their
+// listeners with listen.
+func openIntake(cfg *config.Config, m *metrics, scrub *redact.Registry, logger *slog.Logger, listen listenFunc) (*intake, error) {
 	rc := cfg.Receivers.OTLP
-	if rc == nil && cfg.Receivers.Sentry == nil && cfg.Exporters.Sentry == nil {
+	if !wantsIntake(cfg) {
 		return nil, nil
 	}
 	in := &intake{cfg: cfg}
@@ -70,6 +66,7 @@ func openIntake(cfg *config.Config, m *metrics, scrub *redact.Registry, logger *
 		if err != nil {
 			return nil, fmt.Errorf("queue %s: %w", name, err)
 		}
+		m.queueCapacity.WithLabelValues(name).Set(float64(cfg.Queue.MaxSize))
 		return q, nil
 	}
 	set := otlprecv.Settings{
@@ -77,6 +74,7 @@ func openIntake(cfg *config.Config, m *metrics, scrub *redact.Registry, logger *
 		Metrics:  m.otlp,
 		Redactor: scrub,
 		Resource: cfg.Identity.ResourceAttributes(),
+		Listen:   listen,
 	}
 	var err error
 	if cfg.Exporters.Sentry != nil {
@@ -94,6 +92,8 @@ func openIntake(cfg *config.Config, m *metrics, scrub *redact.Registry, logger *
 				Metrics: m.sentryIngest,
 				Queue:   fullAppender{in.errors},
 				Process: in.events.Process,
+				Scrub:   in.events.ScrubEnvelope,
+				Listen:  listen,
 			})
 		}
 	}

@@ -1,11 +1,8 @@
 package agent
 
 import (
-	"context"
-	"errors"
-	"fmt"
+	"encoding/json"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/pprof"
 	"time"
@@ -13,52 +10,54 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// server serves /metrics, /healthz and /readyz.
-type server struct {
-	srv *http.Server
-	ln  net.Listener
+// Status is what /readyz and /healthz answer (and `outrider status` prints): whether
+// the agent is ready and healthy, and each unit's state with its last error.
+type Status struct {
+	Ready   bool `json:"ready"`
+	Healthy bool `json:"healthy"`
+	// Reasons say why the agent is not ready or not healthy, one line each.
+	Reasons []string     `json:"reasons,omitempty"`
+	Units   []UnitStatus `json:"units"`
+	// LastReload is the last configuration reload's outcome, if any.
+	LastReload *ReloadStatus `json:"last_reload,omitempty"`
+	Build      BuildInfo     `json:"build"`
 }
 
-func newServer(addr string, pprofOn bool, m *metrics, ready func() bool, logger *slog.Logger) (*server, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("server.listen: cannot listen on %s: %w", addr, err)
-	}
+// ReloadStatus is the outcome of a configuration reload.
+type ReloadStatus struct {
+	Time     time.Time `json:"time"`
+	Result   string    `json:"result"`
+	Replaced []string  `json:"replaced,omitempty"`
+	Error    string    `json:"error,omitempty"`
+}
+
+// handler serves /metrics, /healthz and /readyz (and pprof when asked).
+func (a *Agent) handler(pprofOn bool) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics.registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(a.logger.Handler(), slog.LevelWarn)}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = w.Write([]byte("ok\n"))
+		st := a.Status()
+		writeStatus(w, st, st.Healthy)
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !ready() {
-			http.Error(w, "not ready\n", http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte("ready\n"))
+		st := a.Status()
+		writeStatus(w, st, st.Ready)
 	})
 	if pprofOn {
 		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	}
-	return &server{
-		srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second},
-		ln:  ln,
-	}, nil
+	return mux
 }
 
-// Addr returns the address the server listens on.
-func (s *server) Addr() string { return s.ln.Addr().String() }
-
-func (s *server) run() error {
-	if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serve %s: %w", s.ln.Addr(), err)
+func writeStatus(w http.ResponseWriter, st Status, ok bool) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	if !ok {
+		w.WriteHeader(http.StatusServiceUnavailable)
 	}
-	return nil
-}
-
-func (s *server) shutdown() {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	_ = s.srv.Shutdown(ctx)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(st)
 }
