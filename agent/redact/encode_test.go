@@ -2,14 +2,19 @@ package redact
 
 import (
 	"bytes"
+	"encoding/base32"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"html"
 	"math/rand/v2"
 	"net/url"
 	"slices"
 	"strings"
 	"testing"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // goJSON returns v as Go's encoding/json writes it inside the quotes.
@@ -38,25 +43,23 @@ func TestEncodingsContain(t *testing.T) {
 		"JSON, Jackson":         `p@ss \"w\u00F6rd\"/<x>&y+z`,
 		"URL query":             url.QueryEscape(v),
 		"URL path":              url.PathEscape(v),
-		"base64":                base64.StdEncoding.EncodeToString([]byte(v)),
-		"base64 URL":            base64.URLEncoding.EncodeToString([]byte(v)),
 		"base64 unpadded":       base64.RawStdEncoding.EncodeToString([]byte(v)),
 		"base64 URL unpadded":   base64.RawURLEncoding.EncodeToString([]byte(v)),
 		"hex":                   hex.EncodeToString([]byte(v)),
 		"hex upper case":        strings.ToUpper(hex.EncodeToString([]byte(v))),
 	}
 	for name, w := range want {
-		if !slices.Contains(got, w) {
-			t.Errorf("%s form %q is not registered; have %q", name, w, got)
+		if !hasForm(got, w) {
+			t.Errorf("%s form %q is not registered; have %q", name, w, texts(got))
 		}
 	}
 	for _, p := range got {
-		if len(p) < minPatternLen {
-			t.Errorf("pattern %q is shorter than %d", p, minPatternLen)
+		if len(p.text) < minPatternLen {
+			t.Errorf("pattern %q is shorter than %d", p.text, minPatternLen)
 		}
 	}
-	if len(got) != len(slicesCompact(got)) {
-		t.Errorf("duplicate patterns: %q", got)
+	if len(got) != len(slicesCompact(texts(got))) {
+		t.Errorf("duplicate patterns: %q", texts(got))
 	}
 }
 
@@ -79,18 +82,18 @@ func TestEncodingsEdgeCases(t *testing.T) {
 		{"control characters", "ab\x01cd\tef", []string{`ab\u0001cd\tef`}, nil},
 		{"astral plane", "key-😀-end", []string{`key-\ud83d\ude00-end`, `key-\uD83D\uDE00-end`}, nil},
 		{"line separator", "a\u2028bcdef", []string{`a\u2028bcdef`, "a\u2028bcdef"}, nil},
-		{"invalid UTF-8: encodings only", "bin\xff\xfe\x00ary", []string{hex.EncodeToString([]byte("bin\xff\xfe\x00ary")), base64.StdEncoding.EncodeToString([]byte("bin\xff\xfe\x00ary"))}, []string{"bin\xff\xfe\x00ary"}},
+		{"invalid UTF-8: encodings only", "bin\xff\xfe\x00ary", []string{hex.EncodeToString([]byte("bin\xff\xfe\x00ary")), base64.RawStdEncoding.EncodeToString([]byte("bin\xff\xfe\x00ary"))}, []string{"bin\xff\xfe\x00ary"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := encodings(tt.value)
 			for _, w := range tt.want {
-				if !slices.Contains(got, w) {
-					t.Errorf("%q is not registered; have %q", w, got)
+				if !hasForm(got, w) {
+					t.Errorf("%q is not registered; have %q", w, texts(got))
 				}
 			}
 			for _, w := range tt.notWant {
-				if slices.Contains(got, w) {
+				if hasForm(got, w) {
 					t.Errorf("%q is registered", w)
 				}
 			}
@@ -150,6 +153,95 @@ func TestJSONEscapeMatchesEncodingJSON(t *testing.T) {
 			var back string
 			if err := json.Unmarshal([]byte(`"`+jsonEscape(v, f)+`"`), &back); err != nil || back != v {
 				t.Fatalf("flavour %d: jsonEscape(%q) = %q decodes to %q, %v", f, v, jsonEscape(v, f), back, err)
+			}
+		}
+	}
+}
+
+// wrap breaks s into lines of width characters joined by nl, as MIME and PEM do.
+func wrap(s string, width int, nl string) string {
+	var b strings.Builder
+	for len(s) > width {
+		b.WriteString(s[:width])
+		b.WriteString(nl)
+		s = s[width:]
+	}
+	b.WriteString(s)
+	return b.String()
+}
+
+// spelledOut returns v in the encodings the scrubber must see through, each written
+// by an independent implementation (the standard library where it has one).
+func spelledOut(v string) map[string]string {
+	hexs := hex.EncodeToString([]byte(v))
+	sep := func(s, sep string) string {
+		var parts []string
+		for i := 0; i < len(s); i += 2 {
+			parts = append(parts, s[i:i+2])
+		}
+		return strings.Join(parts, sep)
+	}
+	var dec, hx strings.Builder
+	for _, r := range v {
+		fmt.Fprintf(&dec, "&#%d;", r)
+		fmt.Fprintf(&hx, "&#x%X;", r)
+	}
+	b64 := base64.StdEncoding.EncodeToString([]byte(strings.Repeat(v, 8))) // long enough to wrap
+	out := map[string]string{
+		"as is":                   v,
+		"upper case":              strings.ToUpper(v),
+		"lower case":              strings.ToLower(v),
+		"hex upper":               strings.ToUpper(hexs),
+		"hex with colons":         sep(hexs, ":"),
+		"hex with dashes, upper":  strings.ToUpper(sep(hexs, "-")),
+		"hex with spaces":         sep(hexs, " "),
+		"HTML, Go":                html.EscapeString(v),
+		"HTML, decimal":           dec.String(),
+		"HTML, hex":               hx.String(),
+		"percent, lower case":     strings.ToLower(url.QueryEscape(v)),
+		"percent, path":           url.PathEscape(v),
+		"base32":                  base32.StdEncoding.EncodeToString([]byte(v)),
+		"base32 lower, unpadded":  strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString([]byte(v))),
+		"base32 hex":              base32.HexEncoding.EncodeToString([]byte(v)),
+		"base64 MIME 76 CRLF":     wrap(b64, 76, "\r\n"),
+		"base64 PEM 64 LF":        wrap(b64, 64, "\n"),
+		"NFC":                     norm.NFC.String(v),
+		"NFD":                     norm.NFD.String(v),
+		"NFKC":                    norm.NFKC.String(v),
+		"split over two lines":    v[:len(v)/2] + "\n" + v[len(v)/2:],
+		"split over lines, CRLF":  v[:3] + "\r\n" + v[3:],
+		"JSON, upper-case escape": strings.ToUpper(jsonEscape(v, jsonASCII)),
+	}
+	return out
+}
+
+// TestEveryEncodingScrubbed writes values in every covered encoding into lines and
+// checks that nothing of the encoded value survives, line breaks or not.
+func TestEveryEncodingScrubbed(t *testing.T) {
+	values := []string{`db-p@ss/"w0rd"&<x>`, "Pässwörd-Ünïcode-ﬁ", "s3cr3t-token-ABCdef-0123456789"}
+	r := NewRegistry(nil)
+	r.Set("t", values)
+	for _, v := range values {
+		for name, enc := range spelledOut(v) {
+			t.Run(name+"/"+v, func(t *testing.T) {
+				line := "before " + enc + " after"
+				got, ok := r.Redact(line)
+				if !ok {
+					t.Fatalf("%q not scrubbed", line)
+				}
+				flat := strings.NewReplacer("\r", "", "\n", "").Replace(got)
+				flatEnc := strings.NewReplacer("\r", "", "\n", "").Replace(enc)
+				if strings.Contains(flat, flatEnc) || !strings.HasPrefix(got, "before ") || !strings.HasSuffix(got, " after") {
+					t.Fatalf("%q → %q", line, got)
+				}
+			})
+		}
+		// Cut at every length from cutMin on, as max_line_bytes cuts a line.
+		for n := cutMin; n < len(v); n++ {
+			line := `{"msg":"connect","password":"` + v[:n]
+			got, ok := r.Redact(line)
+			if !ok || strings.Contains(got, v[:n]) {
+				t.Fatalf("line cut after %d bytes of %q: %q → %q", n, v, line, got)
 			}
 		}
 	}

@@ -32,7 +32,7 @@ func FuzzRedact(f *testing.F) {
 		}
 		// Insert up to four values, as is or encoded.
 		for i := 0; i < 4 && len(pats) > 0; i++ {
-			p := pats[seed%uint64(len(pats))]
+			p := pats[seed%uint64(len(pats))].text
 			seed /= uint64(len(pats))
 			at := int(seed % uint64(len(text)+1))
 			seed = seed/uint64(len(text)+1) + 0x9e3779b97f4a7c15

@@ -18,9 +18,16 @@ const (
 	secondBitsPerGram = 16
 )
 
-// maxStride caps the distance between probes: each pattern is indexed by one gram
-// per position in a stride, so a longer stride fills the filters faster.
-const maxStride = 16
+// cutMin is the shortest prefix of a pattern found at the end of a text: a text cut
+// in the middle of a secret (a line over max_line_bytes, a partial line flushed, a
+// field truncated by the application) keeps no 8 bytes of it. Probes are at most
+// cutMin-gramLen+1 bytes apart so that such a prefix always holds a probed gram.
+const cutMin = 8
+
+// foldGram maps a gram's ASCII letters to lower case (and some punctuation onto
+// other punctuation, which only costs the filters a few more false positives), so
+// that one index serves exact and case-folded patterns.
+const foldGram = 0x20202020
 
 // Multipliers of the hashes (multiplicative hashing takes the high bits of the
 // product).
@@ -35,16 +42,18 @@ const (
 // may use it.
 //
 // It probes the text every stride bytes with the 4-byte gram found there. Every
-// pattern is at least minLen = stride+3 bytes long, so each of its occurrences
-// covers, at some offset below stride, a gram starting at a probed position: indexing
-// each pattern by its grams at offsets 0 to stride-1 finds every occurrence exactly
-// once. A probe tests one bit of a bitset of the indexed grams' hashes; the few that
+// pattern is at least minLen = stride+3 bytes long (minLen is at most cutMin), so
+// each of its occurrences, and each prefix of cutMin bytes or more at the end of the
+// text, covers, at some offset below stride, a gram starting at a probed position:
+// indexing each pattern by its grams at offsets 0 to stride-1 finds every occurrence
+// exactly once. Grams are folded to ASCII lower case before hashing, so the same
+// probe finds folded patterns in any case. A probe tests one bit of a bitset of the indexed grams' hashes; the few that
 // pass test two bits of one word of a blocked Bloom filter keyed by a second hash;
 // only then are the candidates of that gram looked up by exact gram and compared in
 // full. On text without secrets nearly every probe stops at the first test: a load,
 // a multiply, a shift, a load from a table small enough to stay in cache, a bit test.
 type matcher struct {
-	minLen int
+	minLen int // the shortest text that may hold an occurrence: min(shortest pattern, cutMin)
 	stride int
 	// first is a bitset: bit (hash >> 40) & firstMask is set for every indexed gram.
 	first     []uint64
@@ -54,12 +63,15 @@ type matcher struct {
 	second     []uint64
 	secondMask uint64
 	// Candidates by bucket: those of bucket i are cands[bucket[i]:bucket[i+1]], with
-	// their grams in grams.
+	// their (folded) grams in grams.
 	bucket      []uint32
 	bucketShift uint // 32 - log2(len(bucket)-1)
 	grams       []uint32
 	cands       []candidate
-	patterns    []string
+	// patterns are the texts searched for; a pattern with fold set is stored in
+	// lower case and matched without regard to ASCII case.
+	patterns []string
+	fold     []bool
 }
 
 type candidate struct {
@@ -70,10 +82,10 @@ type candidate struct {
 // span is a half-open byte range [start, end) of a text.
 type span struct{ start, end int }
 
-// gramAt returns the 4 bytes of s at i as a little-endian integer.
+// gramAt returns the 4 bytes of s at i as a little-endian integer, folded.
 func gramAt(s string, i int) uint32 {
 	t := s[i : i+gramLen]
-	return uint32(t[0]) | uint32(t[1])<<8 | uint32(t[2])<<16 | uint32(t[3])<<24
+	return (uint32(t[0]) | uint32(t[1])<<8 | uint32(t[2])<<16 | uint32(t[3])<<24) | foldGram
 }
 
 // pow2 returns the power of two at least n, clamped to [lo, hi] (powers of two).
@@ -81,21 +93,27 @@ func pow2(n, lo, hi int) int {
 	return min(max(1<<bits.Len(uint(max(n-1, 0))), lo), hi)
 }
 
-// newMatcher builds a matcher for patterns, which must be distinct and at least
-// minPatternLen bytes each. It returns nil for no patterns.
-func newMatcher(patterns []string) *matcher {
-	if len(patterns) == 0 {
+// newMatcher builds a matcher for forms, which must be distinct (see dedupe) and at
+// least minPatternLen bytes each. It returns nil for no forms.
+func newMatcher(forms []form) *matcher {
+	if len(forms) == 0 {
 		return nil
 	}
-	minLen := len(patterns[0])
-	for _, p := range patterns {
-		if len(p) < minPatternLen {
+	patterns := make([]string, len(forms))
+	fold := make([]bool, len(forms))
+	minLen := len(forms[0].text)
+	for i, f := range forms {
+		if len(f.text) < minPatternLen {
 			panic("redact: pattern shorter than minPatternLen")
 		}
-		minLen = min(minLen, len(p))
+		patterns[i], fold[i] = f.text, f.fold
+		if f.fold {
+			patterns[i] = lowerASCII(f.text)
+		}
+		minLen = min(minLen, len(f.text))
 	}
-	stride := min(minLen-gramLen+1, maxStride)
-	m := &matcher{minLen: minLen, stride: stride, patterns: patterns}
+	stride := min(minLen, cutMin) - gramLen + 1
+	m := &matcher{minLen: min(minLen, cutMin), stride: stride, patterns: patterns, fold: fold}
 
 	n := len(patterns) * stride
 	// The first bitset takes 64 B to 2 MiB, the second 512 B to 512 KiB.
@@ -109,7 +127,7 @@ func newMatcher(patterns []string) *matcher {
 	m.bucketShift = uint(32 - bits.TrailingZeros(uint(nb)))
 	m.bucket = make([]uint32, nb+1)
 
-	for _, p := range patterns {
+	for _, p := range m.patterns {
 		for off := range stride {
 			g := gramAt(p, off)
 			h := m.firstBit(g)
@@ -126,7 +144,7 @@ func newMatcher(patterns []string) *matcher {
 	m.cands = make([]candidate, n)
 	next := make([]uint32, nb)
 	copy(next, m.bucket[:nb])
-	for pi, p := range patterns {
+	for pi, p := range m.patterns {
 		for off := range stride {
 			g := gramAt(p, off)
 			b := m.bucketOf(g)
@@ -160,25 +178,35 @@ func (m *matcher) mayMatch(g uint32) bool {
 }
 
 // redact returns s with the union of all occurrences of the patterns replaced by
-// Marker, and whether anything was replaced. It allocates only when it replaces.
+// Marker, and whether anything was replaced. It allocates only when it replaces, or
+// when s holds a line break. See find for what an occurrence is.
 func (m *matcher) redact(s string) (string, bool) {
 	if len(s) < m.minLen {
 		return s, false
 	}
+	var buf [4]span
+	found := buf[:0]
 	first, fmask, stride := m.first, m.firstMask, m.stride
 	for p := 0; p <= len(s)-gramLen; p += stride {
 		// gramAt and firstBit, written out: this form lets the compiler drop all but
 		// one bounds check.
 		t := s[p:]
-		h := (uint64(uint32(t[0])|uint32(t[1])<<8|uint32(t[2])<<16|uint32(t[3])<<24) * hashFirst >> 40) & fmask
+		h := ((uint64(uint32(t[0])|uint32(t[1])<<8|uint32(t[2])<<16|uint32(t[3])<<24) | foldGram) * hashFirst >> 40) & fmask
 		if first[h>>6]&(1<<(h&63)) == 0 {
 			continue
 		}
 		if m.matchesAt(s, p) {
-			return m.replaceFrom(s, p), true
+			found = m.find(s, p, nil)
+			break
 		}
 	}
-	return s, false
+	if strings.IndexByte(s, '\n') >= 0 {
+		found = m.findBroken(s, found)
+	}
+	if len(found) == 0 {
+		return s, false
+	}
+	return replaceSpans(s, found), true
 }
 
 // matchesAt reports whether a pattern occurs where probe p would find it.
@@ -200,21 +228,54 @@ func (m *matcher) matchesAt(s string, p int) bool {
 	return false
 }
 
-// occurrence checks candidate c at probe p.
+// occurrence checks candidate c at probe p: the pattern whole, or — at the end of s —
+// a prefix of it of at least cutMin bytes.
 func (m *matcher) occurrence(s string, p int, c candidate) (span, bool) {
 	start := p - int(c.offset)
+	if start < 0 {
+		return span{}, false
+	}
 	pat := m.patterns[c.pattern]
 	end := start + len(pat)
-	if start < 0 || end > len(s) || s[start:end] != pat {
+	if end > len(s) {
+		end = len(s)
+		if end-start < cutMin {
+			return span{}, false
+		}
+		pat = pat[:end-start]
+	}
+	if m.fold[c.pattern] {
+		if !equalFoldLower(s[start:end], pat) {
+			return span{}, false
+		}
+	} else if s[start:end] != pat {
 		return span{}, false
 	}
 	return span{start, end}, true
 }
 
-// replaceFrom finds every occurrence at probes from p0 on (there is none before) and
-// replaces their union.
-func (m *matcher) replaceFrom(s string, p0 int) string {
-	var found []span
+// equalFoldLower reports whether s equals lower, an ASCII lower-case string of the
+// same length, without regard to ASCII case.
+func equalFoldLower(s, lower string) bool {
+	if len(s) != len(lower) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// find appends to found every occurrence at probes from p0 on (there is none
+// before): each whole pattern (exactly, or without regard to ASCII case for a folded
+// one), and a prefix of at least cutMin bytes of one at the end of s.
+func (m *matcher) find(s string, p0 int, found []span) []span {
 	for p := p0; p+gramLen <= len(s); p += m.stride {
 		g := gramAt(s, p)
 		if !m.mayMatch(g) {
@@ -230,7 +291,31 @@ func (m *matcher) replaceFrom(s string, p0 int) string {
 			}
 		}
 	}
-	return replaceSpans(s, found)
+	return found
+}
+
+// findBroken appends to found the occurrences in s with line breaks ("\n" or
+// "\r\n") inside them: a value split over two lines of one record, base64 or hex
+// wrapped at any width (MIME, PEM bodies). It searches s with every line break
+// removed and maps what it finds back to s.
+func (m *matcher) findBroken(s string, found []span) []span {
+	t := make([]byte, 0, len(s))
+	pos := make([]int, 0, len(s)+1)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '\n' || c == '\r' && i+1 < len(s) && s[i+1] == '\n' {
+			continue
+		}
+		t = append(t, c)
+		pos = append(pos, i)
+	}
+	if len(t) < m.minLen {
+		return found
+	}
+	for _, sp := range m.find(string(t), 0, nil) {
+		found = append(found, span{pos[sp.start], pos[sp.end-1] + 1})
+	}
+	return found
 }
 
 // replaceSpans replaces the union of spans (in any order, overlapping or touching)

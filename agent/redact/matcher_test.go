@@ -28,16 +28,23 @@ func TestMatcherCases(t *testing.T) {
 		{"separated by one byte", []string{"aaaaaa", "bbbbbb"}, "aaaaaa bbbbbb", Marker + " " + Marker},
 		{"long and short patterns", []string{"short1", strings.Repeat("L", 100)}, "short1 " + strings.Repeat("L", 101), Marker + " " + Marker},
 		{"multi-byte characters", []string{"pässwörd"}, "ü pässwörd ü", "ü " + Marker + " ü"},
-		{"prefix of text only", []string{"secret123"}, "secret12", "secret12"},
+		{"short prefix at the end", []string{"secret1234"}, "cut: secret1", "cut: secret1"},
+		{"prefix at the end", []string{"secret1234"}, "cut: secret12", "cut: " + Marker},
+		{"prefix not at the end", []string{"secret1234"}, "secret12 x", "secret12 x"},
+		{"split over two lines", []string{"secret1234"}, "a secr\net1234 b", "a " + Marker + " b"},
+		{"split, CRLF", []string{"secret1234"}, "a secret\r\n1234 b", "a " + Marker + " b"},
+		{"wrapped twice", []string{"0123456789abcdef"}, "x 0123\n4567\n89ab\ncdef y", "x " + Marker + " y"},
+		{"break at the edge", []string{"secret1234"}, "secret1234\n", Marker + "\n"},
+		{"prefix before a final break", []string{"secret1234"}, "cut secret12\n", "cut " + Marker + "\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := newMatcher(tt.patterns)
+			m := newMatcher(exact(tt.patterns...))
 			got, changed := m.redact(tt.in)
 			if got != tt.want || changed != (tt.in != tt.want) {
 				t.Errorf("redact(%q) = %q, %v; want %q, %v", tt.in, got, changed, tt.want, tt.in != tt.want)
 			}
-			if ref, _ := naiveRedact(tt.in, tt.patterns); ref != got {
+			if ref, _ := naiveRedact(tt.in, exact(tt.patterns...)); ref != got {
 				t.Errorf("naive reference gives %q", ref)
 			}
 		})
@@ -58,6 +65,8 @@ func TestMatcherDifferential(t *testing.T) {
 		{"abcdefgh", 50, 6, 30},
 		{"abcdefghijklmnopqrstuvwxyz0123456789", 2000, 8, 40},
 		{"ab", 5, 20, 30},
+		{"aB\n", 10, 6, 14},
+		{"abAB\r\n", 30, 6, 20},
 	} {
 		t.Run(fmt.Sprintf("%d patterns over %q", tc.patterns, tc.alphabet), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(uint64(tc.patterns), uint64(len(tc.alphabet))))
@@ -71,15 +80,27 @@ func TestMatcherDifferential(t *testing.T) {
 						pats = append(pats, p)
 					}
 				}
-				m := newMatcher(pats)
+				forms := make([]form, len(pats))
+				for i, p := range pats {
+					forms[i] = form{p, rng.IntN(2) == 0}
+				}
+				forms = dedupe(forms)
+				m := newMatcher(forms)
 				for range 50 {
 					text := randomString(rng, tc.alphabet, rng.IntN(300))
 					for range rng.IntN(4) {
 						at := rng.IntN(len(text) + 1)
-						text = text[:at] + pats[rng.IntN(len(pats))] + text[at:]
+						p := pats[rng.IntN(len(pats))]
+						if cut := rng.IntN(len(p)); rng.IntN(3) == 0 {
+							p = p[:cut] + "\n" + p[cut:] // a break inside
+						}
+						text = text[:at] + p + text[at:]
+					}
+					if rng.IntN(4) == 0 && len(text) > 0 {
+						text = text[:rng.IntN(len(text))] // cut anywhere
 					}
 					got, gotOK := m.redact(text)
-					want, wantOK := naiveRedact(text, pats)
+					want, wantOK := naiveRedact(text, patternsOfMatcher(m))
 					if got != want || gotOK != wantOK {
 						t.Fatalf("patterns %q\ntext %q\ngot  %q, %v\nwant %q, %v", pats, text, got, gotOK, want, wantOK)
 					}
@@ -97,7 +118,7 @@ func TestMatcherFilterSizes(t *testing.T) {
 			for i := range pats {
 				pats[i] = fmt.Sprintf("%08d", i) + randomString(rng, "xyz", 4)
 			}
-			m := newMatcher(pats)
+			m := newMatcher(exact(pats...))
 			grams := len(pats) * m.stride
 			if got := len(m.first) * 64; got < min(grams*firstBitsPerGram, 1<<24) || got != int(m.firstMask)+1 {
 				t.Errorf("first filter has %d bits for %d grams", got, grams)
@@ -134,4 +155,13 @@ func TestReplaceSpans(t *testing.T) {
 			}
 		})
 	}
+}
+
+// patternsOfMatcher returns m's forms.
+func patternsOfMatcher(m *matcher) []form {
+	out := make([]form, len(m.patterns))
+	for i, p := range m.patterns {
+		out[i] = form{p, m.fold[i]}
+	}
+	return out
 }

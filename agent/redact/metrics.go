@@ -10,6 +10,9 @@ type Metrics struct {
 	patterns prometheus.Gauge
 	short    prometheus.Counter
 	scrubbed *prometheus.CounterVec
+
+	retained        prometheus.Gauge
+	retainedDropped prometheus.Counter
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: not registered).
@@ -31,9 +34,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "outrider_redact_scrubbed_total",
 			Help: "Record fields in which at least one secret value was replaced, by field (line, request_id, metadata).",
 		}, []string{"field"}),
+		retained: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "outrider_redact_values_retained",
+			Help: "Values no secret holds any more (rotated, removed), still scrubbed until their retention (secrets.redact_retention) ends.",
+		}),
+		retainedDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "outrider_redact_retained_dropped_total",
+			Help: "Retained old values dropped before their retention ended because more than secrets.redact_max_retained were kept.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.values, m.patterns, m.short, m.scrubbed)
+		reg.MustRegister(m.values, m.patterns, m.short, m.scrubbed, m.retained, m.retainedDropped)
 	}
 	return m
 }

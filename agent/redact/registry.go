@@ -4,6 +4,18 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
+)
+
+// Retention defaults: see SetRetention.
+const (
+	// DefaultRetention is how long a value stays registered after its last owner
+	// dropped it: a day covers a backlog read after a day-long backend outage or
+	// agent stop, and the previous file kept by a daily log rotation.
+	DefaultRetention = 24 * time.Hour
+	// DefaultMaxRetained bounds the values kept after being dropped: with 5-minute
+	// database leases (two values each) a day of rotations is 576 values.
+	DefaultMaxRetained = 1000
 )
 
 // Registry holds the secret values to scrub, grouped by owner (whatever registers
@@ -20,8 +32,14 @@ type Registry struct {
 	mu     sync.Mutex
 	owners map[string]*ownerValues
 	// patterns caches the encodings of every value registered, with the number of
-	// owners that registered it.
+	// owners that registered it; a value no owner holds any more stays until its
+	// retention ends (retained).
 	patterns map[string]*valuePatterns
+	retained map[string]time.Time // value → when it stops being scrubbed
+	keep     time.Duration
+	maxKeep  int
+	next     time.Time // the earliest time in retained
+	now      func() time.Time
 }
 
 // ownerValues are the values an owner set: all of them, sorted and distinct, and
@@ -31,8 +49,8 @@ type ownerValues struct {
 }
 
 type valuePatterns struct {
-	patterns []string
-	owners   int
+	patterns []form
+	owners   int // 0: retained only
 }
 
 // NewRegistry returns an empty Registry reporting to metrics (nil: unregistered
@@ -45,7 +63,87 @@ func NewRegistry(metrics *Metrics) *Registry {
 		metrics:  metrics,
 		owners:   make(map[string]*ownerValues),
 		patterns: make(map[string]*valuePatterns),
+		retained: make(map[string]time.Time),
+		keep:     DefaultRetention,
+		maxKeep:  DefaultMaxRetained,
+		now:      time.Now,
 	}
+}
+
+// SetRetention sets how long a value stays registered after its last owner dropped
+// it (a rotation replaced it, Set without it, Remove), and how many such values are
+// kept at most: past max, the ones whose retention ends first go first, counted in
+// outrider_redact_retained_dropped_total. A log line written with an old credential
+// may be read long after the rotation (a backlog after an outage), so the old value
+// must still be scrubbed then. keep 0 drops values at once. It applies to values
+// retained already too.
+func (r *Registry) SetRetention(keep time.Duration, max int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if keep == r.keep && max == r.maxKeep {
+		return
+	}
+	now := r.now()
+	for v, until := range r.retained {
+		// Shorten or lengthen from when the value was dropped.
+		r.retained[v] = until.Add(keep - r.keep)
+	}
+	r.keep, r.maxKeep = keep, max
+	r.next = time.Time{} // expire looks at every value
+	if r.expire(now) {
+		r.rebuild()
+	}
+}
+
+// Expire drops the retained values whose retention has ended. Set and Remove do it
+// too; a caller that changes nothing for a long time may call it on a ticker.
+func (r *Registry) Expire() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.expire(r.now()) {
+		r.rebuild()
+	}
+}
+
+// expire drops retained values whose time is up, then the earliest ones past
+// maxKeep, and reports whether any was dropped. r.mu is held.
+func (r *Registry) expire(now time.Time) bool {
+	if len(r.retained) == 0 || (now.Before(r.next) && len(r.retained) <= r.maxKeep) {
+		return false
+	}
+	changed := false
+	for v, until := range r.retained {
+		if !now.Before(until) {
+			delete(r.retained, v)
+			delete(r.patterns, v)
+			changed = true
+		}
+	}
+	if over := len(r.retained) - max(r.maxKeep, 0); over > 0 {
+		type kept struct {
+			v     string
+			until time.Time
+		}
+		all := make([]kept, 0, len(r.retained))
+		for v, until := range r.retained {
+			all = append(all, kept{v, until})
+		}
+		slices.SortFunc(all, func(a, b kept) int { return a.until.Compare(b.until) })
+		for _, k := range all[:over] {
+			delete(r.retained, k.v)
+			delete(r.patterns, k.v)
+		}
+		r.metrics.retainedDropped.Add(float64(over))
+		changed = true
+	}
+	r.next = time.Time{}
+	for _, until := range r.retained {
+		if r.next.IsZero() || until.Before(r.next) {
+			r.next = until
+		}
+	}
+	r.metrics.retained.Set(float64(len(r.retained)))
+	return changed
 }
 
 // Set replaces the values registered under owner with values, each registered as
@@ -75,6 +173,9 @@ func (r *Registry) Set(owner string, values []string) {
 	defer r.mu.Unlock()
 	old := r.owners[owner]
 	if old != nil && slices.Equal(old.all, all) {
+		if r.expire(r.now()) {
+			r.rebuild()
+		}
 		return
 	}
 	r.metrics.short.Add(float64(short))
@@ -88,11 +189,15 @@ func (r *Registry) Set(owner string, values []string) {
 			vp = &valuePatterns{patterns: encodings(v)}
 			r.patterns[v] = vp
 		}
+		if vp.owners == 0 {
+			delete(r.retained, v) // registered again
+		}
 		vp.owners++
 	}
 	if old != nil {
 		r.release(old.keep)
 	}
+	r.expire(r.now())
 	r.rebuild()
 }
 
@@ -107,35 +212,39 @@ func (r *Registry) Remove(owner string) {
 	delete(r.owners, owner)
 	if len(old.keep) > 0 {
 		r.release(old.keep)
+		r.expire(r.now())
 		r.rebuild()
 	}
 }
 
-// release drops one owner's reference to each of values. r.mu is held.
+// release drops one owner's reference to each of values; a value no owner holds any
+// more is retained (see SetRetention). r.mu is held.
 func (r *Registry) release(values []string) {
+	now := r.now()
 	for _, v := range values {
 		if vp := r.patterns[v]; vp != nil {
 			if vp.owners--; vp.owners <= 0 {
-				delete(r.patterns, v)
+				vp.owners = 0
+				until := now.Add(r.keep)
+				r.retained[v] = until
+				if r.next.IsZero() || until.Before(r.next) {
+					r.next = until
+				}
 			}
 		}
 	}
+	r.metrics.retained.Set(float64(len(r.retained)))
 }
 
 // rebuild publishes a matcher for the values now registered. r.mu is held.
 func (r *Registry) rebuild() {
-	seen := make(map[string]bool)
-	var all []string
+	var all []form
 	for _, vp := range r.patterns {
-		for _, p := range vp.patterns {
-			if !seen[p] {
-				seen[p] = true
-				all = append(all, p)
-			}
-		}
+		all = append(all, vp.patterns...)
 	}
-	slices.Sort(all)
+	all = dedupe(all)
 	r.cur.Store(newMatcher(all))
+	r.metrics.retained.Set(float64(len(r.retained)))
 	r.metrics.values.Set(float64(len(r.patterns)))
 	r.metrics.patterns.Set(float64(len(all)))
 }

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -43,6 +44,7 @@ func TestRegistryOwners(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	m := NewMetrics(reg)
 	r := NewRegistry(m)
+	r.SetRetention(0, 0) // TestRetention covers values kept after they are dropped
 	redacted := func(s string) bool { _, ok := r.Redact(s); return ok }
 
 	if !r.Empty() || r.Len() != 0 || redacted("anything-at-all") {
@@ -160,4 +162,81 @@ func TestRegistryConcurrent(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
+}
+
+// TestRetention: values dropped by a rotation or a Remove stay scrubbed for the
+// retention, however many rotations follow, up to the count bound; then they go.
+func TestRetention(t *testing.T) {
+	now := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	reg := prometheus.NewPedanticRegistry()
+	m := NewMetrics(reg)
+	r := NewRegistry(m)
+	r.now = func() time.Time { return now }
+	r.SetRetention(time.Hour, 5)
+	redacted := func(s string) bool { _, ok := r.Redact(s); return ok }
+
+	// Three quick rotations: the values two and three rotations old stay.
+	for i := range 4 {
+		r.Set("database/creds/app", []string{fmt.Sprintf("password-v%d", i)})
+		now = now.Add(time.Minute)
+	}
+	for i := range 4 {
+		if !redacted(fmt.Sprintf("backlog: password-v%d", i)) {
+			t.Errorf("password-v%d is not scrubbed %d rotations later", i, 3-i)
+		}
+	}
+	if got := metricValue(t, m.retained); got != 3 {
+		t.Errorf("retained gauge = %v, want 3", got)
+	}
+	r.Remove("database/creds/app")
+	if !redacted("password-v3") {
+		t.Error("a removed value is not retained")
+	}
+	// Registered again while retained: held by its owner, not retained.
+	r.Set("other", []string{"password-v3"})
+	if got := metricValue(t, m.retained); got != 3 {
+		t.Errorf("retained gauge = %v after password-v3 came back, want 3", got)
+	}
+
+	// The count bound drops the oldest first.
+	for i := 4; i < 8; i++ {
+		r.Set("database/creds/app", []string{fmt.Sprintf("password-v%d", i)})
+		now = now.Add(time.Minute)
+	}
+	r.Set("database/creds/app", []string{"password-v8"})
+	if redacted("password-v0") || redacted("password-v1") || !redacted("password-v2") || !redacted("password-v7") {
+		t.Error("the count bound did not drop exactly the oldest values")
+	}
+	if got := metricValue(t, m.retainedDropped); got != 2 {
+		t.Errorf("dropped counter = %v, want 2", got)
+	}
+
+	// Time: retention ends an hour after each drop, whether or not anything changes.
+	now = now.Add(59 * time.Minute)
+	r.Expire()
+	if !redacted("password-v7") {
+		t.Error("password-v7 dropped before its hour")
+	}
+	now = now.Add(10 * time.Minute)
+	r.Set("other", []string{"password-v3"}) // unchanged: still expires
+	for i := range 8 {
+		if i != 3 && redacted(fmt.Sprintf("password-v%d", i)) {
+			t.Errorf("password-v%d still scrubbed after its retention", i)
+		}
+	}
+	if !redacted("password-v3") || !redacted("password-v8") {
+		t.Error("held values were dropped")
+	}
+
+	// Shortening the retention applies to what is retained already.
+	r.Set("database/creds/app", []string{"password-v9"})
+	r.SetRetention(30*time.Second, 5)
+	if !redacted("password-v8") {
+		t.Error("password-v8 dropped at once by a shorter retention")
+	}
+	now = now.Add(31 * time.Second)
+	r.Expire()
+	if redacted("password-v8") {
+		t.Error("password-v8 kept past the shortened retention")
+	}
 }

@@ -10,8 +10,9 @@ import (
 
 // Sink scrubs the records of each batch, then hands the batch to the next sink.
 //
-// It scrubs Record.Line, Record.RequestID and the value of every Record.Metadata
-// label. It leaves alone the stream labels (the agent's identity and configured
+// It scrubs Record.Line, Record.RequestID and the name and value of every
+// Record.Metadata label (OTLP log attributes become metadata, named by the
+// application). It leaves alone the stream labels (the agent's identity and configured
 // labels), the level, and TraceID and SpanID, which are validated hex ids.
 //
 // Scrubbing happens in place, in the batch's records: Line and RequestID are
@@ -94,22 +95,41 @@ func (k *Sink) scrub(m *matcher, recs []pipeline.Record) {
 	}
 }
 
-// scrubLabels returns ls, or a scrubbed copy of it when a value had to change.
+// scrubLabels returns ls, or a scrubbed copy of it when a name or value had to
+// change.
 func scrubLabels(m *matcher, ls []pipeline.Label) []pipeline.Label {
 	var out []pipeline.Label
 	for j, l := range ls {
-		s, ok := m.redact(l.Value)
-		if !ok {
+		v, vok := m.redact(l.Value)
+		n, nok := m.redact(l.Name)
+		if !vok && !nok {
 			continue
 		}
 		if out == nil {
 			out = make([]pipeline.Label, len(ls))
 			copy(out, ls)
 		}
-		out[j].Value = s
+		if vok {
+			out[j].Value = v
+		}
+		if nok {
+			out[j].Name = metadataName(n)
+		}
 	}
 	if out == nil {
 		return ls
 	}
 	return out
+}
+
+// metadataName makes a scrubbed name a valid structured metadata name again:
+// "[REDACTED]" becomes "_REDACTED_".
+func metadataName(k string) string {
+	b := []byte(k)
+	for i, c := range b {
+		if !(c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || i > 0 && '0' <= c && c <= '9') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
 }

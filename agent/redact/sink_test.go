@@ -100,6 +100,7 @@ func TestSinkEmptyRegistryPassesThrough(t *testing.T) {
 // scrubbed from the next batch on.
 func TestSinkSeesNewValues(t *testing.T) {
 	r := NewRegistry(nil)
+	r.SetRetention(0, 0)
 	next := &captureSink{}
 	k := NewSink(next, r)
 	export := func(line string) string {
@@ -119,5 +120,21 @@ func TestSinkSeesNewValues(t *testing.T) {
 	r.Remove("f")
 	if got := export("token abcdef123"); got != "token abcdef123" {
 		t.Fatalf("got %q", got)
+	}
+}
+
+// TestSinkScrubsMetadataNames: an OTLP log attribute key holding a secret becomes a
+// metadata name; it is scrubbed and stays a valid name.
+func TestSinkScrubsMetadataNames(t *testing.T) {
+	r := NewRegistry(nil)
+	r.Set("s", []string{"hunter2-pass"})
+	next := &captureSink{}
+	recs := []pipeline.Record{{Line: "x", Metadata: []pipeline.Label{{Name: "hunter2_pass", Value: "v"}, {Name: "ok", Value: "v"}}}}
+	r.Set("s2", []string{"hunter2_pass"})
+	if err := NewSink(next, r).Export(context.Background(), pipeline.Batch{Records: recs}); err != nil {
+		t.Fatal(err)
+	}
+	if got := next.got.Records[0].Metadata; got[0].Name != "_REDACTED_" || got[0].Value != "v" || got[1].Name != "ok" {
+		t.Errorf("metadata = %+v", got)
 	}
 }
