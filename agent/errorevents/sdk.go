@@ -5,13 +5,13 @@ import (
 )
 
 // Process treats an event the application's Sentry SDK sent to the sidecar (decoded
-// JSON): it scrubs live secret values from every string, adds the pod's tags, the
+// JSON): it scrubs live secret values from every string and object key, adds the pod's tags, the
 // environment and release when missing, the request_id and trace_id tags and Grafana
 // links, and admits it through the same per-fingerprint limit as derived events. It
 // returns false for an event to leave out (limited or sampled).
 func (b *Builder) Process(ev map[string]any) bool {
 	if b.red != nil && !b.red.Empty() {
-		b.scrub(ev)
+		b.scrubObject(ev)
 	}
 	tags := tagSetter(ev)
 	for k, v := range b.tags {
@@ -63,25 +63,6 @@ func (b *Builder) Process(ev map[string]any) bool {
 		contexts[contextOutrider] = map[string]any{suppressedKey: suppressed}
 	}
 	return true
-}
-
-// scrub replaces secret values in every string of v, in place.
-func (b *Builder) scrub(v any) any {
-	switch x := v.(type) {
-	case string:
-		if out, ok := b.red.Redact(x); ok {
-			return out
-		}
-	case map[string]any:
-		for k, e := range x {
-			x[k] = b.scrub(e)
-		}
-	case []any:
-		for i, e := range x {
-			x[i] = b.scrub(e)
-		}
-	}
-	return v
 }
 
 // tags is the event's tags in either form the protocol allows: an object, or an array

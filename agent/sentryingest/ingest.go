@@ -111,6 +111,11 @@ func (r *Receiver) ingest(ctx context.Context, env *sentryenv.Envelope) (ingestR
 			env.Items = kept
 		}
 	}
+	if r.scrub != nil {
+		if n := r.scrub(env); n > 0 {
+			r.log.Warn("dropped Sentry envelope items whose type holds a secret value", "items", n)
+		}
+	}
 	if len(env.Items) == 0 {
 		return res, nil
 	}

@@ -37,6 +37,10 @@ type Settings struct {
 	Queue Appender
 	// Process enriches and admits each event; nil keeps events as they are.
 	Process ProcessFunc
+	// Scrub removes live secret values from a whole envelope (headers, every item)
+	// before it is stored, in place, and returns how many items it dropped; nil
+	// stores envelopes as they are. The agent passes errorevents.Builder.ScrubEnvelope.
+	Scrub func(*sentryenv.Envelope) (dropped int)
 	// RetryAfter is what SDKs are told to wait when the queue is full; default 5s.
 	RetryAfter time.Duration
 	// Listen opens the listener; nil uses net.Listen. The agent passes one that hands
@@ -55,6 +59,7 @@ type Receiver struct {
 	m          *Metrics
 	queue      Appender
 	process    ProcessFunc
+	scrub      func(*sentryenv.Envelope) int
 	retryAfter time.Duration
 	lim        sentryenv.Limits
 	listen     func(field, addr string) (net.Listener, error)
@@ -90,6 +95,7 @@ func New(cfg Config, set Settings) *Receiver {
 		m:          m,
 		queue:      set.Queue,
 		process:    set.Process,
+		scrub:      set.Scrub,
 		retryAfter: ra,
 		listen:     set.Listen,
 		lim: sentryenv.Limits{
