@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/plog"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	otlprecv "github.com/outrider-dev/outrider/agent/otlp"
 	"github.com/outrider-dev/outrider/agent/pipeline"
@@ -19,6 +21,12 @@ import (
 // unacknowledged entry and hands each entry to an exporter; the exporter's
 // acknowledgement deletes the entry from the queue. A pump stopped before an entry is
 // acknowledged leaves it for the next graph (Rewind) or the next start.
+//
+// An entry the pump cannot process — it does not decode, it nests values deeper than
+// maxEntryValueDepth, or decoding or converting it panics — is a poison entry: the
+// pump sets it aside with disk.Queue.Quarantine (kept on disk, counted, logged once,
+// acknowledged) and goes on with the next, so one bad entry neither stops the queue
+// nor crashes the agent at every start.
 type pump struct {
 	name   string
 	q      *disk.Queue
@@ -28,13 +36,23 @@ type pump struct {
 	// are sent.
 	envelopes pipeline.EnvelopeSink
 	log       *slog.Logger
-	bad       func() // counts an entry that could not be decoded
+	bad       func() // counts an entry that could not be processed (and was quarantined)
 }
+
+// maxEntryValueDepth bounds how deeply the values (AnyValue in lists and maps) of a
+// logs entry may nest. The decoder recurses once per level and a goroutine's stack
+// overflow is a fatal error that no recover catches, so depth is checked first, with
+// a walk that does not recurse. The receivers refuse far shallower requests; the bound
+// is for entries an older version stored.
+const maxEntryValueDepth = 1000
+
+// entryFault, when set (by tests), is called with each entry's payload where decoding
+// happens, to make processing fail in ways real input cannot be made to.
+var entryFault func(payload []byte)
 
 // Run implements pipeline.Source.
 func (p *pump) Run(ctx context.Context) error {
 	p.q.Rewind()
-	var u plog.ProtoUnmarshaler
 	retry := backoff.Backoff{Initial: 100 * time.Millisecond, Max: 10 * time.Second}
 	for {
 		e, err := p.q.Next(ctx)
@@ -64,33 +82,22 @@ func (p *pump) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		k, n, data, err := otlprecv.DecodeEntry(e.Payload)
-		if err == nil && k == otlprecv.KindTraces && p.traces != nil {
-			err = p.traces.ExportTraces(ctx, pipeline.TraceBatch{Data: data, Spans: n, Ack: ack})
-		} else if err == nil && k == otlprecv.KindLogs && p.logs != nil {
-			var ld plog.Logs
-			if ld, err = u.UnmarshalLogs(data); err == nil {
-				recs := otlprecv.LogRecords(ld, time.Now())
-				if len(recs) == 0 {
-					ack(nil)
-					continue
-				}
-				err = p.logs.Export(ctx, pipeline.Batch{Records: recs, Ack: ack})
-			} else {
-				err = fmt.Errorf("%w: %w", errBadEntry, err)
-			}
-		} else if err == nil {
-			err = fmt.Errorf("%w: a %s entry in the %s queue", errBadEntry, k, p.name)
-		} else {
-			err = fmt.Errorf("%w: %w", errBadEntry, err)
-		}
-		if errors.Is(err, errBadEntry) {
-			// Checksummed on disk and written by this program: this is a bug or a
-			// queue written by another version. Drop it so the rest flows.
+		d, err := p.decode(e.Payload)
+		if err != nil {
+			// Checksummed on disk: this entry was stored so (by another version, or
+			// from input a receiver should have refused), or it meets a bug. Set it
+			// aside so the rest flows and no restart trips over it again.
 			p.bad()
-			p.log.Error("dropped a queue entry that cannot be decoded", "queue", p.name, "error", err)
-			ack(nil)
+			_ = p.q.Quarantine(e, err.Error()) // logged by the queue
 			continue
+		}
+		switch {
+		case d.traces:
+			err = p.traces.ExportTraces(ctx, pipeline.TraceBatch{Data: d.data, Spans: d.spans, Ack: ack})
+		case len(d.records) == 0:
+			ack(nil)
+		default:
+			err = p.logs.Export(ctx, pipeline.Batch{Records: d.records, Ack: ack})
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -101,4 +108,127 @@ func (p *pump) Run(ctx context.Context) error {
 	}
 }
 
-var errBadEntry = errors.New("undecodable queue entry")
+// decoded is one entry made ready for its exporter.
+type decoded struct {
+	traces  bool
+	data    []byte // traces: the request
+	spans   int
+	records []pipeline.Record // logs
+}
+
+// decode turns one traces or logs entry into what its exporter takes. It never
+// panics: a panic while decoding or converting becomes an error wrapping errBadEntry,
+// as does anything that does not decode or does not fit this pump's sinks.
+func (p *pump) decode(payload []byte) (d decoded, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			stack := debug.Stack()
+			if len(stack) > 4<<10 {
+				stack = stack[:4<<10]
+			}
+			d, err = decoded{}, fmt.Errorf("%w: processing it panicked: %v\n%s", errBadEntry, r, stack)
+		}
+	}()
+	if entryFault != nil {
+		entryFault(payload)
+	}
+	k, n, data, err := otlprecv.DecodeEntry(payload)
+	switch {
+	case err != nil:
+		return d, fmt.Errorf("%w: %w", errBadEntry, err)
+	case k == otlprecv.KindTraces && p.traces != nil:
+		return decoded{traces: true, data: data, spans: n}, nil
+	case k == otlprecv.KindLogs && p.logs != nil:
+		if err := checkLogsDepth(data, maxEntryValueDepth); err != nil {
+			return d, fmt.Errorf("%w: %w", errBadEntry, err)
+		}
+		var u plog.ProtoUnmarshaler
+		ld, err := u.UnmarshalLogs(data)
+		if err != nil {
+			return d, fmt.Errorf("%w: %w", errBadEntry, err)
+		}
+		return decoded{records: otlprecv.LogRecords(ld, time.Now())}, nil
+	}
+	return d, fmt.Errorf("%w: a %s entry in the %s queue, whose pump has no exporter for it", errBadEntry, k, p.name)
+}
+
+var errBadEntry = errors.New("unprocessable queue entry")
+
+// Message kinds of an ExportLogsServiceRequest, for checkLogsDepth.
+type logsMsg uint8
+
+const (
+	lRequest logsMsg = iota
+	lResourceLogs
+	lResource
+	lScopeLogs
+	lScope
+	lLogRecord
+	lKeyValue
+	lAnyValue
+	lArrayValue
+	lKeyValueList
+	lCount
+)
+
+// logsChildren maps a message kind and field number to the kind of the nested
+// message, for the fields that nest messages (OTLP logs and common protos).
+var logsChildren = [lCount]map[protowire.Number]logsMsg{
+	lRequest:      {1: lResourceLogs},
+	lResourceLogs: {1: lResource, 2: lScopeLogs},
+	lResource:     {1: lKeyValue},
+	lScopeLogs:    {1: lScope, 2: lLogRecord},
+	lScope:        {3: lKeyValue},
+	lLogRecord:    {5: lAnyValue, 6: lKeyValue},
+	lKeyValue:     {2: lAnyValue},
+	lAnyValue:     {5: lArrayValue, 6: lKeyValueList},
+	lArrayValue:   {1: lAnyValue},
+	lKeyValueList: {1: lKeyValue},
+}
+
+// checkLogsDepth reports an error if the OTLP logs request b nests values (AnyValue in
+// arrays and maps) more than max levels deep, or if its framing is broken. It walks
+// the message with an explicit stack, so its own depth costs no goroutine stack.
+func checkLogsDepth(b []byte, max int) error {
+	type frame struct {
+		b []byte
+		k logsMsg
+	}
+	stack := []frame{{b, lRequest}}
+	values := 0
+	for len(stack) > 0 {
+		top := &stack[len(stack)-1]
+		if len(top.b) == 0 {
+			if top.k == lAnyValue {
+				values--
+			}
+			stack = stack[:len(stack)-1]
+			continue
+		}
+		num, typ, n := protowire.ConsumeTag(top.b)
+		if n < 0 {
+			return fmt.Errorf("malformed logs request: %w", protowire.ParseError(n))
+		}
+		top.b = top.b[n:]
+		if child, ok := logsChildren[top.k][num]; ok && typ == protowire.BytesType {
+			v, n := protowire.ConsumeBytes(top.b)
+			if n < 0 {
+				return fmt.Errorf("malformed logs request: %w", protowire.ParseError(n))
+			}
+			top.b = top.b[n:]
+			if child == lAnyValue {
+				if values++; values > max {
+					return fmt.Errorf("the logs request nests values more than %d levels deep, too deep to decode safely", max)
+				}
+			}
+			stack = append(stack, frame{v, child})
+			continue
+		}
+		n = protowire.ConsumeFieldValue(num, typ, top.b)
+		if n < 0 {
+			return fmt.Errorf("malformed logs request: %w", protowire.ParseError(n))
+		}
+		top.b = top.b[n:]
+	}
+	return nil
+}

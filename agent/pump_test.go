@@ -1,24 +1,39 @@
 package agent
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	otlprecv "github.com/outrider-dev/outrider/agent/otlp"
 	"github.com/outrider-dev/outrider/agent/pipeline"
+	"github.com/outrider-dev/outrider/exporters/loki"
+	"github.com/outrider-dev/outrider/exporters/queue"
 	"github.com/outrider-dev/outrider/exporters/queue/disk"
+	"github.com/outrider-dev/outrider/internal/lokitest"
 )
 
+func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// frame wraps an OTLP request as the receiver stores it: kind, uvarint count, request.
+func frame(k otlprecv.Kind, n int, data []byte) []byte {
+	return append([]byte{byte(k), byte(n)}, data...)
+}
+
 // queueEntry builds a queue entry as the receiver stores it.
-func queueEntry(t *testing.T, k otlprecv.Kind) []byte {
+func queueEntry(t testing.TB, k otlprecv.Kind) []byte {
 	t.Helper()
-	var data []byte
-	var n int
 	switch k {
 	case otlprecv.KindTraces:
 		td := ptrace.NewTraces()
@@ -26,19 +41,49 @@ func queueEntry(t *testing.T, k otlprecv.Kind) []byte {
 		sp.SetTraceID([16]byte{1})
 		sp.SetSpanID([8]byte{1})
 		var m ptrace.ProtoMarshaler
-		data, _ = m.MarshalTraces(td)
-		n = 1
-	case otlprecv.KindLogs:
-		ld := plog.NewLogs()
-		lrs := ld.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords()
-		lrs.AppendEmpty().Body().SetStr("one")
-		lrs.AppendEmpty().Body().SetStr("two")
-		var m plog.ProtoMarshaler
-		data, _ = m.MarshalLogs(ld)
-		n = 2
+		data, _ := m.MarshalTraces(td)
+		return frame(k, 1, data)
+	default:
+		return logsEntry(t, "svc", "one", "two")
 	}
-	// The same framing the receiver writes: kind, uvarint count, request.
-	return append([]byte{byte(k), byte(n)}, data...)
+}
+
+// logsEntry is a logs queue entry of one resource (service.name service) with a log
+// record per line.
+func logsEntry(t testing.TB, service string, lines ...string) []byte {
+	t.Helper()
+	ld := plog.NewLogs()
+	rl := ld.ResourceLogs().AppendEmpty()
+	rl.Resource().Attributes().PutStr("service.name", service)
+	lrs := rl.ScopeLogs().AppendEmpty().LogRecords()
+	for _, l := range lines {
+		lrs.AppendEmpty().Body().SetStr(l)
+	}
+	var m plog.ProtoMarshaler
+	data, err := m.MarshalLogs(ld)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return frame(otlprecv.KindLogs, len(lines), data)
+}
+
+// deepLogsEntry is a logs entry whose one record's body nests lists depth levels deep:
+// built and encoded with pdata, as an SDK would send it.
+func deepLogsEntry(t testing.TB, depth int) []byte {
+	t.Helper()
+	ld := plog.NewLogs()
+	lr := ld.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords().AppendEmpty()
+	v := lr.Body()
+	for range depth {
+		v = v.SetEmptySlice().AppendEmpty()
+	}
+	v.SetStr("bottom")
+	var m plog.ProtoMarshaler
+	data, err := m.MarshalLogs(ld)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return frame(otlprecv.KindLogs, 1, data)
 }
 
 type batchSinks struct {
@@ -66,26 +111,29 @@ func (s *batchSinks) Export(_ context.Context, b pipeline.Batch) error {
 	return nil
 }
 
-func TestPumpDeliversAcksAndSkipsBadEntries(t *testing.T) {
-	q, err := disk.Open(disk.Config{}, disk.Settings{Name: "mixed", Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
-	ctx := context.Background()
-	for _, e := range [][]byte{queueEntry(t, otlprecv.KindTraces), {9, 9, 9}, queueEntry(t, otlprecv.KindLogs)} {
-		if err := q.Append(ctx, e); err != nil {
-			t.Fatal(err)
+// panicMarker in a payload makes the test fault hook panic, as a bug in conversion would.
+const panicMarker = "PANIC-IN-CONVERSION"
+
+func setPanicFault(t *testing.T) {
+	t.Helper()
+	entryFault = func(p []byte) {
+		if bytes.Contains(p, []byte(panicMarker)) {
+			var m map[string]int
+			m["boom"]++ // a nil map write: a real runtime panic
 		}
 	}
-	sinks := &batchSinks{}
-	p := &pump{name: "mixed", q: q, traces: sinks, logs: sinks, log: discard(), bad: func() { sinks.mu.Lock(); sinks.bad++; sinks.mu.Unlock() }}
-	rctx, cancel := context.WithCancel(ctx)
+	t.Cleanup(func() { entryFault = nil })
+}
+
+// runPumpUntilEmpty runs a pump over q until every entry is acknowledged, then stops it.
+func runPumpUntilEmpty(t *testing.T, p *pump) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- p.Run(rctx) }()
-	deadline := time.Now().Add(5 * time.Second)
+	go func() { done <- p.Run(ctx) }()
+	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		if n, _ := q.Len(); n == 0 {
+		if n, _ := p.q.Len(); n == 0 {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -94,12 +142,285 @@ func TestPumpDeliversAcksAndSkipsBadEntries(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("pump: %v", err)
 	}
+	if n, _ := p.q.Len(); n != 0 {
+		t.Fatalf("%d entries left unacknowledged", n)
+	}
+}
+
+// quarantineFiles lists the quarantined entries (payload files) of the queue in dir.
+func quarantineFiles(t *testing.T, dir string) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	des, err := os.ReadDir(filepath.Join(dir, disk.QuarantineDir))
+	if err != nil {
+		t.Fatalf("quarantine directory: %v", err)
+	}
+	for _, de := range des {
+		if strings.HasSuffix(de.Name(), ".entry") {
+			b, err := os.ReadFile(filepath.Join(dir, disk.QuarantineDir, de.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			reason, err := os.ReadFile(filepath.Join(dir, disk.QuarantineDir, strings.TrimSuffix(de.Name(), ".entry")+".reason"))
+			if err != nil {
+				t.Fatalf("no reason next to %s: %v", de.Name(), err)
+			}
+			out[string(reason)] = b
+		}
+	}
+	return out
+}
+
+func TestPumpQuarantinesPoisonEntriesAcrossRestarts(t *testing.T) {
+	setPanicFault(t)
+	dir := t.TempDir()
+	poison := map[string][]byte{
+		"garbage":   {9, 9, 9},
+		"too deep":  deepLogsEntry(t, 100_000),
+		"panic":     logsEntry(t, "svc", panicMarker),
+		"truncated": logsEntry(t, "svc", "cut short")[:20],
+	}
+	entries := [][]byte{
+		queueEntry(t, otlprecv.KindTraces), poison["garbage"], logsEntry(t, "svc", "a", "b"),
+		poison["too deep"], logsEntry(t, "svc", "c"), poison["panic"], poison["truncated"], logsEntry(t, "svc", "d"),
+	}
+	reg := prometheus.NewRegistry()
+	m := disk.NewMetrics(reg)
+	sinks := &batchSinks{}
+	for run := 1; run <= 3; run++ {
+		q, err := disk.Open(disk.Config{}, disk.Settings{Name: "mixed", Dir: dir, Metrics: m, Logger: quiet()})
+		if err != nil {
+			t.Fatalf("run %d: %v", run, err)
+		}
+		if run == 1 {
+			for _, e := range entries {
+				if err := q.Append(context.Background(), e); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		bad := 0
+		p := &pump{name: "mixed", q: q, traces: sinks, logs: sinks, log: quiet(), bad: func() { bad++ }}
+		runPumpUntilEmpty(t, p)
+		if err := q.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if want := map[int]int{1: len(poison)}[run]; bad != want {
+			t.Errorf("run %d: %d entries set aside, want %d (a restart must not meet a quarantined entry again)", run, bad, want)
+		}
+	}
 	sinks.mu.Lock()
 	defer sinks.mu.Unlock()
-	if sinks.spans != 1 || len(sinks.lines) != 2 || sinks.bad != 1 {
-		t.Fatalf("spans %d, lines %v, bad %d; want 1 span, 2 lines, 1 bad entry", sinks.spans, sinks.lines, sinks.bad)
+	if sinks.spans != 1 || strings.Join(sinks.lines, ",") != "a,b,c,d" {
+		t.Errorf("delivered spans %d, lines %v; want 1 span and a,b,c,d exactly once", sinks.spans, sinks.lines)
 	}
-	if n, _ := q.Len(); n != 0 {
-		t.Errorf("%d entries left unacknowledged", n)
+	q := quarantineFiles(t, dir)
+	if len(q) != len(poison) {
+		t.Fatalf("%d quarantined entries, want %d", len(q), len(poison))
 	}
+	found := map[string]bool{}
+	for reason, payload := range q {
+		for name, p := range poison {
+			if bytes.Equal(payload, p) {
+				found[name] = true
+				if name == "too deep" && !strings.Contains(reason, "more than 1000 levels deep") ||
+					name == "panic" && !strings.Contains(reason, "panicked: assignment to entry in nil map") {
+					t.Errorf("reason of %s entry: %s", name, reason)
+				}
+			}
+		}
+	}
+	if len(found) != len(poison) {
+		t.Errorf("quarantined payloads are not the poison entries byte for byte: found %v", found)
+	}
+	if got := metricValue(t, reg, "outrider_queue_quarantined_total"); got != float64(len(poison)) {
+		t.Errorf("outrider_queue_quarantined_total = %v, want %d", got, len(poison))
+	}
+}
+
+// metricValue sums the samples of the metric called name in reg.
+func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	return sum
+}
+
+// TestPumpDeliversAroundPoisonToRealLoki runs the logs pump with the real Loki exporter
+// over a queue holding poison entries between good ones, and restarts it three times:
+// nothing crashes, the poison is in quarantine, and every good record is in Loki once.
+func TestPumpDeliversAroundPoisonToRealLoki(t *testing.T) {
+	setPanicFault(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	l, err := lokitest.Start(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Stop()
+
+	service := fmt.Sprintf("pump-poison-%d", time.Now().UnixNano())
+	start := time.Now().Add(-time.Minute)
+	dir := t.TempDir()
+	var want []string
+	poison := 0
+	q, err := disk.Open(disk.Config{}, disk.Settings{Name: "logs", Dir: dir, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		lines := []string{fmt.Sprintf("good %d a", i), fmt.Sprintf("good %d b", i)}
+		want = append(want, lines...)
+		entries := [][]byte{logsEntry(t, service, lines...)}
+		switch i % 3 {
+		case 0:
+			entries = append(entries, deepLogsEntry(t, 100_000))
+		case 1:
+			entries = append(entries, logsEntry(t, service, panicMarker))
+		case 2:
+			entries = append(entries, []byte{byte(otlprecv.KindLogs), 1, 0x0a, 0xff}) // cut inside a field
+		}
+		poison++
+		for _, e := range entries {
+			if err := q.Append(ctx, e); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	qm := queue.NewMetrics(nil)
+	for run := 1; run <= 3; run++ {
+		q, err := disk.Open(disk.Config{}, disk.Settings{Name: "logs", Dir: dir, Logger: quiet()})
+		if err != nil {
+			t.Fatalf("run %d: %v", run, err)
+		}
+		exp, err := loki.New(loki.Config{URL: l.URL}, loki.Settings{Logger: quiet(), QueueMetrics: qm})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := exp.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		bad := 0
+		runPumpUntilEmpty(t, &pump{name: "logs", q: q, logs: exp, log: quiet(), bad: func() { bad++ }})
+		if err := exp.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := q.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if run == 1 && bad != poison || run > 1 && bad != 0 {
+			t.Errorf("run %d: %d entries set aside, want %d", run, bad, map[bool]int{true: poison}[run == 1])
+		}
+	}
+	if n := len(quarantineFiles(t, dir)); n != poison {
+		t.Errorf("%d entries in quarantine, want %d", n, poison)
+	}
+	got, err := l.WaitCount(ctx, fmt.Sprintf(`{service=%q}`, service), start, len(want), 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, e := range got {
+		lines = append(lines, e.Line)
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("Loki holds %d records, want %d: %v", len(lines), len(want), lines)
+	}
+	seen := map[string]bool{}
+	for _, l := range lines {
+		seen[l] = true
+	}
+	for _, w := range want {
+		if !seen[w] {
+			t.Errorf("record %q not in Loki", w)
+		}
+	}
+}
+
+func TestCheckLogsDepth(t *testing.T) {
+	tests := []struct {
+		name    string
+		entry   []byte
+		wantErr string
+	}{
+		{"flat", logsEntry(t, "svc", "x"), ""},
+		{"at the limit", deepLogsEntry(t, maxEntryValueDepth-1), ""},
+		{"over the limit", deepLogsEntry(t, maxEntryValueDepth), "more than 1000 levels deep"},
+		{"100k levels", deepLogsEntry(t, 100_000), "more than 1000 levels deep"},
+		{"cut inside a length", []byte{byte(otlprecv.KindLogs), 1, 0x0a, 0xff}, "malformed logs request"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, data, err := otlprecv.DecodeEntry(tt.entry)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = checkLogsDepth(data, maxEntryValueDepth)
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Errorf("checkLogsDepth = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+	// Maps nest through KeyValueList and KeyValue: the same bound holds.
+	ld := plog.NewLogs()
+	v := ld.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords().AppendEmpty().Attributes().PutEmpty("a")
+	for range 5000 {
+		v = v.SetEmptyMap().PutEmpty("k")
+	}
+	var m plog.ProtoMarshaler
+	data, _ := m.MarshalLogs(ld)
+	if err := checkLogsDepth(data, maxEntryValueDepth); err == nil {
+		t.Error("attributes nested 5000 maps deep passed the depth check")
+	}
+}
+
+// FuzzPumpEntry appends random payloads to a real disk queue and runs them through the
+// pump's per-entry processing: each is delivered or quarantined, never a panic, and
+// the queue is empty afterwards.
+func FuzzPumpEntry(f *testing.F) {
+	for _, seed := range [][]byte{
+		queueEntry(f, otlprecv.KindTraces), queueEntry(f, otlprecv.KindLogs), deepLogsEntry(f, 2000),
+		deepLogsEntry(f, 10), {9, 9, 9}, {}, {byte(otlprecv.KindLogs)}, {byte(otlprecv.KindLogs), 1, 0x0a, 0xff},
+	} {
+		f.Add(seed)
+	}
+	dir := f.TempDir()
+	q, err := disk.Open(disk.Config{SegmentSize: 1 << 20, MaxSize: 4 << 20, QuarantineMaxSize: 1 << 20, Fsync: disk.FsyncNever},
+		disk.Settings{Name: "fuzz", Dir: dir, Logger: quiet()})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { _ = q.Close() })
+	sinks := &batchSinks{}
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		if len(payload) > 512<<10 {
+			return
+		}
+		ctx := context.Background()
+		if err := q.Append(ctx, payload); err != nil {
+			t.Fatal(err)
+		}
+		bad := 0
+		p := &pump{name: "fuzz", q: q, traces: sinks, logs: sinks, log: quiet(), bad: func() { bad++ }}
+		runPumpUntilEmpty(t, p)
+		_, _, _, derr := otlprecv.DecodeEntry(payload)
+		if derr != nil && bad != 1 {
+			t.Fatalf("an entry that does not decode (%v) was not quarantined", derr)
+		}
+	})
 }

@@ -18,10 +18,11 @@ const (
 
 // Defaults and limits of Config.
 const (
-	DefaultMaxSize       confval.ByteSize = 256 << 20
-	DefaultSegmentSize   confval.ByteSize = 8 << 20
-	DefaultFsync                          = FsyncInterval
-	DefaultFsyncInterval                  = time.Second
+	DefaultMaxSize           confval.ByteSize = 256 << 20
+	DefaultSegmentSize       confval.ByteSize = 8 << 20
+	DefaultFsync                              = FsyncInterval
+	DefaultFsyncInterval                      = time.Second
+	DefaultQuarantineMaxSize confval.ByteSize = 64 << 20
 
 	// MinSegmentSize and MaxSegmentSize bound segment_size. The upper bound keeps
 	// every length within the record's 32-bit length field.
@@ -43,6 +44,10 @@ type Config struct {
 	// FsyncInterval is the period of background fsyncs with FsyncInterval; 0 means
 	// DefaultFsyncInterval.
 	FsyncInterval time.Duration `yaml:"fsync_interval"`
+	// QuarantineMaxSize bounds the bytes of the entries set aside in the quarantine
+	// directory (see Queue.Quarantine); past it the oldest are deleted. 0 means
+	// DefaultQuarantineMaxSize.
+	QuarantineMaxSize confval.ByteSize `yaml:"quarantine_max_size"`
 }
 
 // ApplyDefaults fills zero-valued fields.
@@ -58,6 +63,9 @@ func (c *Config) ApplyDefaults() {
 	}
 	if c.FsyncInterval == 0 {
 		c.FsyncInterval = DefaultFsyncInterval
+	}
+	if c.QuarantineMaxSize == 0 {
+		c.QuarantineMaxSize = DefaultQuarantineMaxSize
 	}
 }
 
@@ -86,5 +94,8 @@ func (c *Config) Validate(p *confval.Problems) {
 	}
 	if c.FsyncInterval <= 0 {
 		p.Addf("fsync_interval", "must be positive, got %s", c.FsyncInterval)
+	}
+	if c.QuarantineMaxSize < 0 {
+		p.Addf("quarantine_max_size", "must be positive, got %d", int64(c.QuarantineMaxSize))
 	}
 }

@@ -11,7 +11,7 @@ import (
 func TestConfigDefaults(t *testing.T) {
 	var c Config
 	c.ApplyDefaults()
-	want := Config{MaxSize: 256 << 20, SegmentSize: 8 << 20, Fsync: FsyncInterval, FsyncInterval: time.Second}
+	want := Config{MaxSize: 256 << 20, SegmentSize: 8 << 20, Fsync: FsyncInterval, FsyncInterval: time.Second, QuarantineMaxSize: 64 << 20}
 	if c != want {
 		t.Fatalf("defaults %+v; want %+v", c, want)
 	}
@@ -20,7 +20,7 @@ func TestConfigDefaults(t *testing.T) {
 	if err := p.Err(); err != nil {
 		t.Fatalf("defaults do not validate: %v", err)
 	}
-	set := Config{MaxSize: 1 << 30, SegmentSize: 1 << 20, Fsync: FsyncAlways, FsyncInterval: time.Minute}
+	set := Config{MaxSize: 1 << 30, SegmentSize: 1 << 20, Fsync: FsyncAlways, FsyncInterval: time.Minute, QuarantineMaxSize: 1 << 20}
 	got := set
 	got.ApplyDefaults()
 	if got != set {

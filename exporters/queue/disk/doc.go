@@ -9,7 +9,8 @@
 // # On-disk format
 //
 // The directory holds segment files named by a 20-digit, increasing number
-// (00000000000000000001.seg), a cursor file, and LOCK. Files are 0600, the
+// (00000000000000000001.seg), a cursor file, LOCK, and the quarantine directory once
+// an entry has been set aside (see Quarantine below). Files are 0600, the
 // directory 0700. All integers are little-endian; checksums are CRC-32C
 // (Castagnoli), stored masked as in LevelDB (rotated right by 15 bits plus
 // 0xa282ead8), so that a zero-filled region never checks as a valid record.
@@ -66,7 +67,8 @@
 // # Delivery: at least once
 //
 // Every appended entry is handed out by Next until it is acknowledged; nothing is
-// dropped silently (ErrFull refuses new entries instead, and damage is counted). After
+// dropped silently (ErrFull refuses new entries instead, damage is counted, and
+// quarantined entries are kept aside). After
 // a restart, Next hands out again every entry at or after the saved cursor, the first
 // entry not acknowledged. The cursor is saved at most 150 ms after acknowledgements
 // move the frontier, and by Close. So the entries delivered again are:
@@ -79,4 +81,27 @@
 //
 // With fsync "interval" or "never", a machine crash (not a process crash) can also
 // lose entries appended since the last fsync, as said above.
+//
+// # Quarantine
+//
+// An entry its consumer cannot process (it does not decode, or processing it
+// panicked) would otherwise be handed out again after every restart, and stop or
+// crash the consumer each time. The consumer passes it to Quarantine instead, which:
+//
+//  1. deletes the oldest quarantined entries (lowest segment, then offset) until the
+//     new one fits in quarantine_max_size;
+//  2. writes the payload, byte for byte, to quarantine/<segment>-<offset>.entry and a
+//     text note (queue, entry, time, size, reason) to <segment>-<offset>.reason, both
+//     20-digit numbers, each file replaced atomically (temporary file, fsync, rename,
+//     fsync of the directory);
+//  3. counts the entry in outrider_queue_quarantined_total and logs it once, at
+//     error level, with its ID and reason;
+//  4. acknowledges it, so the frontier moves past it as for a delivered entry.
+//
+// An entry larger than quarantine_max_size, or one whose copy cannot be written (a
+// full disk), is still counted, logged and acknowledged: a copy is worth less than
+// the entries behind it. A crash between steps 2 and the cursor save hands the entry
+// out again; quarantining it again replaces the same two files. Files in quarantine/
+// are never read back; temporary files left by a crash are deleted at the next
+// Quarantine. outrider_queue_quarantine_bytes is the size of the directory.
 package disk

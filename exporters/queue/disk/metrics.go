@@ -30,6 +30,8 @@ type Metrics struct {
 	writeErrors     *prometheus.CounterVec
 	corrupt         *prometheus.CounterVec
 	fsyncDuration   *prometheus.HistogramVec
+	quarantined     *prometheus.CounterVec
+	quarantineBytes *prometheus.GaugeVec
 }
 
 // NewMetrics creates the metrics and registers them with reg; a nil reg leaves them
@@ -78,10 +80,19 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Duration of fsyncs of segment files.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, q),
+		quarantined: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "outrider_queue_quarantined_total",
+			Help: "Entries the consumer could not process (undecodable, or processing panicked), set aside in the quarantine directory and acknowledged.",
+		}, q),
+		quarantineBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "outrider_queue_quarantine_bytes",
+			Help: "Bytes of quarantined entries kept on disk, the amount bounded by quarantine_max_size.",
+		}, q),
 	}
 	if reg != nil {
 		reg.MustRegister(m.bytes, m.entries, m.segments, m.appendedEntries, m.appendedBytes,
-			m.ackedEntries, m.rejectedFull, m.writeErrors, m.corrupt, m.fsyncDuration)
+			m.ackedEntries, m.rejectedFull, m.writeErrors, m.corrupt, m.fsyncDuration,
+			m.quarantined, m.quarantineBytes)
 	}
 	return m
 }
@@ -94,6 +105,8 @@ type instrument struct {
 	rejectedFull, writeErrors                    prometheus.Counter
 	corrupt                                      *prometheus.CounterVec
 	fsync                                        prometheus.Observer
+	quarantined                                  prometheus.Counter
+	quarantineBytes                              prometheus.Gauge
 }
 
 func (m *Metrics) bind(queue string) *instrument {
@@ -111,5 +124,7 @@ func (m *Metrics) bind(queue string) *instrument {
 		writeErrors:     m.writeErrors.WithLabelValues(queue),
 		corrupt:         m.corrupt.MustCurryWith(prometheus.Labels{"queue": queue}),
 		fsync:           m.fsyncDuration.WithLabelValues(queue),
+		quarantined:     m.quarantined.WithLabelValues(queue),
+		quarantineBytes: m.quarantineBytes.WithLabelValues(queue),
 	}
 }

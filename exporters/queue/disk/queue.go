@@ -115,6 +115,7 @@ type Queue struct {
 	maxPayload  int
 	cursorDelay time.Duration
 	lock        *os.File
+	qmu         sync.Mutex // serialises Quarantine's writes
 
 	// The writer; wseg.size is also written under mu.
 	wmu         sync.Mutex
@@ -214,6 +215,7 @@ func Open(cfg Config, set Settings) (*Queue, error) {
 		_ = lock.Close()
 		return nil, err
 	}
+	q.quarantineBytes(filepath.Join(q.dir, QuarantineDir))
 	q.wg.Add(1)
 	go q.run()
 	return q, nil
