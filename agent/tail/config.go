@@ -21,6 +21,7 @@ const (
 	DefaultBatchMaxLines      = 1000
 	DefaultBatchMaxBytes      = 1 << 20
 	DefaultMaxInflightBatches = 16
+	DefaultMaxRotatedFiles    = 16
 )
 
 // Values of Config.StartAt.
@@ -31,6 +32,9 @@ const (
 
 // maxMaxLineBytes bounds max_line_bytes: a line is held in memory whole.
 const maxMaxLineBytes = 64 << 20
+
+// maxMaxRotatedFiles bounds max_rotated_files: each is an open file descriptor.
+const maxMaxRotatedFiles = 1024
 
 // Config configures one file source.
 type Config struct {
@@ -61,9 +65,19 @@ type Config struct {
 	// them), so a batch of long lines or stack traces never outgrows an exporter's
 	// pending budget and waits for it forever.
 	BatchMaxBytes confval.ByteSize `yaml:"batch_max_bytes"`
-	// MaxInflightBatches caps the batches handed over and not yet acknowledged;
-	// reading pauses at the cap, which bounds memory.
+	// MaxInflightBatches caps what is handed over and not yet acknowledged, in full
+	// batches: at most MaxInflightBatches × BatchMaxLines records and
+	// MaxInflightBatches × BatchMaxBytes bytes. A batch handed over at the end of a
+	// file counts for its records and bytes, not as a whole batch, so small batches
+	// never hold reading up while the exporter waits to fill its requests. A full
+	// batch waits at the cap, which bounds memory; the file is the buffer.
 	MaxInflightBatches int `yaml:"max_inflight_batches"`
+	// MaxRotatedFiles caps the files kept open that are no longer matched by Path
+	// (renamed away by rotation, deleted, or the copy of a copytruncate) while their
+	// rest is read. Beyond it, the newest of them are closed and reopened by device
+	// and inode, in their directory, when their turn comes; one deleted meanwhile is
+	// lost, counted and logged.
+	MaxRotatedFiles int `yaml:"max_rotated_files"`
 	// Multiline joins stack traces and multi-line records.
 	Multiline multiline.Config `yaml:"multiline"`
 	// Parser extracts level, time and correlation ids from each record.
@@ -97,6 +111,9 @@ func (c *Config) ApplyDefaults() {
 	}
 	if c.MaxInflightBatches == 0 {
 		c.MaxInflightBatches = DefaultMaxInflightBatches
+	}
+	if c.MaxRotatedFiles == 0 {
+		c.MaxRotatedFiles = DefaultMaxRotatedFiles
 	}
 	c.Multiline.ApplyDefaults()
 	c.Parser.ApplyDefaults()
@@ -147,6 +164,9 @@ func (c *Config) Validate(p *confval.Problems) {
 	}
 	if c.MaxInflightBatches <= 0 {
 		p.Addf("max_inflight_batches", "must be positive; got %d", c.MaxInflightBatches)
+	}
+	if c.MaxRotatedFiles <= 0 || c.MaxRotatedFiles > maxMaxRotatedFiles {
+		p.Addf("max_rotated_files", "must be between 1 and %d; got %d", maxMaxRotatedFiles, c.MaxRotatedFiles)
 	}
 	c.Multiline.Validate(p.At("multiline"))
 	c.Parser.Validate(p.At("parser"))

@@ -40,6 +40,7 @@ func TestConfigValidate(t *testing.T) {
 		{"durations", func(c *Config) { c.PollInterval = -1; c.RescanInterval = -time.Second }, []string{"src.poll_interval: must be a positive", "src.rescan_interval: must be a positive"}},
 		{"sizes", func(c *Config) { c.MaxLineBytes = -1; c.BatchMaxLines = -1; c.MaxInflightBatches = -2 },
 			[]string{"src.max_line_bytes: must be between", "src.batch_max_lines: must be positive", "src.max_inflight_batches: must be positive"}},
+		{"max_rotated_files", func(c *Config) { c.MaxRotatedFiles = 5000 }, []string{"src.max_rotated_files: must be between 1 and 1024; got 5000"}},
 		{"multiline regex", func(c *Config) { c.Multiline.Start = "(" }, []string{"src.multiline.start: invalid regular expression"}},
 		{"parser", func(c *Config) { c.Parser.Format = "xml" }, []string{"src.parser.format: unknown format"}},
 		{"name", func(c *Config) { c.Name = "a/b" }, []string{"src.name: \"a/b\" is not a valid name"}},

@@ -316,3 +316,24 @@ func head(s []string) []string {
 	}
 	return s
 }
+
+// equalPerFile checks that got holds exactly the lines of each file, each file's in
+// order: files read side by side interleave.
+func equalPerFile(t testing.TB, got []string, files ...[]string) {
+	t.Helper()
+	total := 0
+	for _, want := range files {
+		total += len(want)
+		prefix, _, _ := strings.Cut(want[0], " ")
+		var mine []string
+		for _, l := range got {
+			if p, _, _ := strings.Cut(l, " "); p == prefix {
+				mine = append(mine, l)
+			}
+		}
+		equalLines(t, mine, want)
+	}
+	if len(got) != total {
+		t.Fatalf("got %d lines, want %d: %q", len(got), total, got)
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,10 +16,10 @@ import (
 	"github.com/outrider-dev/outrider/agent/pipeline"
 )
 
-// scan expands the glob: files no longer matched are drained and closed, renamed
-// files keep their tailer, and new files are opened. A new file at the path of a
-// tracked one (rename and create) is read only after the old one is drained.
-func (s *Source) scan(ctx context.Context) {
+// scan expands the glob: files no longer matched are read to their end and closed,
+// renamed files keep their tailer, and new files are opened. A new file at the path
+// of a tracked one (rename and create) is read at once, while the old one drains.
+func (s *Source) scan() {
 	s.watchDirs()
 	matches, _ := filepath.Glob(s.cfg.Path) // the pattern was validated
 	found := make(map[fileID]string, len(matches))
@@ -42,6 +41,9 @@ func (s *Source) scan(ctx context.Context) {
 	}
 	now := time.Now()
 	for _, t := range s.tailers {
+		if t.f == nil {
+			continue
+		}
 		p, ok := found[t.id]
 		switch {
 		case ok:
@@ -61,6 +63,7 @@ func (s *Source) scan(ctx context.Context) {
 			s.open(p, id)
 		}
 	}
+	s.balanceRotated()
 }
 
 // open starts following the file at path.
@@ -112,11 +115,10 @@ func (s *Source) open(path string, id fileID) {
 		_ = f.Close()
 		return
 	}
-	if prev := s.lastOwner[path]; prev != nil {
-		t.blockedBy = prev
-		prev.rotated, prev.atEOF, prev.lastActive = true, false, time.Now()
+	if prev := s.lastOwner[path]; prev != nil && prev != t {
+		prev.atEOF, prev.lastActive = false, time.Now()
 		s.m.rotations.Inc()
-		s.log.Info("file rotated; reading the new file once the old one is drained", "path", path)
+		s.log.Info("file rotated; reading the new file while the old one drains", "path", path)
 	}
 	s.lastOwner[path] = t
 	s.log.Info("following file", "path", path, "offset", off, "from", how)
@@ -175,72 +177,40 @@ func (s *Source) setPath(t *tailer, path string) {
 
 // recoverRotated finds, after the first scan, the files that had a saved position
 // but are no longer matched: rotated while the agent was down (app.log renamed to
-// app.log.1). Each is looked up by inode in its old directory and read from its saved
-// position to its end before the file now at its old path.
+// app.log.1, or the copy of a copytruncate). Each is looked up by inode in its old
+// directory and read from its saved position to its end.
 func (s *Source) recoverRotated() {
-	dirs := map[string][]fs.DirEntry{}
 	for id, pos := range s.saved {
-		dir := filepath.Dir(pos.Path)
-		entries, ok := dirs[dir]
-		if !ok {
-			entries, _ = os.ReadDir(dir)
-			dirs[dir] = entries
+		path, f := findByID(filepath.Dir(pos.Path), id)
+		if f == nil {
+			continue
 		}
-		for _, e := range entries {
-			if !e.Type().IsRegular() {
-				continue
-			}
-			info, err := e.Info()
-			if err != nil || idOf(info) != id {
-				continue
-			}
-			path := filepath.Join(dir, e.Name())
-			s.recoverFile(path, id, pos)
-			break
+		fi, err := f.Stat()
+		if err != nil || !pos.matches(f) || pos.Offset >= fi.Size() {
+			_ = f.Close()
+			continue
 		}
+		t, err := s.newTailer(f, path, id, fi.Size(), pos.Offset)
+		if err != nil {
+			_ = f.Close()
+			continue
+		}
+		t.gone = true
+		s.m.rotations.Inc()
+		s.log.Info("file rotated while stopped; reading the rest of it", "path", path, "was", pos.Path, "offset", pos.Offset)
 	}
-}
-
-func (s *Source) recoverFile(path string, id fileID, pos position) {
-	f, err := os.Open(path)
-	if err != nil {
-		return
-	}
-	fi, err := f.Stat()
-	if err != nil || idOf(fi) != id || !pos.matches(f) || pos.Offset >= fi.Size() {
-		_ = f.Close()
-		return
-	}
-	t, err := s.newTailer(f, path, id, fi.Size(), pos.Offset)
-	if err != nil {
-		_ = f.Close()
-		return
-	}
-	t.gone = true
-	if cur := s.lastOwner[pos.Path]; cur != nil && cur != t {
-		cur.blockedBy = t
-	}
-	s.m.rotations.Inc()
-	s.log.Info("file rotated while stopped; reading the rest of it first", "path", path, "was", pos.Path, "offset", pos.Offset)
+	s.balanceRotated()
 }
 
 // poll checks every open file for growth and truncation, and its path for rotation.
-func (s *Source) poll(ctx context.Context) {
+func (s *Source) poll() {
 	rescan := false
 	for _, t := range s.tailers {
-		fi, err := t.f.Stat()
-		if err != nil {
+		if t.f == nil {
 			continue
 		}
-		if fi.Size() < t.readOff {
-			s.truncated(ctx, t, fi.Size())
-		} else {
-			s.setSize(t, fi.Size())
-		}
-		if fi.Size() != t.readOff {
-			t.atEOF = false
-		}
-		if !t.gone {
+		s.check(t)
+		if !t.gone && t.f != nil {
 			pfi, err := os.Stat(t.path)
 			if err != nil || idOf(pfi) != t.id {
 				rescan = true
@@ -248,8 +218,97 @@ func (s *Source) poll(ctx context.Context) {
 		}
 	}
 	if rescan {
-		s.scan(ctx)
+		s.scan()
 	}
+}
+
+// foundCopy is the copy of a truncated file.
+type foundCopy struct {
+	path string
+	id   fileID
+	f    *os.File
+	size int64
+}
+
+// findCopy looks, in t's directory, for the copy copytruncate made of t before
+// truncating it: another file, not followed, whose first bytes have t's fingerprint,
+// whatever its name (app.log.1, app.log-20240501; a delaycompress copy is still
+// plain). The most recently modified one wins.
+func (s *Source) findCopy(t *tailer) *foundCopy {
+	if t.fpLen == 0 {
+		return nil
+	}
+	dir := filepath.Dir(t.path)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var best *foundCopy
+	var bestTime time.Time
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil || info.Size() < int64(t.fpLen) {
+			continue
+		}
+		id := idOf(info)
+		if id == t.id || s.byID[id] != nil {
+			continue
+		}
+		if best != nil && !info.ModTime().After(bestTime) {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		f, err := os.Open(p)
+		if err != nil {
+			continue
+		}
+		fi, err := f.Stat()
+		if err != nil || idOf(fi) != id {
+			_ = f.Close()
+			continue
+		}
+		if h, ok := hashPrefix(f, t.fpLen); !ok || h != t.fp {
+			_ = f.Close()
+			continue
+		}
+		if best != nil {
+			_ = best.f.Close()
+		}
+		best = &foundCopy{path: p, id: id, f: f, size: fi.Size()}
+		bestTime = info.ModTime()
+	}
+	return best
+}
+
+// findByID opens the regular file in dir with identity id, if there is one.
+func findByID(dir string, id fileID) (string, *os.File) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return "", nil
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil || idOf(info) != id {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		f, err := os.Open(p)
+		if err != nil {
+			return "", nil
+		}
+		if fi, err := f.Stat(); err != nil || idOf(fi) != id {
+			_ = f.Close()
+			return "", nil
+		}
+		return p, f
+	}
+	return "", nil
 }
 
 // excluded reports whether an exclude pattern matches path or its base name. The

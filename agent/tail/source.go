@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -35,6 +36,10 @@ const (
 	readBufferSize = 64 << 10 // bytes per read(2)
 	chunksPerTurn  = 16       // reads of one file before the next file gets a turn
 	turnsPerLoop   = 64       // turns before file events are looked at again
+	// releaseQuiet is how long a file no longer followed (renamed away, deleted)
+	// must stay unchanged, read to its end, before it is closed: its writer may
+	// still append until it reopens its path.
+	releaseQuiet = time.Second
 )
 
 // Settings are what the agent gives a Source besides its configuration.
@@ -53,8 +58,8 @@ type Settings struct {
 	// container); the stream also gets "source" and the configured labels. Empty
 	// values are left out.
 	StreamLabels map[string]string
-	// DrainTimeout bounds how long Run waits for outstanding acknowledgements when
-	// it stops; 0 means DefaultDrainTimeout.
+	// DrainTimeout bounds how long Run, once told to stop, reads the files to their
+	// end and waits for the acknowledgements; 0 means DefaultDrainTimeout.
 	DrainTimeout time.Duration
 	// SyncInterval is how often positions are saved; 0 means DefaultSyncInterval.
 	SyncInterval time.Duration
@@ -75,6 +80,8 @@ type Source struct {
 
 	// noNotify turns file system notifications off (tests of the polling fallback).
 	noNotify bool
+	// releaseQuiet is releaseQuiet, shorter in tests.
+	releaseQuiet time.Duration
 
 	started atomic.Bool
 
@@ -94,10 +101,17 @@ type Source struct {
 	ackC  chan struct{} // a batch was acknowledged
 	saveC chan struct{} // an acknowledgement advanced a file's position
 
-	mu       sync.Mutex
-	tailers  []*tailer // guarded for the saver; changed only by Run's goroutine
-	inflight int
-	stopped  bool
+	out *outQueue // batches handed over, waiting for the sender
+
+	// capLines and capBytes are max_inflight_batches full batches.
+	capLines, capBytes int
+
+	mu            sync.Mutex
+	tailers       []*tailer // guarded for the saver; changed only by Run's goroutine
+	inflight      int       // batches handed over and not acknowledged
+	inflightLines int       // their records
+	inflightBytes int       // their bytes
+	stopped       bool
 
 	// Owned by whoever saves (the saver, then Run after it stopped).
 	lastSaved   []byte
@@ -166,6 +180,10 @@ func New(cfg Config, set Settings) (*Source, error) {
 		scanC:        make(chan struct{}, 1),
 		ackC:         make(chan struct{}, 1),
 		saveC:        make(chan struct{}, 1),
+		out:          newOutQueue(),
+		releaseQuiet: releaseQuiet,
+		capLines:     cfg.MaxInflightBatches * cfg.BatchMaxLines,
+		capBytes:     cfg.MaxInflightBatches * int(cfg.BatchMaxBytes),
 	}
 	if s.drainTimeout <= 0 {
 		s.drainTimeout = DefaultDrainTimeout
@@ -176,10 +194,11 @@ func New(cfg Config, set Settings) (*Source, error) {
 	return s, nil
 }
 
-// Run tails until ctx is done. It then stops reading, waits up to the drain timeout
-// for the acknowledgements of the batches it handed over, saves the positions, closes
-// the files and returns nil. What was read but not acknowledged is read again on the
-// next start. Run may be called once.
+// Run tails until ctx is done. It then reads every followed file to the end it had
+// at that moment, hands everything over and waits for the acknowledgements, all
+// within the drain timeout; what is still not acknowledged then is logged per file
+// (lines and bytes) and read again on the next start. It saves the positions, closes
+// the files and returns nil. Run may be called once.
 func (s *Source) Run(ctx context.Context) error {
 	if !s.started.CompareAndSwap(false, true) {
 		return errors.New("tail: Run called twice; build a new Source")
@@ -205,10 +224,18 @@ func (s *Source) Run(ctx context.Context) error {
 		defer wg.Done()
 		s.saveLoop(bg)
 	}()
+	sendCtx, stopSend := context.WithCancel(context.WithoutCancel(ctx))
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		s.sendLoop(sendCtx)
+	}()
 
 	s.loop(ctx)
 
-	s.drain()
+	s.finish()
+	stopSend()
+	<-sent
 	stopBg()
 	if s.watcher != nil {
 		_ = s.watcher.Close()
@@ -231,17 +258,14 @@ func (s *Source) loop(ctx context.Context) {
 	close(ready)
 
 	s.firstScan = true
-	s.scan(ctx)
+	s.scan()
 	s.recoverRotated()
 	s.firstScan = false
 	s.saved, s.savedPath = nil, nil
 
 	for ctx.Err() == nil {
-		more := s.readAll(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		next := s.housekeep(ctx, time.Now())
+		more := s.readAll()
+		next := s.housekeep(time.Now())
 		wake.Stop()
 		if next > 0 {
 			wake.Reset(next)
@@ -253,11 +277,11 @@ func (s *Source) loop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 		case <-poll.C:
-			s.poll(ctx)
+			s.poll()
 		case <-rescan.C:
-			s.scan(ctx)
+			s.scan()
 		case <-s.scanC:
-			s.scan(ctx)
+			s.scan()
 			s.markUnread()
 		case <-s.readC:
 			s.markUnread()
@@ -268,25 +292,123 @@ func (s *Source) loop(ctx context.Context) {
 	}
 }
 
-// drain waits, up to the drain timeout, until every batch handed over is acknowledged.
-func (s *Source) drain() {
+// finish, once the source is told to stop, reads every open file up to the size it
+// has now, hands over the records the joiner holds, and waits until everything handed
+// over is acknowledged, or the drain timeout passes. An unfinished last line stays in
+// the file for the next start.
+func (s *Source) finish() {
 	deadline := time.NewTimer(s.drainTimeout)
 	defer deadline.Stop()
+	tick := time.NewTicker(s.cfg.PollInterval)
+	defer tick.Stop()
+	s.scan() // files created since the last look (a rotation just before the stop)
+	for _, t := range s.tailers {
+		t.stopAt = t.readOff
+		if t.f == nil {
+			continue
+		}
+		if fi, err := t.f.Stat(); err == nil {
+			t.stopAt = max(fi.Size(), t.readOff)
+		}
+		t.atEOF = false
+	}
 	for {
+		more := s.readAll()
+		done := true
+		for _, t := range s.tailers {
+			if t.f == nil {
+				continue
+			}
+			if t.readOff < t.stopAt || len(t.held) > 0 {
+				done = false
+				continue
+			}
+			if t.join.Pending() {
+				s.flushJoined(t)
+			}
+			if len(t.batch) > 0 && !s.handOver(t, false) {
+				done = false
+			}
+		}
 		s.mu.Lock()
-		n := s.inflight
+		inflight := s.inflight
 		s.mu.Unlock()
-		if n == 0 {
+		if done && inflight == 0 {
+			s.log.Info("stopped after shipping every file to its end", "files", len(s.tailers))
 			return
+		}
+		if more {
+			select {
+			case <-deadline.C:
+				s.reportUnshipped()
+				return
+			default:
+				continue
+			}
 		}
 		select {
-		case <-s.ackC:
 		case <-deadline.C:
-			s.log.Warn("stopping with unacknowledged batches; their lines will be read again on the next start",
-				"batches", n, "drain_timeout", s.drainTimeout)
+			s.reportUnshipped()
 			return
+		case <-s.ackC:
+		case <-tick.C:
+			for _, t := range s.tailers {
+				if t.f != nil && t.readOff < t.stopAt {
+					t.atEOF = false
+				}
+			}
 		}
 	}
+}
+
+// maxCountBytes bounds how much of a file reportUnshipped reads to count its lines.
+const maxCountBytes = 64 << 20
+
+// reportUnshipped logs, per file, what the drain timeout left unacknowledged.
+func (s *Source) reportUnshipped() {
+	var files, bytesLeft int64
+	for _, t := range s.tailers {
+		s.mu.Lock()
+		acked, path, end := t.acked, t.path, max(t.size, t.readOff, t.stopAt)
+		s.mu.Unlock()
+		if t.f != nil {
+			if fi, err := t.f.Stat(); err == nil {
+				end = max(end, fi.Size())
+			}
+		}
+		if end <= acked {
+			continue
+		}
+		files++
+		bytesLeft += end - acked
+		args := []any{"path", path, "bytes", end - acked}
+		if t.f != nil {
+			lines, complete := countLines(t.f, acked, end)
+			args = append(args, "lines", lines)
+			if !complete {
+				args = append(args, "lines_counted_in_first_bytes", maxCountBytes)
+			}
+		}
+		s.log.Warn("stopping before these lines of the file were shipped; they are read again on the next start", args...)
+	}
+	s.log.Warn("the drain timeout passed before everything was shipped; raise server.shutdown_timeout or check the exporter",
+		"drain_timeout", s.drainTimeout, "files", files, "bytes", bytesLeft)
+}
+
+// countLines counts the line ends in [from, to) of f, reading at most maxCountBytes;
+// complete is false when it stopped there.
+func countLines(f io.ReaderAt, from, to int64) (lines int, complete bool) {
+	buf := make([]byte, readBufferSize)
+	limit := min(to, from+maxCountBytes)
+	for off := from; off < limit; {
+		n, err := f.ReadAt(buf[:min(int64(len(buf)), limit-off)], off)
+		lines += bytes.Count(buf[:n], []byte{'\n'})
+		off += int64(n)
+		if err != nil || n == 0 {
+			return lines, off >= to
+		}
+	}
+	return lines, limit == to
 }
 
 // shutdown closes the files and takes this source's share out of the gauges. Late
@@ -297,8 +419,7 @@ func (s *Source) shutdown() {
 	s.m.batchesInflight.Sub(float64(s.inflight))
 	s.mu.Unlock()
 	for _, t := range s.tailers {
-		_ = t.f.Close()
-		s.m.filesOpen.Dec()
+		s.closeFile(t)
 	}
 	s.m.positionLag.Sub(s.lagReported)
 	s.lagReported = 0

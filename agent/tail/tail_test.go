@@ -95,7 +95,7 @@ var scenarios = []scenario{
 		}
 		f.Close()
 		got := waitLines(t, h.sink, 7)
-		equalLines(t, got, append(numberedLines("old", 0, 5), numberedLines("new", 0, 2)...))
+		equalPerFile(t, got, numberedLines("old", 0, 5), numberedLines("new", 0, 2))
 		eventually(t, "the rotated file closed", func() bool { return value(h.src.m.filesOpen) == 1 })
 		if v := value(h.src.m.rotations); v != 1 {
 			t.Errorf("rotations = %v; want 1", v)
@@ -109,7 +109,7 @@ var scenarios = []scenario{
 			t.Fatal(err)
 		}
 		writeFile(t, a, numbered("new", 0, 2))
-		equalLines(t, waitLines(t, h.sink, 5), append(numberedLines("old", 0, 3), numberedLines("new", 0, 2)...))
+		equalPerFile(t, waitLines(t, h.sink, 5), numberedLines("old", 0, 3), numberedLines("new", 0, 2))
 		// The renamed file is still matched: it stays open under its new name.
 		eventually(t, "both files open", func() bool { return value(h.src.m.filesOpen) == 2 })
 		appendFile(t, b, "old again\n")
@@ -193,7 +193,9 @@ func TestPositionsFileNeverTailed(t *testing.T) {
 	}
 }
 
-func TestRotationWaitsForAcks(t *testing.T) {
+// TestRotationDoesNotWaitForAcks: the file that took a rotated file's path is read
+// (and watched for truncation) while the old one still waits for acknowledgements.
+func TestRotationDoesNotWaitForAcks(t *testing.T) {
 	dir := t.TempDir()
 	a := filepath.Join(dir, "a.log")
 	writeFile(t, a, numbered("old", 0, 3))
@@ -205,14 +207,23 @@ func TestRotationWaitsForAcks(t *testing.T) {
 	}
 	writeFile(t, a, numbered("new", 0, 2))
 	eventually(t, "the rotation noticed", func() bool { return value(h.src.m.rotations) == 1 })
-	// The old file's batch is not acknowledged: the new file must wait.
-	time.Sleep(10 * testConfig(dir).PollInterval)
-	if got := sink.lines(); len(got) != 3 {
-		t.Fatalf("lines %q before the old file's batches were acknowledged; want only the old file's", got)
-	}
-	sink.setAuto(true)
 	got := waitLines(t, sink, 5)
 	equalLines(t, got, append(numberedLines("old", 0, 3), numberedLines("new", 0, 2)...))
+
+	// Truncated while the old file's batch is still unacknowledged: noticed.
+	if err := os.Truncate(a, 0); err != nil {
+		t.Fatal(err)
+	}
+	appendFile(t, a, "after\n")
+	got = waitLines(t, sink, 6)
+	if got[5] != "after" {
+		t.Fatalf("lines %q; want the truncated file read again", got)
+	}
+	if v := value(h.src.m.truncations); v != 1 {
+		t.Errorf("truncations = %v; want 1", v)
+	}
+	sink.setAuto(true)
+	eventually(t, "the rotated file closed", func() bool { return value(h.src.m.filesOpen) == 1 })
 }
 
 func TestCheckpointAdvancesOnlyOnAck(t *testing.T) {
@@ -460,7 +471,7 @@ func TestRotatedWhileStopped(t *testing.T) {
 	cfg.StartAt = StartAtEnd // must not skip the new file: it took a path with a saved position
 	sink := newSink(true)
 	h = start(t, cfg, sink, positions)
-	equalLines(t, waitLines(t, sink, 5), append(numberedLines("old", 3, 6), numberedLines("new", 0, 2)...))
+	equalPerFile(t, waitLines(t, sink, 5), numberedLines("old", 3, 6), numberedLines("new", 0, 2))
 	eventually(t, "the old file closed", func() bool { return value(h.src.m.filesOpen) == 1 })
 }
 

@@ -1,23 +1,27 @@
 package tail
 
 import (
-	"context"
 	"errors"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/outrider-dev/outrider/agent/multiline"
 	"github.com/outrider-dev/outrider/agent/pipeline"
 )
 
-// tailer follows one open file.
+// tailer follows one file.
 type tailer struct {
 	id   fileID
-	f    *os.File
+	f    *os.File         // nil while closed: released, or parked until its turn
 	meta []pipeline.Label // shared by the file's records; len == cap
 
-	readOff  int64 // bytes of f read so far
+	readOff int64 // bytes of f read so far, held ones included
+	// held are bytes read and not yet split into lines: the batch filled up and could
+	// not be handed over. They are consumed before f is read again.
+	held     []byte
+	heldBuf  []byte
 	split    lineSplitter
 	join     *multiline.Joiner
 	ends     offsets // end offset of each line the joiner holds
@@ -29,10 +33,15 @@ type tailer struct {
 
 	atEOF      bool
 	lastActive time.Time // last data read, or when the tailer began to drain
-	gone       bool      // no longer matched: drain, then close
-	rotated    bool      // another file took its path: drain before that one is read
-	blockedBy  *tailer   // the file that had this path before: read once it is drained
+	gone       bool      // no longer matched: read to its end, then close
+	copy       bool      // the copy of a copytruncate: complete; an unfinished last line was cut
+	parked     bool      // closed to keep max_rotated_files; reopened by id in dir
+	dir        string    // directory a parked file is looked up in
 	readFailed bool      // a read error was logged
+
+	// stopAt is, while the source stops, the size the file had then: it is read up
+	// to there before the source returns.
+	stopAt int64
 
 	// Guarded by Source.mu.
 	path    string
@@ -44,12 +53,15 @@ type tailer struct {
 	fpLen   int
 }
 
-// span is a batch handed to the sink: the file offset just past its last record.
+// span is a batch handed to the sink: the file offset just past its last record, and
+// its weight against max_inflight_batches.
 type span struct {
-	s    *Source
-	t    *tailer
-	end  int64
-	done bool
+	s     *Source
+	t     *tailer
+	end   int64
+	lines int
+	bytes int
+	done  bool
 }
 
 // ack records the acknowledgement of the span's batch. Acknowledgements may come in
@@ -72,10 +84,7 @@ func (sp *span) ack(error) {
 		t.spans = t.spans[1:]
 		advanced = true
 	}
-	s.inflight--
-	if !s.stopped {
-		s.m.batchesInflight.Dec()
-	}
+	s.release(sp)
 	s.mu.Unlock()
 	signal(s.ackC)
 	if advanced {
@@ -110,20 +119,31 @@ func (o *offsets) pop(n int) int64 {
 
 func (o *offsets) reset() { o.q, o.head = o.q[:0], 0 }
 
-// readAll gives each readable file turns until every one is at its end or
+// turn is what a read turn left a file in.
+type turn int
+
+const (
+	turnMore    turn = iota // more to read
+	turnEOF                 // read to its end
+	turnStalled             // a full batch waits for acknowledgements
+)
+
+// readAll gives each open file turns until every one is at its end or stalled, or
 // turnsPerLoop turns were taken; it reports whether some file may have more.
-func (s *Source) readAll(ctx context.Context) bool {
-	for turn := 0; turn < turnsPerLoop; turn++ {
+func (s *Source) readAll() bool {
+	for range turnsPerLoop {
 		more := false
 		for _, t := range s.tailers {
-			if t.atEOF || t.blockedBy != nil {
+			if t.f == nil {
 				continue
 			}
-			s.readTurn(ctx, t)
-			if ctx.Err() != nil {
-				return false
+			if t.atEOF && len(t.held) == 0 {
+				if len(t.batch) > 0 {
+					s.handOver(t, false)
+				}
+				continue
 			}
-			if !t.atEOF {
+			if s.readTurn(t) == turnMore {
 				more = true
 			}
 		}
@@ -136,12 +156,31 @@ func (s *Source) readAll(ctx context.Context) bool {
 
 // readTurn reads up to chunksPerTurn buffers of t. At the end of the file it hands the
 // batch over and checks for truncation.
-func (s *Source) readTurn(ctx context.Context, t *tailer) {
-	for i := 0; i < chunksPerTurn; i++ {
+func (s *Source) readTurn(t *tailer) turn {
+	now := time.Now()
+	if len(t.held) > 0 {
+		n := s.feed(t, t.held, t.readOff-int64(len(t.held)), now)
+		t.held = t.held[n:]
+		if len(t.held) > 0 {
+			return turnStalled
+		}
+	}
+	if s.full(t) && !s.handOver(t, false) {
+		return turnStalled
+	}
+	for range chunksPerTurn {
 		n, err := t.f.Read(s.buf)
 		if n > 0 {
-			if !s.consume(ctx, t, s.buf[:n]) {
-				return
+			t.lastActive = now
+			base := t.readOff
+			t.readOff += int64(n)
+			s.m.bytesRead.Add(float64(n))
+			t.readFailed = false
+			if used := s.feed(t, s.buf[:n], base, now); used < n {
+				t.held = append(t.heldBuf[:0], s.buf[used:n]...)
+				t.heldBuf = t.held
+				s.refreshFingerprint(t)
+				return turnStalled
 			}
 		}
 		if err != nil || n == 0 {
@@ -152,36 +191,56 @@ func (s *Source) readTurn(ctx context.Context, t *tailer) {
 			t.atEOF = true
 			break
 		}
-		t.readFailed = false
 	}
-	if t.fpLen < fingerprintBytes && t.readOff > int64(t.fpLen) {
-		s.refreshFingerprint(t)
-	}
+	s.refreshFingerprint(t)
 	if !t.atEOF {
-		return
+		return turnMore
 	}
-	if len(t.batch) > 0 && s.export(ctx, t) != nil {
+	if len(t.batch) > 0 {
+		s.handOver(t, false)
+	}
+	s.check(t)
+	if t.atEOF {
+		return turnEOF
+	}
+	return turnMore
+}
+
+// check looks for truncation of t: shorter than what was read, or other first bytes
+// (truncated and written again past the read position before it was noticed).
+func (s *Source) check(t *tailer) {
+	if t.f == nil || t.copy {
 		return
 	}
 	fi, err := t.f.Stat()
 	if err != nil {
 		return
 	}
-	if fi.Size() < t.readOff {
-		s.truncated(ctx, t, fi.Size())
+	size := fi.Size()
+	if size < t.readOff || s.rewritten(t) {
+		s.truncated(t, size)
 		return
 	}
-	s.setSize(t, fi.Size())
+	if size != t.readOff && !t.readFailed {
+		t.atEOF = false
+	}
+	s.setSize(t, size)
 }
 
-// consume splits p, the next bytes of t, into lines and feeds them on. It returns false
-// when ctx ended while a batch waited to be handed over.
-func (s *Source) consume(ctx context.Context, t *tailer, p []byte) bool {
-	now := time.Now()
-	t.lastActive = now
-	base := t.readOff
-	t.readOff += int64(len(p))
-	s.m.bytesRead.Add(float64(len(p)))
+// rewritten reports whether the first bytes of t are no longer those it was
+// fingerprinted with.
+func (s *Source) rewritten(t *tailer) bool {
+	if t.fpLen == 0 {
+		return false
+	}
+	h, ok := hashPrefix(t.f, t.fpLen)
+	return !ok || h != t.fp
+}
+
+// feed splits p, the bytes of t from file offset base, into lines and feeds them on.
+// It stops after a line that filled the batch when the batch cannot be handed over,
+// and returns how many bytes of p it used.
+func (s *Source) feed(t *tailer, p []byte, base int64, now time.Time) int {
 	var lines, truncated, invalid int
 	defer func() {
 		s.m.linesRead.Add(float64(lines))
@@ -194,6 +253,9 @@ func (s *Source) consume(ctx context.Context, t *tailer, p []byte) bool {
 	}()
 	used := 0
 	for used < len(p) {
+		if s.full(t) && !s.handOver(t, false) {
+			break
+		}
 		line, cut, n, ok := t.split.next(p[used:])
 		used += n
 		if !ok {
@@ -207,27 +269,22 @@ func (s *Source) consume(ctx context.Context, t *tailer, p []byte) bool {
 		if bad {
 			invalid++
 		}
-		if !s.addLine(ctx, t, str, base+int64(used), now) {
-			return false
-		}
+		s.addLine(t, str, base+int64(used), now)
 	}
-	return true
+	return used
 }
 
 // addLine feeds one line, which ends at file offset end, to the joiner and batches
 // the records it completes.
-func (s *Source) addLine(ctx context.Context, t *tailer, line string, end int64, now time.Time) bool {
+func (s *Source) addLine(t *tailer, line string, end int64, now time.Time) {
 	t.ends.push(end)
 	for _, r := range t.join.Add(line) {
-		if !s.addRecord(ctx, t, r.Text, t.ends.pop(r.Lines), now) {
-			return false
-		}
+		s.addRecord(t, r.Text, t.ends.pop(r.Lines), now)
 	}
-	return true
 }
 
-// addRecord appends a record to t's batch, handing the batch over when it is full.
-func (s *Source) addRecord(ctx context.Context, t *tailer, text string, end int64, now time.Time) bool {
+// addRecord appends a record to t's batch.
+func (s *Source) addRecord(t *tailer, text string, end int64, now time.Time) {
 	if t.batch == nil {
 		t.batch = make([]pipeline.Record, 0, min(max(t.lastLen, 16), s.cfg.BatchMaxLines))
 	}
@@ -235,16 +292,26 @@ func (s *Source) addRecord(ctx context.Context, t *tailer, text string, end int6
 	s.parser.Parse(text, &t.batch[len(t.batch)-1])
 	t.batchEnd = end
 	t.batchBytes += t.batch[len(t.batch)-1].Size()
-	if len(t.batch) >= s.cfg.BatchMaxLines || t.batchBytes >= int(s.cfg.BatchMaxBytes) {
-		return s.export(ctx, t) == nil
+}
+
+// full reports whether t's batch is full.
+func (s *Source) full(t *tailer) bool {
+	return len(t.batch) >= s.cfg.BatchMaxLines || t.batchBytes >= int(s.cfg.BatchMaxBytes)
+}
+
+// flushJoined hands the multi-line record the joiner holds to the batch: its lines are
+// complete.
+func (s *Source) flushJoined(t *tailer) {
+	now := time.Now()
+	for _, r := range t.join.Flush() {
+		s.addRecord(t, r.Text, t.ends.pop(r.Lines), now)
 	}
-	return true
 }
 
 // flushPending hands over everything held for t: an unfinished last line, the pending
-// multi-line record and the batch.
-func (s *Source) flushPending(ctx context.Context, t *tailer) {
-	now := time.Now()
+// multi-line record and the batch. It is for a file that has been quiet for
+// flush_after.
+func (s *Source) flushPending(t *tailer) {
 	if line, cut, ok := t.split.flush(); ok {
 		s.m.linesRead.Inc()
 		if cut {
@@ -254,65 +321,60 @@ func (s *Source) flushPending(ctx context.Context, t *tailer) {
 		if bad {
 			s.m.invalidUTF8.Inc()
 		}
-		if !s.addLine(ctx, t, str, t.readOff, now) {
-			return
-		}
+		s.addLine(t, str, t.readOff, time.Now())
 	}
-	for _, r := range t.join.Flush() {
-		if !s.addRecord(ctx, t, r.Text, t.ends.pop(r.Lines), now) {
-			return
-		}
-	}
+	s.flushJoined(t)
 	if len(t.batch) > 0 {
-		_ = s.export(ctx, t)
+		s.handOver(t, false)
 	}
 }
 
-// export hands t's batch to the sink, first waiting while max_inflight_batches are
-// unacknowledged. It returns an error only when ctx ended first; the batch's lines
-// are then read again on the next start.
-func (s *Source) export(ctx context.Context, t *tailer) error {
-	recs, end := t.batch, t.batchEnd
-	t.batch, t.lastLen, t.batchBytes = nil, len(recs), 0
-	sp := &span{s: s, t: t, end: end}
-	for {
-		s.mu.Lock()
-		if s.inflight < s.cfg.MaxInflightBatches {
-			s.inflight++
-			t.spans = append(t.spans, sp)
-			t.unacked++
-			s.mu.Unlock()
-			break
-		}
-		s.mu.Unlock()
-		select {
-		case <-s.ackC:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+// dropCut drops the unfinished line t holds: a truncation destroyed its rest. It
+// returns the bytes dropped.
+func (s *Source) dropCut(t *tailer) int {
+	if !t.split.pending() {
+		return 0
 	}
+	n := len(t.split.partial)
+	t.split.reset()
+	s.m.cutLines.Inc()
+	return n
+}
+
+// handOver queues t's batch for the sink when max_inflight_batches leaves room for
+// it (or force is set), and reports whether the batch is gone. Reading goes on while
+// earlier batches wait for their acknowledgements; only a full batch waits.
+func (s *Source) handOver(t *tailer, force bool) bool {
+	if len(t.batch) == 0 {
+		return true
+	}
+	recs, end, bytes := t.batch, t.batchEnd, t.batchBytes
+	sp := &span{s: s, t: t, end: end, lines: len(recs), bytes: bytes}
+	s.mu.Lock()
+	if !force && s.inflight > 0 &&
+		(s.inflightLines+sp.lines > s.capLines || s.inflightBytes+sp.bytes > s.capBytes) {
+		s.mu.Unlock()
+		return false
+	}
+	s.inflight++
+	s.inflightLines += sp.lines
+	s.inflightBytes += sp.bytes
+	t.spans = append(t.spans, sp)
+	t.unacked++
+	s.mu.Unlock()
 	s.m.batchesInflight.Inc()
-	b := pipeline.Batch{Records: recs, Ack: sp.ack}
-	backoff := 100 * time.Millisecond
-	for {
-		err := s.sink.Export(ctx, b)
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			s.withdraw(sp)
-			return ctx.Err()
-		}
-		s.log.Warn("sink refused a batch; retrying", "path", t.path, "records", len(recs), "error", err, "retry_in", backoff)
-		timer := time.NewTimer(backoff)
-		select {
-		case <-timer.C:
-		case <-ctx.Done():
-			timer.Stop()
-			s.withdraw(sp)
-			return ctx.Err()
-		}
-		backoff = min(2*backoff, 5*time.Second)
+	t.batch, t.lastLen, t.batchBytes = nil, len(recs), 0
+	s.out.put(outBatch{b: pipeline.Batch{Records: recs, Ack: sp.ack}, sp: sp})
+	return true
+}
+
+// release takes sp's weight out of the in-flight totals. Call with s.mu held.
+func (s *Source) release(sp *span) {
+	s.inflight--
+	s.inflightLines -= sp.lines
+	s.inflightBytes -= sp.bytes
+	if !s.stopped {
+		s.m.batchesInflight.Dec()
 	}
 }
 
@@ -332,20 +394,33 @@ func (s *Source) withdraw(sp *span) {
 		}
 	}
 	t.unacked--
-	s.inflight--
-	s.m.batchesInflight.Dec()
+	s.release(sp)
 }
 
-// truncated starts t over from offset 0: the file is shorter than what was read
-// (copytruncate, or truncated in place). What was held from the old content is handed
-// over first; batches of the old content no longer move the position.
-func (s *Source) truncated(ctx context.Context, t *tailer, size int64) {
+// truncated handles t found shorter than what was read, or rewritten. With
+// copytruncate the file was copied first: t then follows the copy, from where it was,
+// to the copy's end (so nothing unread is lost and an unfinished line is completed),
+// and a new tailer follows the truncated file from its start. Without a copy, what
+// was read of the old content is handed over, an unfinished line is dropped, and t
+// reads the file again from its start.
+func (s *Source) truncated(t *tailer, size int64) {
 	s.m.truncations.Inc()
-	s.log.Info("file truncated; reading it again from the start", "path", t.path, "size", size, "offset", t.readOff)
-	s.flushPending(ctx, t)
-	if ctx.Err() != nil {
+	s.mu.Lock()
+	seen := max(t.size, t.readOff)
+	s.mu.Unlock()
+	if c := s.findCopy(t); c != nil {
+		s.followCopy(t, c, size, seen)
 		return
 	}
+	lost := seen - t.readOff + int64(s.dropCut(t))
+	if lost > 0 {
+		s.m.lostTruncated.Add(float64(lost))
+	}
+	s.log.Warn("file truncated and no copy of it found; reading it again from the start",
+		"path", t.path, "size", size, "offset", t.readOff, "lost_bytes", lost)
+	s.flushJoined(t)
+	t.held = nil
+	s.handOver(t, true)
 	if _, err := t.f.Seek(0, io.SeekStart); err != nil {
 		s.log.Warn("cannot rewind truncated file", "path", t.path, "error", err)
 		return
@@ -371,9 +446,56 @@ func (s *Source) truncated(ctx context.Context, t *tailer, size int64) {
 	s.mu.Unlock()
 }
 
+// followCopy makes t the tailer of the copy c of its file, which was truncated to
+// size, and starts a new tailer on the truncated file. seen is how far the file was
+// known to reach before.
+func (s *Source) followCopy(t *tailer, c *foundCopy, size, seen int64) {
+	orig, origID, path := t.f, t.id, t.path
+	if _, err := c.f.Seek(t.readOff, io.SeekStart); err != nil {
+		_ = c.f.Close()
+		s.log.Warn("cannot read the copy of a truncated file", "path", c.path, "error", err)
+		return
+	}
+	t.f = c.f
+	delete(s.byID, origID)
+	s.byID[c.id] = t
+	t.gone, t.copy, t.atEOF = true, true, false
+	t.lastActive = time.Now()
+	s.mu.Lock()
+	t.id = c.id
+	t.path = c.path
+	t.size = c.size
+	s.mu.Unlock()
+	lost := seen - max(c.size, t.readOff)
+	if lost > 0 {
+		s.m.lostTruncated.Add(float64(lost))
+	}
+	s.m.copies.Inc()
+	s.log.Info("file copied and truncated (copytruncate); reading the rest from the copy",
+		"path", path, "copy", c.path, "offset", t.readOff, "copy_size", c.size, "lost_bytes", max(lost, 0))
+
+	// t's share of files_open moves to the copy; the new tailer adds its own.
+	if _, err := orig.Seek(0, io.SeekStart); err != nil {
+		_ = orig.Close()
+		s.log.Warn("cannot rewind truncated file; will open it again at the next scan", "path", path, "error", err)
+		delete(s.lastOwner, path)
+		return
+	}
+	nt, err := s.newTailer(orig, path, origID, size, 0)
+	if err != nil {
+		_ = orig.Close()
+		delete(s.lastOwner, path)
+		return
+	}
+	s.lastOwner[path] = nt
+}
+
 // refreshFingerprint hashes more of the start of t, up to fingerprintBytes, as the
 // file grows.
 func (s *Source) refreshFingerprint(t *tailer) {
+	if t.fpLen >= fingerprintBytes || t.readOff <= int64(t.fpLen) {
+		return
+	}
 	n := int(min(t.readOff, fingerprintBytes))
 	h, ok := hashPrefix(t.f, n)
 	if !ok {
@@ -391,89 +513,118 @@ func (s *Source) setSize(t *tailer, size int64) {
 }
 
 // housekeep hands over what files that have been quiet for flush_after still hold,
-// releases drained files, and returns when it wants to run again (0: no need).
-func (s *Source) housekeep(ctx context.Context, now time.Time) time.Duration {
+// closes files no longer followed once read through, and returns when it wants to run
+// again (0: no need).
+func (s *Source) housekeep(now time.Time) time.Duration {
 	after := s.cfg.Multiline.FlushAfter
 	var next time.Time
+	wake := func(at time.Time) {
+		if next.IsZero() || at.Before(next) {
+			next = at
+		}
+	}
 	for _, t := range s.tailers {
-		if t.blockedBy != nil {
+		if t.f == nil || !t.atEOF || len(t.held) > 0 {
 			continue
 		}
+		if t.copy && t.split.pending() {
+			// The copy is complete: its unfinished last line was cut by the
+			// truncation, and its rest is gone.
+			if n := s.dropCut(t); n > 0 {
+				s.m.lostTruncated.Add(float64(n))
+				s.log.Warn("dropped a line cut by copytruncate", "path", t.path, "bytes", n)
+			}
+		}
 		pending := t.split.pending() || t.join.Pending()
-		if !pending && !t.gone && !t.rotated {
+		if !pending && !t.gone {
 			continue
 		}
 		due := t.lastActive.Add(after)
-		if now.Before(due) {
-			if next.IsZero() || due.Before(next) {
-				next = due
-			}
+		if pending && now.Before(due) {
+			wake(due)
 			continue
 		}
-		if pending && t.atEOF {
-			s.flushPending(ctx, t)
-			if ctx.Err() != nil {
-				return 0
+		if pending {
+			s.flushPending(t)
+		}
+		if t.gone && !t.copy {
+			if due := t.lastActive.Add(max(after, s.releaseQuiet)); now.Before(due) {
+				wake(due)
 			}
 		}
 	}
-	s.release(now)
+	s.releaseFiles(now)
 	if next.IsZero() {
 		return 0
 	}
 	return max(next.Sub(now), time.Millisecond)
 }
 
-// drained reports whether t has nothing left: read to its end, quiet for flush_after,
-// nothing held, every batch acknowledged.
-func (s *Source) drained(t *tailer, now time.Time) bool {
-	if !t.atEOF || t.blockedBy != nil || now.Sub(t.lastActive) < s.cfg.Multiline.FlushAfter ||
-		t.split.pending() || t.join.Pending() || len(t.batch) > 0 {
+// readThrough reports whether t, no longer followed, has nothing left to read: at its
+// end, nothing held, and quiet for releaseQuiet (a renamed file may still be written
+// until its writer reopens its path; a copy is complete).
+func (s *Source) readThrough(t *tailer, now time.Time) bool {
+	if !t.gone || t.f == nil || !t.atEOF || len(t.held) > 0 || len(t.batch) > 0 ||
+		t.split.pending() || t.join.Pending() {
 		return false
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return t.unacked == 0
+	if !t.copy && now.Sub(t.lastActive) < max(s.cfg.Multiline.FlushAfter, s.releaseQuiet) {
+		return false
+	}
+	fi, err := t.f.Stat()
+	return err == nil && fi.Size() <= t.readOff
 }
 
-// release lets go of drained files: a rotated file lets its successor be read; a
-// file that is gone is closed.
-func (s *Source) release(now time.Time) {
-	var closing []*tailer
+// releaseFiles closes the files no longer followed that were read through, forgets
+// them once their batches are acknowledged, and keeps at most max_rotated_files of
+// them open.
+func (s *Source) releaseFiles(now time.Time) {
+	var forget []*tailer
 	for _, t := range s.tailers {
-		if (!t.gone && !t.rotated) || !s.drained(t, now) {
+		if !t.gone {
 			continue
 		}
-		if t.rotated {
-			t.rotated = false
-			s.unblock(t)
+		if s.readThrough(t, now) {
+			s.closeFile(t)
+			delete(s.byID, t.id)
+			for p, o := range s.lastOwner {
+				if o == t {
+					delete(s.lastOwner, p)
+				}
+			}
+			s.log.Debug("file released", "path", t.path)
 		}
-		if t.gone {
-			closing = append(closing, t)
+		if t.f == nil && !t.parked {
+			s.mu.Lock()
+			n := t.unacked
+			s.mu.Unlock()
+			if n == 0 {
+				forget = append(forget, t)
+			}
 		}
 	}
-	for _, t := range closing {
-		s.closeTailer(t)
+	for _, t := range forget {
+		s.forget(t)
 	}
+	s.balanceRotated()
 }
 
-// unblock lets the files waiting for t be read.
-func (s *Source) unblock(t *tailer) {
-	for _, o := range s.tailers {
-		if o.blockedBy == t {
-			o.blockedBy = nil
-			o.atEOF = false
-			o.lastActive = time.Now()
-		}
+// closeFile closes t's file.
+func (s *Source) closeFile(t *tailer) {
+	if t.f == nil {
+		return
 	}
-}
-
-// closeTailer closes t and forgets it; its position is no longer saved.
-func (s *Source) closeTailer(t *tailer) {
-	s.unblock(t)
 	_ = t.f.Close()
+	t.f = nil
 	s.m.filesOpen.Dec()
-	delete(s.byID, t.id)
+}
+
+// forget drops t, closed and with nothing in flight: its position is no longer saved.
+func (s *Source) forget(t *tailer) {
+	s.closeFile(t)
+	if s.byID[t.id] == t {
+		delete(s.byID, t.id)
+	}
 	for p, o := range s.lastOwner {
 		if o == t {
 			delete(s.lastOwner, p)
@@ -487,10 +638,81 @@ func (s *Source) closeTailer(t *tailer) {
 		}
 	}
 	s.mu.Unlock()
-	s.log.Debug("file released", "path", t.path)
 }
 
-// markUnread makes every file be read again: something was written.
+// balanceRotated keeps at most max_rotated_files files open that are no longer
+// followed: beyond it the newest are parked (closed, remembered by device, inode and
+// directory); below it the oldest parked are opened again.
+func (s *Source) balanceRotated() {
+	var open, parked []*tailer
+	for _, t := range s.tailers {
+		switch {
+		case t.parked:
+			parked = append(parked, t)
+		case t.gone && t.f != nil:
+			open = append(open, t)
+		}
+	}
+	limit := s.cfg.MaxRotatedFiles
+	for i := len(open) - 1; i >= limit; i-- {
+		s.park(open[i])
+	}
+	for i := 0; i < len(parked) && len(open) < limit; i++ {
+		if s.unpark(parked[i]) {
+			open = append(open, parked[i])
+		}
+	}
+}
+
+// park closes t, no longer followed, until there is room to read it.
+func (s *Source) park(t *tailer) {
+	t.dir = filepath.Dir(t.path)
+	t.parked = true
+	s.closeFile(t)
+	s.log.Info("too many rotated files open; closing one until its turn", "path", t.path,
+		"max_rotated_files", s.cfg.MaxRotatedFiles)
+}
+
+// unpark opens a parked file again, found by device and inode in its directory, and
+// reports whether it is open. One that is no longer there is lost.
+func (s *Source) unpark(t *tailer) bool {
+	t.parked = false
+	path, f := findByID(t.dir, t.id)
+	if f != nil && t.fpLen > 0 {
+		if h, ok := hashPrefix(f, t.fpLen); !ok || h != t.fp {
+			_ = f.Close()
+			f = nil
+		}
+	}
+	if f == nil {
+		s.mu.Lock()
+		lost := max(t.size-t.readOff, 0)
+		s.mu.Unlock()
+		lost += int64(len(t.held)) + int64(s.dropCut(t))
+		if lost > 0 {
+			s.m.lostDeleted.Add(float64(lost))
+		}
+		s.log.Warn("a rotated file was deleted before it could be read; raise max_rotated_files or keep more rotations",
+			"path", t.path, "lost_bytes", max(lost, 0))
+		t.held = nil
+		s.flushJoined(t)
+		s.handOver(t, true)
+		return false
+	}
+	if _, err := f.Seek(t.readOff, io.SeekStart); err != nil {
+		_ = f.Close()
+		return false
+	}
+	t.f = f
+	t.atEOF = false
+	s.m.filesOpen.Inc()
+	s.mu.Lock()
+	t.path = path
+	s.mu.Unlock()
+	return true
+}
+
+// markUnread makes every open file be read again: something was written.
 func (s *Source) markUnread() {
 	for _, t := range s.tailers {
 		t.atEOF = false
