@@ -63,13 +63,10 @@ func (o *options) buildConfig(sentryKey string) (*agentConfig, problems) {
 		recv.Content = append(recv.Content,
 			scalar("!!str", "listen"), scalar("!!str", sentryListen),
 			scalar("!!str", "public_key"), scalar("!!str", sentryKey))
-		dsnNode = str(o.sentryDSN, true)
-		if o.sentrySecret != nil {
-			dsnNode = scalar("!!str", "${"+sentryDSNEnv+"}")
-		}
+		dsnNode = scalar("!!str", "${"+sentryDSNEnv+"}")
 		exp := mappingValue(mappingValue(root, "exporters"), "sentry")
 		exp.Content = append(exp.Content, scalar("!!str", "dsn"), dsnNode)
-		rules = append(rules, blameRule{"receivers.sentry", sentryAnnotation(o)}, blameRule{"exporters.sentry", sentryAnnotation(o)})
+		rules = append(rules, blameRule{"receivers.sentry", AnnotationSentryDSNSecret}, blameRule{"exporters.sentry", AnnotationSentryDSNSecret})
 	}
 	delivered, err := marshalYAML(root)
 	if err != nil {
@@ -78,7 +75,7 @@ func (o *options) buildConfig(sentryKey string) (*agentConfig, problems) {
 		return nil, p
 	}
 	checked := delivered
-	if o.sentrySecret != nil {
+	if dsnNode != nil {
 		dsnNode.Value = placeholderDSN
 		if checked, err = marshalYAML(root); err != nil {
 			var p problems
@@ -91,13 +88,6 @@ func (o *options) buildConfig(sentryKey string) (*agentConfig, problems) {
 		return nil, blame(err, rules)
 	}
 	return &agentConfig{yaml: delivered, parsed: parsed}, nil
-}
-
-func sentryAnnotation(o *options) string {
-	if o.sentrySecret != nil {
-		return AnnotationSentryDSNSecret
-	}
-	return AnnotationSentryDSN
 }
 
 // configValue is the configuration as a config.Config holding only what differs

@@ -178,15 +178,16 @@ const (
 	// Default: http/protobuf.
 	AnnotationOTLPProtocol = "outrider.dev/otlp-protocol"
 
-	// AnnotationSentryDSN is the upstream Sentry DSN errors are forwarded to. The app
-	// containers get SENTRY_DSN pointing at the sidecar instead. Default: the
-	// injector's --sentry-dsn.
+	// AnnotationSentryDSN is refused: a DSN written in an annotation would be copied
+	// in clear into outrider.dev/config. Put the DSN in a Secret and name it with
+	// sentry-dsn-secret. Default: refused.
 	AnnotationSentryDSN = "outrider.dev/sentry-dsn"
 
 	// AnnotationSentryDSNSecret is "<secret>/<key>": a Secret of the pod's namespace
-	// holding the upstream Sentry DSN, passed to the sidecar as an environment
-	// variable so that it appears in no annotation. Exclusive with sentry-dsn.
-	// Default: none.
+	// holding the upstream Sentry DSN errors are forwarded to. It reaches the sidecar
+	// as an environment variable from the Secret, so it appears in no annotation; the
+	// app containers get SENTRY_DSN pointing at the sidecar instead. Default: the
+	// injector's --sentry-dsn-secret, itself none.
 	AnnotationSentryDSNSecret = "outrider.dev/sentry-dsn-secret"
 
 	// AnnotationQueueSizeLimit is the size limit of the volume holding the durable

@@ -40,8 +40,13 @@ type Defaults struct {
 	// TempoEndpoint is the OTLP gRPC endpoint for traces (AnnotationTempoEndpoint);
 	// traces are shipped only when it or the annotation is set.
 	TempoEndpoint string `yaml:"tempo_endpoint"`
-	// SentryDSN is the upstream Sentry DSN (AnnotationSentryDSN); errors are
-	// forwarded only when it or an annotation is set.
+	// SentryDSNSecret is "<secret>/<key>", the default of
+	// AnnotationSentryDSNSecret: a Secret holding the upstream Sentry DSN, which must
+	// exist in the namespace of each pod that uses it. Errors are forwarded only when
+	// it or the annotation is set.
+	SentryDSNSecret string `yaml:"sentry_dsn_secret"`
+	// SentryDSN is refused: a DSN given to the injector would be copied in clear into
+	// every pod's AnnotationConfig. It is kept only to say so, and never printed.
 	SentryDSN string `yaml:"sentry_dsn"`
 	// CPURequest, CPULimit, MemoryRequest and MemoryLimit are the sidecar's
 	// resources, as Kubernetes quantities; "" for CPULimit (the default) and "none"
@@ -107,6 +112,14 @@ func (d *Defaults) Validate(p *confval.Problems) {
 		}
 		if _, msg := parseQuantity(q.value, q.memory); msg != "" {
 			p.Addf(q.field, "%s", msg)
+		}
+	}
+	if d.SentryDSN != "" {
+		p.Addf("sentry_dsn", "a DSN given to the injector (--sentry-dsn) would be copied in clear into every pod's %s annotation; put it in a Secret in each namespace and pass --sentry-dsn-secret <secret>/<key> (sentry_dsn_secret) instead", AnnotationConfig)
+	}
+	if d.SentryDSNSecret != "" {
+		if _, msg := parseSecretRef(d.SentryDSNSecret); msg != "" {
+			p.Addf("sentry_dsn_secret", "%s", msg)
 		}
 	}
 	if d.AgentPort < 1 || d.AgentPort > 65535 {

@@ -98,11 +98,9 @@ func TestDenied(t *testing.T) {
 		{name: "unknown container", set: map[string]string{AnnotationContainer: "web,nope"}, want: []string{AnnotationContainer + `: the pod has no container "nope"; its containers are web`}},
 		{name: "empty container list", set: map[string]string{AnnotationContainer: ","}, want: []string{AnnotationContainer + ": is empty"}},
 		{name: "service with comma", set: map[string]string{AnnotationService: "a,b"}, want: []string{AnnotationService + `: "a,b" holds`}},
-		{name: "sentry dsn and secret", set: map[string]string{AnnotationSentryDSN: "https://k@s.io/1", AnnotationSentryDSNSecret: "s/k"}, want: []string{AnnotationSentryDSNSecret + ": set either"}},
 		{name: "sentry secret reference", set: map[string]string{AnnotationSentryDSNSecret: "sentry"}, want: []string{AnnotationSentryDSNSecret + `: "sentry" must be <secret>/<key>`}},
-		{name: "sentry dsn", set: map[string]string{AnnotationSentryDSN: "sentry.io/1"}, want: []string{AnnotationSentryDSN + ": is not a Sentry DSN"}},
-		{name: "sentry dsn without key", set: map[string]string{AnnotationSentryDSN: "https://o1.ingest.sentry.io/1"}, want: []string{AnnotationSentryDSN + ": has no public key"}},
-		{name: "sentry dsn without project", set: map[string]string{AnnotationSentryDSN: "https://k@o1.ingest.sentry.io/"}, want: []string{AnnotationSentryDSN + ": has no project id"}},
+		{name: "sentry dsn in an annotation", set: map[string]string{AnnotationSentryDSN: "https://k@s.io/1"},
+			want: []string{AnnotationSentryDSN + ": a DSN in an annotation would be copied in clear into the pod's outrider.dev/config annotation; put it in a Secret of the pod's namespace and name it with outrider.dev/sentry-dsn-secret: <secret>/<key>"}},
 		{name: "nothing to do", defaults: func(d *Defaults) { *d = Defaults{Image: d.Image} }, del: []string{AnnotationRole, AnnotationSecretPrefix + "db"}, want: []string{AnnotationInject + ": the sidecar would have nothing to do"}},
 		{name: "host network", pod: func(p *corev1.Pod) { p.Spec.HostNetwork = true }, want: []string{AnnotationInject + ": the pod uses hostNetwork"}},
 		{name: "windows", pod: func(p *corev1.Pod) { p.Spec.OS = &corev1.PodOS{Name: corev1.Windows} }, want: []string{AnnotationInject + ": the sidecar runs on Linux"}},
@@ -343,7 +341,8 @@ func TestNewInjectorRejectsBadDefaults(t *testing.T) {
 		{"loki url", func(d *Defaults) { d.LokiURL = "loki:3100" }, "loki_url (--loki-url): the sidecar's configuration would be invalid: exporters.loki.url"},
 		{"tempo", func(d *Defaults) { d.TempoEndpoint = "tempo:4317" }, "tempo_endpoint (--tempo-endpoint):"},
 		{"vault", func(d *Defaults) { d.VaultAddr = "vault" }, "vault_addr (--vault-addr):"},
-		{"sentry", func(d *Defaults) { d.SentryDSN = "nope" }, "sentry_dsn:"},
+		{"sentry dsn", func(d *Defaults) { d.SentryDSN = "https://k3y@o1.ingest.sentry.io/1" }, "sentry_dsn: a DSN given to the injector (--sentry-dsn) would be copied in clear into every pod's outrider.dev/config annotation; put it in a Secret in each namespace and pass --sentry-dsn-secret <secret>/<key>"},
+		{"sentry dsn secret", func(d *Defaults) { d.SentryDSNSecret = "nope" }, `sentry_dsn_secret: "nope" must be <secret>/<key>`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			d := testDefaults()

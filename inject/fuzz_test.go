@@ -107,7 +107,7 @@ func FuzzAnnotations(f *testing.F) {
 	f.Add("inject=maybe\x1esecret-.x=y", uint8(0))
 
 	d := testDefaults()
-	d.SentryDSN = "https://k@o1.ingest.sentry.io/1"
+	d.SentryDSNSecret = "sentry/dsn"
 	in := newTestInjector(f, d)
 	f.Fuzz(func(t *testing.T, annotations string, shape uint8) {
 		pod := fuzzPod(decodeAnnotations(annotations), shape)

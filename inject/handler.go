@@ -1,6 +1,7 @@
 package inject
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,20 +12,26 @@ import (
 	"strconv"
 	"time"
 
+	"golang.org/x/sync/semaphore"
 	admissionv1 "k8s.io/api/admission/v1"
-)
 
-// MaxReviewBytes bounds the body of an admission request. The API server sends
-// objects of up to about 3MiB (etcd's default request limit), and an AdmissionReview
-// of a pod creation holds one.
-const MaxReviewBytes = 8 << 20
+	"github.com/outrider-dev/outrider/internal/confval"
+)
 
 // Handler serves /mutate: an AdmissionReview v1 in, an AdmissionReview v1 out. It
 // only reads and writes HTTP; the decision is the Injector's Mutate.
+//
+// Its memory is bounded: bodies larger than MaxReviewBytes are refused (413), by their
+// Content-Length before anything is read; at most MaxInflightBytes of bodies are
+// handled at once, and a request past that is answered 429 with Retry-After at once
+// (the API server retries, then applies the failurePolicy); at most
+// MaxConcurrentMutations pods are decoded and injected at once.
 type Handler struct {
 	injector *Injector
 	metrics  *Metrics
 	logger   *slog.Logger
+	inflight *semaphore.Weighted
+	mutating chan struct{}
 }
 
 // NewHandler returns the /mutate handler. A nil logger discards.
@@ -35,13 +42,17 @@ func NewHandler(in *Injector, m *Metrics, logger *slog.Logger) *Handler {
 	if m == nil {
 		m = NewMetrics(nil)
 	}
-	return &Handler{injector: in, metrics: m, logger: logger}
+	return &Handler{injector: in, metrics: m, logger: logger,
+		inflight: semaphore.NewWeighted(MaxInflightBytes),
+		mutating: make(chan struct{}, MaxConcurrentMutations),
+	}
 }
 
 // ServeHTTP answers POST requests with an application/json AdmissionReview v1 body.
 // Requests that are not one are answered 400 (malformed), 405 (method), 413 (too
-// large) or 415 (content type), with a plain-text reason; an AdmissionReview is
-// always answered 200, its verdict in the response.
+// large), 415 (content type), 429 (busy, with Retry-After) or 503 (cancelled while
+// waiting), with a plain-text reason; an AdmissionReview is otherwise answered 200,
+// its verdict in the response.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	if r.Method != http.MethodPost {
@@ -53,11 +64,26 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Type must be application/json, got %q", r.Header.Get("Content-Type")))
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxReviewBytes))
+	if r.ContentLength > MaxReviewBytes {
+		h.refuse(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the AdmissionReview is %d bytes, larger than the injector's limit of %d (%s); the API server sends no review of a pod it accepts this large",
+			r.ContentLength, MaxReviewBytes, confval.ByteSize(MaxReviewBytes)))
+		return
+	}
+	weight := r.ContentLength
+	if weight <= 0 {
+		weight = MaxReviewBytes // unknown length: count the most it may be
+	}
+	if !h.inflight.TryAcquire(weight) {
+		w.Header().Set("Retry-After", "1")
+		h.refuse(w, http.StatusTooManyRequests, fmt.Sprintf("busy: admission requests holding %s are being handled already; retry in a second", confval.ByteSize(MaxInflightBytes)))
+		return
+	}
+	defer h.inflight.Release(weight)
+	body, err := readBody(w, r)
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			h.refuse(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the AdmissionReview is larger than %d bytes", MaxReviewBytes))
+			h.refuse(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the AdmissionReview is larger than the injector's limit of %d bytes (%s)", MaxReviewBytes, confval.ByteSize(MaxReviewBytes)))
 			return
 		}
 		h.refuse(w, http.StatusBadRequest, "cannot read the request body")
@@ -78,7 +104,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, http.StatusBadRequest, "the AdmissionReview has no request")
 		return
 	}
+	body = nil
+	select {
+	case h.mutating <- struct{}{}:
+	case <-r.Context().Done():
+		h.refuse(w, http.StatusServiceUnavailable, "the request was cancelled while waiting for its turn")
+		return
+	}
 	resp, result := h.injector.mutate(review.Request)
+	<-h.mutating
 	out, err := json.Marshal(admissionv1.AdmissionReview{TypeMeta: review.TypeMeta, Response: resp})
 	if err != nil {
 		h.refuse(w, http.StatusInternalServerError, "cannot encode the answer")
@@ -103,6 +137,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		attrs = append(attrs, slog.String("reason", resp.Result.Message))
 	}
 	h.logger.LogAttrs(r.Context(), level, "admission request", attrs...)
+}
+
+// readBody reads the whole body, at most MaxReviewBytes, into a buffer of its
+// announced size.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	body := http.MaxBytesReader(w, r.Body, MaxReviewBytes)
+	if r.ContentLength <= 0 {
+		return io.ReadAll(body)
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, r.ContentLength+1))
+	_, err := buf.ReadFrom(body)
+	return buf.Bytes(), err
 }
 
 func (h *Handler) refuse(w http.ResponseWriter, code int, msg string) {

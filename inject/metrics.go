@@ -27,7 +27,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"result"}),
 		badRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "outrider_inject_bad_requests_total",
-			Help: "Requests to /mutate refused before admission, by HTTP status (400 malformed, 405 method, 413 too large, 415 content type).",
+			Help: "Requests to /mutate refused before admission, by HTTP status (400 malformed, 405 method, 413 too large, 415 content type, 429 busy: MaxInflightBytes of requests in hand, 503 cancelled while waiting).",
 		}, []string{"code"}),
 		certReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "outrider_inject_certificate_reloads_total",

@@ -40,11 +40,6 @@ func NewInjector(d Defaults) (*Injector, error) {
 	if err := p.Err(); err != nil {
 		return nil, err
 	}
-	if d.SentryDSN != "" {
-		if _, msg := parseDSN(d.SentryDSN); msg != "" {
-			p.Addf("sentry_dsn", "%s", msg)
-		}
-	}
 	probe := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{AnnotationInject: "true"}},
 		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app"}}},
@@ -54,7 +49,7 @@ func NewInjector(d Defaults) (*Injector, error) {
 		probe.Annotations[AnnotationRole] = "probe"
 	}
 	in := &Injector{defaults: d}
-	if d.VaultAddr != "" || d.LokiURL != "" || d.TempoEndpoint != "" || d.SentryDSN != "" {
+	if d.VaultAddr != "" || d.LokiURL != "" || d.TempoEndpoint != "" || d.SentryDSNSecret != "" {
 		if _, probs := in.inject(probe, "probe"); len(probs) > 0 {
 			for _, msg := range probs {
 				p.Addf("", "%s", defaultsMessage(msg))
@@ -71,12 +66,12 @@ func NewInjector(d Defaults) (*Injector, error) {
 // injector's settings.
 func defaultsMessage(msg string) string {
 	for annotation, flag := range map[string]string{
-		AnnotationVaultAddr:      "vault_addr (--vault-addr)",
-		AnnotationLokiURL:        "loki_url (--loki-url)",
-		AnnotationTempoEndpoint:  "tempo_endpoint (--tempo-endpoint)",
-		AnnotationSentryDSN:      "sentry_dsn (--sentry-dsn)",
-		AnnotationQueueSizeLimit: "queue_size_limit (--queue-size-limit)",
-		AnnotationMemoryLimit:    "memory_limit (--memory-limit)",
+		AnnotationVaultAddr:       "vault_addr (--vault-addr)",
+		AnnotationLokiURL:         "loki_url (--loki-url)",
+		AnnotationTempoEndpoint:   "tempo_endpoint (--tempo-endpoint)",
+		AnnotationSentryDSNSecret: "sentry_dsn_secret (--sentry-dsn-secret)",
+		AnnotationQueueSizeLimit:  "queue_size_limit (--queue-size-limit)",
+		AnnotationMemoryLimit:     "memory_limit (--memory-limit)",
 	} {
 		if rest, ok := strings.CutPrefix(msg, annotation+": "); ok {
 			return flag + ": " + rest
@@ -107,19 +102,29 @@ func (in *Injector) mutate(req *admissionv1.AdmissionRequest) (*admissionv1.Admi
 	if req.Kind.Group != "" || req.Kind.Kind != "Pod" || req.SubResource != "" || req.Operation != admissionv1.Create {
 		return allow, ResultSkipped
 	}
+	// The pod's annotations and shape first: a pod that does not opt in, or is past
+	// a limit, is answered before the whole pod is decoded.
+	shape, err := decodeShape(req.Object.Raw)
+	if err != nil {
+		return deny(req.UID, http.StatusBadRequest, "outrider: "+err.Error()), ResultError
+	}
+	ok, probs := wantsInjection(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Annotations: shape.Metadata.Annotations}})
+	if len(probs) > 0 {
+		return deny(req.UID, http.StatusBadRequest, denyMessage(probs)), ResultDenied
+	}
+	if !ok {
+		return allow, ResultSkipped
+	}
+	if probs := precheck(len(req.Object.Raw), shape); len(probs) > 0 {
+		return deny(req.UID, http.StatusBadRequest, denyMessage(probs)), ResultDenied
+	}
+	shape = nil
 	var pod corev1.Pod
 	if err := json.Unmarshal(req.Object.Raw, &pod); err != nil {
 		return deny(req.UID, http.StatusBadRequest, fmt.Sprintf("outrider: cannot decode the pod: %v", err)), ResultError
 	}
 	if pod.Namespace == "" {
 		pod.Namespace = req.Namespace
-	}
-	ok, probs := wantsInjection(&pod)
-	if len(probs) > 0 {
-		return deny(req.UID, http.StatusBadRequest, denyMessage(probs)), ResultDenied
-	}
-	if !ok {
-		return allow, ResultSkipped
 	}
 	pl, probs := in.inject(&pod, string(req.UID))
 	if len(probs) > 0 {
@@ -143,11 +148,8 @@ func (in *Injector) inject(pod *corev1.Pod, salt string) (*plan, problems) {
 	}
 	key := sentryKey(pod, salt)
 	if o.hasSentry() {
-		project := "0"
-		if o.sentryDSN != "" {
-			project, _ = parseDSN(o.sentryDSN)
-		}
-		o.localDSN = fmt.Sprintf("http://%s@127.0.0.1:%d/%s", key, SentryPort, project)
+		// The upstream DSN, and so its project id, is known only to the sidecar.
+		o.localDSN = fmt.Sprintf("http://%s@127.0.0.1:%d/0", key, SentryPort)
 	}
 	ac, probs := o.buildConfig(key)
 	if len(probs) > 0 {
@@ -168,11 +170,21 @@ func sentryKey(pod *corev1.Pod, salt string) string {
 	return hex.EncodeToString(sum[:16])
 }
 
+// maxListedProblems bounds the problems a denial lists, so that its size does not
+// grow with the pod's annotations.
+const maxListedProblems = 20
+
 func denyMessage(p problems) string {
 	if len(p) == 1 {
 		return "outrider: " + p[0]
 	}
-	return fmt.Sprintf("outrider: %d problems:\n- %s", len(p), strings.Join(p, "\n- "))
+	listed := p
+	more := ""
+	if len(p) > maxListedProblems {
+		listed = p[:maxListedProblems]
+		more = fmt.Sprintf("\n- and %d more", len(p)-maxListedProblems)
+	}
+	return fmt.Sprintf("outrider: %d problems:\n- %s%s", len(p), strings.Join(listed, "\n- "), more)
 }
 
 func deny(uid types.UID, code int32, msg string) *admissionv1.AdmissionResponse {

@@ -168,7 +168,10 @@ func goldenYAML(t *testing.T, patched []byte, warnings []string) []byte {
 // AdmissionReviews as the API server sends them), applies the patch and compares the
 // pod with testdata/<name>.golden.yaml.
 func TestGolden(t *testing.T) {
-	in := newTestInjector(t, testDefaults())
+	base := newTestInjector(t, testDefaults())
+	d := testDefaults()
+	d.SentryDSNSecret = "sentry-upstream/dsn"
+	withSentry := newTestInjector(t, d)
 	pods, _ := filepath.Glob("testdata/*.pod.yaml")
 	reviews, _ := filepath.Glob("testdata/review-*.json")
 	if len(pods) < 7 || len(reviews) < 1 {
@@ -177,6 +180,10 @@ func TestGolden(t *testing.T) {
 	for _, file := range append(pods, reviews...) {
 		name := strings.TrimSuffix(strings.TrimSuffix(filepath.Base(file), ".pod.yaml"), ".json")
 		t.Run(name, func(t *testing.T) {
+			in := base
+			if strings.HasPrefix(name, "sentry-injector") {
+				in = withSentry
+			}
 			var req *admissionv1.AdmissionRequest
 			if strings.HasSuffix(file, ".json") {
 				data, err := os.ReadFile(file)
@@ -198,7 +205,7 @@ func TestGolden(t *testing.T) {
 			}
 			resp := in.Mutate(req)
 			pod, patched := applyPatch(t, in, req, resp)
-			if strings.HasPrefix(name, "sentry-secret") {
+			if strings.HasPrefix(name, "sentry") {
 				t.Setenv(sentryDSNEnv, "https://k@o1.ingest.sentry.io/1")
 			}
 			if _, err := config.Parse(AnnotationConfig, []byte(pod.Annotations[AnnotationConfig])); err != nil {

@@ -70,7 +70,7 @@ type options struct {
 	lokiURL, lokiTenant, tempoEndpoint string
 	otlpProtocol                       string
 
-	sentryDSN    string
+	// sentrySecret holds the upstream Sentry DSN, which the injector never sees.
 	sentrySecret *corev1.SecretKeySelector
 	// localDSN is the DSN the app's Sentry SDK is given: the sidecar's endpoint.
 	localDSN string
@@ -97,7 +97,7 @@ type fileOptions struct {
 }
 
 func (o *options) hasSecrets() bool { return len(o.files) > 0 }
-func (o *options) hasSentry() bool  { return o.sentryDSN != "" || o.sentrySecret != nil }
+func (o *options) hasSentry() bool  { return o.sentrySecret != nil }
 func (o *options) hasOTLP() bool    { return o.lokiURL != "" || o.tempoEndpoint != "" }
 
 // problems collects what is wrong with a pod's annotations, each message starting with
@@ -215,7 +215,7 @@ func parseOptions(pod *corev1.Pod, d *Defaults) (*options, problems) {
 	}
 	if !o.hasSecrets() && !o.hasOTLP() && !o.hasSentry() {
 		p.add(AnnotationInject, "the sidecar would have nothing to do: add %s<name> or %s<name> annotations, or a destination for telemetry (%s, %s, %s)",
-			AnnotationSecretPrefix, AnnotationTemplatePrefix, AnnotationLokiURL, AnnotationTempoEndpoint, AnnotationSentryDSN)
+			AnnotationSecretPrefix, AnnotationTemplatePrefix, AnnotationLokiURL, AnnotationTempoEndpoint, AnnotationSentryDSNSecret)
 	}
 	return o, p
 }
@@ -676,49 +676,34 @@ func (o *options) parseLogs(ann map[string]string, p *problems) {
 }
 
 func (o *options) parseSentry(ann map[string]string, d *Defaults, p *problems) {
-	dsn, hasDSN := ann[AnnotationSentryDSN]
-	ref, hasRef := ann[AnnotationSentryDSNSecret]
-	switch {
-	case hasDSN && hasRef:
-		p.add(AnnotationSentryDSNSecret, "set either %s or %s, not both", AnnotationSentryDSN, AnnotationSentryDSNSecret)
-	case hasRef:
-		name, key, ok := strings.Cut(strings.TrimSpace(ref), "/")
-		errs := append(validation.IsDNS1123Subdomain(name), validation.IsConfigMapKey(key)...)
-		if !ok || len(errs) > 0 {
-			p.add(AnnotationSentryDSNSecret, "%q must be <secret>/<key>, naming a Secret of the pod's namespace and its key, such as sentry/dsn", ref)
+	if _, ok := ann[AnnotationSentryDSN]; ok {
+		p.add(AnnotationSentryDSN, "a DSN in an annotation would be copied in clear into the pod's %s annotation; put it in a Secret of the pod's namespace and name it with %s: <secret>/<key>",
+			AnnotationConfig, AnnotationSentryDSNSecret)
+		return
+	}
+	ref, ok := ann[AnnotationSentryDSNSecret]
+	if !ok {
+		ref = d.SentryDSNSecret // checked by NewInjector
+		if ref == "" {
 			return
 		}
-		o.sentrySecret = &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: name}, Key: key}
-	case hasDSN:
-		o.sentryDSN = strings.TrimSpace(dsn)
-		if _, msg := parseDSN(o.sentryDSN); msg != "" {
-			p.add(AnnotationSentryDSN, "%s", msg)
-		}
-	default:
-		o.sentryDSN = d.SentryDSN // checked by NewInjector
 	}
+	sel, msg := parseSecretRef(ref)
+	if msg != "" {
+		p.add(AnnotationSentryDSNSecret, "%s", msg)
+		return
+	}
+	o.sentrySecret = sel
 }
 
-// parseDSN checks a Sentry DSN and returns its project id.
-func parseDSN(dsn string) (project, msg string) {
-	const example = "https://<key>@o0.ingest.sentry.io/<project>"
-	u, err := url.Parse(dsn)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", fmt.Sprintf("is not a Sentry DSN; write it as Sentry shows it, such as %s", example)
+// parseSecretRef parses "<secret>/<key>".
+func parseSecretRef(ref string) (*corev1.SecretKeySelector, string) {
+	name, key, ok := strings.Cut(strings.TrimSpace(ref), "/")
+	errs := append(validation.IsDNS1123Subdomain(name), validation.IsConfigMapKey(key)...)
+	if !ok || len(errs) > 0 {
+		return nil, fmt.Sprintf("%q must be <secret>/<key>, naming a Secret of the pod's namespace and its key, such as sentry/dsn", ref)
 	}
-	if u.User == nil || u.User.Username() == "" {
-		return "", fmt.Sprintf("has no public key before '@'; write it as Sentry shows it, such as %s", example)
-	}
-	project = path.Base(u.Path)
-	if u.Path == "" || u.Path == "/" || project == "" || project == "." || project == "/" {
-		return "", fmt.Sprintf("has no project id at the end of its path, such as %s", example)
-	}
-	for i := 0; i < len(project); i++ {
-		if project[i] < '0' || project[i] > '9' {
-			return "", fmt.Sprintf("project id %q is not a number", project)
-		}
-	}
-	return project, ""
+	return &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: name}, Key: key}, ""
 }
 
 func (o *options) parseSizes(ann map[string]string, d *Defaults, p *problems) {

@@ -24,9 +24,6 @@ const (
 	portName        = "outrider-http"
 	defaultUID      = 65532
 	tokenExpiration = 3600
-	// maxAnnotationBytes is Kubernetes' limit on the total size of an object's
-	// annotations (keys and values).
-	maxAnnotationBytes = 256 << 10
 )
 
 // patchOp is one RFC 6902 operation.

@@ -48,7 +48,7 @@ type injectFlags struct {
 }
 
 func (f *injectFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.config, "config", "", "YAML file with the injector's defaults (image, sidecar_mode, vault_addr, loki_url, tempo_endpoint, sentry_dsn, cpu_request, cpu_limit, memory_request, memory_limit, secrets_size_limit, queue_size_limit, agent_port); flags given on the command line win")
+	fs.StringVar(&f.config, "config", "", "YAML file with the injector's defaults (image, sidecar_mode, vault_addr, loki_url, tempo_endpoint, sentry_dsn_secret, cpu_request, cpu_limit, memory_request, memory_limit, secrets_size_limit, queue_size_limit, agent_port); flags given on the command line win")
 	fs.StringVar(&f.listen, "listen", ":8443", "HTTPS address of /mutate, /healthz and /metrics")
 	fs.StringVar(&f.certFile, "tls-cert", "/etc/outrider-injector/tls/tls.crt", "serving certificate (PEM, with its chain); re-read when it changes")
 	fs.StringVar(&f.keyFile, "tls-key", "/etc/outrider-injector/tls/tls.key", "serving certificate's private key (PEM); re-read when it changes")
@@ -63,7 +63,8 @@ func (f *injectFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&d.VaultAddr, "vault-addr", "", "Vault's URL ("+inject.AnnotationVaultAddr+")")
 	fs.StringVar(&d.LokiURL, "loki-url", "", "Loki's URL ("+inject.AnnotationLokiURL+"); logs are shipped only when set")
 	fs.StringVar(&d.TempoEndpoint, "tempo-endpoint", "", "OTLP gRPC endpoint for traces ("+inject.AnnotationTempoEndpoint+"); traces are shipped only when set")
-	fs.StringVar(&d.SentryDSN, "sentry-dsn", "", "upstream Sentry DSN ("+inject.AnnotationSentryDSN+")")
+	fs.StringVar(&d.SentryDSNSecret, "sentry-dsn-secret", "", "<secret>/<key>: the Secret, in each pod's namespace, holding the upstream Sentry DSN ("+inject.AnnotationSentryDSNSecret+")")
+	fs.StringVar(&d.SentryDSN, "sentry-dsn", "", "refused: the DSN would be copied into every pod's annotations; use --sentry-dsn-secret")
 	fs.StringVar(&d.CPURequest, "cpu-request", inject.DefaultCPURequest, "sidecar CPU request ("+inject.AnnotationCPURequest+")")
 	fs.StringVar(&d.CPULimit, "cpu-limit", "", "sidecar CPU limit, none by default ("+inject.AnnotationCPULimit+")")
 	fs.StringVar(&d.MemoryRequest, "memory-request", inject.DefaultMemoryRequest, "sidecar memory request ("+inject.AnnotationMemoryRequest+")")
@@ -193,6 +194,7 @@ func overrides(d, flags *inject.Defaults) map[string]func() {
 		"loki-url":           func() { d.LokiURL = flags.LokiURL },
 		"tempo-endpoint":     func() { d.TempoEndpoint = flags.TempoEndpoint },
 		"sentry-dsn":         func() { d.SentryDSN = flags.SentryDSN },
+		"sentry-dsn-secret":  func() { d.SentryDSNSecret = flags.SentryDSNSecret },
 		"cpu-request":        func() { d.CPURequest = flags.CPURequest },
 		"cpu-limit":          func() { d.CPULimit = flags.CPULimit },
 		"memory-request":     func() { d.MemoryRequest = flags.MemoryRequest },
