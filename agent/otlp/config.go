@@ -2,6 +2,7 @@ package otlp
 
 import (
 	"net"
+	"time"
 
 	"github.com/outrider-dev/outrider/internal/confval"
 )
@@ -16,6 +17,23 @@ type Config struct {
 	// Larger requests are refused (HTTP 413, gRPC RESOURCE_EXHAUSTED) without being
 	// read further.
 	MaxRequestBytes confval.ByteSize `yaml:"max_request_bytes"`
+	// MaxValueDepth bounds how deeply maps and lists nest in attribute values and log
+	// bodies (a list of strings is 1, a map holding a list is 2); default 32. Deeper
+	// requests are refused (HTTP 400, gRPC INVALID_ARGUMENT) before they are decoded.
+	MaxValueDepth int `yaml:"max_value_depth"`
+	// MaxInflightBytes bounds the memory of the requests being read, decoded and
+	// stored at once, both endpoints together, as estimated from their sizes; default
+	// 24MiB. Requests past it wait up to 5s, then are answered 429 /
+	// RESOURCE_EXHAUSTED with a retry delay.
+	MaxInflightBytes confval.ByteSize `yaml:"max_inflight_bytes"`
+	// MaxConnections bounds the open connections of each endpoint; default 64. Further
+	// connections are closed at once.
+	MaxConnections int `yaml:"max_connections"`
+	// ReadTimeout bounds reading one request: HTTP headers and body, or a gRPC
+	// message; default 30s.
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// IdleTimeout closes a connection without requests for this long; default 2m.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// Resource configures the resource attributes added to what the application sends.
 	Resource ResourceConfig `yaml:"resource"`
 }
@@ -42,6 +60,16 @@ const (
 	DefaultGRPCListen                       = "127.0.0.1:4317"
 	DefaultHTTPListen                       = "127.0.0.1:4318"
 	DefaultMaxRequestBytes confval.ByteSize = 4 << 20
+	// DefaultMaxValueDepth is far deeper than SDKs and log libraries nest values (a
+	// structured log body is rarely more than a few levels), and shallow enough that
+	// every recursive walk over values stays small.
+	DefaultMaxValueDepth = 32
+	// DefaultMaxInflightBytes lets two requests of the default size be processed at
+	// once (each is estimated at about three times its size) within a 96 MiB sidecar.
+	DefaultMaxInflightBytes confval.ByteSize = 24 << 20
+	DefaultMaxConnections                    = 64
+	DefaultReadTimeout                       = 30 * time.Second
+	DefaultIdleTimeout                       = 2 * time.Minute
 	// Off disables an endpoint.
 	Off = "off"
 )
@@ -56,6 +84,21 @@ func (c *Config) ApplyDefaults() {
 	}
 	if c.MaxRequestBytes == 0 {
 		c.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if c.MaxValueDepth == 0 {
+		c.MaxValueDepth = DefaultMaxValueDepth
+	}
+	if c.MaxInflightBytes == 0 {
+		c.MaxInflightBytes = max(DefaultMaxInflightBytes, costFactor*c.MaxRequestBytes)
+	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = DefaultMaxConnections
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = DefaultReadTimeout
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIdleTimeout
 	}
 }
 
@@ -80,6 +123,22 @@ func (c *Config) Validate(p *confval.Problems) {
 	}
 	if c.MaxRequestBytes < 1024 || c.MaxRequestBytes > 64<<20 {
 		p.Addf("max_request_bytes", "must be between 1KiB and 64MiB, got %s", c.MaxRequestBytes)
+	}
+	if c.MaxValueDepth < 1 || c.MaxValueDepth > 1000 {
+		p.Addf("max_value_depth", "must be between 1 and 1000, got %d", c.MaxValueDepth)
+	}
+	if c.MaxInflightBytes < costFactor*c.MaxRequestBytes || c.MaxInflightBytes > 4<<30 {
+		p.Addf("max_inflight_bytes", "must be at least %d times max_request_bytes (%s), so that one request fits, and at most 4GiB; got %s",
+			costFactor, costFactor*c.MaxRequestBytes, c.MaxInflightBytes)
+	}
+	if c.MaxConnections < 1 || c.MaxConnections > 100000 {
+		p.Addf("max_connections", "must be between 1 and 100000, got %d", c.MaxConnections)
+	}
+	if c.ReadTimeout < time.Second || c.ReadTimeout > 10*time.Minute {
+		p.Addf("read_timeout", "must be between 1s and 10m, got %s", c.ReadTimeout)
+	}
+	if c.IdleTimeout < time.Second {
+		p.Addf("idle_timeout", "must be at least 1s, got %s", c.IdleTimeout)
 	}
 	for k := range c.Resource.Attributes {
 		if k == "" {

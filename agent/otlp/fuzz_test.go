@@ -3,6 +3,7 @@ package otlp
 import (
 	"bytes"
 	"context"
+	"google.golang.org/grpc/tap"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -68,7 +69,28 @@ func FuzzGRPCTraces(f *testing.F) {
 	seeds(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
 		r, _ := fuzzReceiver()
-		_, _ = r.exportTracesGRPC(context.Background(), body)
-		_, _ = r.exportLogsGRPC(context.Background(), body)
+		ctx, done := tapped(t, r, KindTraces)
+		_, _ = r.exportTracesGRPC(ctx, body)
+		done()
+		ctx, done = tapped(t, r, KindLogs)
+		_, _ = r.exportLogsGRPC(ctx, body)
+		done()
 	})
+}
+
+// tapped returns the context of a gRPC export of kind k admitted by r's tap, as the
+// server would give it to the handler, and the function that ends the stream.
+func tapped(t testing.TB, r *Receiver, k Kind) (context.Context, context.CancelFunc) {
+	t.Helper()
+	method := "/" + traceServiceDesc.ServiceName + "/Export"
+	if k == KindLogs {
+		method = "/" + logsServiceDesc.ServiceName + "/Export"
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ctx, err := r.tapGRPC(ctx, &tap.Info{FullMethodName: method})
+	if err != nil {
+		cancel()
+		t.Fatalf("tap: %v", err)
+	}
+	return ctx, cancel
 }

@@ -12,11 +12,14 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	_ "google.golang.org/grpc/encoding/gzip" // clients may send gzip-compressed requests
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/outrider-dev/outrider/agent/pipeline"
 	"github.com/outrider-dev/outrider/internal/grpcraw"
+	"github.com/outrider-dev/outrider/internal/inflight"
 )
 
 // The OTLP services are registered by hand over a pass-through codec, so that a
@@ -67,17 +70,97 @@ func putGRPCBody(b *[]byte) {
 	}
 }
 
+// maxConcurrentStreams bounds the requests in progress on one gRPC connection;
+// further ones wait in the client.
+const maxConcurrentStreams = 16
+
 func (r *Receiver) newGRPCServer() *grpc.Server {
 	s := grpc.NewServer(
 		grpc.ForceServerCodecV2(grpcraw.Codec{}),
 		grpc.MaxRecvMsgSize(int(r.cfg.MaxRequestBytes)),
+		grpc.MaxConcurrentStreams(maxConcurrentStreams),
+		grpc.MaxHeaderListSize(maxHeaderBytes),
+		grpc.ConnectionTimeout(min(10*time.Second, r.cfg.ReadTimeout)),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			MaxConnectionIdle: r.cfg.IdleTimeout,
+			Time:              time.Minute,
+			Timeout:           20 * time.Second,
+		}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.SharedWriteBuffer(true),
+		grpc.InTapHandle(r.tapGRPC),
 	)
 	s.RegisterService(&traceServiceDesc, r)
 	s.RegisterService(&logsServiceDesc, r)
 	return s
 }
 
+// grpcAdmission is what tapGRPC gives a request: its reservation and the timer
+// that cancels it when the message takes longer than read_timeout to arrive.
+type grpcAdmission struct {
+	res   *inflight.Reservation
+	timer *time.Timer
+}
+
+type admissionKey struct{}
+
+// tapGRPC runs before a new stream is read: an export reserves its upfront cost, at
+// most max_request_bytes since the size is not known yet, or is refused with
+// RESOURCE_EXHAUSTED and a retry delay. It runs on the connection's reader, so it
+// never waits. The reservation is released when the stream ends, whatever ends it.
+func (r *Receiver) tapGRPC(ctx context.Context, info *tap.Info) (context.Context, error) {
+	var k Kind
+	switch info.FullMethodName {
+	case "/" + traceServiceDesc.ServiceName + "/Export":
+		k = KindTraces
+	case "/" + logsServiceDesc.ServiceName + "/Export":
+		k = KindLogs
+	default:
+		return ctx, nil
+	}
+	res, ok := r.lim.TryAcquire(r.upfrontCost(-1))
+	if !ok {
+		r.m.requests.WithLabelValues(k.String(), "grpc", resultBusy).Inc()
+		return nil, withRetryInfo(codes.ResourceExhausted, r.busyRefusal().msg, r.retryAfter)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	a := &grpcAdmission{res: res, timer: time.AfterFunc(r.cfg.ReadTimeout, cancel)}
+	context.AfterFunc(ctx, func() { a.timer.Stop(); res.Release() })
+	return context.WithValue(ctx, admissionKey{}, a), nil
+}
+
+// admitGRPC checks a received message against the limits; the error is the status
+// to answer.
+func (r *Receiver) admitGRPC(ctx context.Context, in []byte, k Kind) error {
+	a, _ := ctx.Value(admissionKey{}).(*grpcAdmission)
+	if a == nil {
+		return status.Error(codes.Internal, "the request did not pass the receiver's admission (tapGRPC)")
+	}
+	a.timer.Stop()
+	ref := r.admit(in, k, false, a.res)
+	if ref == nil {
+		return nil
+	}
+	res := resultInvalid
+	var err error
+	switch ref.kind {
+	case refuseInvalid:
+		err = status.Error(codes.InvalidArgument, ref.msg)
+	case refuseTooDeep:
+		res, err = resultTooDeep, status.Error(codes.InvalidArgument, ref.msg)
+	case refuseTooLarge:
+		res, err = resultTooLarge, status.Error(codes.ResourceExhausted, ref.msg)
+	default:
+		res, err = resultBusy, withRetryInfo(codes.ResourceExhausted, ref.msg, r.retryAfter)
+	}
+	r.m.requests.WithLabelValues(k.String(), "grpc", res).Inc()
+	return err
+}
+
 func (r *Receiver) exportTracesGRPC(ctx context.Context, in []byte) (any, error) {
+	if err := r.admitGRPC(ctx, in, KindTraces); err != nil {
+		return nil, err
+	}
 	if o, ok := r.consumeTracesProto(ctx, in, "grpc"); ok {
 		if o.err != nil {
 			return nil, r.grpcStatus(o.err)
@@ -102,6 +185,9 @@ func (r *Receiver) exportTracesGRPC(ctx context.Context, in []byte) (any, error)
 }
 
 func (r *Receiver) exportLogsGRPC(ctx context.Context, in []byte) (any, error) {
+	if err := r.admitGRPC(ctx, in, KindLogs); err != nil {
+		return nil, err
+	}
 	req := plogotlp.NewExportRequest()
 	if err := req.UnmarshalProto(in); err != nil {
 		r.m.requests.WithLabelValues("logs", "grpc", resultInvalid).Inc()

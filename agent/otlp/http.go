@@ -44,13 +44,18 @@ func (r *Receiver) newHTTPServer() *http.Server {
 	})
 	return &http.Server{
 		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       time.Minute,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelWarn),
+		ReadHeaderTimeout: min(10*time.Second, r.cfg.ReadTimeout),
+		ReadTimeout:       r.cfg.ReadTimeout,
+		// Writing the answer may wait for room in the inflight limiter and for the queue.
+		WriteTimeout:   r.cfg.ReadTimeout + inflightWait + 30*time.Second,
+		IdleTimeout:    r.cfg.IdleTimeout,
+		MaxHeaderBytes: maxHeaderBytes,
+		ErrorLog:       slog.NewLogLogger(r.log.Handler(), slog.LevelWarn),
 	}
 }
+
+// maxHeaderBytes bounds an HTTP request's headers.
+const maxHeaderBytes = 64 << 10
 
 // bodyPool holds request body buffers: decoding copies everything it keeps, so a
 // buffer is reused as soon as the request is decoded.
@@ -100,6 +105,16 @@ func (r *Receiver) serveHTTP(w http.ResponseWriter, req *http.Request, k Kind) {
 		r.writeRefusal(w, asJSON, err)
 		return
 	}
+	size := req.ContentLength
+	if ce := strings.ToLower(strings.TrimSpace(req.Header.Get("Content-Encoding"))); ce != "" && ce != "identity" {
+		size = -1 // the decompressed size is known only once read
+	}
+	resv, ref := r.reserve(req.Context(), size)
+	if ref != nil {
+		r.writeHTTPRefusal(w, asJSON, signal, ref)
+		return
+	}
+	defer resv.Release()
 	buf := bodyPool.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer func() {
@@ -114,6 +129,10 @@ func (r *Receiver) serveHTTP(w http.ResponseWriter, req *http.Request, k Kind) {
 		}
 		r.m.requests.WithLabelValues(signal, "http", res).Inc()
 		writeHTTPError(w, asJSON, herr, 0)
+		return
+	}
+	if ref := r.admit(buf.Bytes(), k, asJSON, resv); ref != nil {
+		r.writeHTTPRefusal(w, asJSON, signal, ref)
 		return
 	}
 
@@ -238,6 +257,21 @@ func (r *Receiver) readBody(w http.ResponseWriter, req *http.Request, buf *bytes
 
 func gzipError(err error) *httpError {
 	return &httpError{http.StatusBadRequest, "the body is not valid gzip (Content-Encoding: gzip): " + err.Error()}
+}
+
+// writeHTTPRefusal answers a request refused before decoding.
+func (r *Receiver) writeHTTPRefusal(w http.ResponseWriter, asJSON bool, signal string, ref *refusal) {
+	status, res, retry := http.StatusBadRequest, resultInvalid, time.Duration(0)
+	switch ref.kind {
+	case refuseTooDeep:
+		res = resultTooDeep
+	case refuseTooLarge:
+		status, res = http.StatusRequestEntityTooLarge, resultTooLarge
+	case refuseBusy:
+		status, res, retry = http.StatusTooManyRequests, resultBusy, r.retryAfter
+	}
+	r.m.requests.WithLabelValues(signal, "http", res).Inc()
+	writeHTTPError(w, asJSON, &httpError{status, ref.msg}, retry)
 }
 
 // writeRefusal answers a request that was not stored: 429 with Retry-After when the

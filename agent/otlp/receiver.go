@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/outrider-dev/outrider/agent/pipeline"
+	"github.com/outrider-dev/outrider/internal/inflight"
 )
 
 // Settings are what a Receiver needs besides its configuration.
@@ -56,6 +57,7 @@ type Receiver struct {
 	enrich     enricher
 	retryAfter time.Duration
 	errors     func(context.Context, ptrace.Traces)
+	lim        *inflight.Limiter // max_inflight_bytes, both endpoints
 	listen     func(field, addr string) (net.Listener, error)
 
 	mu       sync.Mutex
@@ -101,6 +103,7 @@ func New(cfg Config, set Settings) *Receiver {
 		enrich:     newEnricher(res, cfg.Resource.Overwrite),
 		retryAfter: ra,
 		errors:     set.Errors,
+		lim:        inflight.New(int64(cfg.MaxInflightBytes), inflightWait),
 		listen:     set.Listen,
 	}
 }
@@ -136,6 +139,7 @@ func (r *Receiver) Start(context.Context) error {
 	}
 	r.started = true
 	if gl != nil {
+		gl = inflight.LimitListener(gl, r.cfg.MaxConnections, r.m.connsRefused.WithLabelValues("grpc").Inc)
 		r.grpcSrv = r.newGRPCServer()
 		r.grpcAddr = gl.Addr()
 		r.wg.Go(func() {
@@ -145,6 +149,7 @@ func (r *Receiver) Start(context.Context) error {
 		})
 	}
 	if hl != nil {
+		hl = inflight.LimitListener(hl, r.cfg.MaxConnections, r.m.connsRefused.WithLabelValues("http").Inc)
 		r.httpSrv = r.newHTTPServer()
 		r.httpAddr = hl.Addr()
 		r.wg.Go(func() {
