@@ -1,10 +1,13 @@
 // Command outrider is a sidecar that carries secrets in and telemetry out.
 //
-//	outrider agent --config FILE          run the agent
-//	outrider render --config FILE --once  render every secret file once and exit
-//	outrider validate --config FILE       check a configuration file and exit
-//	outrider inject [flags]               run the Kubernetes admission webhook
-//	outrider version                  print the version
+//	outrider agent --config FILE             run the agent
+//	outrider render --config FILE --once     render every secret file once and exit
+//	outrider validate --config FILE|-        check a configuration and exit
+//	outrider status [--addr HOST:PORT]       show a running agent's units and why it is not ready
+//	outrider inject [flags]                  run the Kubernetes admission webhook
+//	outrider completion bash|zsh|fish        print a shell completion script
+//	outrider version                         print the version, commit, build date and Go version
+//	outrider help [COMMAND]                  show help
 //
 // Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
 package main
@@ -17,8 +20,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
-	"time"
 
 	"github.com/outrider-dev/outrider/agent"
 	"github.com/outrider-dev/outrider/config"
@@ -26,12 +29,16 @@ import (
 	otlpexp "github.com/outrider-dev/outrider/exporters/otlp"
 	sentryexp "github.com/outrider-dev/outrider/exporters/sentry"
 	"github.com/outrider-dev/outrider/internal/confval"
-	"github.com/outrider-dev/outrider/secrets"
-	"github.com/outrider-dev/outrider/secrets/audit"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version, commit and date are set at build time with
+// -ldflags "-X main.version=... -X main.commit=... -X main.date=..."; commit and date
+// default to what the Go toolchain stamped into the binary (vcs.revision, vcs.time).
+var (
+	version = "dev"
+	commit  = ""
+	date    = ""
+)
 
 const (
 	exitOK     = 0
@@ -39,16 +46,109 @@ const (
 	exitUsage  = 2
 )
 
-const usage = `usage: outrider <command> [flags]
+// command is one subcommand: its usage line, what it does, an example, and its flags
+// (registered on a FlagSet for parsing, help and shell completion alike).
+type command struct {
+	name    string
+	args    string // what follows the name in the usage line
+	summary string // one line, for the command list
+	long    string // what it does, for `outrider help NAME`
+	example string
+	// flags registers the command's flags with fresh variables (for help and
+	// completion); the command's run registers its own.
+	flags func(fs *flag.FlagSet)
+	run   func(args []string, stdout, stderr io.Writer) int
+	// words are the values completed after the command (completion's shells).
+	words []string
+}
 
-commands:
-  agent --config FILE          run the sidecar agent
-  render --config FILE --once  render every secret file once and exit (init containers)
-  validate --config FILE       check a configuration file; print every problem
-  inject [flags]               run the Kubernetes mutating webhook that injects the sidecar
-  inject --self-signed ...     make the webhook's CA and certificate; print the caBundle
-  version                  print the version
-`
+var commands []*command
+
+func init() {
+	commands = []*command{
+		{
+			name: "agent", args: "--config FILE", summary: "run the sidecar agent",
+			long: `Runs the agent: renders the secret files and keeps them fresh, ships logs, traces and
+errors, and serves /metrics, /healthz and /readyz on server.listen. The configuration
+file is watched; SIGHUP reloads it too. SIGTERM drains and stops.`,
+			example: "outrider agent --config /etc/outrider/outrider.yaml",
+			flags:   func(fs *flag.FlagSet) { fs.String("config", "", "path of the YAML configuration file (required)") },
+			run:     runAgent,
+		},
+		{
+			name: "render", args: "--config FILE --once [--timeout D]", summary: "render every secret file once and exit (init containers)",
+			long: `Renders every secret file once and exits: 0 when all were written, 1 when any failed
+(each named on stderr). While Vault is unreachable it retries with backoff until
+--timeout.`,
+			example: "outrider render --config /etc/outrider/outrider.yaml --once --timeout 5m",
+			flags:   func(fs *flag.FlagSet) { new(renderOpts).register(fs) },
+			run:     runRender,
+		},
+		{
+			name: "validate", args: "--config FILE|- [--offline]", summary: "check a configuration; print every problem",
+			long: `Checks a configuration file ("-" reads standard input) and prints every problem with
+its field path. It also checks the host: listeners that collide (server.listen
+included), files the configuration names (template_file, tls files), whether
+data_dir is writable, and receivers that can only refuse what they get. --offline
+skips the checks of the host, for a file meant for another machine.`,
+			example: "outrider validate --config outrider.yaml\n  kubectl get cm outrider -o jsonpath='{.data.outrider\\.yaml}' | outrider validate --config - --offline",
+			flags:   func(fs *flag.FlagSet) { new(validateOpts).register(fs) },
+			run:     runValidate,
+		},
+		{
+			name: "status", args: "[--addr HOST:PORT | --config FILE]", summary: "show a running agent's units and why it is not ready",
+			long: `Asks a running agent (its /readyz) whether it is ready and healthy, and prints each
+unit's state and last error. Exit 0 when ready, 1 when not (or unreachable).`,
+			example: "outrider status --addr 127.0.0.1:8686",
+			flags:   func(fs *flag.FlagSet) { new(statusOpts).register(fs) },
+			run:     runStatus,
+		},
+		{
+			name: "inject", args: "[flags]", summary: "run the Kubernetes mutating webhook that injects the sidecar",
+			long: `Runs the HTTPS admission webhook that injects the outrider sidecar into annotated
+pods. With --self-signed it makes the webhook's CA and certificate, prints the
+caBundle, and exits.`,
+			example: "outrider inject --tls-cert /tls/tls.crt --tls-key /tls/tls.key --vault-addr https://vault:8200\n  outrider inject --self-signed --out-dir /tls --namespace outrider",
+			flags:   func(fs *flag.FlagSet) { new(injectFlags).register(fs) },
+			run:     runInject,
+		},
+		{
+			name: "completion", args: "bash|zsh|fish", summary: "print a shell completion script",
+			long:    `Prints a completion script for bash, zsh or fish.`,
+			example: "source <(outrider completion bash)\n  outrider completion zsh > \"${fpath[1]}/_outrider\"\n  outrider completion fish > ~/.config/fish/completions/outrider.fish",
+			run:     runCompletion,
+			words:   []string{"bash", "zsh", "fish"},
+		},
+		{
+			name: "version", summary: "print the version, commit, build date and Go version",
+			long:    `Prints the version, the commit and date it was built from, and the Go version.`,
+			example: "outrider version",
+			run:     runVersion,
+		},
+		{
+			name: "help", args: "[COMMAND]", summary: "show help for outrider or a command",
+			long:    `Shows the list of commands, or a command's usage, flags and example.`,
+			example: "outrider help render",
+			run:     runHelp,
+		},
+	}
+	for _, c := range commands {
+		if c.name == "help" {
+			for _, o := range commands {
+				c.words = append(c.words, o.name)
+			}
+		}
+	}
+}
+
+func lookup(name string) *command {
+	for _, c := range commands {
+		if c.name == name {
+			return c
+		}
+	}
+	return nil
+}
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -56,57 +156,149 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		printUsage(stderr)
 		return exitUsage
 	}
 	switch args[0] {
-	case "agent":
-		return runAgent(args[1:], stderr)
-	case "validate":
-		return runValidate(args[1:], stdout, stderr)
-	case "render":
-		return runRender(args[1:], stdout, stderr)
-	case "inject":
-		return runInject(args[1:], stdout, stderr)
-	case "version", "--version", "-version":
-		fmt.Fprintf(stdout, "outrider %s\n", version)
-		return exitOK
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return exitOK
-	default:
-		fmt.Fprintf(stderr, "outrider: unknown command %q\n\n%s", args[0], usage)
+	case "-h", "-help", "--help":
+		return runHelp(args[1:], stdout, stderr)
+	case "--version", "-version":
+		return runVersion(nil, stdout, stderr)
+	}
+	c := lookup(args[0])
+	if c == nil {
+		fmt.Fprintf(stderr, "outrider: unknown command %q\n\n", args[0])
+		printUsage(stderr)
 		return exitUsage
 	}
+	if c.name != "help" && wantsHelp(args[1:]) {
+		printHelp(stdout, c)
+		return exitOK
+	}
+	return c.run(args[1:], stdout, stderr)
 }
 
-// configFlag parses the --config flag of a subcommand; more adds the subcommand's own
-// flags.
-func configFlag(name string, args []string, stderr io.Writer, more ...func(*flag.FlagSet)) (string, bool) {
-	fs := flag.NewFlagSet("outrider "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", "", "path of the YAML configuration file")
-	for _, m := range more {
-		m(fs)
+// wantsHelp reports whether args ask for help before any "--".
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "-help", "--help":
+			return true
+		}
 	}
+	return false
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprintln(w, "usage: outrider <command> [flags]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "commands:")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, `Run "outrider help COMMAND" or "outrider COMMAND --help" for a command's flags and an example.`)
+}
+
+func printHelp(w io.Writer, c *command) {
+	fmt.Fprintf(w, "usage: outrider %s %s\n\n%s\n", c.name, c.args, c.long)
+	if c.flags != nil {
+		fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
+		c.flags(fs)
+		fmt.Fprintln(w, "\nflags:")
+		fs.VisitAll(func(f *flag.Flag) {
+			kind, usage := flag.UnquoteUsage(f)
+			fmt.Fprintf(w, "  --%s %s\n      %s", f.Name, kind, usage)
+			if f.DefValue != "" && f.DefValue != "false" {
+				fmt.Fprintf(w, " (default %s)", f.DefValue)
+			}
+			fmt.Fprintln(w)
+		})
+	}
+	fmt.Fprintf(w, "\nexample:\n  %s\n", c.example)
+}
+
+func runHelp(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		printUsage(stdout)
+		return exitOK
+	}
+	c := lookup(args[0])
+	if c == nil {
+		fmt.Fprintf(stderr, "outrider help: unknown command %q\n\n", args[0])
+		printUsage(stderr)
+		return exitUsage
+	}
+	printHelp(stdout, c)
+	return exitOK
+}
+
+func runVersion(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		fmt.Fprintf(stderr, "outrider version: unexpected argument %q\n", args[0])
+		return exitUsage
+	}
+	bi := agent.ReadBuildInfo(version, commit, date)
+	modified := ""
+	if bi.Modified {
+		modified = " (modified)"
+	}
+	fmt.Fprintf(stdout, "outrider %s\ncommit:  %s%s\nbuilt:   %s\ngo:      %s\n", bi.Version, bi.Revision, modified, bi.BuildDate, bi.GoVersion)
+	return exitOK
+}
+
+// parseFlags parses a subcommand's flags; it reports usage errors on stderr.
+func parseFlags(name string, args []string, stderr io.Writer, register func(*flag.FlagSet)) bool {
+	fs := flag.NewFlagSet("outrider "+name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	register(fs)
 	if err := fs.Parse(args); err != nil {
-		return "", false
+		fmt.Fprintf(stderr, "outrider %s: %v\nRun \"outrider help %s\" for its flags.\n", name, err, name)
+		return false
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "outrider %s: unexpected argument %q\n", name, fs.Arg(0))
-		return "", false
+		return false
 	}
-	if *path == "" {
-		fmt.Fprintf(stderr, "outrider %s: --config FILE is required\n", name)
-		return "", false
-	}
-	return *path, true
+	return true
 }
 
-func loadConfig(path string, stderr io.Writer) (*config.Config, int) {
-	cfg, err := config.Load(path)
+// requireConfig reports a missing --config.
+func requireConfig(name, path string, stderr io.Writer) bool {
+	if path == "" {
+		fmt.Fprintf(stderr, "outrider %s: --config FILE is required\n", name)
+		return false
+	}
+	return true
+}
+
+// loadConfig loads path ("-" reads stdin).
+func loadConfig(path string, stdin io.Reader, stderr io.Writer) (*config.Config, int) {
+	var (
+		cfg *config.Config
+		err error
+	)
+	if path == "-" {
+		data, rerr := io.ReadAll(io.LimitReader(stdin, maxStdinConfig+1))
+		switch {
+		case rerr != nil:
+			err = fmt.Errorf("read standard input: %w", rerr)
+		case len(data) > maxStdinConfig:
+			err = fmt.Errorf("standard input holds more than %d bytes; a configuration is far smaller", maxStdinConfig)
+		default:
+			cfg, err = config.Parse("<stdin>", data)
+		}
+	} else {
+		cfg, err = config.Load(path)
+	}
 	if err != nil {
-		fmt.Fprintf(stderr, "outrider: invalid configuration %s: %v\n", path, err)
+		name := path
+		if path == "-" {
+			name = "<stdin>"
+		}
+		fmt.Fprintf(stderr, "outrider: invalid configuration %s: %v\n", name, err)
 		if confval.IsConfigError(err) {
 			return nil, exitUsage
 		}
@@ -115,74 +307,21 @@ func loadConfig(path string, stderr io.Writer) (*config.Config, int) {
 	return cfg, exitOK
 }
 
-func runValidate(args []string, stdout, stderr io.Writer) int {
-	path, ok := configFlag("validate", args, stderr)
-	if !ok {
-		return exitUsage
-	}
-	if _, code := loadConfig(path, stderr); code != exitOK {
-		return code
-	}
-	fmt.Fprintf(stdout, "%s: configuration is valid\n", path)
-	return exitOK
-}
+// maxStdinConfig bounds a configuration read from standard input.
+const maxStdinConfig = 4 << 20
 
-// runRender renders every secret file once, for init containers and scripts: exit 0
-// when all were written, 1 when any failed (each named on stderr), 2 on usage or
-// configuration errors.
-func runRender(args []string, stdout, stderr io.Writer) int {
-	var once bool
-	var timeout time.Duration
-	path, ok := configFlag("render", args, stderr, func(fs *flag.FlagSet) {
-		fs.BoolVar(&once, "once", false, "render every file once and exit (required)")
-		fs.DurationVar(&timeout, "timeout", 2*time.Minute, "give up after this long")
-	})
-	if !ok {
+func runAgent(args []string, _, stderr io.Writer) int {
+	var path string
+	if !parseFlags("agent", args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&path, "config", "", "path of the YAML configuration file (required)")
+	}) || !requireConfig("agent", path, stderr) {
 		return exitUsage
 	}
-	if !once {
-		fmt.Fprintln(stderr, "outrider render: only --once is supported; run `outrider agent` to keep secrets fresh")
+	if path == "-" {
+		fmt.Fprintln(stderr, "outrider agent: --config must be a file: the agent watches it for changes")
 		return exitUsage
 	}
-	cfg, code := loadConfig(path, stderr)
-	if code != exitOK {
-		return code
-	}
-	if !cfg.Secrets.Enabled() {
-		fmt.Fprintf(stderr, "outrider render: %s has no secrets.files to render\n", path)
-		return exitUsage
-	}
-	level := new(slog.LevelVar)
-	level.Set(agent.LevelOf(cfg.Log.Level))
-	logger := agent.NewLogger(os.Stderr, cfg.Log.Format, level)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	s, err := secrets.New(cfg.Secrets, secrets.Settings{
-		Logger:    logger.With("component", "secrets"),
-		Audit:     audit.SinkFunc(func(e audit.Event) { logger.LogAttrs(ctx, slog.LevelInfo, "audit", e.Attrs()...) }),
-		Metrics:   secrets.NewMetrics(nil),
-		StateFile: secrets.StateFile(cfg.DataDir),
-	})
-	if err != nil {
-		fmt.Fprintf(stderr, "outrider render: %v\n", err)
-		return exitUsage
-	}
-	if err := s.RenderOnce(ctx); err != nil {
-		fmt.Fprintf(stderr, "outrider render: %v\n", err)
-		return exitFailed
-	}
-	fmt.Fprintf(stdout, "rendered %d secret files\n", len(cfg.Secrets.Files))
-	return exitOK
-}
-
-func runAgent(args []string, stderr io.Writer) int {
-	path, ok := configFlag("agent", args, stderr)
-	if !ok {
-		return exitUsage
-	}
-	cfg, code := loadConfig(path, stderr)
+	cfg, code := loadConfig(path, nil, stderr)
 	if code != exitOK {
 		return code
 	}
@@ -225,3 +364,6 @@ func runAgent(args []string, stderr io.Writer) int {
 	}
 	return exitOK
 }
+
+// joinWords is a shell word list.
+func joinWords(w []string) string { return strings.Join(w, " ") }
