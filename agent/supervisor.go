@@ -557,7 +557,7 @@ func (s *supervisor) Status() []UnitStatus {
 			st.LastError = r.lastErr.Error()
 		}
 		r.mu.Unlock()
-		if ex, ok := r.u.(explainer); ok && st.State == stateRunning {
+		if ex, ok := r.u.(explainer); ok && (st.State == stateRunning || st.State == stateStarting) {
 			st.Ready, st.Detail = ex.Explain()
 		}
 		out = append(out, st)
