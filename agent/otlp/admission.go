@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/outrider-dev/outrider/internal/inflight"
 	"github.com/outrider-dev/outrider/internal/jsondepth"
@@ -25,9 +24,8 @@ import (
 //
 // The reservation is released once the request is stored and answered.
 
-// costFactor estimates a request's memory from its size: the body, its encoding for
-// the queue, and the queue entry (decoding adds decodeCost's per-message term).
-const costFactor = 3
+// costFactor estimates a request's memory from its size (see inflight.CostFactor).
+const costFactor = inflight.CostFactor
 
 // Per-item estimates of pdata's allocations when decoding, measured with
 // TestDecodeCostCoversPdata: a message (a KeyValue, AnyValue or list element with its
@@ -38,7 +36,7 @@ const (
 )
 
 // inflightWait is how long a request waits for room in the inflight limiter.
-const inflightWait = 5 * time.Second
+const inflightWait = inflight.Wait
 
 // otlpJSONValueKeys are the OTLP/JSON members whose values are lists and maps of
 // values, in both spellings pdata reads.

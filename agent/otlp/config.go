@@ -2,9 +2,9 @@ package otlp
 
 import (
 	"net"
-	"time"
 
 	"github.com/outrider-dev/outrider/internal/confval"
+	"github.com/outrider-dev/outrider/internal/inflight"
 )
 
 // Config configures the OTLP receiver.
@@ -21,19 +21,10 @@ type Config struct {
 	// bodies (a list of strings is 1, a map holding a list is 2); default 32. Deeper
 	// requests are refused (HTTP 400, gRPC INVALID_ARGUMENT) before they are decoded.
 	MaxValueDepth int `yaml:"max_value_depth"`
-	// MaxInflightBytes bounds the memory of the requests being read, decoded and
-	// stored at once, both endpoints together, as estimated from their sizes; default
-	// 24MiB. Requests past it wait up to 5s, then are answered 429 /
-	// RESOURCE_EXHAUSTED with a retry delay.
-	MaxInflightBytes confval.ByteSize `yaml:"max_inflight_bytes"`
-	// MaxConnections bounds the open connections of each endpoint; default 64. Further
-	// connections are closed at once.
-	MaxConnections int `yaml:"max_connections"`
-	// ReadTimeout bounds reading one request: HTTP headers and body, or a gRPC
-	// message; default 30s.
-	ReadTimeout time.Duration `yaml:"read_timeout"`
-	// IdleTimeout closes a connection without requests for this long; default 2m.
-	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// Limits bound the load: max_inflight_bytes (default 24MiB, both endpoints
+	// together), max_connections (64 per endpoint), read_timeout (30s),
+	// idle_timeout (2m).
+	inflight.Limits `yaml:",inline"`
 	// Resource configures the resource attributes added to what the application sends.
 	Resource ResourceConfig `yaml:"resource"`
 }
@@ -67,9 +58,6 @@ const (
 	// DefaultMaxInflightBytes lets two requests of the default size be processed at
 	// once (each is estimated at about three times its size) within a 96 MiB sidecar.
 	DefaultMaxInflightBytes confval.ByteSize = 24 << 20
-	DefaultMaxConnections                    = 64
-	DefaultReadTimeout                       = 30 * time.Second
-	DefaultIdleTimeout                       = 2 * time.Minute
 	// Off disables an endpoint.
 	Off = "off"
 )
@@ -88,18 +76,7 @@ func (c *Config) ApplyDefaults() {
 	if c.MaxValueDepth == 0 {
 		c.MaxValueDepth = DefaultMaxValueDepth
 	}
-	if c.MaxInflightBytes == 0 {
-		c.MaxInflightBytes = max(DefaultMaxInflightBytes, costFactor*c.MaxRequestBytes)
-	}
-	if c.MaxConnections == 0 {
-		c.MaxConnections = DefaultMaxConnections
-	}
-	if c.ReadTimeout == 0 {
-		c.ReadTimeout = DefaultReadTimeout
-	}
-	if c.IdleTimeout == 0 {
-		c.IdleTimeout = DefaultIdleTimeout
-	}
+	c.Limits.ApplyDefaults(DefaultMaxInflightBytes, c.MaxRequestBytes)
 }
 
 // Validate reports problems with field paths relative to the receiver block.
@@ -127,19 +104,7 @@ func (c *Config) Validate(p *confval.Problems) {
 	if c.MaxValueDepth < 1 || c.MaxValueDepth > 1000 {
 		p.Addf("max_value_depth", "must be between 1 and 1000, got %d", c.MaxValueDepth)
 	}
-	if c.MaxInflightBytes < costFactor*c.MaxRequestBytes || c.MaxInflightBytes > 4<<30 {
-		p.Addf("max_inflight_bytes", "must be at least %d times max_request_bytes (%s), so that one request fits, and at most 4GiB; got %s",
-			costFactor, costFactor*c.MaxRequestBytes, c.MaxInflightBytes)
-	}
-	if c.MaxConnections < 1 || c.MaxConnections > 100000 {
-		p.Addf("max_connections", "must be between 1 and 100000, got %d", c.MaxConnections)
-	}
-	if c.ReadTimeout < time.Second || c.ReadTimeout > 10*time.Minute {
-		p.Addf("read_timeout", "must be between 1s and 10m, got %s", c.ReadTimeout)
-	}
-	if c.IdleTimeout < time.Second {
-		p.Addf("idle_timeout", "must be at least 1s, got %s", c.IdleTimeout)
-	}
+	c.Limits.Validate(p, c.MaxRequestBytes, "max_request_bytes")
 	for k := range c.Resource.Attributes {
 		if k == "" {
 			p.Addf("resource.attributes", "has an empty attribute name")

@@ -80,7 +80,7 @@ func (r *Receiver) newGRPCServer() *grpc.Server {
 		grpc.MaxRecvMsgSize(int(r.cfg.MaxRequestBytes)),
 		grpc.MaxConcurrentStreams(maxConcurrentStreams),
 		grpc.MaxHeaderListSize(maxHeaderBytes),
-		grpc.ConnectionTimeout(min(10*time.Second, r.cfg.ReadTimeout)),
+		grpc.ConnectionTimeout(r.cfg.HeaderTimeout()),
 		grpc.KeepaliveParams(keepalive.ServerParameters{
 			MaxConnectionIdle: r.cfg.IdleTimeout,
 			Time:              time.Minute,

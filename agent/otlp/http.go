@@ -44,13 +44,12 @@ func (r *Receiver) newHTTPServer() *http.Server {
 	})
 	return &http.Server{
 		Handler:           mux,
-		ReadHeaderTimeout: min(10*time.Second, r.cfg.ReadTimeout),
+		ReadHeaderTimeout: r.cfg.HeaderTimeout(),
 		ReadTimeout:       r.cfg.ReadTimeout,
-		// Writing the answer may wait for room in the inflight limiter and for the queue.
-		WriteTimeout:   r.cfg.ReadTimeout + inflightWait + 30*time.Second,
-		IdleTimeout:    r.cfg.IdleTimeout,
-		MaxHeaderBytes: maxHeaderBytes,
-		ErrorLog:       slog.NewLogLogger(r.log.Handler(), slog.LevelWarn),
+		WriteTimeout:      r.cfg.WriteTimeout(),
+		IdleTimeout:       r.cfg.IdleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelWarn),
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"net"
 
 	"github.com/outrider-dev/outrider/internal/confval"
+	"github.com/outrider-dev/outrider/internal/inflight"
 )
 
 // Config configures the local Sentry endpoint.
@@ -21,6 +22,13 @@ type Config struct {
 	// Each event or transaction is further limited to 1MiB (Sentry's own limit) and an
 	// envelope to 100 items.
 	MaxEnvelopeBytes confval.ByteSize `yaml:"max_envelope_bytes"`
+	// MaxJSONDepth bounds the nesting of objects and arrays in the envelope's headers
+	// and JSON items, and in a store request's event; default 64. Deeper requests
+	// are refused with 400 before anything decodes them.
+	MaxJSONDepth int `yaml:"max_json_depth"`
+	// Limits bound the load: max_inflight_bytes (default 8MiB), max_connections
+	// (64), read_timeout (30s), idle_timeout (2m).
+	inflight.Limits `yaml:",inline"`
 }
 
 // Defaults and limits.
@@ -28,6 +36,13 @@ const (
 	DefaultListen                            = "127.0.0.1:4319"
 	DefaultPublicKey        confval.Secret   = "outrider-local"
 	DefaultMaxEnvelopeBytes confval.ByteSize = 1 << 20
+	// DefaultMaxJSONDepth leaves an event's own structure (about 8 levels down to a
+	// stack frame's variables) 56 levels for what the application puts in it; SDKs
+	// cut their data far shallower (normalizeDepth 3 in JavaScript, 10 in Python).
+	DefaultMaxJSONDepth = 64
+	// DefaultMaxInflightBytes lets two envelopes of the default size be processed at
+	// once (each estimated at about three times its size plus its JSON values).
+	DefaultMaxInflightBytes confval.ByteSize = 8 << 20
 	// MaxEventBytes bounds one event or transaction item, as Sentry does.
 	MaxEventBytes = 1 << 20
 	// MaxItems bounds the items of one envelope.
@@ -48,6 +63,10 @@ func (c *Config) ApplyDefaults() {
 	if c.MaxEnvelopeBytes == 0 {
 		c.MaxEnvelopeBytes = DefaultMaxEnvelopeBytes
 	}
+	if c.MaxJSONDepth == 0 {
+		c.MaxJSONDepth = DefaultMaxJSONDepth
+	}
+	c.Limits.ApplyDefaults(DefaultMaxInflightBytes, c.MaxEnvelopeBytes)
 }
 
 // Validate reports problems with field paths relative to the endpoint's block.
@@ -69,6 +88,10 @@ func (c *Config) Validate(p *confval.Problems) {
 	if c.MaxEnvelopeBytes < minEnvelopeBytes || c.MaxEnvelopeBytes > maxEnvelopeBytes {
 		p.Addf("max_envelope_bytes", "must be between %s and %s, got %s", minEnvelopeBytes, maxEnvelopeBytes, c.MaxEnvelopeBytes)
 	}
+	if c.MaxJSONDepth < 8 || c.MaxJSONDepth > 1000 {
+		p.Addf("max_json_depth", "must be between 8 and 1000, got %d", c.MaxJSONDepth)
+	}
+	c.Limits.Validate(p, c.MaxEnvelopeBytes, "max_envelope_bytes")
 }
 
 // dsnSafe reports whether s is made of URL-unreserved characters only.

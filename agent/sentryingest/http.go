@@ -32,9 +32,10 @@ const (
 func (r *Receiver) newHTTPServer() *http.Server {
 	return &http.Server{
 		Handler:           http.HandlerFunc(r.serveHTTP),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       time.Minute,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: r.cfg.HeaderTimeout(),
+		ReadTimeout:       r.cfg.ReadTimeout,
+		WriteTimeout:      r.cfg.WriteTimeout(),
+		IdleTimeout:       r.cfg.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelWarn),
 	}
@@ -96,6 +97,17 @@ func (r *Receiver) serveHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 
+	size := req.ContentLength
+	if ce := strings.ToLower(strings.TrimSpace(req.Header.Get("Content-Encoding"))); ce != "" && ce != "identity" {
+		size = -1 // the decompressed size is known only once read
+	}
+	resv, herr := r.reserve(req.Context(), size)
+	if herr != nil {
+		r.m.requests.WithLabelValues(endpoint, resultBusy).Inc()
+		r.writeBusy(w, herr)
+		return
+	}
+	defer resv.Release()
 	buf := bodyPool.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer func() {
@@ -114,10 +126,20 @@ func (r *Receiver) serveHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 
 	env, herr := r.decode(endpoint, buf.Bytes())
+	if herr == nil {
+		herr = r.admit(env, buf.Len(), resv)
+	}
 	if herr != nil {
 		res := resultInvalid
-		if herr.status == http.StatusRequestEntityTooLarge {
+		switch {
+		case herr.status == http.StatusRequestEntityTooLarge:
 			res = resultTooLarge
+		case herr.status == http.StatusTooManyRequests:
+			r.m.requests.WithLabelValues(endpoint, resultBusy).Inc()
+			r.writeBusy(w, herr)
+			return
+		case strings.Contains(herr.msg, "max_json_depth"):
+			res = resultTooDeep
 		}
 		r.m.requests.WithLabelValues(endpoint, res).Inc()
 		writeError(w, herr, 0)
@@ -145,10 +167,7 @@ func (r *Receiver) serveHTTP(w http.ResponseWriter, req *http.Request) {
 		r.m.events.WithLabelValues("sdk", EventRefused).Add(float64(res.events))
 		if errors.Is(res.err, pipeline.ErrFull) {
 			r.m.requests.WithLabelValues(endpoint, resultFull).Inc()
-			secs := int((r.retryAfter + time.Second - 1) / time.Second)
-			// No categories: the limit covers everything the SDK sends.
-			w.Header().Set("X-Sentry-Rate-Limits", strconv.Itoa(secs)+"::organization:queue_full")
-			writeError(w, &httpError{http.StatusTooManyRequests, "outrider's queue is full; retry later: " + res.err.Error()}, r.retryAfter)
+			r.writeRateLimited(w, "queue_full", &httpError{http.StatusTooManyRequests, "outrider's queue is full; retry later: " + res.err.Error()})
 			return
 		}
 		r.log.Warn("cannot store a Sentry envelope in the queue; the SDK was told it failed", "error", res.err)
@@ -166,6 +185,19 @@ func (r *Receiver) serveHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	_, _ = io.WriteString(w, `{"id":"`+res.eventID+`"}`)
+}
+
+// writeBusy answers a request refused for max_inflight_bytes.
+func (r *Receiver) writeBusy(w http.ResponseWriter, e *httpError) {
+	r.writeRateLimited(w, "busy", e)
+}
+
+// writeRateLimited answers 429 with Retry-After and an X-Sentry-Rate-Limits header
+// without categories: the limit covers everything the SDK sends.
+func (r *Receiver) writeRateLimited(w http.ResponseWriter, reason string, e *httpError) {
+	secs := int((r.retryAfter + time.Second - 1) / time.Second)
+	w.Header().Set("X-Sentry-Rate-Limits", strconv.Itoa(secs)+"::organization:"+reason)
+	writeError(w, e, r.retryAfter)
 }
 
 func (r *Receiver) keyOK(key string) bool {

@@ -28,8 +28,11 @@ func (r *Receiver) decode(endpoint string, body []byte) (*sentryenv.Envelope, *h
 	}
 	env, err := sentryenv.Parse(body, r.lim)
 	if err != nil {
-		if errors.Is(err, sentryenv.ErrTooLarge) {
+		switch {
+		case errors.Is(err, sentryenv.ErrTooLarge):
 			return nil, &httpError{http.StatusRequestEntityTooLarge, err.Error()}
+		case errors.Is(err, sentryenv.ErrTooDeep):
+			return nil, badRequest("%v (receivers.sentry.max_json_depth); send shallower headers or raise the limit", err)
 		}
 		return nil, badRequest("%v", err)
 	}

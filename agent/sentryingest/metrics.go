@@ -6,6 +6,8 @@ import "github.com/prometheus/client_golang/prometheus"
 type Metrics struct {
 	requests *prometheus.CounterVec // endpoint, result
 	events   *prometheus.CounterVec // source, result
+	// connsRefused counts connections closed for being over max_connections.
+	connsRefused prometheus.Counter
 }
 
 // Request results.
@@ -14,6 +16,8 @@ const (
 	resultInvalid      = "invalid"      // malformed; 400 (or 404/405/415)
 	resultUnauthorized = "unauthorized" // wrong or missing key, wrong project; 401/403
 	resultTooLarge     = "too_large"    // over the size limits; 413
+	resultTooDeep      = "too_deep"     // JSON nested past max_json_depth; 400
+	resultBusy         = "busy"         // max_inflight_bytes reached; 429
 	resultFull         = "full"         // queue full; 429
 	resultError        = "error"        // storing failed; 503
 )
@@ -40,15 +44,19 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "outrider_sentry_ingest_requests_total",
-			Help: "Requests to the local Sentry endpoint, by endpoint (envelope, store) and result (ok, invalid, unauthorized, too_large, full, error).",
+			Help: "Requests to the local Sentry endpoint, by endpoint (envelope, store) and result (ok, invalid, unauthorized, too_deep, too_large, busy, full, error).",
 		}, []string{"endpoint", "result"}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "outrider_sentry_events_total",
 			Help: "Sentry error events by source (sdk: sent by the application's Sentry SDK) and result: accepted (stored in the queue), limited (dropped by volume control), refused (the client was told to retry).",
 		}, []string{"source", "result"}),
+		connsRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "outrider_sentry_ingest_connections_refused_total",
+			Help: "Connections to the local Sentry endpoint closed at once because receivers.sentry.max_connections were open.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.events)
+		reg.MustRegister(m.requests, m.events, m.connsRefused)
 	}
 	return m
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/outrider-dev/outrider/agent/pipeline"
+	"github.com/outrider-dev/outrider/internal/inflight"
 	"github.com/outrider-dev/outrider/internal/sentryenv"
 )
 
@@ -62,6 +63,7 @@ type Receiver struct {
 	scrub      func(*sentryenv.Envelope) int
 	retryAfter time.Duration
 	lim        sentryenv.Limits
+	inflight   *inflight.Limiter // max_inflight_bytes
 	listen     func(field, addr string) (net.Listener, error)
 
 	mu      sync.Mutex
@@ -102,7 +104,9 @@ func New(cfg Config, set Settings) *Receiver {
 			MaxEnvelopeBytes: int(cfg.MaxEnvelopeBytes),
 			MaxItems:         MaxItems,
 			MaxItemBytes:     int(cfg.MaxEnvelopeBytes),
+			MaxDepth:         cfg.MaxJSONDepth,
 		},
+		inflight: inflight.New(int64(cfg.MaxInflightBytes), inflightWait),
 	}
 }
 
@@ -128,6 +132,7 @@ func (r *Receiver) Start(context.Context) error {
 		return fmt.Errorf("receivers.sentry.listen: cannot listen on %s: %w; is another agent using the port?", r.cfg.Listen, err)
 	}
 	r.started = true
+	ln = inflight.LimitListener(ln, r.cfg.MaxConnections, r.m.connsRefused.Inc)
 	r.srv = r.newHTTPServer()
 	r.addr = ln.Addr()
 	r.wg.Go(func() {

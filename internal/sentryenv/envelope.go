@@ -25,6 +25,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/outrider-dev/outrider/internal/jsondepth"
 )
 
 // Envelope is a parsed envelope.
@@ -56,7 +58,14 @@ type Limits struct {
 	MaxItems int
 	// MaxItemBytes bounds each item's payload.
 	MaxItemBytes int
+	// MaxDepth bounds the nesting of objects and arrays in each header, checked
+	// before the header is decoded (errors wrap ErrTooDeep).
+	MaxDepth int
 }
+
+// ErrTooDeep is wrapped by the ParseError of a header nested deeper than
+// Limits.MaxDepth.
+var ErrTooDeep = errors.New("nested too deep")
 
 // ErrTooLarge is wrapped by the ParseError of an envelope, item count or payload over
 // its Limits, so that a receiver can answer 413 rather than 400.
@@ -100,9 +109,9 @@ func Parse(data []byte, lim Limits) (*Envelope, error) {
 	}
 	line, next := nextLine(data, 0)
 	env := &Envelope{}
-	h, err := parseHeader(line)
+	h, err := parseHeader(line, lim.MaxDepth)
 	if err != nil {
-		return nil, perr(-1, 0, nil, "envelope header: %v", err)
+		return nil, perr(-1, 0, sentinel(err), "envelope header: %v", err)
 	}
 	env.Header = h
 	pos := next
@@ -139,9 +148,9 @@ func nextLine(data []byte, pos int) (line []byte, next int) {
 // position after it.
 func parseItem(data []byte, pos, idx int, lim Limits) (Item, int, error) {
 	line, next := nextLine(data, pos)
-	h, err := parseHeader(line)
+	h, err := parseHeader(line, lim.MaxDepth)
 	if err != nil {
-		return Item{}, 0, perr(idx, pos, nil, "item header: %v", err)
+		return Item{}, 0, perr(idx, pos, sentinel(err), "item header: %v", err)
 	}
 	typ, ok := h["type"].(string)
 	switch {
@@ -190,10 +199,24 @@ func parseItem(data []byte, pos, idx int, lim Limits) (Item, int, error) {
 	return item, end, nil
 }
 
-// parseHeader decodes a header line: exactly one JSON object, numbers as json.Number.
-func parseHeader(line []byte) (map[string]any, error) {
+// sentinel returns ErrTooDeep when err wraps it, else nil.
+func sentinel(err error) error {
+	if errors.Is(err, ErrTooDeep) {
+		return ErrTooDeep
+	}
+	return nil
+}
+
+// parseHeader decodes a header line: exactly one JSON object, numbers as json.Number,
+// nested at most maxDepth deep (0: no limit).
+func parseHeader(line []byte, maxDepth int) (map[string]any, error) {
 	if len(bytes.TrimSpace(line)) == 0 {
 		return nil, errors.New("empty line where a JSON object was expected")
+	}
+	if maxDepth > 0 {
+		if _, err := jsondepth.Scan(line, jsondepth.Limits{MaxDepth: maxDepth}); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrTooDeep, err)
+		}
 	}
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.UseNumber()
