@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // Appender stores accepted requests durably: the durable queue. Append returns once the
@@ -96,7 +99,9 @@ func invalidSpansMessage(n int) string {
 	return fmt.Sprintf("%d spans rejected: trace_id (16 bytes) and span_id (8 bytes) must be set and not all zero", n)
 }
 
-// scrubber replaces secret values in every string an export carries.
+// scrubber replaces secret values in every string an export carries: values and
+// keys of attributes at every level, bytes values, names, messages, trace states,
+// schema URLs, and the entity references of resources.
 type scrubber struct{ r Redactor }
 
 func (s scrubber) active() bool { return s.r != nil && !s.r.Empty() }
@@ -106,6 +111,13 @@ func (s scrubber) value(v pcommon.Value) {
 	case pcommon.ValueTypeStr:
 		if out, ok := s.r.Redact(v.Str()); ok {
 			v.SetStr(out)
+		}
+	case pcommon.ValueTypeBytes:
+		if b := v.Bytes(); b.Len() > 0 {
+			raw := b.AsRaw()
+			if out, ok := s.r.Redact(unsafe.String(unsafe.SliceData(raw), len(raw))); ok {
+				v.SetEmptyBytes().FromRaw([]byte(out))
+			}
 		}
 	case pcommon.ValueTypeMap:
 		s.attrs(v.Map())
@@ -117,11 +129,34 @@ func (s scrubber) value(v pcommon.Value) {
 	}
 }
 
+// attrs scrubs the values and the keys of m. A key holding a secret is replaced; if
+// the scrubbed key is taken, a number is added, so no attribute is lost.
 func (s scrubber) attrs(m pcommon.Map) {
-	m.Range(func(_ string, v pcommon.Value) bool {
+	var renames [][2]string
+	m.Range(func(k string, v pcommon.Value) bool {
 		s.value(v)
+		if nk, ok := s.r.Redact(k); ok {
+			renames = append(renames, [2]string{k, nk})
+		}
 		return true
 	})
+	for _, rn := range renames {
+		v, ok := m.Get(rn[0])
+		if !ok {
+			continue
+		}
+		tmp := pcommon.NewValueEmpty()
+		v.CopyTo(tmp)
+		m.Remove(rn[0])
+		key := rn[1]
+		for i := 2; ; i++ {
+			if _, taken := m.Get(key); !taken {
+				break
+			}
+			key = rn[1] + " (" + strconv.Itoa(i) + ")"
+		}
+		tmp.MoveTo(m.PutEmpty(key))
+	}
 }
 
 // set replaces a string field through its getter and setter when it holds a secret.
@@ -138,13 +173,118 @@ func (s scrubber) scope(sc pcommon.InstrumentationScope, schemaURL func() string
 	s.attrs(sc.Attributes())
 }
 
-// traces scrubs every string a trace request carries: attributes at every level,
-// names, versions, schema URLs, trace states, status messages.
+// resource scrubs a resource's attributes and its entity references (type, schema
+// URL, identifying and descriptive keys). pdata keeps entity references but does not
+// expose them, so they are reached through the protobuf form of a copy of the
+// resource, rewritten and decoded back only when one holds a secret.
+func (s scrubber) resource(res pcommon.Resource) {
+	s.attrs(res.Attributes())
+	tmp := ptrace.NewTraces()
+	res.CopyTo(tmp.ResourceSpans().AppendEmpty().Resource())
+	var m ptrace.ProtoMarshaler
+	data, err := m.MarshalTraces(tmp)
+	if err != nil {
+		return
+	}
+	out, changed := s.entityRefs(data)
+	if !changed {
+		return
+	}
+	var u ptrace.ProtoUnmarshaler
+	back, err := u.UnmarshalTraces(out)
+	if err != nil || back.ResourceSpans().Len() != 1 {
+		return
+	}
+	back.ResourceSpans().At(0).Resource().CopyTo(res)
+}
+
+// entityRefs returns an ExportTraceServiceRequest with the strings of every
+// resource's entity references (resource_spans 1 → resource 1 → entity_refs 3 →
+// fields 1 to 4) scrubbed, and whether any changed.
+func (s scrubber) entityRefs(req []byte) ([]byte, bool) {
+	str := func(b []byte) ([]byte, bool) {
+		if out, ok := s.r.Redact(unsafe.String(unsafe.SliceData(b), len(b))); ok {
+			return []byte(out), true
+		}
+		return b, false
+	}
+	entityRef := func(b []byte) ([]byte, bool) {
+		return rewriteFields(b, func(num protowire.Number) func([]byte) ([]byte, bool) {
+			if num >= 1 && num <= 4 {
+				return str
+			}
+			return nil
+		})
+	}
+	resource := func(b []byte) ([]byte, bool) {
+		return rewriteFields(b, func(num protowire.Number) func([]byte) ([]byte, bool) {
+			if num == 3 {
+				return entityRef
+			}
+			return nil
+		})
+	}
+	resourceSpans := func(b []byte) ([]byte, bool) {
+		return rewriteFields(b, func(num protowire.Number) func([]byte) ([]byte, bool) {
+			if num == 1 {
+				return resource
+			}
+			return nil
+		})
+	}
+	return rewriteFields(req, func(num protowire.Number) func([]byte) ([]byte, bool) {
+		if num == 1 {
+			return resourceSpans
+		}
+		return nil
+	})
+}
+
+// rewriteFields returns msg with the length-delimited fields for which pick returns
+// a function replaced by what that function makes of them, and whether any changed.
+// msg is well formed (pdata wrote it); anything else is returned unchanged.
+func rewriteFields(msg []byte, pick func(protowire.Number) func([]byte) ([]byte, bool)) ([]byte, bool) {
+	var out []byte
+	for b := msg; len(b) > 0; {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return msg, false
+		}
+		m := protowire.ConsumeFieldValue(num, typ, b[n:])
+		if m < 0 {
+			return msg, false
+		}
+		if f := pick(num); f != nil && typ == protowire.BytesType {
+			v, _ := protowire.ConsumeBytes(b[n:])
+			if nv, changed := f(v); changed {
+				if out == nil {
+					out = append(make([]byte, 0, len(msg)), msg[:len(msg)-len(b)]...)
+				}
+				out = protowire.AppendTag(out, num, typ)
+				out = protowire.AppendBytes(out, nv)
+				b = b[n+m:]
+				continue
+			}
+		}
+		if out != nil {
+			out = append(out, b[:n+m]...)
+		}
+		b = b[n+m:]
+	}
+	if out == nil {
+		return msg, false
+	}
+	return out, true
+}
+
+// traces scrubs every string a trace request carries: attributes (keys and values)
+// at every level, resources' entity references, names, versions, schema URLs,
+// trace states, status messages.
 func (s scrubber) traces(td ptrace.Traces) {
 	rss := td.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
 		rs := rss.At(i)
-		s.attrs(rs.Resource().Attributes())
+		s.resource(rs.Resource())
 		s.set(rs.SchemaUrl, rs.SetSchemaUrl)
 		sss := rs.ScopeSpans()
 		for j := 0; j < sss.Len(); j++ {
@@ -183,7 +323,7 @@ func (s scrubber) logs(ld plog.Logs) {
 	rls := ld.ResourceLogs()
 	for i := 0; i < rls.Len(); i++ {
 		rl := rls.At(i)
-		s.attrs(rl.Resource().Attributes())
+		s.resource(rl.Resource())
 		s.set(rl.SchemaUrl, rl.SetSchemaUrl)
 		sls := rl.ScopeLogs()
 		for j := 0; j < sls.Len(); j++ {
