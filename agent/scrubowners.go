@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/outrider-dev/outrider/agent/redact"
 	"github.com/outrider-dev/outrider/secrets"
@@ -24,7 +25,10 @@ type syncerOwners struct {
 
 var syncerSeq atomic.Uint64
 
-var _ secrets.Redactor = (*syncerOwners)(nil)
+var (
+	_ secrets.Redactor        = (*syncerOwners)(nil)
+	_ secrets.RetentionSetter = (*syncerOwners)(nil)
+)
 
 func newSyncerOwners(reg *redact.Registry) *syncerOwners {
 	return &syncerOwners{reg: reg, prefix: fmt.Sprintf("syncer-%d/", syncerSeq.Add(1)), owners: map[string]struct{}{}}
@@ -36,6 +40,12 @@ func (o *syncerOwners) Set(owner string, values []string) {
 	o.owners[owner] = struct{}{}
 	o.mu.Unlock()
 	o.reg.Set(o.prefix+owner, values)
+}
+
+// SetRetention implements secrets.RetentionSetter: the process-wide registry keeps
+// dropped values for the newest secrets section's retention.
+func (o *syncerOwners) SetRetention(keep time.Duration, max int) {
+	o.reg.SetRetention(keep, max)
 }
 
 // Remove implements secrets.Redactor.

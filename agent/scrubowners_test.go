@@ -26,11 +26,17 @@ func TestReplacedSyncerValuesStayScrubbed(t *testing.T) {
 		t.Fatalf("retired values released too early: %q", got)
 	}
 	a.releaseRetired(time.Now().Add(retiredOwnersKeep + time.Second))
-	if got, _ := reg.Redact(line); got != "old-password-123 [REDACTED]" {
-		t.Fatalf("after retirement: %q, want only the new value scrubbed", got)
+	if got, _ := reg.Redact(line); got != "[REDACTED] [REDACTED]" {
+		t.Fatalf("after retirement: %q, want both values still scrubbed for the redaction retention", got)
 	}
 	if len(a.retired) != 0 {
 		t.Errorf("%d retired entries left", len(a.retired))
+	}
+	// The secrets section's retention reaches the process-wide registry; ending it
+	// drops the old syncer's value only.
+	next.SetRetention(0, 10)
+	if got, _ := reg.Redact(line); got != "old-password-123 [REDACTED]" {
+		t.Fatalf("after the retention: %q, want only the new value scrubbed", got)
 	}
 	next.Remove("database/creds/app")
 	if got, _ := reg.Redact(line); got != line {

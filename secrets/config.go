@@ -20,6 +20,14 @@ const (
 	DefaultRetryMax     = time.Minute
 	maxRevokeGrace      = 24 * time.Hour
 	maxRetryInterval    = 24 * time.Hour
+
+	// DefaultRedactRetention and DefaultRedactMaxRetained are redact_retention's and
+	// redact_max_retained's defaults.
+	DefaultRedactRetention   = 24 * time.Hour
+	DefaultRedactMaxRetained = 1000
+	minRedactRetention       = time.Minute
+	maxRedactRetention       = 720 * time.Hour
+	maxRedactMaxRetained     = 100000
 )
 
 // Config is the secrets section: where Vault is, how to keep secrets fresh, and the
@@ -37,6 +45,16 @@ type Config struct {
 	// with rotated credentials (connections finishing with the old ones), before it
 	// is revoked. Default 30s.
 	RevokeGrace time.Duration `yaml:"revoke_grace"`
+	// RedactRetention is how long a secret value stays scrubbed from telemetry after
+	// it stopped being current (rotated, no longer used by any file, or held by a
+	// syncer a reload replaced): a log backlog read after an outage may still carry
+	// it. Default 24h (a day-long backend outage, the previous file of a daily log
+	// rotation); between 1m and 720h.
+	RedactRetention time.Duration `yaml:"redact_retention"`
+	// RedactMaxRetained bounds how many such old values are kept; past it the oldest
+	// go first (counted in outrider_redact_retained_dropped_total). Default 1000
+	// (a day of 5-minute database leases); between 1 and 100000.
+	RedactMaxRetained int `yaml:"redact_max_retained"`
 	// Retry sets the jittered exponential backoff used when Vault fails. Requests
 	// never exceed vault.max_requests_per_second whatever these say.
 	Retry RetryConfig `yaml:"retry"`
@@ -77,6 +95,12 @@ func (c *Config) ApplyDefaults() {
 	if c.RevokeGrace == 0 {
 		c.RevokeGrace = DefaultRevokeGrace
 	}
+	if c.RedactRetention == 0 {
+		c.RedactRetention = DefaultRedactRetention
+	}
+	if c.RedactMaxRetained == 0 {
+		c.RedactMaxRetained = DefaultRedactMaxRetained
+	}
 	if c.Retry.InitialInterval == 0 {
 		c.Retry.InitialInterval = DefaultRetryInitial
 	}
@@ -112,6 +136,12 @@ func (c *Config) Validate(p *confval.Problems) {
 	}
 	if c.RevokeGrace < 0 || c.RevokeGrace > maxRevokeGrace {
 		p.Addf("revoke_grace", "must be between 0s and %s (got %s), e.g. 30s", maxRevokeGrace, c.RevokeGrace)
+	}
+	if c.RedactRetention < minRedactRetention || c.RedactRetention > maxRedactRetention {
+		p.Addf("redact_retention", "must be between %s and %s (got %s), e.g. 24h: how long a rotated value is still scrubbed from logs read late", minRedactRetention, maxRedactRetention, c.RedactRetention)
+	}
+	if c.RedactMaxRetained < 1 || c.RedactMaxRetained > maxRedactMaxRetained {
+		p.Addf("redact_max_retained", "must be between 1 and %d (got %d), e.g. 1000", maxRedactMaxRetained, c.RedactMaxRetained)
 	}
 	switch r := c.Retry; {
 	case r.InitialInterval <= 0:

@@ -25,6 +25,9 @@ func TestApplyDefaults(t *testing.T) {
 	if c.PollInterval != 30*time.Second || c.RevokeGrace != 30*time.Second || c.Retry.InitialInterval != time.Second || c.Retry.MaxInterval != time.Minute {
 		t.Errorf("defaults: poll %v, grace %v, retry %+v", c.PollInterval, c.RevokeGrace, c.Retry)
 	}
+	if c.RedactRetention != 24*time.Hour || c.RedactMaxRetained != 1000 {
+		t.Errorf("redaction retention defaults: %v, %d", c.RedactRetention, c.RedactMaxRetained)
+	}
 	if c.Reload.Method != reload.MethodNone || c.Files[1].Reload.Signal != "SIGHUP" {
 		t.Errorf("reload defaults not applied: %+v, %+v", c.Reload, c.Files[1].Reload)
 	}
@@ -59,6 +62,9 @@ func TestValidate(t *testing.T) {
 		{"auth without files", func(c *Config) { c.Files = nil }, []string{"files: vault is configured but there are no files"}},
 		{"poll too short", func(c *Config) { c.PollInterval = 500 * time.Millisecond }, []string{"poll_interval: must be at least 1s"}},
 		{"negative grace", func(c *Config) { c.RevokeGrace = -time.Second }, []string{"revoke_grace: must be between 0s and 24h0m0s"}},
+		{"redact retention too short", func(c *Config) { c.RedactRetention = time.Second }, []string{"redact_retention: must be between 1m0s and 720h0m0s (got 1s)"}},
+		{"redact retention too long", func(c *Config) { c.RedactRetention = 1000 * time.Hour }, []string{"redact_retention: must be between"}},
+		{"redact max retained", func(c *Config) { c.RedactMaxRetained = -1 }, []string{"redact_max_retained: must be between 1 and 100000 (got -1)"}},
 		{"retry max below initial", func(c *Config) { c.Retry = RetryConfig{InitialInterval: 10 * time.Second, MaxInterval: time.Second} }, []string{"retry.max_interval: must be at least retry.initial_interval (10s)"}},
 		{"retry initial negative", func(c *Config) { c.Retry.InitialInterval = -1 }, []string{"retry.initial_interval: must be positive"}},
 		{"vault", func(c *Config) { c.Vault.Address = "vault:8200" }, []string{"vault.address: "}},

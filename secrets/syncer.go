@@ -32,6 +32,13 @@ type Redactor interface {
 	Remove(owner string)
 }
 
+// RetentionSetter is implemented by a Redactor that keeps values scrubbed for a while
+// after they were dropped (agent/redact's Registry, through the agent). New passes it
+// the section's redact_retention and redact_max_retained.
+type RetentionSetter interface {
+	SetRetention(keep time.Duration, max int)
+}
+
 // Settings are what a Syncer needs from the agent besides its configuration.
 type Settings struct {
 	// Logger receives the Syncer's logs (and the Vault client's and reloaders'); nil
@@ -117,6 +124,9 @@ func newSyncer(cfg Config, set Settings, wrap func(http.RoundTripper) http.Round
 	}
 	if s.redact == nil {
 		s.redact = noRedactor{}
+	}
+	if rs, ok := s.redact.(RetentionSetter); ok {
+		rs.SetRetention(cfg.RedactRetention, cfg.RedactMaxRetained)
 	}
 	if s.met == nil {
 		s.met = NewMetrics(nil)
