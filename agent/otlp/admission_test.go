@@ -1,0 +1,249 @@
+package otlp
+
+import (
+	"net"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/outrider-dev/outrider/internal/inflight"
+)
+
+// deepLogsRequest is an ExportLogsServiceRequest whose one log body is nested depth
+// lists deep.
+func deepLogsRequest(depth int) []byte {
+	lr := protowire.AppendBytes(protowire.AppendTag(nil, 5, protowire.BytesType), deepAnyValue(depth))
+	sl := protowire.AppendBytes(protowire.AppendTag(nil, 2, protowire.BytesType), lr)
+	rl := protowire.AppendBytes(protowire.AppendTag(nil, 2, protowire.BytesType), sl)
+	return protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), rl)
+}
+
+// deepTracesRequest is a valid span whose attribute "deep" is nested depth lists and
+// maps deep.
+func deepTracesRequest(t *testing.T, depth int) []byte {
+	td := testTraces(1, 0, nil)
+	nest(td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).Attributes().PutEmpty("deep"), depth)
+	b, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func counterValue(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
+
+// TestDepthRefusedOnEveryTransport sends values nested past max_value_depth over
+// HTTP (protobuf, gzip, JSON) and gRPC, traces and logs: each is refused naming the
+// limit, nothing is stored, and a normal request is stored afterwards.
+func TestDepthRefusedOnEveryTransport(t *testing.T) {
+	q := &memQueue{}
+	r := startReceiver(t, Config{}, Settings{Traces: q, Logs: q})
+	hostile := deepLogsRequest(200_000)
+	deepTraces := deepTracesRequest(t, DefaultMaxValueDepth+1)
+	ld := testLogs("x")
+	nest(ld.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords().At(0).Body(), DefaultMaxValueDepth+1)
+	deepJSON, _ := plogotlp.NewExportRequestFromLogs(ld).MarshalJSON()
+	td := testTraces(1, 0, nil)
+	nest(td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).Attributes().PutEmpty("deep"), DefaultMaxValueDepth+1)
+	deepTracesJSON, _ := ptraceotlp.NewExportRequestFromTraces(td).MarshalJSON()
+	for _, tc := range []struct {
+		name, path, ct, enc string
+		body                []byte
+	}{
+		{"logs protobuf", LogsPath, contentProtobuf, "", hostile},
+		{"logs protobuf gzip", LogsPath, contentProtobuf, "gzip", gz(hostile)},
+		{"traces protobuf", TracesPath, contentProtobuf, "", deepTraces},
+		{"logs JSON", LogsPath, contentJSON, "", deepJSON},
+		{"traces JSON", TracesPath, contentJSON, "", deepTracesJSON},
+		{"JSON nested outside values", LogsPath, contentJSON, "", []byte(`{"resourceLogs":[{"x":` + strings.Repeat("[", 10000) + strings.Repeat("]", 10000) + `}]}`)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := postHTTP(t, r, tc.path, tc.ct, tc.enc, tc.body)
+			if resp.StatusCode != 400 || !strings.Contains(string(body), "receivers.otlp.max_value_depth") {
+				t.Fatalf("%d %q; want 400 naming receivers.otlp.max_value_depth", resp.StatusCode, body)
+			}
+		})
+	}
+	cc := grpcClient(t, r)
+	for _, tc := range []struct {
+		name, method string
+		body         []byte
+	}{
+		{"grpc logs", "/" + logsServiceDesc.ServiceName + "/Export", hostile},
+		{"grpc traces", "/" + traceServiceDesc.ServiceName + "/Export", deepTraces},
+	} {
+		var out []byte
+		err := cc.Invoke(ctxT(t), tc.method, tc.body, &out, grpc.ForceCodecV2(rawForTest{}))
+		if st := status.Convert(err); st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), "receivers.otlp.max_value_depth") {
+			t.Errorf("%s: %v; want INVALID_ARGUMENT naming the limit", tc.name, err)
+		}
+	}
+	if n := len(q.entries); n != 0 {
+		t.Fatalf("%d refused requests were stored", n)
+	}
+	if got := counterValue(t, r.m.requests.WithLabelValues("logs", "grpc", resultTooDeep)); got != 1 {
+		t.Errorf("too_deep gRPC logs requests = %v, want 1", got)
+	}
+	ok, _ := plogotlp.NewExportRequestFromLogs(testLogs("fine")).MarshalProto()
+	if resp, body := postHTTP(t, r, LogsPath, contentProtobuf, "", ok); resp.StatusCode != 200 {
+		t.Fatalf("a normal request after the attacks: %d %s", resp.StatusCode, body)
+	}
+	var out []byte
+	if err := cc.Invoke(ctxT(t), "/"+logsServiceDesc.ServiceName+"/Export", ok, &out, grpc.ForceCodecV2(rawForTest{})); err != nil {
+		t.Fatalf("a normal gRPC request after the attacks: %v", err)
+	}
+}
+
+// TestInflightBusy takes the whole inflight budget: HTTP requests are answered 429
+// with Retry-After, gRPC ones RESOURCE_EXHAUSTED with RetryInfo; once it is free
+// they are stored. A request whose decoding could never fit is refused as too large.
+func TestInflightBusy(t *testing.T) {
+	q := &memQueue{}
+	r := startReceiver(t, Config{}, Settings{Traces: q, Logs: q, RetryAfter: 3 * time.Second})
+	r.lim = inflight.New(int64(r.cfg.MaxInflightBytes), 0) // refuse at once
+	hold, ok := r.lim.TryAcquire(r.lim.Max())
+	if !ok {
+		t.Fatal("cannot take the budget")
+	}
+	body, _ := ptraceotlp.NewExportRequestFromTraces(testTraces(3, 0, nil)).MarshalProto()
+	resp, out := postHTTP(t, r, TracesPath, contentProtobuf, "", body)
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") != "3" || !strings.Contains(string(out), "receivers.otlp.max_inflight_bytes") {
+		t.Fatalf("HTTP with the budget taken: %d %v %q", resp.StatusCode, resp.Header, out)
+	}
+	cc := grpcClient(t, r)
+	var reply []byte
+	err := cc.Invoke(ctxT(t), "/"+traceServiceDesc.ServiceName+"/Export", body, &reply, grpc.ForceCodecV2(rawForTest{}))
+	st := status.Convert(err)
+	if st.Code() != codes.ResourceExhausted || !strings.Contains(st.Message(), "max_inflight_bytes") {
+		t.Fatalf("gRPC with the budget taken: %v", err)
+	}
+	retry := false
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok && ri.RetryDelay.AsDuration() == 3*time.Second {
+			retry = true
+		}
+	}
+	if !retry {
+		t.Errorf("RESOURCE_EXHAUSTED without RetryInfo: clients would not retry it")
+	}
+	hold.Release()
+	if resp, out := postHTTP(t, r, TracesPath, contentProtobuf, "", body); resp.StatusCode != 200 {
+		t.Fatalf("HTTP after the budget is free: %d %s", resp.StatusCode, out)
+	}
+	if err := cc.Invoke(ctxT(t), "/"+traceServiceDesc.ServiceName+"/Export", body, &reply, grpc.ForceCodecV2(rawForTest{})); err != nil {
+		t.Fatalf("gRPC after the budget is free: %v", err)
+	}
+	if got := len(q.entries); got != 2 {
+		t.Fatalf("stored %d requests, want 2", got)
+	}
+	// 2M empty list elements in 4 MiB decode to far more than the budget.
+	flat := make([]byte, 0, 4<<20)
+	for len(flat) < 4<<20-16 {
+		flat = append(flat, 0x0a, 0x00)
+	}
+	av := protowire.AppendBytes(protowire.AppendTag(nil, 5, protowire.BytesType), flat[:len(flat)-64])
+	lr := protowire.AppendBytes(protowire.AppendTag(nil, 5, protowire.BytesType), av)
+	sl := protowire.AppendBytes(protowire.AppendTag(nil, 2, protowire.BytesType), lr)
+	rl := protowire.AppendBytes(protowire.AppendTag(nil, 2, protowire.BytesType), sl)
+	req := protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), rl)
+	if resp, out := postHTTP(t, r, LogsPath, contentProtobuf, "", req); resp.StatusCode != 413 || !strings.Contains(string(out), "max_inflight_bytes") {
+		t.Fatalf("a request decoding past the budget: %d %q", resp.StatusCode, out)
+	}
+}
+
+// TestDecodeCostCoversPdata checks the estimate the limiter is given against what
+// pdata really allocates, for ordinary requests and for many tiny values.
+func TestDecodeCostCoversPdata(t *testing.T) {
+	flat := make([]byte, 0, 1<<20)
+	for len(flat) < 1<<20 {
+		flat = append(flat, 0x0a, 0x00)
+	}
+	av := protowire.AppendBytes(protowire.AppendTag(nil, 5, protowire.BytesType), flat)
+	kv := protowire.AppendBytes(protowire.AppendTag(nil, 2, protowire.BytesType), av)
+	lr := protowire.AppendBytes(protowire.AppendTag(nil, 6, protowire.BytesType), kv)
+	sl := protowire.AppendBytes(protowire.AppendTag(nil, 2, protowire.BytesType), lr)
+	rl := protowire.AppendBytes(protowire.AppendTag(nil, 2, protowire.BytesType), sl)
+	tiny := protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), rl)
+	ordinary, _ := plogotlp.NewExportRequestFromLogs(testLogs(strings.Repeat("a line of text ", 20), "b", "c")).MarshalProto()
+	for name, body := range map[string][]byte{"tiny values": tiny, "ordinary": ordinary} {
+		st, err := scanProto(body, pLogsRequest, DefaultMaxValueDepth)
+		if err != nil {
+			t.Fatal(err)
+		}
+		estimate := costFactor*int64(len(body)) + costPerMessage*int64(st.messages)
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		req := plogotlp.NewExportRequest()
+		if err := req.UnmarshalProto(body); err != nil {
+			t.Fatal(err)
+		}
+		out, _ := req.MarshalProto()
+		runtime.ReadMemStats(&after)
+		used := int64(after.TotalAlloc - before.TotalAlloc)
+		t.Logf("%s: %d bytes, %d messages: pdata decode+encode allocated %d, estimate %d", name, len(body), st.messages, used, estimate)
+		if used > estimate {
+			t.Errorf("%s: estimate %d below the %d bytes pdata allocated", name, estimate, used)
+		}
+		_ = out
+	}
+}
+
+// TestConnectionLimitOTLP opens max_connections idle connections to each endpoint:
+// more are closed at once and counted.
+func TestConnectionLimitOTLP(t *testing.T) {
+	q := &memQueue{}
+	cfg := Config{}
+	cfg.MaxConnections = 2
+	r := startReceiver(t, cfg, Settings{Traces: q, Logs: q})
+	for _, tc := range []struct {
+		transport string
+		addr      net.Addr
+	}{{"http", r.HTTPAddr()}, {"grpc", r.GRPCAddr()}} {
+		var held []net.Conn
+		for range 2 {
+			c, err := net.Dial("tcp", tc.addr.String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			held = append(held, c)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		c := r.m.connsRefused.WithLabelValues(tc.transport)
+		for counterValue(t, c) == 0 && time.Now().Before(deadline) {
+			if extra, err := net.Dial("tcp", tc.addr.String()); err == nil {
+				extra.SetReadDeadline(time.Now().Add(2 * time.Second))
+				buf := make([]byte, 64)
+				n, err := extra.Read(buf)
+				if err == nil && tc.transport == "http" {
+					t.Fatalf("an HTTP connection past the limit got %q", buf[:n])
+				}
+				extra.Close()
+			}
+		}
+		if counterValue(t, c) == 0 {
+			t.Errorf("%s: no connection refused past max_connections", tc.transport)
+		}
+		for _, c := range held {
+			c.Close()
+		}
+	}
+}
