@@ -269,7 +269,9 @@ secrets:
 		t.Fatal(err)
 	}
 	addrc := make(chan string, 1)
-	a := New(Options{ConfigPath: dir + "/missing.yaml", Config: cfg, Version: "test", OnListen: func(s string) { addrc <- s }})
+	logs := &syncBuffer{}
+	a := New(Options{ConfigPath: dir + "/missing.yaml", Config: cfg, Version: "test", OnListen: func(s string) { addrc <- s },
+		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
@@ -291,8 +293,11 @@ secrets:
 		}
 		return false
 	})
-	if code, _ := get(t, "http://"+addr+"/healthz"); code != http.StatusOK {
-		t.Errorf("/healthz = %d while waiting for Vault; it is alive", code)
+	if st.Summary != "not ready" {
+		t.Errorf("/readyz status %q, want \"not ready\"", st.Summary)
+	}
+	if code, body := get(t, "http://"+addr+"/healthz"); code != http.StatusOK || !strings.Contains(body, `"status": "ok"`) {
+		t.Errorf("/healthz = %d %s while waiting for Vault; it is alive", code, body)
 	}
 	if _, m := get(t, "http://"+addr+"/metrics"); !strings.Contains(m, "outrider_secrets_renders_total") && !strings.Contains(m, "outrider_vault_") {
 		t.Errorf("secrets are configured but no secrets metric is exported")
@@ -306,6 +311,59 @@ secrets:
 	case <-time.After(15 * time.Second):
 		t.Fatal("Run did not return")
 	}
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	if len(lines) < 2 || !strings.Contains(logs.String(), `"component":"secrets"`) {
+		t.Fatalf("the syncer logged nothing:\n%s", logs.String())
+	}
+	for _, line := range lines {
+		if k := duplicateKey(t, line); k != "" {
+			t.Errorf("log key %q appears twice: %s", k, line)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// duplicateKey returns a top-level key that a JSON log line holds twice.
+func duplicateKey(t *testing.T, line string) string {
+	t.Helper()
+	dec := json.NewDecoder(strings.NewReader(line))
+	if _, err := dec.Token(); err != nil {
+		t.Fatalf("log line is not JSON: %s", line)
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			t.Fatalf("log line is not JSON: %s", line)
+		}
+		k := tok.(string)
+		if seen[k] {
+			return k
+		}
+		seen[k] = true
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			t.Fatalf("log line is not JSON: %s", line)
+		}
+	}
+	return ""
 }
 
 // TestMetricsAtStart: counters exist at 0 from the start, secrets metrics only with

@@ -13,8 +13,11 @@ import (
 // Status is what /readyz and /healthz answer (and `outrider status` prints): whether
 // the agent is ready and healthy, and each unit's state with its last error.
 type Status struct {
-	Ready   bool `json:"ready"`
-	Healthy bool `json:"healthy"`
+	// Summary is the answer in a word: "ready" or "not ready" from /readyz, "ok" or
+	// "unhealthy" from /healthz.
+	Summary string `json:"status,omitempty"`
+	Ready   bool   `json:"ready"`
+	Healthy bool   `json:"healthy"`
 	// Reasons say why the agent is not ready or not healthy, one line each.
 	Reasons []string     `json:"reasons,omitempty"`
 	Units   []UnitStatus `json:"units"`
@@ -37,10 +40,12 @@ func (a *Agent) handler(pprofOn bool) http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics.registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(a.logger.Handler(), slog.LevelWarn)}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		st := a.Status()
+		st.Summary = map[bool]string{true: "ok", false: "unhealthy"}[st.Healthy]
 		writeStatus(w, st, st.Healthy)
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		st := a.Status()
+		st.Summary = map[bool]string{true: "ready", false: "not ready"}[st.Ready]
 		writeStatus(w, st, st.Ready)
 	})
 	if pprofOn {
