@@ -302,20 +302,25 @@ func (s *Source) finish() {
 	tick := time.NewTicker(s.cfg.PollInterval)
 	defer tick.Stop()
 	s.scan() // files created since the last look (a rotation just before the stop)
-	for _, t := range s.tailers {
-		t.stopAt = t.readOff
-		if t.f == nil {
-			continue
-		}
-		if fi, err := t.f.Stat(); err == nil {
-			t.stopAt = max(fi.Size(), t.readOff)
-		}
-		t.atEOF = false
-	}
 	for {
+		for _, t := range s.tailers {
+			// Files opened meanwhile (reopened after parking, a copy) count too.
+			if t.f == nil || t.stopSet {
+				continue
+			}
+			t.stopAt, t.stopSet = t.readOff, true
+			if fi, err := t.f.Stat(); err == nil {
+				t.stopAt = max(fi.Size(), t.readOff)
+			}
+			t.atEOF = false
+		}
 		more := s.readAll()
+		s.housekeep(time.Now())
 		done := true
 		for _, t := range s.tailers {
+			if t.parked {
+				done = false
+			}
 			if t.f == nil {
 				continue
 			}

@@ -40,8 +40,9 @@ type tailer struct {
 	readFailed bool      // a read error was logged
 
 	// stopAt is, while the source stops, the size the file had then: it is read up
-	// to there before the source returns.
-	stopAt int64
+	// to there before the source returns. stopSet says it was taken.
+	stopAt  int64
+	stopSet bool
 
 	// Guarded by Source.mu.
 	path    string
