@@ -71,40 +71,41 @@ func (p *pump) Run(ctx context.Context) error {
 			continue
 		}
 		retry.Reset()
-		id := e.ID
-		ack := func(error) { p.q.Ack(id) }
-		if p.envelopes != nil {
-			if err := p.envelopes.ExportEnvelope(ctx, pipeline.Envelope{Data: e.Payload, Ack: ack}); err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return fmt.Errorf("queue %s: export: %w", p.name, err)
-			}
-			continue
-		}
-		d, err := p.decode(e.Payload)
-		if err != nil {
-			// Checksummed on disk: this entry was stored so (by another version, or
-			// from input a receiver should have refused), or it meets a bug. Set it
-			// aside so the rest flows and no restart trips over it again.
-			p.bad()
-			_ = p.q.Quarantine(e, err.Error()) // logged by the queue
-			continue
-		}
-		switch {
-		case d.traces:
-			err = p.traces.ExportTraces(ctx, pipeline.TraceBatch{Data: d.data, Spans: d.spans, Ack: ack})
-		case len(d.records) == 0:
-			ack(nil)
-		default:
-			err = p.logs.Export(ctx, pipeline.Batch{Records: d.records, Ack: ack})
-		}
-		if err != nil {
+		if err := p.process(ctx, e); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return fmt.Errorf("queue %s: export: %w", p.name, err)
 		}
+	}
+}
+
+// process hands one entry to its exporter, or quarantines it when it cannot be
+// processed. It returns the exporter's error (ctx's, or the exporter is closed): the
+// entry was not taken and stays in the queue.
+func (p *pump) process(ctx context.Context, e disk.Entry) error {
+	id := e.ID
+	ack := func(error) { p.q.Ack(id) }
+	if p.envelopes != nil {
+		return p.envelopes.ExportEnvelope(ctx, pipeline.Envelope{Data: e.Payload, Ack: ack})
+	}
+	d, err := p.decode(e.Payload)
+	if err != nil {
+		// Checksummed on disk: this entry was stored so (by another version, or from
+		// input a receiver should have refused), or it meets a bug. Set it aside so
+		// the rest flows and no restart trips over it again.
+		p.bad()
+		_ = p.q.Quarantine(e, err.Error()) // logged by the queue
+		return nil
+	}
+	switch {
+	case d.traces:
+		return p.traces.ExportTraces(ctx, pipeline.TraceBatch{Data: d.data, Spans: d.spans, Ack: ack})
+	case len(d.records) == 0:
+		ack(nil)
+		return nil
+	default:
+		return p.logs.Export(ctx, pipeline.Batch{Records: d.records, Ack: ack})
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -62,16 +63,29 @@ func classify(resp *http.Response, now time.Time) error {
 	body := showBody(full, cut, rerr)
 	err := fmt.Errorf("loki answered %s: %s", queue.StatusText(code), body)
 	return lokiStatus.Classify(code, resp.Header, now, err, func(err error) error {
-		// Loki rejects entries one by one and stores the others of the request; the
-		// body of its 400 lists the rejected ones.
-		if code == http.StatusBadRequest {
-			if n := rejectedEntries(full, cut); n > 0 {
-				return pipeline.PartlyRejected(rejectionReason(body), n, err)
-			}
+		reason := rejectionReason(body)
+		if code != http.StatusBadRequest {
+			return queue.Splittable(pipeline.Permanent(reason, err))
 		}
-		return pipeline.Permanent(rejectionReason(body), err)
+		// Loki validates entries one by one and stores the valid ones of the request;
+		// the body of its 400 says what it refused.
+		r := parseRejection(full, cut)
+		switch {
+		case r.entries > 0 && !r.stream && !r.unknown:
+			return pipeline.PartlyRejected(reason, r.entries, err)
+		case r.stream && !r.unknown && r.entries == 0:
+			return queue.Splittable(&streamRejected{pipeline.Permanent(reason, err)})
+		}
+		return queue.Splittable(pipeline.Permanent(reason, err))
 	})
 }
+
+// streamRejected marks a 400 whose every message is about a stream's labels: Loki
+// refused every entry of those streams and stored the other streams' entries.
+type streamRejected struct{ err error }
+
+func (e *streamRejected) Error() string { return e.err.Error() }
+func (e *streamRejected) Unwrap() error { return e.err }
 
 // lokiStatus is what the errors of Loki's statuses tell the user to check.
 var lokiStatus = queue.StatusPolicy{
@@ -85,41 +99,104 @@ var lokiStatus = queue.StatusPolicy{
 // maxRejectionBody is how much of a 400 body is read to count the rejected entries.
 const maxRejectionBody = 64 << 10
 
-// rejectedEntries counts the entries a Loki 400 body reports as rejected. Loki groups
-// its per-entry validation errors as "N errors like: msg; M errors like: msg", or a
-// single message for a single error; an ingester's out-of-order rejection says "total
-// ignored: N out of M". A message about a whole stream (invalid labels) or one it
-// cannot read makes it return 0, meaning the whole request, as does no body or a body
-// cut short.
-func rejectedEntries(body string, cut bool) int {
-	if body == "" || cut {
-		return 0
+// rejection is what the body of a Loki 400 says was refused.
+type rejection struct {
+	entries int  // entries refused by messages about single entries
+	stream  bool // some message refuses a whole stream (its labels)
+	unknown bool // some message is not one parseRejection knows, or the body was cut
+}
+
+// Fragments of Loki's messages (pkg/validation, pkg/ingester) about one entry and
+// about a whole stream. "label names; limit" says "entry for stream" but refuses the
+// stream, so stream messages are matched first.
+var (
+	streamMessages = []string{
+		"error parsing labels", "couldn't parse labels", "at least one label pair is required", "label names; limit",
+		"has label name too long", "has label value too long", "has duplicate label name",
+		"missing required labels",
 	}
-	n := 0
-	for _, part := range strings.Split(body, "; ") {
-		if _, after, ok := strings.Cut(part, "total ignored: "); ok {
+	entryMessages = []string{
+		"has timestamp too old", "has timestamp too new", "max entry size",
+		"includes structured metadata", "has structured metadata too large",
+		"has too many structured metadata labels",
+	}
+	groupSep = regexp.MustCompile(`; (\d+) errors like: `)
+)
+
+// parseRejection reads a Loki 400 body. Loki groups its validation errors by message:
+// a single error is its message, several are "N errors like: msg; M errors like:
+// msg"; an ingester refusing entries of a stream ends its message with "total
+// ignored: N out of M for stream: …". Label values quoted in the messages may hold
+// anything, so a body that does not parse cleanly is unknown.
+func parseRejection(body string, cut bool) rejection {
+	var r rejection
+	if body == "" || cut {
+		r.unknown = true
+		return r
+	}
+	type group struct {
+		n   int
+		msg string
+	}
+	var groups []group
+	if c, rest, ok := strings.Cut(body, " errors like: "); ok && isDigits(c) {
+		n, _ := strconv.Atoi(c)
+		for {
+			loc := groupSep.FindStringSubmatchIndex(rest)
+			if loc == nil {
+				groups = append(groups, group{n, rest})
+				break
+			}
+			groups = append(groups, group{n, rest[:loc[0]]})
+			n, _ = strconv.Atoi(rest[loc[2]:loc[3]])
+			rest = rest[loc[1]:]
+		}
+	} else {
+		groups = []group{{1, body}}
+	}
+	for _, g := range groups {
+		lower := strings.ToLower(g.msg)
+		switch {
+		case g.n <= 0:
+			r.unknown = true
+		case containsAny(lower, streamMessages):
+			r.stream = true
+		case strings.Contains(lower, "total ignored: "):
+			_, after, _ := strings.Cut(lower, "total ignored: ")
 			var ignored, total int
-			if _, err := fmt.Sscanf(after, "%d out of %d", &ignored, &total); err == nil && ignored > 0 {
-				n += ignored
+			if _, err := fmt.Sscanf(after, "%d out of %d", &ignored, &total); err != nil || ignored <= 0 {
+				r.unknown = true
 				continue
 			}
-			return 0
+			r.entries += ignored
+		case containsAny(lower, entryMessages):
+			r.entries += g.n
+		default:
+			r.unknown = true
 		}
-		count := 1
-		msg := part
-		if c, rest, ok := strings.Cut(part, " errors like: "); ok {
-			v, err := strconv.Atoi(c)
-			if err != nil || v <= 0 {
-				return 0
-			}
-			count, msg = v, rest
-		}
-		if !strings.Contains(strings.ToLower(msg), "entry") {
-			return 0
-		}
-		n += count
 	}
-	return n
+	return r
+}
+
+func containsAny(s string, frags []string) bool {
+	for _, f := range frags {
+		if strings.Contains(s, f) {
+			return true
+		}
+	}
+	return false
+}
+
+func isDigits(s string) bool {
+	if s == "" || len(s) > 9 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // rejectionReason returns the drop reason of a 4xx body. Loki answers 400 also for a

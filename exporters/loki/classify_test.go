@@ -1,6 +1,7 @@
 package loki
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/outrider-dev/outrider/agent/pipeline"
+	"github.com/outrider-dev/outrider/exporters/queue"
 )
 
 func response(code int, body string, header map[string]string) *http.Response {
@@ -122,23 +124,62 @@ func FuzzClassify(f *testing.F) {
 	})
 }
 
-func TestRejectedEntries(t *testing.T) {
+func TestParseRejection(t *testing.T) {
 	tests := []struct {
+		name string
 		body string
 		cut  bool
-		want int
+		want rejection
 	}{
-		{"entry for stream '{a=\"b\"}' has timestamp too old: 2026-01-01, oldest acceptable timestamp is: 2026-02-01", false, 1},
-		{"3 errors like: entry for stream '{a=\"b\"}' has timestamp too old; 2 errors like: entry with timestamp x ignored, reason: 'entry out of order'", false, 5},
-		{"entry with timestamp 2026-01-01 ignored, reason: 'entry out of order' for stream: {a=\"b\"},\ntotal ignored: 100 out of 100 for stream: {a=\"b\"}", false, 100},
-		{"error at least one label pair is required per stream", false, 0},
-		{"error parsing labels {a=}: unexpected end", false, 0},
-		{"entry too old", true, 0},
-		{"", false, 0},
+		{"one too old", "entry for stream '{a=\"b\"}' has timestamp too old: 2026-01-01, oldest acceptable timestamp is: 2026-02-01", false, rejection{entries: 1}},
+		{"grouped", "3 errors like: entry for stream '{a=\"b\"}' has timestamp too old: x; 2 errors like: max entry size '262144' bytes exceeded for stream '{a=\"b\"}' while adding an entry with length '300000' bytes", false, rejection{entries: 5}},
+		{"label value with a separator", "entry for stream '{a=\"x; 2 errors like: y\"}' has timestamp too new: 2030-01-01", false, rejection{entries: 1}},
+		{"structured metadata", "stream '{a=\"b\"}' has structured metadata too large: '70000' bytes, limit: '65536' bytes", false, rejection{entries: 1}},
+		{"ingester", "entry with timestamp 2026-01-01 ignored, reason: 'entry too far behind' for stream: {a=\"b\"},\nuser 'fake', total ignored: 100 out of 100 for stream: {a=\"b\"}", false, rejection{entries: 100}},
+		{"stream labels", "error at least one label pair is required per stream", false, rejection{stream: true}},
+		{"label names look like an entry", "entry for stream '{a=\"b\"}' has 20 label names; limit 15", false, rejection{stream: true}},
+		{"stream and entries", "1 errors like: stream '{a=\"b\"}' has label value too long: 'x'; 4 errors like: entry for stream '{c=\"d\"}' has timestamp too old: y", false, rejection{entries: 4, stream: true}},
+		{"unknown", "something new", false, rejection{unknown: true}},
+		{"cut", "entry for stream '{}' has timestamp too old", true, rejection{unknown: true}},
+		{"empty", "", false, rejection{unknown: true}},
 	}
 	for _, tt := range tests {
-		if got := rejectedEntries(tt.body, tt.cut); got != tt.want {
-			t.Errorf("rejectedEntries(%q, %v) = %d, want %d", tt.body, tt.cut, got, tt.want)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			if got := parseRejection(tt.body, tt.cut); got != tt.want {
+				t.Errorf("parseRejection = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestClassify400(t *testing.T) {
+	tests := []struct {
+		name      string
+		body      string
+		partly    int
+		split     bool
+		streamLvl bool
+	}{
+		{"entries only: Loki stored the rest", "2 errors like: entry for stream '{a=\"b\"}' has timestamp too old: x", 2, false, false},
+		{"whole stream", "stream '{a=\"b\"}' has label value too long: 'x'", 0, true, true},
+		{"unknown: split", "proto: bad wiretype", 0, true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := classify(response(400, tt.body, nil), time.Now())
+			if _, perm := pipeline.IsPermanent(err); !perm {
+				t.Fatalf("classify = %v, want permanent", err)
+			}
+			if n := pipeline.RejectedCount(err); n != tt.partly {
+				t.Errorf("RejectedCount = %d, want %d", n, tt.partly)
+			}
+			if queue.IsSplittable(err) != tt.split {
+				t.Errorf("splittable = %v, want %v", queue.IsSplittable(err), tt.split)
+			}
+			var sr *streamRejected
+			if errors.As(err, &sr) != tt.streamLvl {
+				t.Errorf("stream-level = %v, want %v", !tt.streamLvl, tt.streamLvl)
+			}
+		})
 	}
 }

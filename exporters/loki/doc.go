@@ -9,8 +9,16 @@
 // trace_id, span_id, request_id and record metadata are sent as structured metadata,
 // never as labels, so they cost no index cardinality.
 //
+// Strings are made valid UTF-8 before they are sent (utf8Fixer, labelValue): Loki
+// refuses a push holding invalid UTF-8 in a label, and U+FFFD in a label value, as a
+// whole.
+//
 // Loki's answers are classified once, here: 2xx delivered; 429 and 5xx retried (with
-// Retry-After); connection failures retried; 401/403 and other 4xx dropped as
-// permanent, with a reason (out_of_order, too_old, too_new, too_large, unauthorized,
-// bad_request) for the dropped-records metric.
+// Retry-After); connection failures retried; 401/403 and other 4xx permanent, with a
+// reason (out_of_order, too_old, too_new, too_large, unauthorized, bad_request) for
+// the dropped-records metric. A 400 whose messages all concern single entries means
+// Loki stored the rest: exactly those entries are counted (pipeline.PartlyRejected).
+// Any other refusal is queue.Splittable: the Sender pushes the parts that split
+// returns (the request's streams for a refusal of stream labels, else its halves),
+// so that only the records Loki refuses are dropped.
 package loki

@@ -49,7 +49,7 @@ func TestEncode(t *testing.T) {
 		{Time: t0, Line: "no level", Stream: worker},
 		{Line: "no time", Stream: worker},
 	}
-	enc := newEncoder(newLabelCache(map[string]string{"cluster": "eu1", "service": "ignored"}), &rawBuffer{})
+	enc := newEncoder(newLabelCache(map[string]string{"cluster": "eu1", "service": "ignored"}, nil), &rawBuffer{})
 	now := t0.Add(time.Hour)
 	body, err := enc.encode(recs, now)
 	if err != nil {
@@ -101,7 +101,7 @@ func TestEncode(t *testing.T) {
 }
 
 func TestEncoderReuse(t *testing.T) {
-	enc := newEncoder(newLabelCache(nil), &rawBuffer{})
+	enc := newEncoder(newLabelCache(nil, nil), &rawBuffer{})
 	t0 := time.Unix(1e9, 0)
 	a := pipeline.NewStream(map[string]string{"s": "a"})
 	b := pipeline.NewStream(map[string]string{"s": "b"})
@@ -167,7 +167,7 @@ func benchRecords(size int) []pipeline.Record {
 // path does.
 func BenchmarkEncode(b *testing.B) {
 	recs := benchRecords(1 << 20)
-	enc := newEncoder(newLabelCache(map[string]string{"cluster": "eu1"}), &rawBuffer{})
+	enc := newEncoder(newLabelCache(map[string]string{"cluster": "eu1"}, nil), &rawBuffer{})
 	now := time.Now()
 	b.ReportAllocs()
 	b.SetBytes(1 << 20)

@@ -2,6 +2,7 @@ package loki
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -28,6 +29,7 @@ type Exporter struct {
 	encoders chan *encoder // free list, one per worker
 	raw      rawBuffer     // shared by the encoders
 	sender   *queue.Sender[pipeline.Record]
+	utf8     utf8Fixer
 	now      func() time.Time
 }
 
@@ -60,14 +62,18 @@ func New(cfg Config, set Settings) (*Exporter, error) {
 		tenant: cfg.TenantID,
 		auth:   newAuthorizer(&cfg),
 		client: queue.NewHTTPClient(tlsCfg, cfg.Concurrency),
-		labels: newLabelCache(cfg.Labels),
-		now:    time.Now,
+		labels: newLabelCache(cfg.Labels, set.QueueMetrics.InvalidUTF8(set.Name, "label")),
+		utf8: utf8Fixer{
+			line: set.QueueMetrics.InvalidUTF8(set.Name, "line"),
+			meta: set.QueueMetrics.InvalidUTF8(set.Name, "metadata"),
+		},
+		now: time.Now,
 	}
 	// A free list rather than a sync.Pool: at most Concurrency pushes run at once, and
 	// their multi-megabyte buffers should survive garbage collections.
 	e.encoders = make(chan *encoder, cfg.Concurrency)
 	qcfg := queue.Config{Batch: cfg.Batch, Retry: cfg.Retry, Concurrency: cfg.Concurrency, Timeout: cfg.Timeout}
-	e.sender, err = queue.New(qcfg, set.Sender(), queue.RecordSize, e.push)
+	e.sender, err = queue.New(qcfg, set.Sender(), queue.RecordSize, e.push, queue.WithSplit(e.split))
 	if err != nil {
 		return nil, err
 	}
@@ -86,9 +92,44 @@ func (e *Exporter) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// Export implements pipeline.Sink: it blocks while max_pending_bytes are unsent.
+// Export implements pipeline.Sink: it blocks while max_pending_bytes are unsent. It
+// makes the records' strings valid UTF-8 first (see utf8Fixer).
 func (e *Exporter) Export(ctx context.Context, b pipeline.Batch) error {
+	for i := range b.Records {
+		e.utf8.fix(&b.Records[i])
+	}
 	return e.sender.Add(ctx, b.Records, b.Ack)
+}
+
+// split is the Sender's SplitFunc. Loki refuses a request as a whole for one bad
+// record; the parts it returns isolate the records Loki refuses, so that only those
+// are dropped. A refusal of whole streams (their labels) splits the request by
+// stream, and a part holding one such stream is dropped whole: every record of it is
+// refused. Any other refusal splits the request in halves.
+func (e *Exporter) split(recs []pipeline.Record, err error) [][]pipeline.Record {
+	if !queue.IsSplittable(err) || len(recs) < 2 {
+		return nil
+	}
+	var sr *streamRejected
+	if !errors.As(err, &sr) {
+		return queue.Halves(recs, err)
+	}
+	var parts [][]pipeline.Record
+	index := map[string]int{}
+	for _, r := range recs {
+		ls := e.labels.get(streamKey{stream: r.Stream, level: r.Level})
+		i, ok := index[ls]
+		if !ok {
+			i = len(parts)
+			index[ls] = i
+			parts = append(parts, nil)
+		}
+		parts[i] = append(parts[i], r)
+	}
+	if len(parts) < 2 {
+		return nil
+	}
+	return parts
 }
 
 // push sends one request; it is the queue's PushFunc.

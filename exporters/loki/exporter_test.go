@@ -219,11 +219,13 @@ func TestExportPermanentRejections(t *testing.T) {
 		reason  string
 		hint    string
 		dropped float64 // Loki stores the entries of a 400 it does not list
+		pushes  int     // a refusal that does not say which records is split and resent
+		lines   int     // drop log lines
 	}{
-		{"out of order", 400, "entry with timestamp 2026-03-01 ignored, reason: 'entry out of order' for stream: {service=\"api\"}", ReasonOutOfOrder, "entry out of order", 1},
-		{"grouped", 400, "2 errors like: entry for stream '{service=\"api\"}' has timestamp too old: 2026-01-01, oldest acceptable timestamp is: 2026-03-01", ReasonTooOld, "too old", 2},
-		{"body too long to count", 400, strings.Repeat("entry too far behind; ", 4000), ReasonOutOfOrder, "too far behind", 3},
-		{"unauthorized", 401, "no org id", ReasonUnauthorized, "check tenant_id and the credentials", 3},
+		{"out of order", 400, "entry with timestamp 2026-03-01 ignored, reason: 'entry out of order' for stream: {service=\"api\"},\nuser 'fake', total ignored: 1 out of 3 for stream: {service=\"api\"}", ReasonOutOfOrder, "entry out of order", 1, 1, 1},
+		{"grouped", 400, "2 errors like: entry for stream '{service=\"api\"}' has timestamp too old: 2026-01-01, oldest acceptable timestamp is: 2026-03-01", ReasonTooOld, "too old", 2, 1, 1},
+		{"body too long to count", 400, strings.Repeat("entry too far behind; ", 4000), ReasonOutOfOrder, "too far behind", 3, 5, 3},
+		{"unauthorized", 401, "no org id", ReasonUnauthorized, "check tenant_id and the credentials", 3, 1, 1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -237,15 +239,15 @@ func TestExportPermanentRejections(t *testing.T) {
 			if reason, ok := pipeline.IsPermanent(err); !ok || reason != tc.reason {
 				t.Fatalf("ack = %v, want permanent %s", err, tc.reason)
 			}
-			if n := len(loki.calls()); n != 1 {
-				t.Fatalf("pushed %d times; permanent rejections are not retried", n)
+			if n := len(loki.calls()); n != tc.pushes {
+				t.Fatalf("pushed %d times, want %d: permanent rejections are not retried, only split", n, tc.pushes)
 			}
 			if v := h.metric(t, "outrider_exporter_dropped_records_total", map[string]string{"exporter": "loki", "reason": tc.reason}); v != tc.dropped {
 				t.Errorf("dropped %v, want %v", v, tc.dropped)
 			}
 			logs := h.log.String()
-			if strings.Count(logs, "dropped records") != 1 || !strings.Contains(logs, tc.hint) {
-				t.Errorf("log %q: want one drop line mentioning %q", logs, tc.hint)
+			if strings.Count(logs, "dropped records") != tc.lines || !strings.Contains(logs, tc.hint) {
+				t.Errorf("log %q: want %d drop lines mentioning %q", logs, tc.lines, tc.hint)
 			}
 		})
 	}

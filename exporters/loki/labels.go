@@ -6,6 +6,9 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/outrider-dev/outrider/agent/pipeline"
 )
@@ -91,7 +94,7 @@ func buildLabels(sources ...[]label) string {
 				continue
 			}
 			seen[name] = struct{}{}
-			merged = append(merged, label{name: name, value: strings.ToValidUTF8(l.value, "\uFFFD")})
+			merged = append(merged, label{name: name, value: labelValue(l.value)})
 		}
 	}
 	if len(merged) == 0 {
@@ -116,10 +119,12 @@ type labelCache struct {
 	static []label // config labels, sanitised
 	m      sync.Map
 	n      atomic.Int64
+	// invalidUTF8 counts label strings built from values with invalid UTF-8.
+	invalidUTF8 prometheus.Counter
 }
 
-func newLabelCache(static map[string]string) *labelCache {
-	c := &labelCache{}
+func newLabelCache(static map[string]string, invalidUTF8 prometheus.Counter) *labelCache {
+	c := &labelCache{invalidUTF8: invalidUTF8}
 	for k, v := range static {
 		c.static = append(c.static, label{name: k, value: v})
 	}
@@ -143,12 +148,39 @@ func (c *labelCache) get(k streamKey) string {
 		lvl = []label{{name: LevelLabel, value: string(k.level)}}
 	}
 	s := buildLabels(own, lvl, c.static)
+	if c.invalidUTF8 != nil && !validLabels(own) {
+		c.invalidUTF8.Inc()
+	}
 	if c.n.Add(1) > maxCachedStreams {
 		c.m.Clear()
 		c.n.Store(1)
 	}
 	c.m.Store(k, s)
 	return s
+}
+
+// labelValueReplacement stands for invalid UTF-8 and U+FFFD in label values: Loki's
+// label parser refuses U+FFFD ("invalid UTF-8 rune"), and with it the whole push.
+const labelValueReplacement = "?"
+
+// labelValue returns v with each run of invalid UTF-8, and each U+FFFD, replaced by
+// labelValueReplacement.
+func labelValue(v string) string {
+	if utf8.ValidString(v) && !strings.ContainsRune(v, utf8.RuneError) {
+		return v
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(v, "\uFFFD"), "\uFFFD", labelValueReplacement)
+}
+
+// validLabels reports whether every name and value of ls is valid UTF-8 without
+// U+FFFD.
+func validLabels(ls []label) bool {
+	for _, l := range ls {
+		if !utf8.ValidString(l.name) || labelValue(l.value) != l.value {
+			return false
+		}
+	}
+	return true
 }
 
 // metadataName returns a valid structured metadata name for s, without allocating in

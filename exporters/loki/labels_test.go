@@ -42,7 +42,8 @@ func TestBuildLabels(t *testing.T) {
 		{"empty values dropped", [][]label{{{"a", ""}, {"b", "x"}}}, `{b="x"}`},
 		{"no labels", nil, `{service_name="unknown_service"}`},
 		{"newline and unicode", [][]label{{{"v", "ü\n\t"}}}, `{v="ü\n\t"}`},
-		{"invalid utf8 replaced", [][]label{{{"v", "a\xffb"}}}, `{v="a�b"}`},
+		{"invalid utf8 replaced", [][]label{{{"v", "a\xffb"}}}, `{v="a?b"}`},
+		{"U+FFFD replaced: Loki's parser refuses it", [][]label{{{"v", "a\uFFFDb\xc3\x28"}}}, `{v="a?b?("}`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -54,7 +55,7 @@ func TestBuildLabels(t *testing.T) {
 }
 
 func TestLabelCache(t *testing.T) {
-	c := newLabelCache(map[string]string{"cluster": "c1", "service": "from-config"})
+	c := newLabelCache(map[string]string{"cluster": "c1", "service": "from-config"}, nil)
 	s := pipeline.NewStream(map[string]string{"service": "api", "pod": "p-1"})
 	cases := []struct {
 		level pipeline.Level
@@ -99,7 +100,7 @@ func FuzzLabelString(f *testing.F) {
 			}
 			name := sanitizeLabelName(l.name)
 			if _, ok := want[name]; !ok {
-				want[name] = strings.ToValidUTF8(l.value, "\uFFFD")
+				want[name] = strings.ReplaceAll(strings.ToValidUTF8(l.value, "\uFFFD"), "\uFFFD", "?")
 			}
 		}
 		if len(want) == 0 {
@@ -115,7 +116,7 @@ func FuzzLabelString(f *testing.F) {
 			if want[l.name] != l.value {
 				t.Fatalf("%q: %s=%q, want %q", s, l.name, l.value, want[l.name])
 			}
-			if !utf8.ValidString(l.value) {
+			if !utf8.ValidString(l.value) || strings.ContainsRune(l.value, utf8.RuneError) {
 				t.Fatalf("%q: value %q not valid UTF-8", s, l.value)
 			}
 		}

@@ -17,9 +17,11 @@
 // with exponential backoff and jitter between attempts and Retry-After honoured.
 //
 // A delivered request acknowledges the source batches it covers with nil; a permanently
-// rejected one is counted as dropped, logged once, and acknowledged with the error; one
-// still unsent when Shutdown's deadline passes is not acknowledged at all, so its source
-// keeps it.
+// rejected one is counted as dropped, logged (rate-limited), and acknowledged with the
+// error; one still unsent when Shutdown's deadline passes is not acknowledged at all, so
+// its source keeps it. With WithSplit, a request refused as a whole for what may be one
+// bad item (Splittable) is pushed again in parts, recursively up to MaxSplitDepth, so
+// that only the refused items are dropped, each counted once.
 //
 // Sender puts the layers together; each layer is usable and tested on its own. The
 // package is generic over the item type, so the log, trace and error exporters can

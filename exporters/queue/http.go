@@ -171,9 +171,11 @@ type StatusPolicy struct {
 // Classify turns the status of a push response into the error the Sender acts on;
 // err describes the response. 2xx gives nil. 429 and 5xx are pipeline.Retryable after
 // the delay the Retry-After header asks for (none or invalid: 0, the backoff's). 401
-// and 403 are pipeline.Permanent with ReasonUnauthorized, 413 with ReasonTooLarge, 404
-// and 405 with NotFoundReason, each with its hint appended as "err; hint". Another 4xx
-// is what rejected makes of err (nil: permanent with ReasonBadRequest). A 1xx or 3xx
+// and 403 are pipeline.Permanent with ReasonUnauthorized, 413 with ReasonTooLarge (and
+// Splittable: a part of the request may fit), 404 and 405 with NotFoundReason, each
+// with its hint appended as "err; hint". Another 4xx is what rejected makes of err
+// (nil: permanent with ReasonBadRequest, Splittable, since one bad item may be the
+// cause). A 1xx or 3xx
 // is retryable with RedirectHint: redirects are not followed, so the endpoint points
 // at the wrong place, and retrying keeps the data until the configuration is fixed.
 func (p *StatusPolicy) Classify(code int, header http.Header, now time.Time, err error, rejected func(error) error) error {
@@ -188,12 +190,12 @@ func (p *StatusPolicy) Classify(code int, header http.Header, now time.Time, err
 	case code == http.StatusNotFound || code == http.StatusMethodNotAllowed:
 		return pipeline.Permanent(p.NotFoundReason, fmt.Errorf("%w; %s", err, p.NotFoundHint))
 	case code == http.StatusRequestEntityTooLarge:
-		return pipeline.Permanent(ReasonTooLarge, fmt.Errorf("%w; %s", err, p.TooLargeHint))
+		return Splittable(pipeline.Permanent(ReasonTooLarge, fmt.Errorf("%w; %s", err, p.TooLargeHint)))
 	case code >= 400:
 		if rejected != nil {
 			return rejected(err)
 		}
-		return pipeline.Permanent(ReasonBadRequest, err)
+		return Splittable(pipeline.Permanent(ReasonBadRequest, err))
 	default:
 		return pipeline.Retryable(fmt.Errorf("%w; %s", err, p.RedirectHint), 0)
 	}

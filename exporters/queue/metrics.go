@@ -14,6 +14,7 @@ type Metrics struct {
 	requestDuration *prometheus.HistogramVec
 	batchLatency    *prometheus.HistogramVec
 	pendingBytes    *prometheus.GaugeVec
+	invalidUTF8     *prometheus.CounterVec
 }
 
 // Request results, the values of the result label.
@@ -65,12 +66,25 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "outrider_exporter_pending_bytes",
 			Help: "Bytes of records accepted but not yet delivered or dropped (buffered, queued, in flight).",
 		}, []string{"exporter"}),
+		invalidUTF8: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "outrider_exporter_invalid_utf8_total",
+			Help: "Strings holding invalid UTF-8 that the exporter made valid (each bad byte sequence became U+FFFD) before sending, by field (line, label, metadata).",
+		}, []string{"exporter", "field"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.sentRecords, m.sentBytes, m.requests, m.retries, m.dropped,
-			m.requestDuration, m.batchLatency, m.pendingBytes)
+			m.requestDuration, m.batchLatency, m.pendingBytes, m.invalidUTF8)
 	}
 	return m
+}
+
+// InvalidUTF8 returns the counter of strings of field ("line", "label", "metadata")
+// that exporter made valid UTF-8 before sending. A nil m gives an unregistered one.
+func (m *Metrics) InvalidUTF8(exporter, field string) prometheus.Counter {
+	if m == nil {
+		m = NewMetrics(nil)
+	}
+	return m.invalidUTF8.WithLabelValues(exporter, field)
 }
 
 // instrument is Metrics with the exporter label bound, so the hot path does no label

@@ -9,6 +9,7 @@ type Option[T any] func(*options[T])
 type options[T any] struct {
 	count    func(*T) int
 	maxCount int
+	split    SplitFunc[T]
 }
 
 // WithRecordCount says that an item holds count(item) records instead of one (a chunk

@@ -6,6 +6,9 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/outrider-dev/outrider/agent/pipeline"
 	"github.com/outrider-dev/outrider/internal/confval"
@@ -43,7 +46,14 @@ type Sender[T any] struct {
 	done     chan struct{}
 
 	undelivered atomic.Int64
+
+	// The drop log: at most dropLogBurst lines at once, then one per second, the
+	// others counted.
+	dropLog           *rate.Limiter
+	dropLogSuppressed atomic.Int64
 }
+
+const dropLogBurst = 10
 
 // New builds a Sender. size returns an item's size in bytes, used for batching and the
 // pending budget. cfg gets no defaults here: call cfg.ApplyDefaults first.
@@ -81,6 +91,7 @@ func NewWithQueue[T any](cfg Config, set Settings, size func(*T) int, push PushF
 		retrier:     r,
 		opts:        applyOptions(opts),
 		done:        make(chan struct{}),
+		dropLog:     rate.NewLimiter(rate.Every(time.Second), dropLogBurst),
 	}, nil
 }
 
@@ -153,36 +164,76 @@ func (s *Sender[T]) work(ctx context.Context) {
 		if !ok {
 			return
 		}
-		err := s.retrier.Do(ctx, func(actx context.Context) error { return s.push(actx, r.Items) })
-		s.finish(r, err)
+		var o outcome
+		s.deliver(ctx, r.Items, 0, &o)
+		s.finish(r, &o)
 	}
 }
 
-func (s *Sender[T]) finish(r *Request[T], err error) {
-	records := s.opts.records(r.Items)
+// outcome is what became of a request pushed whole or in parts.
+type outcome struct {
+	dropped int   // records dropped
+	first   error // the first permanent error: the request's acknowledgement
+	stopped error // not permanent: the exporter stopped before every part was pushed
+}
+
+// deliver pushes items through the Retrier; when the backend refuses them as a whole
+// and the exporter can split them (WithSplit), it delivers the parts instead. Records
+// of a part refused for good are counted as dropped, once, and logged.
+func (s *Sender[T]) deliver(ctx context.Context, items []T, depth int, o *outcome) {
+	err := s.retrier.Do(ctx, func(actx context.Context) error { return s.push(actx, items) })
+	records := s.opts.records(items)
 	if err == nil {
 		s.m.sentRecords.Add(float64(records))
-		s.m.sentBytes.Add(float64(r.Bytes))
-		r.Done(nil)
 		return
 	}
 	reason, ok := pipeline.IsPermanent(err)
 	if !ok {
-		// Stopped before delivery: do not acknowledge, so the sources keep the data.
-		s.undelivered.Add(1)
-		r.Abandon()
+		o.stopped = err
 		return
+	}
+	if s.opts.split != nil && depth < MaxSplitDepth {
+		if parts := s.opts.split(items, err); len(parts) > 1 {
+			for _, p := range parts {
+				if s.deliver(ctx, p, depth+1, o); o.stopped != nil {
+					return
+				}
+			}
+			return
+		}
 	}
 	dropped := records
 	if n := pipeline.RejectedCount(err); n > 0 && n < dropped {
-		// The backend stored the rest of the request.
+		// The backend stored the rest of the part.
 		dropped = n
 		s.m.sentRecords.Add(float64(records - n))
 	}
 	s.m.dropped.WithLabelValues(reason).Add(float64(dropped))
-	s.log.Error("dropped records the backend rejected",
-		"reason", reason, "records", dropped, "request_records", records, "bytes", r.Bytes, "error", err)
-	r.Done(err)
+	o.dropped += dropped
+	if o.first == nil {
+		o.first = err
+	}
+	if s.dropLog.Allow() {
+		s.log.Error("dropped records the backend rejected",
+			"reason", reason, "records", dropped, "request_records", records, "split_depth", depth,
+			"lines_suppressed", s.dropLogSuppressed.Swap(0), "error", err)
+	} else {
+		s.dropLogSuppressed.Add(1)
+	}
+}
+
+func (s *Sender[T]) finish(r *Request[T], o *outcome) {
+	if o.stopped != nil {
+		// Stopped before delivery: do not acknowledge, so the sources keep the data
+		// (parts already delivered are sent again: at least once).
+		s.undelivered.Add(1)
+		r.Abandon()
+		return
+	}
+	if o.first == nil {
+		s.m.sentBytes.Add(float64(r.Bytes))
+	}
+	r.Done(o.first)
 }
 
 // Flush hands the request being filled to the workers now, without waiting for

@@ -93,7 +93,7 @@
 //  2. writes the payload, byte for byte, to quarantine/<segment>-<offset>.entry and a
 //     text note (queue, entry, time, size, reason) to <segment>-<offset>.reason, both
 //     20-digit numbers, each file replaced atomically (temporary file, fsync, rename,
-//     fsync of the directory);
+//     fsync of the directory; with fsync "never", without the fsyncs);
 //  3. counts the entry in outrider_queue_quarantined_total and logs it once, at
 //     error level, with its ID and reason;
 //  4. acknowledges it, so the frontier moves past it as for a delivered entry.

@@ -73,15 +73,40 @@ func (q *Queue) keep(e Entry, reason string) error {
 	if err := q.trimQuarantine(dir, int64(q.cfg.QuarantineMaxSize)-size, name); err != nil {
 		return err
 	}
-	opts := atomicfile.Options{Mode: 0o600}
-	if _, err := atomicfile.Write(filepath.Join(dir, name+quarantineEntry), e.Payload, opts); err != nil {
+	sync := q.cfg.Fsync != FsyncNever
+	if err := writeQuarantined(filepath.Join(dir, name+quarantineEntry), e.Payload, sync); err != nil {
 		return fmt.Errorf("write quarantine copy: %w", err)
 	}
-	if _, err := atomicfile.Write(filepath.Join(dir, name+quarantineReason), []byte(note), opts); err != nil {
+	if err := writeQuarantined(filepath.Join(dir, name+quarantineReason), []byte(note), sync); err != nil {
 		return fmt.Errorf("write quarantine reason: %w", err)
 	}
 	q.quarantineBytes(dir)
 	return nil
+}
+
+// writeQuarantined replaces path with data atomically: a temporary file in the same
+// directory, renamed over path; with sync, the file is fsynced before the rename and
+// the directory after it (atomicfile.Write), as every fsync policy but "never" asks.
+func writeQuarantined(path string, data []byte, sync bool) error {
+	if sync {
+		_, err := atomicfile.Write(path, data, atomicfile.Options{Mode: 0o600})
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		_ = os.Remove(f.Name())
+	}
+	return err
 }
 
 // quarantined is one entry in the quarantine directory.
