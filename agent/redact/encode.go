@@ -289,8 +289,10 @@ const (
 	jsonSlash                         // "/" as "\/" (PHP's json_encode)
 )
 
-// jsonFlavours are the escapings registered: minimal, Go, Python (and Jackson), PHP.
-var jsonFlavours = []jsonFlavour{0, jsonHTML, jsonASCII, jsonASCII | jsonSlash}
+// jsonFlavours are the escapings registered: minimal, Go, Python (and Jackson), PHP,
+// and ASCII output with HTML characters escaped (Gson, Go's encoder followed by an
+// ASCII-only step).
+var jsonFlavours = []jsonFlavour{0, jsonHTML, jsonASCII, jsonASCII | jsonSlash, jsonASCII | jsonHTML}
 
 // jsonEscape returns s as it appears between the quotes of a JSON string literal
 // written by an encoder of flavour f. s must be valid UTF-8.
