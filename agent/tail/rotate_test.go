@@ -105,10 +105,9 @@ func TestCopytruncateReadsTheCopy(t *testing.T) {
 				appendFile(t, a, numbered("new", 0, 3))
 				eventually(t, "the copy found", func() bool { return value(h.src.m.copies) == 1 })
 				sink.setAuto(true)
-				got := waitLines(t, sink, 1003)
+				waitLines(t, sink, 1003)
 				time.Sleep(5 * cfg.PollInterval)
 				equalPerFile(t, sink.lines(), numberedLines("line", 0, 1000), numberedLines("new", 0, 3))
-				_ = got
 				if v := value(h.src.m.cutLines); v != 1 {
 					t.Errorf("cut lines dropped = %v; want 1 (\"partial\")", v)
 				}
@@ -348,4 +347,70 @@ func TestCopytruncateCompletesTheCutLine(t *testing.T) {
 	if v := value(h.src.m.cutLines); v != 0 {
 		t.Errorf("cut lines dropped = %v; want 0", v)
 	}
+}
+
+// TestCopytruncateSurvivesRestart: stopped while the copy's rest was still unshipped,
+// the next start finds the copy by inode and ships the rest, then the truncated file.
+func TestCopytruncateSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	a := filepath.Join(dir, "a.log")
+	positions := filepath.Join(dir, "positions.json")
+	before := numbered("line", 0, 1000)
+	writeFile(t, a, before)
+	cfg := testConfig(dir)
+	cfg.BatchMaxLines = 10
+	cfg.MaxInflightBatches = 2
+	noStackTraces(&cfg)
+	sink := newSink(false)
+	h := start(t, cfg, sink, positions)
+	eventually(t, "the reader to stall", func() bool { return sink.numBatches() == 2 })
+	sink.ack(0, nil)
+	eventually(t, "the first batch acknowledged", func() bool { return h.acked(a) == int64(len(numbered("line", 0, 10))) })
+	writeFile(t, a+".1", before)
+	if err := os.Truncate(a, 0); err != nil {
+		t.Fatal(err)
+	}
+	appendFile(t, a, numbered("new", 0, 3))
+	eventually(t, "the copy found", func() bool { return value(h.src.m.copies) == 1 })
+	h.stop() // nothing more acknowledged
+
+	sink2 := newSink(true)
+	start(t, cfg, sink2, positions)
+	waitLines(t, sink2, 993)
+	time.Sleep(5 * cfg.PollInterval)
+	equalPerFile(t, sink2.lines(), numberedLines("line", 10, 1000), numberedLines("new", 0, 3))
+}
+
+// TestTruncationNoticedWhileTheSinkBlocks: the sink's Export blocks (the exporter's
+// pending budget is used up); the reader still notices the copytruncate and takes
+// hold of the copy before a later rotation could compress it away.
+func TestTruncationNoticedWhileTheSinkBlocks(t *testing.T) {
+	dir := t.TempDir()
+	a := filepath.Join(dir, "a.log")
+	before := numbered("line", 0, 10000) // more than one read buffer
+	writeFile(t, a, before)
+	cfg := testConfig(dir)
+	cfg.BatchMaxLines = 10
+	cfg.MaxInflightBatches = 2
+	noStackTraces(&cfg)
+	sink := newSink(true)
+	sink.block = make(chan struct{})
+	h := start(t, cfg, sink, "")
+	eventually(t, "the reader to stall", func() bool { return value(h.src.m.bytesRead) == readBufferSize })
+	writeFile(t, a+".1", before)
+	if err := os.Truncate(a, 0); err != nil {
+		t.Fatal(err)
+	}
+	appendFile(t, a, numbered("new", 0, 3))
+	eventually(t, "the copy found", func() bool { return value(h.src.m.copies) == 1 })
+	if err := os.Remove(a + ".1"); err != nil { // compressed away: the open copy still reads
+		t.Fatal(err)
+	}
+	sink.mu.Lock()
+	close(sink.block)
+	sink.block = nil
+	sink.mu.Unlock()
+	waitLines(t, sink, 10003)
+	time.Sleep(5 * cfg.PollInterval)
+	equalPerFile(t, sink.lines(), numberedLines("line", 0, 10000), numberedLines("new", 0, 3))
 }
