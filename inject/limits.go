@@ -27,10 +27,10 @@ const (
 	MaxInflightBytes = 8 << 20
 	// MaxConcurrentMutations bounds the pods decoded and injected at once; further
 	// requests, already read, wait for a turn.
-	MaxConcurrentMutations = 4
+	MaxConcurrentMutations = 2
 	// MaxPodBytes bounds the JSON of a pod that opts in to injection: decoding a pod
 	// costs many times its size, and etcd stores objects of up to 1.5MiB.
-	MaxPodBytes = 1 << 20
+	MaxPodBytes = 512 << 10
 	// MaxSecretFiles bounds the secret-/template- annotations of one pod: each is a
 	// file rendered from Vault, a block of the sidecar's configuration and work for
 	// every admission.
@@ -38,6 +38,11 @@ const (
 	// MaxContainers bounds the containers and init containers of a pod that opts
 	// in: each target container gets its own mounts and environment in the patch.
 	MaxContainers = 64
+	// MaxPodObjects bounds the JSON objects and lists of a pod that opts in. Each
+	// becomes a Go struct or slice of up to about a kilobyte when the pod is decoded,
+	// so this bounds decoding to a few megabytes where 512KiB of tiny volumes would
+	// take tens.
+	MaxPodObjects = 10_000
 	// maxAnnotationBytes is Kubernetes' limit on the total size of an object's
 	// annotations (keys and values). The API server checks it after the mutating
 	// webhooks, so the injector checks it first.
@@ -51,9 +56,12 @@ type podShape struct {
 		Annotations map[string]string `json:"annotations"`
 	} `json:"metadata"`
 	Spec struct {
-		Containers     []struct{} `json:"containers"`
-		InitContainers []struct{} `json:"initContainers"`
+		Containers          []struct{} `json:"containers"`
+		InitContainers      []struct{} `json:"initContainers"`
+		EphemeralContainers []struct{} `json:"ephemeralContainers"`
 	} `json:"spec"`
+	// objects counts the JSON objects and lists, up to just past MaxPodObjects.
+	objects int
 }
 
 // precheck checks a pod that opted in against the limits above, from its size and
@@ -80,10 +88,37 @@ func precheck(size int, shape *podShape) problems {
 		p.add(AnnotationSecretPrefix+"<name>", "the pod has %d secret files (%s<name> and %s<name> annotations), more than the limit of %d; render several values into one file with a template, or split the pod",
 			files, AnnotationSecretPrefix, AnnotationTemplatePrefix, MaxSecretFiles)
 	}
-	if n := len(shape.Spec.Containers) + len(shape.Spec.InitContainers); n > MaxContainers {
+	if n := len(shape.Spec.Containers) + len(shape.Spec.InitContainers) + len(shape.Spec.EphemeralContainers); n > MaxContainers {
 		p.add(AnnotationInject, "the pod has %d containers and init containers, more than the limit of %d for a pod the injector injects", n, MaxContainers)
 	}
+	if n := shape.objects; n > MaxPodObjects {
+		p.add(AnnotationInject, "the pod's JSON holds %d objects and lists, more than the limit of %d for a pod the injector injects; make the pod smaller", n, MaxPodObjects)
+	}
 	return p
+}
+
+// countObjects counts the objects and lists of a JSON document, stopping past limit.
+func countObjects(raw []byte, limit int) int {
+	n, inString := 0, false
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		switch {
+		case inString:
+			switch c {
+			case '\\':
+				i++
+			case '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			if n++; n > limit {
+				return n
+			}
+		}
+	}
+	return n
 }
 
 // decodeShape reads the pre-check's view of a pod.
@@ -92,5 +127,6 @@ func decodeShape(raw []byte) (*podShape, error) {
 	if err := json.Unmarshal(raw, &s); err != nil {
 		return nil, fmt.Errorf("cannot decode the pod: %w", err)
 	}
+	s.objects = countObjects(raw, MaxPodObjects)
 	return &s, nil
 }

@@ -31,6 +31,12 @@ func TestLimitsDenyBeforeBuilding(t *testing.T) {
 		p.Spec.Containers[0].Args = []string{strings.Repeat("y", MaxPodBytes)}
 		return p
 	}
+	volumes := func(p *corev1.Pod) *corev1.Pod {
+		for i := 0; i < MaxPodObjects; i++ {
+			p.Spec.Volumes = append(p.Spec.Volumes, corev1.Volume{Name: fmt.Sprintf("v%d", i)})
+		}
+		return p
+	}
 	containers := func(p *corev1.Pod) *corev1.Pod {
 		for i := 0; i < MaxContainers; i++ {
 			p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: fmt.Sprintf("c%d", i), Image: "x"})
@@ -47,7 +53,8 @@ func TestLimitsDenyBeforeBuilding(t *testing.T) {
 			"the pod's annotations take", "more than Kubernetes' limit of 256KiB"}},
 		{"4000 secret annotations", secretAnnotations(basePod(), 4000), []string{"the pod has 4001 secret files", "more than the limit of 100"}},
 		{"101 secret files", secretAnnotations(basePod(), 100), []string{"the pod has 101 secret files"}},
-		{"large pod", big(basePod()), []string{"outrider.dev/inject: the pod is", "bytes of JSON, more than the 1MiB the injector accepts for a pod it injects"}},
+		{"large pod", big(basePod()), []string{"outrider.dev/inject: the pod is", "bytes of JSON, more than the 512KiB the injector accepts for a pod it injects"}},
+		{"many tiny volumes", volumes(basePod()), []string{"outrider.dev/inject: the pod's JSON holds", fmt.Sprintf("objects and lists, more than the limit of %d", MaxPodObjects)}},
 		{"many containers", containers(basePod()), []string{fmt.Sprintf("the pod has %d containers and init containers, more than the limit of %d", MaxContainers+1, MaxContainers)}},
 	}
 	for _, tt := range tests {
@@ -166,6 +173,9 @@ func FuzzPrecheck(f *testing.F) {
 		p := precheck(len(raw), shape)
 		if len(p) > 0 {
 			return
+		}
+		if n := countObjects(raw, len(raw)); n > MaxPodObjects {
+			t.Fatalf("passed a pod of %d objects and lists", n)
 		}
 		if len(raw) > MaxPodBytes || len(shape.Spec.Containers)+len(shape.Spec.InitContainers) > MaxContainers {
 			t.Fatalf("passed a pod past the limits: %d bytes, %d containers", len(raw), len(shape.Spec.Containers)+len(shape.Spec.InitContainers))

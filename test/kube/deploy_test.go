@@ -232,6 +232,7 @@ func checkCommon(t *testing.T, m *manifests) *injectorManifests {
 	if len(ctr.Command) != 0 || len(ctr.Args) == 0 || ctr.Args[0] != "inject" {
 		t.Errorf("container %s runs %q %q, want the image's entrypoint with args inject ...", ctr.Name, ctr.Command, ctr.Args)
 	}
+	checkGOMEMLIMIT(t, ctr)
 	port := containerPort(t, ctr, "https")
 	for name, p := range map[string]*corev1.Probe{"readinessProbe": ctr.ReadinessProbe, "livenessProbe": ctr.LivenessProbe} {
 		if p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/healthz" || p.HTTPGet.Scheme != corev1.URISchemeHTTPS ||
@@ -814,6 +815,24 @@ func checkResources(t *testing.T, ctr corev1.Container) {
 	if cpu.Cmp(resource.MustParse("100m")) > 0 || mem.Cmp(resource.MustParse("64Mi")) > 0 || limit.Cmp(resource.MustParse("256Mi")) > 0 {
 		t.Errorf("container %s resources = %+v are not small", ctr.Name, r)
 	}
+}
+
+// checkGOMEMLIMIT wants a soft heap limit below the container's memory limit, with
+// room left for what is not heap.
+func checkGOMEMLIMIT(t *testing.T, ctr corev1.Container) {
+	t.Helper()
+	for _, e := range ctr.Env {
+		if e.Name != "GOMEMLIMIT" {
+			continue
+		}
+		q, err := resource.ParseQuantity(strings.TrimSuffix(e.Value, "B"))
+		limit := ctr.Resources.Limits[corev1.ResourceMemory]
+		if err != nil || q.Value() <= 0 || q.Value() > limit.Value()*85/100 {
+			t.Errorf("container %s: GOMEMLIMIT=%s, want a size of at most 85%% of the memory limit %s", ctr.Name, e.Value, limit.String())
+		}
+		return
+	}
+	t.Errorf("container %s sets no GOMEMLIMIT; without it the Go heap grows to the container's limit and is OOM-killed", ctr.Name)
 }
 
 func checkAntiAffinity(t *testing.T, a *corev1.Affinity, podLabels labels.Set) {

@@ -56,12 +56,19 @@ type injectorProc struct {
 // failed.
 func startInjector(t *testing.T, args []string, listen, serverName string, caPEM []byte) *injectorProc {
 	t.Helper()
+	return startInjectorEnv(t, nil, args, listen, serverName, caPEM)
+}
+
+// startInjectorEnv is startInjector with env (NAME=value) added to the environment.
+func startInjectorEnv(t *testing.T, env []string, args []string, listen, serverName string, caPEM []byte) *injectorProc {
+	t.Helper()
 	logPath := filepath.Join(t.TempDir(), "injector.log")
 	f, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(outriderBin, args...)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

@@ -108,9 +108,9 @@ func TestWebhook(t *testing.T) {
 					inject.AnnotationSecretPrefix + "db":  "secret/data/shop/db",
 					inject.AnnotationSecretPrefix + "api": "secret/data/shop/api",
 					inject.AnnotationSecretPrefix + "api" + inject.AnnotationSecretFormatSuffix: "json",
-					inject.AnnotationLogs:       "/var/log/app/*.log",
-					inject.AnnotationLokiTenant: "shop",
-					inject.AnnotationSentryDSN:  "https://0123456789abcdef@sentry.example.com/42",
+					inject.AnnotationLogs:            "/var/log/app/*.log",
+					inject.AnnotationLokiTenant:      "shop",
+					inject.AnnotationSentryDSNSecret: "sentry/dsn",
 				},
 			},
 			Spec: corev1.PodSpec{Containers: []corev1.Container{{
