@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -89,4 +91,82 @@ func BenchmarkTail(b *testing.B) {
 			b.ReportMetric(0, "ns/op")
 		})
 	}
+}
+
+// BenchmarkReadLag writes 5,000 lines a second, a few every millisecond, to a file
+// followed by a source whose sink acknowledges each batch one second after it got it
+// (what the Loki exporter's batch.max_wait does), and reports how long after its
+// write each line reached the sink: reading must not wait for acknowledgements.
+func BenchmarkReadLag(b *testing.B) {
+	const (
+		perMs    = 5
+		duration = 3 * time.Second
+	)
+	var lags []time.Duration
+	for i := 0; i < b.N; i++ {
+		dir := b.TempDir()
+		path := filepath.Join(dir, "app.log")
+		if err := os.WriteFile(path, nil, 0o644); err != nil {
+			b.Fatal(err)
+		}
+		var mu sync.Mutex
+		var acks sync.WaitGroup
+		sink := pipeline.SinkFunc(func(_ context.Context, batch pipeline.Batch) error {
+			now := time.Now()
+			mu.Lock()
+			for _, r := range batch.Records {
+				var ns int64
+				if _, err := fmt.Sscanf(r.Line, "written=%d", &ns); err == nil {
+					lags = append(lags, now.Sub(time.Unix(0, ns)))
+				}
+			}
+			mu.Unlock()
+			acks.Add(1)
+			time.AfterFunc(time.Second, func() { batch.Done(nil); acks.Done() })
+			return nil
+		})
+		off := false
+		cfg := Config{Name: "bench", Path: path, Multiline: multiline.Config{StackTraces: &off}}
+		src, err := New(cfg, Settings{Sink: sink, Metrics: NewMetrics(nil), DrainTimeout: 3 * time.Second})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		go func() { errc <- src.Run(ctx) }()
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		tick := time.NewTicker(time.Millisecond)
+		var buf bytes.Buffer
+		for end := time.Now().Add(duration); time.Now().Before(end); {
+			<-tick.C
+			buf.Reset()
+			now := time.Now().UnixNano()
+			for range perMs {
+				fmt.Fprintf(&buf, "written=%d some request was served in 12 ms\n", now)
+			}
+			if _, err := f.Write(buf.Bytes()); err != nil {
+				b.Fatal(err)
+			}
+		}
+		tick.Stop()
+		f.Close()
+		cancel()
+		if err := <-errc; err != nil {
+			b.Fatal(err)
+		}
+		acks.Wait()
+	}
+	b.StopTimer()
+	sort.Slice(lags, func(i, j int) bool { return lags[i] < lags[j] })
+	if len(lags) == 0 {
+		b.Fatal("no lines reached the sink")
+	}
+	q := func(p float64) float64 { return float64(lags[int(p*float64(len(lags)-1))].Microseconds()) / 1000 }
+	b.ReportMetric(q(0.5), "p50-lag-ms")
+	b.ReportMetric(q(0.99), "p99-lag-ms")
+	b.ReportMetric(q(1), "max-lag-ms")
+	b.ReportMetric(0, "ns/op")
 }
