@@ -64,6 +64,13 @@ exporters: {loki: {url: "http://127.0.0.1:3100"}, otlp: {endpoint: "http://127.0
 			`secrets.files[0].template_file: cannot read "/nonexistent/t.tmpl": no such file or directory`,
 			"warning: receivers.otlp: traces have nowhere to go",
 		}},
+		{name: "every phase at once", yaml: "bogus: 1\n" + strings.Replace(r(base, "relative/dir", "/nonexistent/t.tmpl"), "shutdown_timeout", "x", 1), code: 2, stderr: []string{
+			"bogus: unknown key",
+			`data_dir: must be an absolute path, got "relative/dir"`,
+			"receivers.otlp.http.listen: 0.0.0.0:4318 takes the same port as server.listen",
+			"secrets.files[0].template_file: cannot read",
+		}},
+		{name: "too large on stdin", yaml: "#" + strings.Repeat("x", config.MaxBytes) + "\n", stdin: true, code: 2, stderr: []string{"more than the limit"}},
 		{name: "offline skips host checks", yaml: r(base, dir, "/nonexistent/t.tmpl"), args: []string{"--offline"}, code: 2, stderr: []string{"2 problems"}, not: []string{"template_file"}},
 		{name: "clean", yaml: r(clean, dir, tmpl), code: 0},
 		{name: "stdin", yaml: r(clean, dir, tmpl), stdin: true, code: 0},
@@ -207,4 +214,19 @@ func TestStatusOfARunningAgent(t *testing.T) {
 			t.Errorf("status lacks %q:\n%s", w, stdout.String())
 		}
 	}
+}
+
+// FuzzValidate feeds arbitrary bytes to `validate --config - --offline`: it never
+// panics, and answers valid (0) or invalid (2), never a runtime failure.
+func FuzzValidate(f *testing.F) {
+	f.Add([]byte("data_dir: /tmp/x\n"))
+	f.Add([]byte("bogus: 1\nserver: {listen: \"0.0.0.0:1\"}\nreceivers: {sentry: {listen: \":1\"}}\n"))
+	f.Add([]byte("a: &x [*x]\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var stdout, stderr bytes.Buffer
+		code := validate([]string{"--config", "-", "--offline"}, bytes.NewReader(data), &stdout, &stderr)
+		if code != exitOK && code != exitUsage {
+			t.Fatalf("exit %d: %s", code, stderr.String())
+		}
+	})
 }

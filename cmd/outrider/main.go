@@ -281,14 +281,11 @@ func loadConfig(path string, stdin io.Reader, stderr io.Writer) (*config.Config,
 		err error
 	)
 	if path == "-" {
-		data, rerr := io.ReadAll(io.LimitReader(stdin, maxStdinConfig+1))
-		switch {
-		case rerr != nil:
+		data, rerr := io.ReadAll(io.LimitReader(stdin, config.MaxBytes+1))
+		if rerr != nil {
 			err = fmt.Errorf("read standard input: %w", rerr)
-		case len(data) > maxStdinConfig:
-			err = fmt.Errorf("standard input holds more than %d bytes; a configuration is far smaller", maxStdinConfig)
-		default:
-			cfg, err = config.Parse("<stdin>", data)
+		} else {
+			cfg, err = config.Parse("<stdin>", data) // refuses more than MaxBytes
 		}
 	} else {
 		cfg, err = config.Load(path)
@@ -306,9 +303,6 @@ func loadConfig(path string, stdin io.Reader, stderr io.Writer) (*config.Config,
 	}
 	return cfg, exitOK
 }
-
-// maxStdinConfig bounds a configuration read from standard input.
-const maxStdinConfig = 4 << 20
 
 func runAgent(args []string, _, stderr io.Writer) int {
 	var path string

@@ -38,15 +38,39 @@ func validate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if !parseFlags("validate", args, stderr, o.register) || !requireConfig("validate", o.config, stderr) {
 		return exitUsage
 	}
-	cfg, code := loadConfig(o.config, stdin, stderr)
-	if code != exitOK {
-		return code
-	}
 	name := o.config
+	var (
+		data []byte
+		err  error
+	)
 	if name == "-" {
 		name = "<stdin>"
+		data, err = io.ReadAll(io.LimitReader(stdin, config.MaxBytes+1))
+		if err != nil {
+			fmt.Fprintf(stderr, "outrider validate: read standard input: %v\n", err)
+			return exitFailed
+		}
+	} else if data, err = config.ReadFile(o.config); err != nil {
+		fmt.Fprintf(stderr, "outrider: invalid configuration %s: %v\n", name, err)
+		return exitUsage
+	}
+	// Every phase's problems are listed at once: the file's (decoding, validation),
+	// then the listeners' and this host's.
+	cfg, err := config.Check(name, data)
+	if cfg == nil {
+		fmt.Fprintf(stderr, "outrider: invalid configuration %s: %v\n", name, err)
+		return exitUsage
 	}
 	var p confval.Problems
+	var ce *confval.Error
+	if errors.As(err, &ce) {
+		for _, msg := range ce.Problems {
+			p.Addf("", "%s", msg)
+		}
+	} else if err != nil {
+		fmt.Fprintf(stderr, "outrider: invalid configuration %s: %v\n", name, err)
+		return exitUsage
+	}
 	checkListeners(cfg, &p)
 	var warnings []string
 	if !o.offline {
