@@ -191,15 +191,8 @@ func newEventID() string {
 	return hex.EncodeToString(id[:])
 }
 
-func platformOf(lang string) string {
-	switch lang {
-	case "node":
-		return "node"
-	case "go", "java", "python", "ruby":
-		return lang
-	}
-	return "other"
-}
+// platformOf is the Sentry platform of a stack trace's language ("csharp" for .NET).
+func platformOf(lang string) string { return stacktrace.Trace{Language: lang}.Platform() }
 
 // exceptions converts a parsed trace to Sentry exceptions, in the trace's order.
 func exceptions(tr stacktrace.Trace) []sentry.Exception {

@@ -132,8 +132,9 @@ func javaContinues(line string) bool {
 		strings.HasPrefix(t, "Wrapped by: "), strings.HasPrefix(t, "---"):
 		return true
 	case strings.HasPrefix(t, "... ") && isIndented(line):
-		// "\t... 5 more", "\t... 12 common frames omitted"
-		return strings.HasSuffix(t, " more") || strings.HasSuffix(t, " omitted")
+		// "\t... 5 more", "\t... 12 common frames omitted", Node's "    ... 7 lines
+		// matching cause stack trace ..."
+		return strings.HasSuffix(t, " more") || strings.HasSuffix(t, " omitted") || strings.HasSuffix(t, " ...")
 	}
 	return false
 }
@@ -153,4 +154,200 @@ func isPyChain(line string) bool {
 		return true
 	}
 	return false
+}
+
+// traceStart returns the state a record begun by line starts in: the state of the
+// stack trace line begins, or stPlain.
+func traceStart(line string) state {
+	switch {
+	case isGoStart(line):
+		return stGo
+	case isPyStart(line):
+		if strings.Contains(line, "Exception Group Traceback") {
+			return stPyGroup
+		}
+		return stPy
+	case stacktrace.IsPHPFatal(line):
+		return stPHP
+	case stacktrace.IsDartUnhandled(line):
+		return stDart
+	case isNodePosition(line):
+		return stNodePre
+	case isRubyHeader(line):
+		return stRuby
+	}
+	return stPlain
+}
+
+// hasLevelWord reports whether one of the first words of line is a log level that
+// may head a stack trace (warning and worse): "ERROR", "[error]", "level=error",
+// "SEVERE:", "E0102" (klog).
+func hasLevelWord(line string) bool {
+	i := 0
+	for w := 0; w < 8; w++ {
+		for i < len(line) && (line[i] == ' ' || line[i] == '\t') {
+			i++
+		}
+		if i >= len(line) {
+			return false
+		}
+		s := i
+		for i < len(line) && line[i] != ' ' && line[i] != '\t' {
+			i++
+		}
+		word := line[s:i]
+		if lv, ok := strings.CutPrefix(word, "level="); ok {
+			word = strings.ToUpper(strings.Trim(lv, `"`))
+		}
+		if w == 0 && len(word) == 5 && (word[0] == 'E' || word[0] == 'F' || word[0] == 'W') && allDigits(word[1:]) {
+			return true
+		}
+		word = strings.Trim(word, "[]():,|<>")
+		switch word {
+		case "ERROR", "ERR", "SEVERE", "FATAL", "CRITICAL", "CRIT", "PANIC", "EMERG", "ALERT",
+			"WARN", "WARNING", "error", "fatal", "critical", "warn", "warning", "Error", "Fatal", "Critical", "Warning":
+			return true
+		}
+	}
+	return false
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return len(s) > 0
+}
+
+// isJULDate matches the first line of a java.util.logging SimpleFormatter record:
+// "Dec 06, 2026 9:17:34 AM com.shop.Orders charge".
+func isJULDate(line string) bool {
+	if len(line) < 22 || !isUpperASCII(line[0]) || line[3] != ' ' {
+		return false
+	}
+	rest := line[4:]
+	c := strings.Index(rest, ", ")
+	if c < 1 || c > 2 || !allDigits(rest[:c]) {
+		return false
+	}
+	rest = rest[c+2:]
+	if len(rest) < 5 || !allDigits(rest[:4]) || rest[4] != ' ' {
+		return false
+	}
+	rest = rest[5:]
+	sp := strings.IndexByte(rest, ' ')
+	if sp < 0 || strings.Count(rest[:sp], ":") != 2 {
+		return false
+	}
+	rest = rest[sp+1:]
+	return strings.HasPrefix(rest, "AM ") || strings.HasPrefix(rest, "PM ")
+}
+
+func isUpperASCII(c byte) bool { return 'A' <= c && c <= 'Z' }
+
+// julLevel returns the level of a java.util.logging message line "SEVERE: msg", or "".
+func julLevel(line string) string {
+	c := strings.IndexByte(line, ':')
+	if c <= 0 || c+1 < len(line) && line[c+1] != ' ' {
+		return ""
+	}
+	switch l := line[:c]; l {
+	case "SEVERE", "WARNING", "INFO", "CONFIG", "FINE", "FINER", "FINEST":
+		return l
+	}
+	return ""
+}
+
+// isNestedIs reports whether line ends a message continued by its cause on the next
+// line, as java.rmi.RemoteException and older Spring exceptions print:
+// "msg; nested exception is:".
+func isNestedIs(line string) bool {
+	return strings.HasSuffix(trimSpace(line), "nested exception is:")
+}
+
+// looksLikeExceptionLine matches the first line of a JVM exception: a class name,
+// possibly qualified, alone or followed by ": message".
+func looksLikeExceptionLine(line string) bool {
+	name := line
+	if c := strings.Index(line, ": "); c >= 0 {
+		name = line[:c]
+	} else {
+		name = strings.TrimSuffix(trimSpace(line), ":")
+	}
+	if name == "" || strings.IndexAny(name, " \t") >= 0 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c == '.' || c == '$' || c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return strings.Contains(name, "Exception") || strings.Contains(name, "Error") ||
+		strings.Contains(name, "Throwable") || strings.Contains(name, "Fault")
+}
+
+// isNodeTrailer matches the version line Node prints after an uncaught error:
+// "Node.js v20.11.1".
+func isNodeTrailer(line string) bool {
+	return strings.HasPrefix(line, "Node.js v") && len(line) > 9 && line[9] >= '0' && line[9] <= '9'
+}
+
+// isNodePosition matches the first line Node prints for an uncaught error: the
+// throwing source position, "/app/server.js:42" or "file:///app/x.mjs:7".
+func isNodePosition(line string) bool {
+	c := strings.LastIndexByte(line, ':')
+	if c <= 0 || !allDigits(line[c+1:]) || strings.IndexAny(line, " \t") >= 0 {
+		return false
+	}
+	path := line[:c]
+	for _, ext := range []string{".js", ".mjs", ".cjs", ".ts", ".mts", ".cts"} {
+		if strings.HasSuffix(path, ext) {
+			return path[0] == '/' || strings.HasPrefix(path, "file://") || strings.HasPrefix(path, "node:") ||
+				len(path) > 2 && path[1] == ':'
+		}
+	}
+	return false
+}
+
+// isRubyHeader matches the first line of a Ruby exception as the interpreter prints
+// it: "app.rb:14:in `charge': message (Type)" or, from Ruby 3.4, "app.rb:14:in
+// 'Object#charge': message (Type)".
+func isRubyHeader(line string) bool {
+	i := strings.Index(line, ":in ")
+	if i <= 0 || i+5 >= len(line) || isIndented(line) {
+		return false
+	}
+	c := strings.LastIndexByte(line[:i], ':')
+	if c <= 0 || !allDigits(line[c+1:i]) || strings.IndexAny(line[:c], " \t") >= 0 {
+		return false
+	}
+	q := line[i+4]
+	if q != '`' && q != '\'' {
+		return false
+	}
+	return strings.Contains(line[i+5:], "': ")
+}
+
+// isHashFrame matches a numbered frame "#0 /app/x.php(10): f()" (PHP) or
+// "#0      main (file:///app/x.dart:3:3)" (Dart), and PHP's "#2 {main}".
+func isHashFrame(t string) bool {
+	if len(t) < 3 || t[0] != '#' {
+		return false
+	}
+	i := 1
+	for i < len(t) && t[i] >= '0' && t[i] <= '9' {
+		i++
+	}
+	return i > 1 && i < len(t) && t[i] == ' '
+}
+
+// isCrashHeader matches the first line of a crash whose frames come next: a JVM
+// uncaught exception ("Exception in thread \"main\" java.lang.X: msg") or a .NET
+// unhandled one ("Unhandled exception. System.X: msg").
+func isCrashHeader(line string) bool {
+	return strings.Contains(line, "Exception in thread \"") || strings.Contains(line, "Unhandled exception. ") ||
+		strings.Contains(line, "Unhandled Exception: ")
 }

@@ -23,15 +23,28 @@ type Record struct {
 type state uint8
 
 const (
-	stNone    state = iota // nothing pending
-	stPlain                // one ordinary line pending (it may be an exception header)
-	stGo                   // a Go panic or goroutine dump
-	stJava                 // a Java, .NET or JavaScript exception
-	stPy                   // a Python traceback, before its exception line
-	stPyAfter              // after the exception line of a Python traceback
-	stPyChain              // after "During handling of the above exception…"
-	stStart                // Start mode: a record is pending
+	stNone      state = iota // nothing pending
+	stPlain                  // ordinary lines pending (they may head a stack trace)
+	stHead2                  // a level header and a line that may be its exception's first
+	stGo                     // a Go panic or goroutine dump
+	stJava                   // a Java, .NET or JavaScript exception
+	stNodePre                // Node's uncaught error preamble: source position, excerpt, caret
+	stNodeProps              // util.inspect's property block after a frame "at … {"
+	stNodeTail               // after the property block: only "Node.js vNN" continues
+	stPy                     // a Python traceback, before its exception line
+	stPyAfter                // after the exception line of a Python traceback
+	stPyChain                // after "During handling of the above exception…"
+	stPyGroup                // a Python exception group traceback ("  + Exception Group …")
+	stRuby                   // a Ruby exception with "from" lines
+	stPHP                    // a PHP "Uncaught" fatal error
+	stDart                   // a Dart "Unhandled exception:"
+	stDone                   // a trace that nothing more continues
+	stStart                  // Start mode: a record begun by the start pattern is pending
 )
+
+// preambleLines bounds the lines Node's and Dart's preambles may take before the first
+// frame; past it the lines were not a crash and are emitted each on its own.
+const preambleLines = 12
 
 // Joiner joins lines into records. It is not safe for concurrent use.
 type Joiner struct {
@@ -45,6 +58,12 @@ type Joiner struct {
 	size   int      // bytes of the pending record joined
 	blanks []string // blank lines held after the pending record: kept if it continues
 	out    []Record
+
+	header bool // the pending record's header has a level: it may head a trace
+	heads  int  // lines of that header: 1, or 2 for java.util.logging's date and message
+	jul    bool // the pending line is a java.util.logging date line
+	framed bool // a frame was seen (Dart), or how deep the property block is (Node)
+	depth  int
 }
 
 // New returns a Joiner for cfg; zero fields take their defaults.
@@ -54,6 +73,7 @@ func New(cfg Config) (*Joiner, error) {
 		stack:    *cfg.StackTraces,
 		maxLines: cfg.MaxLines,
 		maxBytes: int(cfg.MaxBytes),
+		heads:    1,
 	}
 	if cfg.Start != "" {
 		re, err := regexp.Compile(cfg.Start)
@@ -69,15 +89,21 @@ func New(cfg Config) (*Joiner, error) {
 // oldest first. The returned slice is only valid until the next call.
 func (j *Joiner) Add(line string) []Record {
 	j.out = j.out[:0]
+	j.add(line)
+	return j.out
+}
+
+func (j *Joiner) add(line string) {
 	switch {
-	case j.start != nil:
+	case j.start != nil && !j.stack:
 		j.addStart(line)
+	case j.start != nil:
+		j.addStartStack(line)
 	case j.stack:
 		j.addStack(line)
 	default:
 		j.emit(line, 1)
 	}
-	return j.out
 }
 
 // Flush returns the pending record (and any blank lines held after it), leaving the
@@ -100,8 +126,10 @@ func (j *Joiner) Reset() {
 	j.lines, j.blanks = j.lines[:0], j.blanks[:0]
 	j.size = 0
 	j.state = stNone
+	j.header, j.jul, j.framed, j.depth, j.heads = false, false, false, 0, 1
 }
 
+// addStart is Start mode without the built-in stack traces: the pattern alone decides.
 func (j *Joiner) addStart(line string) {
 	switch {
 	case isJSON(line):
@@ -115,6 +143,49 @@ func (j *Joiner) addStart(line string) {
 	}
 }
 
+// addStartStack is Start mode with the built-in stack traces. In order: a line that
+// continues the stack trace pending, or a trace under a logger's header line, is
+// joined to it (even when it matches Start); a line matching Start begins a record; a
+// line that begins a stack trace (a crash without a logger's header) begins a record;
+// any other line continues the pending record.
+func (j *Joiner) addStartStack(line string) {
+	if isJSON(line) {
+		j.flush()
+		j.emit(line, 1)
+		return
+	}
+	if len(j.lines) == 0 {
+		if !isBlank(line) && j.start.MatchString(line) {
+			j.begin(line, stStart)
+			j.header = hasLevelWord(line)
+			return
+		}
+		j.beginStack(line)
+		return
+	}
+	if j.state != stStart && j.state != stPlain && j.state != stHead2 {
+		if j.continueTrace(line) {
+			return
+		}
+	} else if next, ok := j.headed(line); ok {
+		j.state = next
+		j.extend(line)
+		return
+	}
+	switch {
+	case !isBlank(line) && j.start.MatchString(line):
+		j.flush()
+		j.begin(line, stStart)
+		j.header = hasLevelWord(line)
+	case traceStart(line) != stPlain || isCrashHeader(line):
+		j.flush()
+		j.beginStack(line)
+	default:
+		j.state = stStart
+		j.extend(line)
+	}
+}
+
 func (j *Joiner) addStack(line string) {
 	if isJSON(line) {
 		j.flush()
@@ -124,31 +195,24 @@ func (j *Joiner) addStack(line string) {
 	switch j.state {
 	case stNone:
 		j.beginStack(line)
-	case stPlain:
-		switch {
-		case isJavaFrame(line):
-			j.state = stJava
-			j.extend(line)
-		case stacktrace.IsGoroutineHeader(line):
-			j.state = stGo
-			j.extend(line)
-		default:
-			j.flush()
-			j.beginStack(line)
-		}
-	default:
-		if isBlank(line) {
-			if j.fits(line) {
-				j.blanks = append(j.blanks, line)
-				return
-			}
-			j.flush()
-			j.emit(line, 1)
-			return
-		}
-		if next, ok := j.continues(line); ok {
+	case stPlain, stHead2:
+		if next, ok := j.headed(line); ok {
 			j.state = next
 			j.extend(line)
+			return
+		}
+		if j.state == stHead2 {
+			j.replay(line)
+			return
+		}
+		j.flush()
+		j.beginStack(line)
+	default:
+		if j.continueTrace(line) {
+			return
+		}
+		if (j.state == stNodePre || j.state == stDart && !j.framed) && len(j.lines) > 1 {
+			j.replay(line)
 			return
 		}
 		j.flush()
@@ -156,17 +220,129 @@ func (j *Joiner) addStack(line string) {
 	}
 }
 
+// continueTrace joins line to the pending stack trace when it continues it; a blank
+// line is held in case the trace goes on after it.
+func (j *Joiner) continueTrace(line string) bool {
+	if isBlank(line) {
+		j.hold(line)
+		return true
+	}
+	if next, ok := j.continues(line); ok {
+		j.state = next
+		j.extend(line)
+		return true
+	}
+	return false
+}
+
+// hold keeps a blank line after the pending record, in case the record continues.
+func (j *Joiner) hold(line string) {
+	if j.fits(line) {
+		j.blanks = append(j.blanks, line)
+		return
+	}
+	j.flush()
+	j.emit(line, 1)
+}
+
+// replay undoes a guess: the pending lines did not start a stack trace after all. The
+// first is emitted on its own and the others, then line, are fed again.
+func (j *Joiner) replay(line string) {
+	pend := make([]string, 0, len(j.lines)+len(j.blanks)+1)
+	pend = append(pend, j.lines...)
+	pend = append(pend, j.blanks...)
+	pend = append(pend, line)
+	j.Reset()
+	j.emit(pend[0], 1)
+	for _, l := range pend[1:] {
+		j.add(l)
+	}
+}
+
+// headed reports whether line continues the ordinary lines pending, turning them into
+// the header of a stack trace, and the state after it.
+func (j *Joiner) headed(line string) (state, bool) {
+	last := j.lines[len(j.lines)-1]
+	switch {
+	case isJavaFrame(line):
+		return stJava, true
+	case stacktrace.IsGoroutineHeader(line):
+		return stGo, true
+	case isNestedIs(last) && isIndented(line):
+		// java.rmi's "msg; nested exception is:" then the cause on the next line.
+		return j.state, true
+	case strings.HasPrefix(trimSpace(line), "---> ") && j.state != stStart:
+		// .NET: "System.X: msg" then " ---> System.Y: inner".
+		return stJava, true
+	case j.state == stHead2:
+		return stNone, false
+	case j.jul && len(j.lines) == 1 && julLevel(line) != "":
+		j.jul, j.heads = false, 2
+		j.header = julLevel(line) == "SEVERE" || julLevel(line) == "WARNING"
+		return j.state, true
+	case !j.header || len(j.lines) != j.heads && j.state != stStart:
+		return stNone, false
+	}
+	// The pending line is a logger's header with a level: a trace may follow it.
+	if s := traceStart(line); s != stPlain {
+		if s == stPy || s == stPyGroup || s == stPHP || s == stDart || s == stNodePre {
+			return s, true
+		}
+		return stNone, false
+	}
+	if j.state == stPlain && !isBlank(line) && !isIndented(line) && looksLikeExceptionLine(line) {
+		return stHead2, true
+	}
+	return stNone, false
+}
+
 // continues reports whether line continues the pending stack trace, and the state
 // after it.
 func (j *Joiner) continues(line string) (state, bool) {
+	last := j.lines[len(j.lines)-1]
+	if isNestedIs(last) && isIndented(line) {
+		return j.state, true
+	}
 	switch j.state {
 	case stGo:
 		if goContinues(line) {
 			return stGo, true
 		}
 	case stJava:
+		if isNodeTrailer(line) {
+			return stDone, true
+		}
 		if javaContinues(line) {
+			if isJavaFrame(line) && strings.HasSuffix(trimSpace(line), " {") {
+				j.depth = 1
+				return stNodeProps, true
+			}
 			return stJava, true
+		}
+	case stNodePre:
+		if isJavaFrame(line) {
+			return stJava, true
+		}
+		if len(j.lines)+len(j.blanks) < preambleLines {
+			return stNodePre, true
+		}
+	case stNodeProps:
+		t := trimSpace(line)
+		if strings.HasPrefix(t, "}") {
+			j.depth--
+		}
+		if strings.HasSuffix(t, "{") || strings.HasSuffix(t, "[") {
+			j.depth++
+		} else if strings.HasPrefix(t, "]") {
+			j.depth--
+		}
+		if j.depth <= 0 {
+			return stNodeTail, true
+		}
+		return stNodeProps, true
+	case stNodeTail:
+		if isNodeTrailer(line) {
+			return stDone, true
 		}
 	case stPy:
 		if isIndented(line) {
@@ -174,13 +350,38 @@ func (j *Joiner) continues(line string) (state, bool) {
 		}
 		// The first line back at column 0 is the exception: "ValueError: msg".
 		return stPyAfter, true
-	case stPyAfter:
+	case stPyAfter, stPyGroup:
 		if isPyChain(line) {
 			return stPyChain, true
 		}
+		if j.state == stPyGroup && isIndented(line) {
+			return stPyGroup, true
+		}
 	case stPyChain:
 		if isPyStart(line) {
-			return stPy, true
+			return traceStart(line), true
+		}
+	case stRuby:
+		t := trimSpace(line)
+		if strings.HasPrefix(t, "from ") || isIndented(line) || isRubyHeader(line) {
+			return stRuby, true
+		}
+	case stPHP:
+		t := trimSpace(line)
+		switch {
+		case strings.HasPrefix(t, "thrown in "):
+			return stDone, true
+		case t == "Stack trace:", strings.HasPrefix(t, "Next "), isHashFrame(t):
+			return stPHP, true
+		}
+	case stDart:
+		t := trimSpace(line)
+		if isHashFrame(t) || t == "<asynchronous suspension>" {
+			j.framed = true
+			return stDart, true
+		}
+		if !j.framed && len(j.lines)+len(j.blanks) < preambleLines {
+			return stDart, true
 		}
 	}
 	return stNone, false
@@ -188,15 +389,15 @@ func (j *Joiner) continues(line string) (state, bool) {
 
 // beginStack starts a record with line in stack trace mode.
 func (j *Joiner) beginStack(line string) {
-	switch {
-	case isBlank(line):
+	if isBlank(line) {
 		j.emit(line, 1)
-	case isGoStart(line):
-		j.begin(line, stGo)
-	case isPyStart(line):
-		j.begin(line, stPy)
-	default:
-		j.begin(line, stPlain)
+		return
+	}
+	s := traceStart(line)
+	j.begin(line, s)
+	if s == stPlain {
+		j.header = hasLevelWord(line)
+		j.jul = isJULDate(line)
 	}
 }
 

@@ -37,6 +37,14 @@ var (
 	defaultRequestIDFields = []string{"request_id", "requestId", "requestID", "req_id", "x_request_id", "http.request_id"}
 )
 
+// The values Config.CrashLevel accepts.
+const (
+	CrashLevelAuto  = "auto"
+	CrashLevelError = "error"
+	CrashLevelFatal = "fatal"
+	CrashLevelNone  = "none"
+)
+
 // DefaultTraceparentField is the default Config.TraceparentField.
 const DefaultTraceparentField = "traceparent"
 
@@ -78,9 +86,16 @@ type Config struct {
 	RequestIDField string `yaml:"request_id_field"`
 	// TraceparentField names a field holding a W3C traceparent; default "traceparent".
 	TraceparentField string `yaml:"traceparent_field"`
+	// CrashLevel is the level given to a multi-line plain record that has no level
+	// but holds a stack trace: crash output a runtime printed (a Go panic, a Java or
+	// Python uncaught exception, …). "auto" (default) gives Go runtime crashes and
+	// PHP fatal errors "fatal" and other stack traces "error"; "error" or "fatal"
+	// gives every such record that level; "none" leaves them without a level.
+	CrashLevel string `yaml:"crash_level"`
 }
 
-// ApplyDefaults fills the zero-valued Format, TimeFormat and TraceparentField. The
+// ApplyDefaults fills the zero-valued Format, TimeFormat, TraceparentField and
+// CrashLevel. The
 // other field names stay empty, which means "try the default names".
 func (c *Config) ApplyDefaults() {
 	if c.Format == "" {
@@ -91,6 +106,9 @@ func (c *Config) ApplyDefaults() {
 	}
 	if c.TraceparentField == "" {
 		c.TraceparentField = DefaultTraceparentField
+	}
+	if c.CrashLevel == "" {
+		c.CrashLevel = CrashLevelAuto
 	}
 }
 
@@ -123,6 +141,11 @@ func (c *Config) Validate(p *confval.Problems) {
 		validatePattern(c.Pattern, p)
 	default:
 		p.Addf("format", "unknown format %q; use one of auto, json, logfmt, regex, plain", c.Format)
+	}
+	switch c.CrashLevel {
+	case "", CrashLevelAuto, CrashLevelError, CrashLevelFatal, CrashLevelNone:
+	default:
+		p.Addf("crash_level", "unknown value %q; use one of auto, error, fatal, none", c.CrashLevel)
 	}
 	if _, err := newTimeParser(c.TimeFormat); err != nil {
 		p.Addf("time_format", "%v", err)

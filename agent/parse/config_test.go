@@ -10,11 +10,11 @@ import (
 func TestApplyDefaults(t *testing.T) {
 	var c Config
 	c.ApplyDefaults()
-	want := Config{Format: FormatAuto, TimeFormat: TimeFormatAuto, TraceparentField: DefaultTraceparentField}
+	want := Config{Format: FormatAuto, TimeFormat: TimeFormatAuto, TraceparentField: DefaultTraceparentField, CrashLevel: CrashLevelAuto}
 	if c != want {
 		t.Errorf("ApplyDefaults() = %+v, want %+v", c, want)
 	}
-	c = Config{Format: FormatJSON, TimeFormat: TimeFormatUnix, TraceparentField: "tp", LevelField: "sev"}
+	c = Config{Format: FormatJSON, TimeFormat: TimeFormatUnix, TraceparentField: "tp", LevelField: "sev", CrashLevel: CrashLevelNone}
 	kept := c
 	c.ApplyDefaults()
 	if c != kept {

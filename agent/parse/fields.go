@@ -224,7 +224,7 @@ func (p *parser) resolve(line string, sl *slots, mode valueMode, r *pipeline.Rec
 func (p *parser) take(k kind, s string, num bool, r *pipeline.Record, x *ids) bool {
 	switch k {
 	case kindLevel:
-		l := pipeline.ParseLevel(s)
+		l := parseLevel(s)
 		if l == pipeline.LevelUnknown {
 			return false
 		}

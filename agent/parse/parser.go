@@ -31,7 +31,7 @@ func New(cfg Config) (Parser, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &parser{time: tp}
+	p := &parser{time: tp, crash: cfg.CrashLevel}
 	switch cfg.Format {
 	case FormatAuto:
 		p.mode = modeAuto
@@ -91,6 +91,8 @@ type parser struct {
 	// regex.
 	re     *regexp.Regexp
 	groups []int
+	// crash is Config.CrashLevel.
+	crash string
 }
 
 var _ Parser = (*parser)(nil)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/outrider-dev/outrider/agent/correlate"
 	"github.com/outrider-dev/outrider/agent/pipeline"
+	"github.com/outrider-dev/outrider/agent/stacktrace"
 )
 
 // levelWords is how many leading words of a plain line are searched for a level.
@@ -19,6 +20,8 @@ func (p *parser) parsePlain(line string, r *pipeline.Record) {
 	x := p.resolve(line, &sl, textValues, r)
 	if x.found&(1<<kindLevel) == 0 {
 		if l := plainLevel(line); l != pipeline.LevelUnknown {
+			r.Level = l
+		} else if l := p.crashLevel(line); l != pipeline.LevelUnknown {
 			r.Level = l
 		}
 	}
@@ -130,7 +133,7 @@ func klogLevel(word string) pipeline.Level {
 
 // levelInWord looks at each run of letters in word that is not glued to a digit:
 // an upper-case run of 3 or more letters, any run enclosed in [ ], or a capitalised
-// run followed by ':' is a level if pipeline.ParseLevel knows it.
+// run followed by ':' is a level if parseLevel knows it.
 func levelInWord(word string) pipeline.Level {
 	for j := 0; j < len(word); {
 		if !isLetter(word[j]) {
@@ -156,7 +159,7 @@ func levelInWord(word string) pipeline.Level {
 		if !upper && !(before == '[' && after == ']') && !(capitalised && after == ':') {
 			continue
 		}
-		if l := pipeline.ParseLevel(run); l != pipeline.LevelUnknown {
+		if l := parseLevel(run); l != pipeline.LevelUnknown {
 			return l
 		}
 	}
@@ -194,4 +197,28 @@ func leadingTime(line string) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return t, true
+}
+
+// parseLevel is pipeline.ParseLevel, plus java.util.logging's SEVERE (error).
+func parseLevel(s string) pipeline.Level {
+	if len(s) == 6 && strings.EqualFold(s, "severe") {
+		return pipeline.LevelError
+	}
+	return pipeline.ParseLevel(s)
+}
+
+// crashLevel returns the level of a record without one that is crash output (see
+// Config.CrashLevel), or LevelUnknown.
+func (p *parser) crashLevel(text string) pipeline.Level {
+	if p.crash == CrashLevelNone || strings.IndexByte(text, '\n') < 0 {
+		return pipeline.LevelUnknown
+	}
+	c := stacktrace.Classify(text)
+	switch {
+	case c == stacktrace.NoCrash:
+		return pipeline.LevelUnknown
+	case p.crash == CrashLevelFatal, p.crash == CrashLevelAuto && c == stacktrace.Fatal:
+		return pipeline.LevelFatal
+	}
+	return pipeline.LevelError
 }

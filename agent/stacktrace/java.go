@@ -41,7 +41,11 @@ func parseJava(text string) (Trace, bool) {
 			}
 		}
 		if cur < 0 {
-			if h, ok := findJavaHeader(line); ok {
+			if pending.ok && nestedIs(text[:start]) {
+				// "msg; nested exception is:" goes on with the cause on the next line.
+				pending.lines++
+				pending.valEnd = start + len(line)
+			} else if h, ok := findJavaHeader(line); ok {
 				h.valStart += start
 				h.valEnd += start
 				pending = h
@@ -363,4 +367,11 @@ func javaInApp(class string) bool {
 		}
 	}
 	return true
+}
+
+// nestedIs reports whether text, the input before a line, ends with
+// "nested exception is:" (java.rmi.RemoteException and older Spring exceptions put
+// their cause on the next line of the message).
+func nestedIs(text string) bool {
+	return strings.HasSuffix(strings.TrimRight(text, " \t\r\n"), "nested exception is:")
 }

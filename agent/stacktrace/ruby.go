@@ -15,6 +15,7 @@ func parseRuby(text string) (Trace, bool) {
 		pending Exception // the last line before the first frame, as a header
 		hasPend bool
 		cont    bool // the current header's message may go on
+		snippet bool // inside the source excerpt after a message
 	)
 	for {
 		line, _, ok := r.next()
@@ -39,7 +40,7 @@ func parseRuby(text string) (Trace, bool) {
 				nodes = append(nodes, n)
 				cur = len(nodes) - 1
 				nodes[cur].addNewestFirst(f)
-				cont = true
+				cont, snippet = true, false
 				continue
 			}
 			if cur < 0 {
@@ -50,13 +51,22 @@ func parseRuby(text string) (Trace, bool) {
 				cur = 0
 			}
 			nodes[cur].addNewestFirst(f)
-			cont = false
+			cont, snippet = false, false
 			continue
 		}
 		if strings.HasPrefix(t, "... ") && strings.HasSuffix(t, " levels...") {
 			continue // "\t ... 12 levels..." elides frames
 		}
 		if cur >= 0 {
+			if cont && isBlank(line) {
+				// Ruby 3.1+ error_highlight: a blank line, the failing source line and
+				// a caret line, then the "from" lines.
+				cont, snippet = false, true
+				continue
+			}
+			if snippet {
+				continue
+			}
 			if cont && !isBlank(line) {
 				n := &nodes[cur]
 				if len(n.exc.Value) < MaxValueBytes {

@@ -21,6 +21,9 @@ var parsers = map[string]func(string) (Trace, bool){
 	LangPython: ParsePython,
 	LangNode:   ParseNode,
 	LangRuby:   ParseRuby,
+	LangPHP:    ParsePHP,
+	LangDotnet: ParseDotnet,
+	LangDart:   ParseDart,
 }
 
 func fixtures(t testing.TB) []string {
@@ -158,7 +161,9 @@ func TestNoStackTrace(t *testing.T) {
 		{"node error without frames", "TypeError: x is not a function"},
 		{"prose indented at", "Error: upload failed\n    at the moment the service is down"},
 		{"ruby-looking prose", "the method at app.rb:10 failed in `foo'"},
-		{"dotnet", "Unhandled exception. System.InvalidOperationException: boom\n   at Program.Main(String[] args) in /app/Program.cs:line 10"},
+		{"dotnet prose", "System.Text said: it failed\n   at the moment (not now) we retry"},
+		{"dart frame in prose", "#1 issue (see docs)"},
+		{"php fatal without frames", "PHP Fatal error:  Allowed memory size of 134217728 bytes exhausted"},
 		{"json without a trace", `{"level":"error","msg":"boom"}`},
 		{"json with a non-trace stack", `{"level":"error","stack":"a\nb"}`},
 		{"json array", `[{"stack":"Error: x\n    at f (/a.js:1:2)"}]`},

@@ -24,7 +24,23 @@ const (
 	LangPython = "python"
 	LangNode   = "node"
 	LangRuby   = "ruby"
+	LangPHP    = "php"
+	LangDotnet = "dotnet"
+	LangDart   = "dart"
 )
+
+// Platform returns the Sentry platform of t's language: "csharp" for .NET, the
+// language name otherwise ("go", "java", "python", "node", "ruby", "php", "dart"), and
+// "other" for an empty Trace.
+func (t Trace) Platform() string {
+	switch t.Language {
+	case LangDotnet:
+		return "csharp"
+	case LangGo, LangJava, LangPython, LangNode, LangRuby, LangPHP, LangDart:
+		return t.Language
+	}
+	return "other"
+}
 
 // Frame is one stack frame, with Sentry's frame semantics.
 type Frame struct {
@@ -84,7 +100,8 @@ type Thread struct {
 
 // Trace is the stack trace of one log record.
 type Trace struct {
-	// Language is one of LangGo, LangJava, LangPython, LangNode, LangRuby.
+	// Language is one of LangGo, LangJava, LangPython, LangNode, LangRuby, LangPHP,
+	// LangDotnet, LangDart.
 	Language string `json:"language"`
 	// Exceptions are in Sentry order: the root cause first, the outermost last. There
 	// is at least one.
@@ -108,9 +125,24 @@ func Parse(text string) (Trace, bool) {
 		return parseNode(text)
 	case LangRuby:
 		return parseRuby(text)
+	case LangPHP:
+		return parsePHP(text)
+	case LangDotnet:
+		return parseDotnet(text)
+	case LangDart:
+		return parseDart(text)
 	}
 	return Trace{}, false
 }
+
+// ParsePHP parses an uncaught PHP exception ("PHP Fatal error:  Uncaught …").
+func ParsePHP(text string) (Trace, bool) { return parsePHP(unwrapJSON(text)) }
+
+// ParseDotnet parses a .NET exception (Exception.ToString, "Unhandled exception.").
+func ParseDotnet(text string) (Trace, bool) { return parseDotnet(unwrapJSON(text)) }
+
+// ParseDart parses an uncaught Dart exception ("Unhandled exception:" and "#N" frames).
+func ParseDart(text string) (Trace, bool) { return parseDart(unwrapJSON(text)) }
 
 // ParseGo parses a Go panic, fatal error or goroutine dump.
 func ParseGo(text string) (Trace, bool) { return parseGo(unwrapJSON(text)) }
@@ -143,7 +175,24 @@ func detect(text string) string {
 			return LangPython
 		case IsGoroutineHeader(line), isGoFileLine(line):
 			return LangGo
+		case IsPHPFatal(line):
+			return LangPHP
+		case IsDartUnhandled(line):
+			return LangDart
+		case strings.Contains(line, dotnetUnhandled), strings.Contains(line, dotnetUnhandledOld),
+			strings.HasPrefix(t, dotnetInner), strings.HasPrefix(t, dotnetEndInner):
+			return LangDotnet
+		case strings.HasPrefix(t, "#"):
+			if _, ok := parseDartFrame(t); ok {
+				return LangDart
+			}
+			if _, _, ok := parsePHPFrame(t); ok && strings.Contains(t, ".php(") {
+				return LangPHP
+			}
 		case len(t) < len(line) && strings.HasPrefix(t, "at "):
+			if IsDotnetFrame(t[3:]) {
+				return LangDotnet
+			}
 			if _, ok := parseJavaFrame(t[3:]); ok {
 				return LangJava
 			}
