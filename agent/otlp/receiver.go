@@ -58,6 +58,7 @@ type Receiver struct {
 	retryAfter time.Duration
 	errors     func(context.Context, ptrace.Traces)
 	lim        *inflight.Limiter // max_inflight_bytes, both endpoints
+	entryExtra int               // what enrichment adds to one resource, and the entry header
 	listen     func(field, addr string) (net.Listener, error)
 
 	mu       sync.Mutex
@@ -104,6 +105,7 @@ func New(cfg Config, set Settings) *Receiver {
 		retryAfter: ra,
 		errors:     set.Errors,
 		lim:        inflight.New(int64(cfg.MaxInflightBytes), inflightWait),
+		entryExtra: entryExtra(res),
 		listen:     set.Listen,
 	}
 }
@@ -268,7 +270,8 @@ func (r *Receiver) consumeTracesProto(ctx context.Context, raw []byte, transport
 		return o, false
 	}
 	bp := entryPool.Get().(*[]byte)
-	entry, count, ok := r.fastTraces((*bp)[:0], raw)
+	// Sized once: growing by appends would allocate about twice the request.
+	entry, count, ok := r.fastTraces(sized(*bp, len(raw)+r.entryExtra), raw)
 	if !ok {
 		entryPool.Put(bp)
 		return o, false
@@ -328,7 +331,7 @@ func (r *Receiver) consumeLogs(ctx context.Context, ld plog.Logs, transport stri
 
 func (r *Receiver) store(ctx context.Context, q Appender, k Kind, count int, data []byte) error {
 	bp := entryPool.Get().(*[]byte)
-	entry := appendEntry((*bp)[:0], k, count, data)
+	entry := appendEntry(sized(*bp, len(data)+16), k, count, data)
 	err := q.Append(ctx, entry)
 	if cap(entry) <= maxPooledEntry {
 		*bp = entry[:0]
@@ -338,6 +341,24 @@ func (r *Receiver) store(ctx context.Context, q Appender, k Kind, count int, dat
 		r.logStoreError(k, err)
 	}
 	return err
+}
+
+// entryExtra is what a queue entry adds to a request with one resource: its header
+// and the enrichment's attributes.
+func entryExtra(res map[string]string) int {
+	n := 16
+	for k, v := range res {
+		n += len(k) + len(v) + 16
+	}
+	return n
+}
+
+// sized returns b emptied, or a new buffer when b cannot hold n bytes.
+func sized(b []byte, n int) []byte {
+	if cap(b) < n {
+		return make([]byte, 0, n)
+	}
+	return b[:0]
 }
 
 func resultOf(err error) string {
