@@ -282,3 +282,53 @@ func TestSecretExpansionErrorsSayWhatToDo(t *testing.T) {
 		t.Errorf("error %v", err)
 	}
 }
+
+// FuzzDecodeBounded checks that any input is parsed and decoded without a panic,
+// within the node budget, and that a refused or failed file is a configuration error.
+func FuzzDecodeBounded(f *testing.F) {
+	f.Add([]byte(fullConfig))
+	f.Add(aliasBomb(3))
+	f.Add([]byte("a: &x [*x]"))
+	f.Add([]byte("data_dir: /a\ndata_dir: /b\n"))
+	f.Add([]byte("labels: {a: b, a: c}\n---\nx: 1\n"))
+	f.Add([]byte("exporters: {loki: {labels: {? [a]: b}}}"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		root, err := parseYAML("fuzz.yaml", data)
+		if err != nil {
+			if !confval.IsConfigError(err) {
+				t.Fatalf("not a configuration error: %v", err)
+			}
+			return
+		}
+		cfg := Default()
+		d := newDecoder(&confval.Problems{})
+		d.decode(root, reflect.ValueOf(&cfg).Elem(), "")
+		if visited := MaxNodes - d.budget; visited > MaxNodes+1 {
+			t.Fatalf("visited %d nodes, past the budget of %d", visited, MaxNodes)
+		}
+	})
+}
+
+// FuzzSecretValueNeverPrinted puts any value in a secret field and checks that no
+// error shows it.
+func FuzzSecretValueNeverPrinted(f *testing.F) {
+	for _, v := range []string{"p", "${X", "${1}", "$${A}", "a\nb'\"", "${OUTRIDER_UNSET}", "https://k@h/1"} {
+		f.Add(v, uint8(0))
+	}
+	f.Fuzz(func(t *testing.T, value string, field uint8) {
+		const mark = "Zq9xW"
+		paths := []string{"exporters.loki.basic_auth.password", "exporters.sentry.dsn", "secrets.vault.auth.token", "exporters.otlp.headers.X-Test", "receivers.sentry.public_key"}
+		var root map[string]any
+		if err := yaml.Unmarshal([]byte(fullConfig), &root); err != nil {
+			t.Fatal(err)
+		}
+		setPath(root, paths[int(field)%len(paths)], mark+value)
+		data, err := yaml.Marshal(root)
+		if err != nil {
+			return
+		}
+		if _, err := Parse("s.yaml", data); err != nil && strings.Contains(err.Error(), mark) {
+			t.Fatalf("the error shows the secret value:\n%v", err)
+		}
+	})
+}
