@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"gopkg.in/yaml.v3"
 
+	"github.com/outrider-dev/outrider/config"
 	"github.com/outrider-dev/outrider/inject"
 )
 
@@ -162,7 +163,7 @@ func injectDefaults(fs *flag.FlagSet, f *injectFlags) (inject.Defaults, error) {
 	if f.config == "" {
 		return f.defaults, nil
 	}
-	data, err := os.ReadFile(f.config)
+	data, err := config.ReadFile(f.config) // at most config.MaxBytes
 	if err != nil {
 		return inject.Defaults{}, fmt.Errorf("--config: %w", err)
 	}
