@@ -68,7 +68,10 @@ func (r *Receiver) busyRefusal() *refusal {
 // upfrontCost is what a request reserves before its body is read: size is its
 // declared size, or -1 when unknown.
 func (r *Receiver) upfrontCost(size int64) int64 {
-	if size < 0 || size > int64(r.cfg.MaxRequestBytes) {
+	switch {
+	case size > int64(r.cfg.MaxRequestBytes):
+		return 0 // refused as too large without being read
+	case size < 0:
 		size = int64(r.cfg.MaxRequestBytes)
 	}
 	return costFactor * size

@@ -45,7 +45,10 @@ func (r *Receiver) busy() *httpError {
 
 // reserve takes the upfront reservation of a request of size bytes (-1: unknown).
 func (r *Receiver) reserve(ctx context.Context, size int64) (*inflight.Reservation, *httpError) {
-	if size < 0 || size > int64(r.cfg.MaxEnvelopeBytes) {
+	switch {
+	case size > int64(r.cfg.MaxEnvelopeBytes):
+		size = 0 // refused as too large without being read
+	case size < 0:
 		size = int64(r.cfg.MaxEnvelopeBytes)
 	}
 	res, err := r.inflight.Acquire(ctx, costFactor*size)
