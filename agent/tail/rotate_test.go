@@ -414,3 +414,32 @@ func TestTruncationNoticedWhileTheSinkBlocks(t *testing.T) {
 	time.Sleep(5 * cfg.PollInterval)
 	equalPerFile(t, sink.lines(), numberedLines("line", 0, 10000), numberedLines("new", 0, 3))
 }
+
+// TestOldLookalikeIsNotTheCopy: a file in the directory with the same first bytes,
+// but written before the truncated file was opened, is not taken for its copy.
+func TestOldLookalikeIsNotTheCopy(t *testing.T) {
+	dir := t.TempDir()
+	a := filepath.Join(dir, "a.log")
+	old := filepath.Join(dir, "a.log.7")
+	writeFile(t, old, numbered("line", 0, 5)+numbered("older", 0, 5))
+	hourAgo := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(old, hourAgo, hourAgo); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, a, numbered("line", 0, 5))
+	cfg := testConfig(dir)
+	noStackTraces(&cfg)
+	sink := newSink(true)
+	h := start(t, cfg, sink, "")
+	waitLines(t, sink, 5)
+	if err := os.Truncate(a, 0); err != nil {
+		t.Fatal(err)
+	}
+	appendFile(t, a, numbered("new", 0, 2))
+	waitLines(t, sink, 7)
+	time.Sleep(5 * cfg.PollInterval)
+	equalPerFile(t, sink.lines(), numberedLines("line", 0, 5), numberedLines("new", 0, 2))
+	if v := value(h.src.m.copies); v != 0 {
+		t.Errorf("read from a copy %v times; the old file is not a copy", v)
+	}
+}

@@ -142,6 +142,7 @@ func (s *Source) newTailer(f *os.File, path string, id fileID, size, off int64) 
 		fp, _ = hashPrefix(f, 0)
 	}
 	t := &tailer{
+		opened:     time.Now(),
 		id:         id,
 		f:          f,
 		meta:       fileMeta(path),
@@ -230,10 +231,14 @@ type foundCopy struct {
 	size int64
 }
 
+// copySlack allows for coarse file times when findCopy compares a candidate's
+// modification time with when the truncated file was opened.
+const copySlack = 2 * time.Second
+
 // findCopy looks, in t's directory, for the copy copytruncate made of t before
-// truncating it: another file, not followed, whose first bytes have t's fingerprint,
-// whatever its name (app.log.1, app.log-20240501; a delaycompress copy is still
-// plain). The most recently modified one wins.
+// truncating it: another file, not followed, written since t was opened, whose first
+// bytes have t's fingerprint, whatever its name (app.log.1, app.log-20240501; a
+// delaycompress copy is still plain). The most recently modified one wins.
 func (s *Source) findCopy(t *tailer) *foundCopy {
 	if t.fpLen == 0 {
 		return nil
@@ -254,8 +259,8 @@ func (s *Source) findCopy(t *tailer) *foundCopy {
 			continue
 		}
 		id := idOf(info)
-		if id == t.id || s.byID[id] != nil {
-			continue
+		if id == t.id || s.byID[id] != nil || info.ModTime().Before(t.opened.Add(-copySlack)) {
+			continue // not a copy made since t was opened
 		}
 		if best != nil && !info.ModTime().After(bestTime) {
 			continue

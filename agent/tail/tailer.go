@@ -13,9 +13,10 @@ import (
 
 // tailer follows one file.
 type tailer struct {
-	id   fileID
-	f    *os.File         // nil while closed: released, or parked until its turn
-	meta []pipeline.Label // shared by the file's records; len == cap
+	opened time.Time // when the file was opened
+	id     fileID
+	f      *os.File         // nil while closed: released, or parked until its turn
+	meta   []pipeline.Label // shared by the file's records; len == cap
 
 	readOff int64 // bytes of f read so far, held ones included
 	// held are bytes read and not yet split into lines: the batch filled up and could
