@@ -394,7 +394,7 @@ func TestCheckLogsDepth(t *testing.T) {
 // the queue is empty afterwards.
 func FuzzPumpEntry(f *testing.F) {
 	for _, seed := range [][]byte{
-		queueEntry(f, otlprecv.KindTraces), queueEntry(f, otlprecv.KindLogs), deepLogsEntry(f, 2000),
+		queueEntry(f, otlprecv.KindTraces), queueEntry(f, otlprecv.KindLogs), deepLogsEntry(f, maxEntryValueDepth),
 		deepLogsEntry(f, 10), {9, 9, 9}, {}, {byte(otlprecv.KindLogs)}, {byte(otlprecv.KindLogs), 1, 0x0a, 0xff},
 	} {
 		f.Add(seed)

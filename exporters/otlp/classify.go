@@ -59,7 +59,9 @@ const maxErrorText = 1 << 10
 // it is how a backend sheds load, and we prefer late spans to lost ones — except when
 // it is gRPC's message size limit ("larger than max"), which no retry can pass. Every
 // other code is permanent; errors that carry no gRPC status (connection failures) are
-// retryable.
+// retryable. InvalidArgument, the size limit and Internal for a request the server
+// could not unmarshal are queue.Splittable: one batch of the request may be the
+// cause, and the Sender pushes the request's batches apart.
 func classifyGRPC(err error, target string) error {
 	if err == nil {
 		return nil
@@ -80,8 +82,9 @@ func classifyGRPC(err error, target string) error {
 		return pipeline.Retryable(base, retryDelay(st))
 	case codes.ResourceExhausted:
 		if strings.Contains(msg, "larger than max") {
-			// gRPC's own message size limit, on either side: no retry will fit.
-			return pipeline.Permanent(ReasonTooLarge, fmt.Errorf("%w; %s", base, hintTooLarge))
+			// gRPC's own message size limit, on either side: no retry will fit, but
+			// a part of the request may.
+			return queue.Splittable(pipeline.Permanent(ReasonTooLarge, fmt.Errorf("%w; %s", base, hintTooLarge)))
 		}
 		return pipeline.Retryable(base, retryDelay(st))
 	case codes.DeadlineExceeded, codes.Aborted, codes.Canceled, codes.OutOfRange, codes.DataLoss:
@@ -91,8 +94,12 @@ func classifyGRPC(err error, target string) error {
 	case codes.Unimplemented, codes.NotFound:
 		return pipeline.Permanent(ReasonNotFound, fmt.Errorf("%w; %s", base, hintGRPCPath))
 	case codes.InvalidArgument:
-		return pipeline.Permanent(ReasonBadRequest, fmt.Errorf("%w; the backend found the spans invalid", base))
+		return queue.Splittable(pipeline.Permanent(ReasonBadRequest, fmt.Errorf("%w; the backend found the spans invalid", base)))
 	default:
+		if st.Code() == codes.Internal && strings.Contains(msg, "unmarshal") {
+			// The server could not decode the request: one batch of it may be the cause.
+			return queue.Splittable(pipeline.Permanent(ReasonBadRequest, base))
+		}
 		if st.Code() == codes.Internal && looksLikeTLS(msg) {
 			return pipeline.Permanent(ReasonRejected, fmt.Errorf("%w; %s", base, hintTLS))
 		}

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/outrider-dev/outrider/agent/pipeline"
+	"github.com/outrider-dev/outrider/exporters/queue"
 )
 
 // want is the expected classification of an answer.
@@ -231,4 +232,36 @@ func FuzzDecodeResponse(f *testing.F) {
 		}
 		_ = fmt.Sprint(perr)
 	})
+}
+
+// TestSplittableRefusals: refusals one batch of a request may cause are splittable,
+// so the Sender pushes the batches apart; others drop the request whole.
+func TestSplittableRefusals(t *testing.T) {
+	now := time.Now()
+	tests := []struct {
+		name  string
+		err   error
+		split bool
+	}{
+		{"grpc InvalidArgument", classifyGRPC(status.Error(codes.InvalidArgument, "bad span"), "t"), true},
+		{"grpc unmarshal", classifyGRPC(status.Error(codes.Internal, "grpc: error unmarshalling request: proto: cannot parse invalid wire-format data"), "t"), true},
+		{"grpc too large", classifyGRPC(status.Error(codes.ResourceExhausted, "grpc: received message larger than max (5 vs. 4)"), "t"), true},
+		{"grpc unauthenticated", classifyGRPC(status.Error(codes.Unauthenticated, "no"), "t"), false},
+		{"grpc unimplemented", classifyGRPC(status.Error(codes.Unimplemented, "no"), "t"), false},
+		{"http 400", classifyHTTP(400, http.Header{}, []byte("bad"), false, "u", now, nil), true},
+		{"http 413", classifyHTTP(413, http.Header{}, nil, false, "u", now, nil), true},
+		{"http 401", classifyHTTP(401, http.Header{}, nil, false, "u", now, nil), false},
+		{"http 404", classifyHTTP(404, http.Header{}, nil, false, "u", now, nil), false},
+		{"http partial success", partialSuccess(partialBody(t, 3, "bad"), "u", nil), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, perm := pipeline.IsPermanent(tt.err); !perm {
+				t.Fatalf("%v is not permanent", tt.err)
+			}
+			if got := queue.IsSplittable(tt.err); got != tt.split {
+				t.Errorf("splittable = %v, want %v (%v)", got, tt.split, tt.err)
+			}
+		})
+	}
 }

@@ -22,5 +22,8 @@
 // honouring Retry-After; 401/403, 404/405, 413 and other 4xx are permanent. A
 // connection failure is retried. A response whose partial_success rejects spans drops
 // exactly those (reason partial_success); one with only an error_message is logged as
-// a warning.
+// a warning. InvalidArgument, Internal for a request the server cannot unmarshal,
+// gRPC's size limit, HTTP 400, 413 and other 4xx but auth and not-found are
+// queue.Splittable: the Sender pushes the request's batches apart (in halves, down to
+// single batches), so one bad batch does not drop the others.
 package otlp

@@ -84,7 +84,11 @@ func New(cfg Config, set Settings) (*Exporter, error) {
 		return nil, err
 	}
 	qcfg := queue.Config{Batch: cfg.Batch, Retry: cfg.Retry, Concurrency: cfg.Concurrency, Timeout: cfg.Timeout}
-	e.sender, err = queue.New(qcfg, set.Sender(), chunkSize, e.push, queue.WithRecordCount(chunkSpans, cfg.MaxSpans))
+	// A request the backend refuses as a whole (400, InvalidArgument) is pushed
+	// again in halves, down to single batches, so that one bad batch does not take
+	// the others with it.
+	e.sender, err = queue.New(qcfg, set.Sender(), chunkSize, e.push, queue.WithRecordCount(chunkSpans, cfg.MaxSpans),
+		queue.WithSplit(queue.Halves[chunk]))
 	if err != nil {
 		e.client.close()
 		return nil, err

@@ -530,3 +530,50 @@ func TestRawCodecRejectsOtherTypes(t *testing.T) {
 		t.Error("Unmarshal into an int succeeded")
 	}
 }
+
+// TestGRPCRefusedBatchIsIsolated: a backend answering InvalidArgument for any request
+// holding one bad batch (a fault Jaeger does not produce for decodable spans) gets the
+// batches apart; only the bad one's spans are dropped, counted once.
+func TestGRPCRefusedBatchIsIsolated(t *testing.T) {
+	var mu sync.Mutex
+	var stored []string
+	f := newFakeGRPC(t, nil, func(_ int, req ptraceotlp.ExportRequest) (ptraceotlp.ExportResponse, error) {
+		names := spanSummary(req.Traces())
+		for _, n := range names {
+			if n == "svc/100" {
+				return ptraceotlp.NewExportResponse(), status.Error(codes.InvalidArgument, "span op-100 is invalid")
+			}
+		}
+		mu.Lock()
+		stored = append(stored, names...)
+		mu.Unlock()
+		return ok()
+	})
+	cfg := testConfig("http://"+f.addr, ProtocolGRPC)
+	cfg.Batch.MaxWait = time.Hour
+	h := newHarness(t, cfg)
+	a := exportertest.NewAcks()
+	for n, first := range []int{1, 100, 200, 300} {
+		if err := h.exp.ExportTraces(context.Background(), batch(t, makeTraces("svc", 7, first, 2), a.Func(n))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.exp.Flush()
+	for n := range 4 {
+		a.Wait(t, n)
+	}
+	if v := h.dropped(t, ReasonBadRequest); v != 2 {
+		t.Errorf("dropped %v spans, want the bad batch's 2", v)
+	}
+	if v := h.sent(t); v != 6 {
+		t.Errorf("sent %v spans, want 6", v)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(stored) != 6 {
+		t.Errorf("backend stored %v, want the 6 spans of the good batches once", stored)
+	}
+	if logs := h.log.String(); !strings.Contains(logs, "span op-100 is invalid") {
+		t.Errorf("drop log lacks the backend's message:\n%s", logs)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/outrider-dev/outrider/agent/pipeline"
 	"github.com/outrider-dev/outrider/exporters/internal/exportertest"
 	"github.com/outrider-dev/outrider/internal/confval"
 	"github.com/outrider-dev/outrider/internal/jaegertest"
@@ -163,6 +164,45 @@ func TestJaegerOutage(t *testing.T) {
 				if err := a.Wait(t, n); err != nil {
 					t.Fatalf("ack %d = %v", n, err)
 				}
+			}
+			checkJaegerTrace(t, j, trace)
+		})
+	}
+}
+
+// TestJaegerRefusedBatchDoesNotTakeOthersDown puts a batch the real Jaeger cannot
+// decode between two good ones in one request: Jaeger refuses the whole request (HTTP
+// 400, gRPC Internal "unmarshalling"), the exporter pushes the batches apart, and
+// only the bad batch's spans are dropped, counted once.
+func TestJaegerRefusedBatchDoesNotTakeOthersDown(t *testing.T) {
+	j := jaegertest.Shared(t)
+	for _, proto := range []string{ProtocolGRPC, ProtocolHTTP} {
+		t.Run(proto, func(t *testing.T) {
+			endpoint := "http://" + j.OTLPGRPCEndpoint()
+			if proto == ProtocolHTTP {
+				endpoint = j.OTLPHTTPEndpoint()
+			}
+			cfg := testConfig(endpoint, proto)
+			cfg.Batch.MaxWait = time.Hour // one request, cut by Flush
+			h := newHarness(t, cfg)
+			trace := rand.Uint64()
+			checkout, payments := crossServiceTrace(trace)
+			a := exportertest.NewAcks()
+			bad := pipeline.TraceBatch{Data: []byte{0x0f, 0x01}, Spans: 4, Ack: a.Func(1)} // wire type 7: no decoder takes it
+			for _, b := range []pipeline.TraceBatch{batch(t, checkout, a.Func(0)), bad, batch(t, payments, a.Func(2))} {
+				if err := h.exp.ExportTraces(context.Background(), b); err != nil {
+					t.Fatal(err)
+				}
+			}
+			h.exp.Flush()
+			for n := range 3 {
+				a.Wait(t, n)
+			}
+			if v := h.dropped(t, ReasonBadRequest); v != 4 {
+				t.Errorf("dropped %v spans, want the bad batch's 4:\n%s", v, h.log.String())
+			}
+			if v := h.sent(t); v != 3 {
+				t.Errorf("sent %v spans, want the good batches' 3", v)
 			}
 			checkJaegerTrace(t, j, trace)
 		})
