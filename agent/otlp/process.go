@@ -106,6 +106,19 @@ type scrubber struct{ r Redactor }
 
 func (s scrubber) active() bool { return s.r != nil && !s.r.Empty() }
 
+// holder is implemented by a Redactor that tells cheaply whether bytes may hold a
+// value, cut or whole, without looking through line breaks (redact.Registry).
+type holder interface{ MayHold(b []byte) bool }
+
+// mayHold reports whether the raw request b may hold a secret value (see fastTraces).
+func (s scrubber) mayHold(b []byte) bool {
+	if h, ok := s.r.(holder); ok {
+		return h.MayHold(b)
+	}
+	_, found := s.r.Redact(unsafe.String(unsafe.SliceData(b), len(b)))
+	return found
+}
+
 func (s scrubber) value(v pcommon.Value) {
 	switch v.Type() {
 	case pcommon.ValueTypeStr:

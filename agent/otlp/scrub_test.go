@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/hex"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -172,6 +173,8 @@ func TestFastPathStepsAsideForEveryEncoding(t *testing.T) {
 		hex.EncodeToString([]byte(scrubSecret)),
 		strings.ToUpper(scrubSecret),
 		scrubSecret[:10] + "\n" + scrubSecret[10:],
+		scrubSecret[:2] + "\n" + scrubSecret[2:],
+		"truncated by the SDK: " + scrubSecret[:9],
 	} {
 		for _, where := range []string{"value", "key"} {
 			td := ptrace.NewTraces()
@@ -193,5 +196,45 @@ func TestFastPathStepsAsideForEveryEncoding(t *testing.T) {
 				t.Errorf("%q in a span attribute %s took the fast path", enc, where)
 			}
 		}
+	}
+}
+
+// BenchmarkFastPathProbe measures the fast path with 100 real secrets registered:
+// the probe of the raw request for every covered form, line-broken forms included.
+func BenchmarkFastPathProbe(b *testing.B) {
+	td := ptrace.NewTraces()
+	for range 2 {
+		rs := td.ResourceSpans().AppendEmpty()
+		rs.Resource().Attributes().PutStr("service.name", "shop")
+		ss := rs.ScopeSpans().AppendEmpty()
+		for i := range 50 {
+			s := ss.Spans().AppendEmpty()
+			s.SetTraceID(pcommon.TraceID{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16})
+			s.SetSpanID([8]byte{1, byte(i)})
+			s.SetName("GET /api/v1/orders")
+			for _, k := range []string{"http.method", "http.route", "http.url", "net.peer.name", "user_agent.original", "http.scheme", "http.target", "server.address"} {
+				s.Attributes().PutStr(k, "some-value-of-moderate-length")
+			}
+			s.Attributes().PutInt("http.status_code", 200)
+		}
+	}
+	var m ptrace.ProtoMarshaler
+	raw, _ := m.MarshalTraces(td)
+	for _, n := range []int{0, 100} {
+		reg := redact.NewRegistry(nil)
+		for i := range n {
+			reg.Set(fmt.Sprintf("s%d", i), []string{fmt.Sprintf("secret-%03d-%x", i, i*7919)})
+		}
+		r := wireReceiver(false, reg)
+		b.Run(fmt.Sprintf("secrets=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(raw)))
+			dst := make([]byte, 0, 2*len(raw))
+			for b.Loop() {
+				if _, _, ok := r.fastTraces(dst[:0], raw); !ok {
+					b.Fatal("left the fast path")
+				}
+			}
+		})
 	}
 }

@@ -3,7 +3,6 @@ package otlp
 import (
 	"bytes"
 	"encoding/binary"
-	"unsafe"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -15,8 +14,11 @@ import (
 // built correctly needs nothing else. fastTraces walks the request once — checking
 // every known field's wire type and length as strictly as pdata's decoder, counting
 // spans — and rewrites only the Resource messages. Anything unusual (a span without
-// IDs, a live secret value somewhere in the bytes, a field it does not expect) makes
-// it step aside for the pdata path, which decides and explains.
+// IDs, a field it does not expect) makes it step aside for the pdata path, which
+// decides and explains. So does anything that may hold a live secret value: any
+// registered form of one, or an 8-byte prefix of one (a value an SDK truncated),
+// anywhere in the bytes (redact.Registry.MayHold), and, while values are registered,
+// any string or bytes field with a line break (a value split over lines).
 
 // message kinds of the OTLP trace schema the walker checks.
 type msgKind uint8
@@ -101,6 +103,10 @@ type walker struct {
 	// errors makes a span with status ERROR or an "exception" event leave the fast
 	// path, so that the pdata path can derive error events from it.
 	errors bool
+	// breaks makes a string or bytes field holding a line break leave the fast path:
+	// the probe of the raw request does not look through line breaks (protobuf is
+	// full of 0x0a bytes), so a secret split over lines is left to the scrubber.
+	breaks bool
 }
 
 func (w *walker) walk(b []byte, k msgKind, depth int) {
@@ -172,6 +178,10 @@ func (w *walker) walk(b []byte, k msgKind, depth int) {
 		if !f.known {
 			continue
 		}
+		if w.breaks && f.kind == mNone && f.size == 0 && bytes.IndexByte(v, '\n') >= 0 {
+			w.ok = false
+			return
+		}
 		if w.errors && k == mEvent && num == 2 && string(v) == "exception" {
 			w.ok = false
 			return
@@ -215,15 +225,14 @@ func allZero(b []byte) bool {
 // fastTraces appends the queue entry of req, enriched, to dst when the fast path can
 // handle it; ok false sends the request down the pdata path.
 func (r *Receiver) fastTraces(dst, req []byte) (entry []byte, spans int, ok bool) {
-	if r.scrub.active() {
-		if _, found := r.scrub.r.Redact(unsafe.String(unsafe.SliceData(req), len(req))); found {
-			return nil, 0, false
-		}
+	active := r.scrub.active()
+	if active && r.scrub.mayHold(req) {
+		return nil, 0, false
 	}
 	if len(r.enrich.attrs) > 64 {
 		return nil, 0, false // more than rewrite's bit sets hold
 	}
-	w := walker{ok: true, errors: r.errors != nil}
+	w := walker{ok: true, errors: r.errors != nil, breaks: active}
 	w.walk(req, mRequest, 0)
 	if !w.ok || w.spans == 0 {
 		return nil, 0, false

@@ -2,7 +2,9 @@ package redact
 
 import (
 	"math/bits"
+	"sort"
 	"strings"
+	"unsafe"
 )
 
 // Marker replaces every secret value found.
@@ -209,6 +211,57 @@ func (m *matcher) redact(s string) (string, bool) {
 	return replaceSpans(s, found), true
 }
 
+// mayHold reports whether s holds an occurrence of a pattern or, anywhere, a prefix
+// of one of at least cutMin bytes. It does not look for patterns split by line
+// breaks. It never allocates.
+func (m *matcher) mayHold(s string) bool {
+	if len(s) < m.minLen {
+		return false
+	}
+	for p := 0; p+gramLen <= len(s); p += m.stride {
+		g := gramAt(s, p)
+		if !m.mayMatch(g) {
+			continue
+		}
+		b := m.bucketOf(g)
+		for i := m.bucket[b]; i < m.bucket[b+1]; i++ {
+			if m.grams[i] != g {
+				continue
+			}
+			c := m.cands[i]
+			start := p - int(c.offset)
+			if start < 0 {
+				continue
+			}
+			pat := m.patterns[c.pattern]
+			n := min(len(pat), len(s)-start)
+			if n < len(pat) && n < cutMin {
+				continue
+			}
+			if k := commonPrefix(s[start:start+n], pat[:n], m.fold[c.pattern]); k == len(pat) || k >= cutMin {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// commonPrefix returns the length of the common prefix of s and p (of equal
+// length), comparing s's ASCII letters in lower case when fold is set (p is then
+// lower case).
+func commonPrefix(s, p string, fold bool) int {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if fold && 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != p[i] {
+			return i
+		}
+	}
+	return len(s)
+}
+
 // matchesAt reports whether a pattern occurs where probe p would find it.
 func (m *matcher) matchesAt(s string, p int) bool {
 	g := gramAt(s, p)
@@ -299,21 +352,44 @@ func (m *matcher) find(s string, p0 int, found []span) []span {
 // wrapped at any width (MIME, PEM bodies). It searches s with every line break
 // removed and maps what it finds back to s.
 func (m *matcher) findBroken(s string, found []span) []span {
+	// t is s without its line breaks; cuts[i] says that before t[cuts[i].at] the
+	// breaks removed so far total cuts[i].removed bytes.
+	type cut struct{ at, removed int }
 	t := make([]byte, 0, len(s))
-	pos := make([]int, 0, len(s)+1)
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c == '\n' || c == '\r' && i+1 < len(s) && s[i+1] == '\n' {
-			continue
+	var cuts []cut
+	removed := 0
+	for i := 0; i < len(s); {
+		j := strings.IndexByte(s[i:], '\n')
+		if j < 0 {
+			t = append(t, s[i:]...)
+			break
 		}
-		t = append(t, c)
-		pos = append(pos, i)
+		end, brk := i+j, 1
+		if end > i && s[end-1] == '\r' {
+			end, brk = end-1, 2
+		}
+		t = append(t, s[i:end]...)
+		removed += brk
+		if len(cuts) > 0 && cuts[len(cuts)-1].at == len(t) {
+			cuts[len(cuts)-1].removed = removed
+		} else {
+			cuts = append(cuts, cut{len(t), removed})
+		}
+		i = i + j + 1
 	}
 	if len(t) < m.minLen {
 		return found
 	}
-	for _, sp := range m.find(string(t), 0, nil) {
-		found = append(found, span{pos[sp.start], pos[sp.end-1] + 1})
+	// pos maps an index of t to the index of the same byte in s.
+	pos := func(ti int) int {
+		k := sort.Search(len(cuts), func(k int) bool { return cuts[k].at > ti })
+		if k == 0 {
+			return ti
+		}
+		return ti + cuts[k-1].removed
+	}
+	for _, sp := range m.find(unsafe.String(unsafe.SliceData(t), len(t)), 0, nil) {
+		found = append(found, span{pos(sp.start), pos(sp.end-1) + 1})
 	}
 	return found
 }

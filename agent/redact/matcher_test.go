@@ -165,3 +165,47 @@ func patternsOfMatcher(m *matcher) []form {
 	}
 	return out
 }
+
+// TestMayHold compares mayHold with a naive search: a whole pattern, or a prefix of
+// at least cutMin bytes of one, anywhere; line breaks are not looked through.
+func TestMayHold(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for range 300 {
+		var forms []form
+		for range 1 + rng.IntN(20) {
+			forms = append(forms, form{randomString(rng, "abcAB", 6+rng.IntN(14)), rng.IntN(2) == 0})
+		}
+		forms = dedupe(forms)
+		m := newMatcher(forms)
+		pats := patternsOfMatcher(m)
+		for range 20 {
+			text := randomString(rng, "abcAB\n", rng.IntN(120))
+			if rng.IntN(2) == 0 {
+				p := pats[rng.IntN(len(pats))].text
+				p = p[:max(1, rng.IntN(len(p)+1))]
+				at := rng.IntN(len(text) + 1)
+				text = text[:at] + p + text[at:]
+			}
+			want := false
+			for _, p := range pats {
+				for i := 0; i < len(text) && !want; i++ {
+					n := min(len(p.text), len(text)-i)
+					if n < len(p.text) && n < cutMin {
+						continue
+					}
+					for k := n; k >= 0; k-- {
+						a, b := text[i:i+k], p.text[:k]
+						eq := a == b || p.fold && asciiFoldEqual(a, b)
+						if eq {
+							want = k == len(p.text) || k >= cutMin
+							break
+						}
+					}
+				}
+			}
+			if got := m.mayHold(text); got != want {
+				t.Fatalf("patterns %q\ntext %q: mayHold = %v, want %v", texts(pats), text, got, want)
+			}
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // Retention defaults: see SetRetention.
@@ -269,6 +270,20 @@ func (r *Registry) Redact(s string) (string, bool) {
 		return s, false
 	}
 	return m.redact(s)
+}
+
+// MayHold reports whether b may hold a registered value: an occurrence of any form
+// of one, or a prefix of at least 8 bytes of one anywhere in b (a value cut where a
+// field inside b ends). It does not look for values split by line breaks: a caller
+// that uses it to decide whether structured data (an OTLP request, whose protobuf
+// bytes are full of 0x0a) needs scrubbing field by field must treat a field holding
+// a line break as needing it. It never allocates; b is not kept.
+func (r *Registry) MayHold(b []byte) bool {
+	m := r.cur.Load()
+	if m == nil {
+		return false
+	}
+	return m.mayHold(unsafe.String(unsafe.SliceData(b), len(b)))
 }
 
 // Empty reports whether no value is registered, in which case Redact returns its
