@@ -460,3 +460,33 @@ func TestManyEnvelopesDeliveredOnce(t *testing.T) {
 		t.Errorf("sent records %v, want %d", v, n)
 	}
 }
+
+// TestRefusedEnvelopeDropsOnlyItself: Sentry refusing one envelope (400) neither
+// blocks nor drops the envelopes around it; it is counted once.
+func TestRefusedEnvelopeDropsOnlyItself(t *testing.T) {
+	f := newFakeSentry(t, func(c *call, _ int) reply {
+		if c.id == eventID(3) {
+			return reply{status: 400, body: `{"detail":"invalid event envelope"}`}
+		}
+		return reply{status: 200}
+	})
+	h := newHarness(t, testConfig(f))
+	for i := 1; i <= 5; i++ {
+		h.export(t, i, makeEnvelope(t, eventID(i), "event"))
+	}
+	for i := 1; i <= 5; i++ {
+		err := h.acks.Wait(t, i)
+		if _, perm := pipeline.IsPermanent(err); (i == 3) != perm {
+			t.Errorf("envelope %d acknowledged with %v", i, err)
+		}
+	}
+	if v := h.metric(t, "outrider_exporter_dropped_records_total", map[string]string{"reason": ReasonBadRequest}); v != 1 {
+		t.Errorf("dropped %v, want 1", v)
+	}
+	if v := h.metric(t, "outrider_exporter_sent_records_total", nil); v != 4 {
+		t.Errorf("sent %v, want 4", v)
+	}
+	if calls, _ := f.snapshot(); len(calls) != 5 {
+		t.Errorf("requests %s, want each envelope once", summary(calls))
+	}
+}
