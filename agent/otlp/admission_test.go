@@ -1,6 +1,7 @@
 package otlp
 
 import (
+	"context"
 	"net"
 	"runtime"
 	"strings"
@@ -245,5 +246,57 @@ func TestConnectionLimitOTLP(t *testing.T) {
 		for _, c := range held {
 			c.Close()
 		}
+	}
+}
+
+// TestGRPCReservationsReleased ends gRPC exports every way they end — stored,
+// malformed, too deep, over max_request_bytes (the handler never runs), cancelled by
+// the client, and a message that never arrives within read_timeout — and checks that
+// every reservation went back to the limiter.
+func TestGRPCReservationsReleased(t *testing.T) {
+	q := &memQueue{}
+	cfg := Config{MaxRequestBytes: 64 << 10}
+	cfg.ReadTimeout = time.Second
+	r := startReceiver(t, cfg, Settings{Traces: q, Logs: q})
+	cc := grpcClient(t, r)
+	method := "/" + logsServiceDesc.ServiceName + "/Export"
+	good, _ := plogotlp.NewExportRequestFromLogs(testLogs("a")).MarshalProto()
+	var out []byte
+	for name, body := range map[string][]byte{
+		"stored":    good,
+		"malformed": {0x0a, 0xff, 0xff},
+		"too deep":  deepLogsRequest(100),
+		"too large": make([]byte, 128<<10),
+	} {
+		err := cc.Invoke(ctxT(t), method, body, &out, grpc.ForceCodecV2(rawForTest{}))
+		t.Logf("%s: %v", name, status.Code(err))
+	}
+	ctx, cancel := context.WithCancel(ctxT(t))
+	stream, err := cc.NewStream(ctx, &grpc.StreamDesc{ClientStreams: true}, method, grpc.ForceCodecV2(rawForTest{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = stream
+	time.Sleep(100 * time.Millisecond)
+	cancel() // opened, nothing sent, then cancelled
+	slow, err := cc.NewStream(ctxT(t), &grpc.StreamDesc{ClientStreams: true}, method, grpc.ForceCodecV2(rawForTest{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The message never comes: read_timeout ends the stream.
+	if err := slow.RecvMsg(&out); status.Code(err) == codes.OK {
+		t.Fatalf("a stream without its message: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		res, ok := r.lim.TryAcquire(r.lim.Max())
+		if ok {
+			res.Release()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("reservations were not all released after the streams ended")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

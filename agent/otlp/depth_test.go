@@ -256,24 +256,7 @@ func FuzzScanProto(f *testing.F) {
 		if st.depth > limit {
 			t.Fatalf("scan measured %d past its limit %d", st.depth, limit)
 		}
-		var (
-			perr      error
-			got       int
-			canonical []byte
-		)
-		if logs {
-			req := plogotlp.NewExportRequest()
-			if perr = req.UnmarshalProto(data); perr == nil {
-				got = logsDepth(req.Logs())
-				canonical, _ = req.MarshalProto()
-			}
-		} else {
-			req := ptraceotlp.NewExportRequest()
-			if perr = req.UnmarshalProto(data); perr == nil {
-				got = tracesDepth(req.Traces())
-				canonical, _ = req.MarshalProto()
-			}
-		}
+		got, canonical, perr := decodeDepth(data, logs, false)
 		if perr != nil {
 			return // the scan may have passed it: pdata explains what is wrong
 		}
@@ -315,24 +298,7 @@ func FuzzScanJSON(f *testing.F) {
 		const limit = 6
 		r := &Receiver{cfg: Config{MaxValueDepth: limit}}
 		_, ref := r.scanJSON(data, KindTraces)
-		var (
-			perr      error
-			got       int
-			canonical []byte
-		)
-		if logs {
-			req := plogotlp.NewExportRequest()
-			if perr = req.UnmarshalJSON(data); perr == nil {
-				got = logsDepth(req.Logs())
-				canonical, _ = req.MarshalJSON()
-			}
-		} else {
-			req := ptraceotlp.NewExportRequest()
-			if perr = req.UnmarshalJSON(data); perr == nil {
-				got = tracesDepth(req.Traces())
-				canonical, _ = req.MarshalJSON()
-			}
-		}
+		got, canonical, perr := decodeDepth(data, logs, true)
 		if perr != nil {
 			return
 		}
@@ -343,4 +309,31 @@ func FuzzScanJSON(f *testing.F) {
 			t.Fatalf("pdata's encoding at depth %d (limit %d): %v", got, limit, cref)
 		}
 	})
+}
+
+// decodeDepth decodes data with pdata (protobuf, or JSON) as a logs or traces
+// request, and returns the nesting of its values and pdata's own encoding of it.
+func decodeDepth(data []byte, logs, asJSON bool) (depth int, canonical []byte, err error) {
+	if logs {
+		req := plogotlp.NewExportRequest()
+		if err = unmarshal(req, data, asJSON); err != nil {
+			return 0, nil, err
+		}
+		if asJSON {
+			canonical, err = req.MarshalJSON()
+		} else {
+			canonical, err = req.MarshalProto()
+		}
+		return logsDepth(req.Logs()), canonical, err
+	}
+	req := ptraceotlp.NewExportRequest()
+	if err = unmarshal(req, data, asJSON); err != nil {
+		return 0, nil, err
+	}
+	if asJSON {
+		canonical, err = req.MarshalJSON()
+	} else {
+		canonical, err = req.MarshalProto()
+	}
+	return tracesDepth(req.Traces()), canonical, err
 }
