@@ -203,6 +203,9 @@ func hasLevelWord(line string) bool {
 			return true
 		}
 		word = strings.Trim(word, "[]():,|<>")
+		if c := strings.IndexByte(word, ':'); c > 0 {
+			word = word[:c] // Python's default format: "ERROR:root:message"
+		}
 		switch word {
 		case "ERROR", "ERR", "SEVERE", "FATAL", "CRITICAL", "CRIT", "PANIC", "EMERG", "ALERT",
 			"WARN", "WARNING", "error", "fatal", "critical", "warn", "warning", "Error", "Fatal", "Critical", "Warning":

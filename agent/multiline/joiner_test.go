@@ -336,6 +336,9 @@ func FuzzJoiner(f *testing.F) {
 	}
 	f.Add([]byte("panic: x\n\n\n\ngoroutine 1 [running]:\n{}\n"), uint8(0), uint8(3), uint16(10))
 	f.Add([]byte("2024 a\n b\n\n{\"x\":1}\n c\n"), uint8(1), uint8(1), uint16(1))
+	f.Add([]byte("/a.js:1\nx\n\nError: e\n    at f (/a.js:1:2) {\n  [cause]: Error: c\n}\n\nNode.js v20.0.0"), uint8(0), uint8(15), uint16(4000))
+	f.Add([]byte("Unhandled exception:\nx\n#0      main (file:///a.dart:1:2)\n2024 b"), uint8(1), uint8(15), uint16(4000))
+	f.Add([]byte("ERROR x\nFooException: y\nz\nDec 06, 2026 9:17:34 AM A b\nSEVERE: m\nE: x\n\tat a.B(C.java:1)"), uint8(0), uint8(15), uint16(4000))
 	f.Fuzz(func(t *testing.T, data []byte, mode uint8, maxLines uint8, maxBytes uint16) {
 		cfg := Config{MaxLines: int(maxLines%16) + 1, MaxBytes: confval.ByteSize(maxBytes%4096) + 1}
 		switch mode % 3 {

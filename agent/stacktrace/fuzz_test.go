@@ -2,6 +2,7 @@ package stacktrace
 
 import (
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -19,6 +20,9 @@ func seed(f *testing.F) {
 		"", "\n", "panic: \ngoroutine 1 [running]:\n()\n\t:0", "\tat (", "    at (:1:2)",
 		"  File \"\", line , in \n", "a.rb:1:in `':  ()", "Caused by: \n\t... 99 more",
 		"  +-+---- 1 ----\n    | Traceback (most recent call last):\n", `{"stack":"x\n\tat a.B(C)"}`,
+		"PHP Fatal error:  Uncaught E: m in /a.php:1\nStack trace:\n#0 /a.php(2): f()\n#1 {main}\nNext F: n in :x\n#0 [internal function]: A->b()",
+		"Unhandled exception. A.B: m\n ---> C.D (1): n\n   at A.B.c() in /f.cs:line 1\n   --- End of inner exception stack trace ---\n   at X..ctor(Int32 a)",
+		"Unhandled exception:\nBad state: x\n#0      main (file:///a.dart:1:2)\n<asynchronous suspension>\n#1 f (a.dart:3)",
 	} {
 		f.Add(s)
 	}
@@ -44,3 +48,24 @@ func FuzzParseJava(f *testing.F)   { fuzzParser(f, LangJava, ParseJava) }
 func FuzzParsePython(f *testing.F) { fuzzParser(f, LangPython, ParsePython) }
 func FuzzParseNode(f *testing.F)   { fuzzParser(f, LangNode, ParseNode) }
 func FuzzParseRuby(f *testing.F)   { fuzzParser(f, LangRuby, ParseRuby) }
+func FuzzParsePHP(f *testing.F)    { fuzzParser(f, LangPHP, ParsePHP) }
+func FuzzParseDotnet(f *testing.F) { fuzzParser(f, LangDotnet, ParseDotnet) }
+func FuzzParseDart(f *testing.F)   { fuzzParser(f, LangDart, ParseDart) }
+
+// FuzzClassify checks the crash recogniser: a crash is always a text Parse reads,
+// and a single line is never one.
+func FuzzClassify(f *testing.F) {
+	seed(f)
+	f.Fuzz(func(t *testing.T, text string) {
+		c := Classify(text)
+		if c == NoCrash {
+			return
+		}
+		if !strings.Contains(text, "\n") {
+			t.Fatalf("single line classified as crash %d", c)
+		}
+		if _, ok := Parse(text); !ok {
+			t.Fatalf("crash %d without a parsable trace", c)
+		}
+	})
+}
