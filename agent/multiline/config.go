@@ -16,16 +16,19 @@ const (
 
 // Config says how lines are joined into records.
 //
-// When Start is set it alone decides: a line matching it starts a record and any other
-// line continues the pending one. Otherwise, with StackTraces on (the default), Go
-// panics and goroutine dumps, Java (and .NET, JavaScript) exceptions and Python
-// tracebacks are joined and every other line is a record of its own. A line that is a
-// JSON object is never joined in either mode.
+// With StackTraces on (the default), crash output and stack traces of Go, Java, Python,
+// Node.js, Ruby, PHP, .NET and Dart are joined, each with the logger's header line
+// above it when that line has a level of warning or worse (and java.util.logging's
+// two-line records); every other line is a record of its own. When Start is set too,
+// a line continuing the pending trace is joined first, then a line matching Start
+// begins a record, then a line beginning crash output begins one, and any other line
+// continues the pending record. With StackTraces off, Start alone decides. A line that
+// is a JSON object is never joined.
 type Config struct {
 	// Start is a regular expression matching the first line of a record.
 	Start string `yaml:"start"`
-	// StackTraces turns the built-in stack trace joining on; nil means true. Ignored
-	// when Start is set.
+	// StackTraces turns the built-in stack trace joining on; nil means true. It works
+	// together with Start (see Config).
 	StackTraces *bool `yaml:"stack_traces"`
 	// MaxLines caps the lines of one record; a longer record is cut into several.
 	MaxLines int `yaml:"max_lines"`

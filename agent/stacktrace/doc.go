@@ -2,8 +2,10 @@
 // trace, as agent/multiline joins it — into structured exceptions the agent can put in
 // a Sentry event.
 //
-// Parse detects the format; ParseGo, ParseJava, ParsePython, ParseNode and ParseRuby
-// parse one format each. All of them return false when the text holds no stack trace
+// Parse detects the format; ParseGo, ParseJava, ParsePython, ParseNode, ParseRuby,
+// ParsePHP, ParseDotnet and ParseDart parse one format each. Trace.Platform names the
+// Sentry platform ("csharp" for .NET). Classify tells whether a record without a level
+// is crash output, and whether the runtime reported it as fatal. All of them return false when the text holds no stack trace
 // (no frame at all), so an ordinary error line never becomes a Sentry exception.
 //
 // # Input
@@ -34,6 +36,10 @@
 //   - Node prints the outer error first and its "[cause]:" (or pino's "caused by:")
 //     nested below; Ruby prints the outer exception first and its cause after the
 //     backtrace: both come out reversed.
+//   - PHP prints the innermost exception first and each one wrapping it after it
+//     ("Next …"), which is Sentry's order. .NET prints the outermost first with its
+//     inner exceptions (" ---> ") under it, then the innermost's frames first: the
+//     values come out reversed.
 //   - Go prints nested panics oldest first ("panic: first [recovered]" then
 //     "\tpanic: second"): the last panic is the one that crashed and gets the frames of
 //     the crashing goroutine.
