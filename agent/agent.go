@@ -46,7 +46,8 @@ type Options struct {
 	// Reload asks for a configuration reload (the command sends SIGHUP here).
 	Reload <-chan struct{}
 	// OnListen, when set, is called with the address of the metrics/health server
-	// each time a server unit starts.
+	// each time a server unit starts (again after a reload that changes
+	// server.listen); it must not block.
 	OnListen func(addr string)
 }
 

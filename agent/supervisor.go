@@ -131,8 +131,8 @@ type unitFailure struct {
 type supervisor struct {
 	kinds  []unitKind // in dependency order
 	logger *slog.Logger
-	// stopTimeout bounds each unit's Stop; a Stop that has not returned a second
-	// after it leaves the unit wedged.
+	// stopTimeout bounds each unit's Stop; a Stop that has not returned well after
+	// it (wedgeAfter) leaves the unit wedged.
 	stopTimeout time.Duration
 	// afterSwap is called after every Reload, whatever its outcome, when units were
 	// replaced (the agent closes the listeners nobody took over).
@@ -497,7 +497,7 @@ func (s *supervisor) stopOne(r *running) (err, wedged error) {
 		defer cancel()
 		done <- r.u.Stop(ctx)
 	}()
-	grace := time.NewTimer(s.stopTimeout + time.Second)
+	grace := time.NewTimer(s.wedgeAfter())
 	defer grace.Stop()
 	select {
 	case err := <-done:
@@ -508,7 +508,7 @@ func (s *supervisor) stopOne(r *running) (err, wedged error) {
 		}
 		return nil, nil
 	case <-grace.C:
-		err := fmt.Errorf("stop %s: did not return within %s", r.kind.name, s.stopTimeout)
+		err := fmt.Errorf("stop %s: did not return within %s", r.kind.name, s.wedgeAfter())
 		r.set(stateWedged, err)
 		s.logger.Error("unit is wedged: its stop did not return; /healthz now fails so that the pod is restarted", "unit", r.kind.name, "timeout", s.stopTimeout.String())
 		s.watchers.Add(1)
@@ -521,6 +521,13 @@ func (s *supervisor) stopOne(r *running) (err, wedged error) {
 		}()
 		return nil, err
 	}
+}
+
+// wedgeAfter is how long a Stop may take before its unit counts as wedged: units
+// drain within stopTimeout and may take a little longer to release what they hold
+// (the graph gives its exporters a second more), so only a Stop well past it is stuck.
+func (s *supervisor) wedgeAfter() time.Duration {
+	return s.stopTimeout + s.stopTimeout/2 + 2*time.Second
 }
 
 // Stop stops every unit of the current generation in reverse dependency order and
