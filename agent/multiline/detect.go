@@ -93,6 +93,9 @@ func goContinues(line string) bool {
 	if isIndented(line) || stacktrace.IsGoroutineHeader(line) || isGoFuncLine(line) {
 		return true
 	}
+	if isGoFuncName(line) {
+		return true // pkg/errors' "%+v" stack: "main.load" then "\t/app/load.go:14"
+	}
 	for _, p := range goContinuationPrefixes {
 		if strings.HasPrefix(line, p) {
 			return true
@@ -353,4 +356,39 @@ func isHashFrame(t string) bool {
 func isCrashHeader(line string) bool {
 	return strings.Contains(line, "Exception in thread \"") || strings.Contains(line, "Unhandled exception. ") ||
 		strings.Contains(line, "Unhandled Exception: ")
+}
+
+// isGoFuncName matches a bare Go function name as pkg/errors prints its stack:
+// "main.load", "github.com/acme/shop/cart.(*Cart).Add".
+func isGoFuncName(line string) bool {
+	if len(line) < 3 || isIndented(line) || strings.IndexByte(line, '.') <= 0 {
+		return false
+	}
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		if !(c == '.' || c == '/' || c == '_' || c == '-' || c == '(' || c == ')' || c == '*' || c == '[' || c == ']' ||
+			'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// isRubyFrame matches a Ruby backtrace line without a message, bare or indented:
+// "app/controllers/users_controller.rb:8:in `show'", "/app/x.rb:3:in 'Foo#bar'".
+func isRubyFrame(line string) bool {
+	t := trimSpace(line)
+	i := strings.Index(t, ":in ")
+	if i <= 0 || i+5 >= len(t) || (t[i+4] != '`' && t[i+4] != '\'') || t[len(t)-1] != '\'' {
+		return false
+	}
+	c := strings.LastIndexByte(t[:i], ':')
+	return c > 0 && allDigits(t[c+1:i]) && strings.IndexAny(t[:c], " \t") < 0 && strings.Contains(t[:c], ".rb")
+}
+
+// continuesMessage reports whether line may continue an exception's message: a
+// non-blank line at column 0 that begins no trace and has no level of its own.
+func continuesMessage(line string) bool {
+	return !isBlank(line) && !isIndented(line) && traceStart(line) == stPlain && !hasLevelWord(line) &&
+		!isCrashHeader(line) && !isJSON(line)
 }

@@ -42,6 +42,10 @@ const (
 	stStart                  // Start mode: a record begun by the start pattern is pending
 )
 
+// headLines bounds the lines an exception's header and message may take before the
+// frame that confirms them; past it they are emitted each on its own.
+const headLines = 4
+
 // preambleLines bounds the lines Node's and Dart's preambles may take before the first
 // frame; past it the lines were not a crash and are emitted each on its own.
 const preambleLines = 12
@@ -274,8 +278,21 @@ func (j *Joiner) headed(line string) (state, bool) {
 	case strings.HasPrefix(trimSpace(line), "---> ") && j.state != stStart:
 		// .NET: "System.X: msg" then " ---> System.Y: inner".
 		return stJava, true
+	case isRubyFrame(line) && (isIndented(line) || j.header && len(j.lines) == j.heads):
+		// Rails' "NoMethodError (msg):" then indented frames; Logger's header then
+		// bare "app.rb:10:in 'm'" frames.
+		return stRuby, true
 	case j.state == stHead2:
+		if stacktrace.IsGoFileLine(line) && isGoFuncName(last) {
+			return stGo, true // pkg/errors' "%+v": "main.load" then "\t/app/load.go:14"
+		}
+		if len(j.lines) < headLines && continuesMessage(line) {
+			return stHead2, true
+		}
 		return stNone, false
+	case j.state == stPlain && len(j.lines) == 1 && looksLikeExceptionLine(last) && continuesMessage(line):
+		// An exception whose message has several lines: confirmed by a frame.
+		return stHead2, true
 	case j.jul && len(j.lines) == 1 && julLevel(line) != "":
 		j.jul, j.heads = false, 2
 		j.header = julLevel(line) == "SEVERE" || julLevel(line) == "WARNING"
@@ -285,12 +302,12 @@ func (j *Joiner) headed(line string) (state, bool) {
 	}
 	// The pending line is a logger's header with a level: a trace may follow it.
 	if s := traceStart(line); s != stPlain {
-		if s == stPy || s == stPyGroup || s == stPHP || s == stDart || s == stNodePre {
+		if s == stPy || s == stPyGroup || s == stPHP || s == stDart || s == stNodePre || s == stRuby {
 			return s, true
 		}
 		return stNone, false
 	}
-	if j.state == stPlain && !isBlank(line) && !isIndented(line) && looksLikeExceptionLine(line) {
+	if j.state == stPlain && !isBlank(line) && !isIndented(line) && (looksLikeExceptionLine(line) || isGoFuncName(line)) {
 		return stHead2, true
 	}
 	return stNone, false
@@ -363,7 +380,7 @@ func (j *Joiner) continues(line string) (state, bool) {
 		}
 	case stRuby:
 		t := trimSpace(line)
-		if strings.HasPrefix(t, "from ") || isIndented(line) || isRubyHeader(line) {
+		if strings.HasPrefix(t, "from ") || isIndented(line) || isRubyHeader(line) || isRubyFrame(line) {
 			return stRuby, true
 		}
 	case stPHP:

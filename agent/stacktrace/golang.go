@@ -258,6 +258,10 @@ func goBareFuncName(line string) (string, bool) {
 }
 
 // isGoFileLine matches a tab-indented "/app/main.go:33" (also with " +0x1d").
+// IsGoFileLine reports whether line is the file line of a Go frame:
+// "\t/app/main.go:12 +0x1d".
+func IsGoFileLine(line string) bool { return isGoFileLine(line) }
+
 func isGoFileLine(line string) bool {
 	if line == "" || line[0] != '\t' {
 		return false
