@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
@@ -92,5 +93,11 @@ func tapped(t testing.TB, r *Receiver, k Kind) (context.Context, context.CancelF
 		cancel()
 		t.Fatalf("tap: %v", err)
 	}
-	return ctx, cancel
+	a := ctx.Value(admissionKey{}).(*grpcAdmission)
+	return ctx, func() {
+		cancel()
+		for a.res.Bytes() > 0 { // released by a context.AfterFunc goroutine
+			time.Sleep(time.Millisecond)
+		}
+	}
 }
