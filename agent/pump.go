@@ -23,10 +23,11 @@ import (
 // acknowledged leaves it for the next graph (Rewind) or the next start.
 //
 // An entry the pump cannot process — it does not decode, it nests values deeper than
-// maxEntryValueDepth, or decoding or converting it panics — is a poison entry: the
-// pump sets it aside with disk.Queue.Quarantine (kept on disk, counted, logged once,
-// acknowledged) and goes on with the next, so one bad entry neither stops the queue
-// nor crashes the agent at every start.
+// maxEntryValueDepth, decoding or converting it panics, or the agent stopped twice
+// while decoding it (disk.Queue.Begin: a fatal error no recover catches) — is a poison
+// entry: the pump sets it aside with disk.Queue.Quarantine (kept on disk, counted,
+// logged once, acknowledged) and goes on with the next, so one bad entry neither stops
+// the queue nor crashes the agent at every start.
 type pump struct {
 	name   string
 	q      *disk.Queue
@@ -45,6 +46,11 @@ type pump struct {
 // a walk that does not recurse. The receivers refuse far shallower requests; the bound
 // is for entries an older version stored.
 const maxEntryValueDepth = 1000
+
+// maxEntryCrashes is how many runs may stop while decoding one entry before the next
+// run quarantines it undecoded: one stop may be a kill that happened to fall there,
+// two in a row are the entry's doing.
+const maxEntryCrashes = 2
 
 // entryFault, when set (by tests), is called with each entry's payload where decoding
 // happens, to make processing fail in ways real input cannot be made to.
@@ -89,7 +95,14 @@ func (p *pump) process(ctx context.Context, e disk.Entry) error {
 	if p.envelopes != nil {
 		return p.envelopes.ExportEnvelope(ctx, pipeline.Envelope{Data: e.Payload, Ack: ack})
 	}
-	d, err := p.decode(e.Payload)
+	var d decoded
+	var err error
+	if n := p.q.Begin(id); n >= maxEntryCrashes {
+		err = fmt.Errorf("%w: the agent stopped %d times while decoding it (a crash no recover catches, such as running out of memory)", errBadEntry, n)
+	} else {
+		d, err = p.decode(e.Payload)
+	}
+	p.q.End()
 	if err != nil {
 		// Checksummed on disk: this entry was stored so (by another version, or from
 		// input a receiver should have refused), or it meets a bug. Set it aside so

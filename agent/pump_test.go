@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"testing"
@@ -431,4 +433,96 @@ func FuzzPumpEntry(f *testing.F) {
 			t.Fatalf("an entry that does not decode (%v) was not quarantined", derr)
 		}
 	})
+}
+
+// crashChildEnv names the queue directory for TestPumpCrashChild, the agent stand-in
+// that TestPumpQuarantinesAnEntryThatCrashesTheProcess runs as a child process.
+const crashChildEnv = "OUTRIDER_PUMP_CRASH_CHILD_DIR"
+
+// TestPumpCrashChild runs only as a child of
+// TestPumpQuarantinesAnEntryThatCrashesTheProcess: it pumps the queue in the given
+// directory with the depth check out of the way and a 16 MiB stack, so the real
+// decoder overflows the stack on the deep entry — a fatal error no recover catches.
+func TestPumpCrashChild(t *testing.T) {
+	dir := os.Getenv(crashChildEnv)
+	if dir == "" {
+		return // not a child: nothing to do
+	}
+	debug.SetMaxStack(16 << 20)
+	entryFault = func(p []byte) {
+		if _, _, data, err := otlprecv.DecodeEntry(p); err == nil {
+			var u plog.ProtoUnmarshaler
+			_, _ = u.UnmarshalLogs(data) // without checkLogsDepth first
+		}
+	}
+	q, err := disk.Open(disk.Config{}, disk.Settings{Name: "logs", Dir: filepath.Join(dir, "queue"), Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "delivered"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	// Lines are written as they are exported: the process may die on the next entry.
+	sink := pipeline.SinkFunc(func(_ context.Context, b pipeline.Batch) error {
+		for _, r := range b.Records {
+			fmt.Fprintln(f, r.Line)
+		}
+		b.Done(nil)
+		return nil
+	})
+	runPumpUntilEmpty(t, &pump{name: "logs", q: q, logs: sink, log: quiet(), bad: func() {}})
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPumpQuarantinesAnEntryThatCrashesTheProcess runs the pump in a child process
+// over a queue holding an entry that really crashes it (a stack overflow in the
+// protobuf decoder: fatal, not a panic). The first two runs die on it; the third
+// quarantines it undecoded and delivers the rest; a fourth finds nothing to do.
+func TestPumpQuarantinesAnEntryThatCrashesTheProcess(t *testing.T) {
+	if os.Getenv(crashChildEnv) != "" {
+		t.Skip("running as the child")
+	}
+	dir := t.TempDir()
+	q, err := disk.Open(disk.Config{}, disk.Settings{Name: "logs", Dir: filepath.Join(dir, "queue"), Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deep := deepLogsEntry(t, 100_000)
+	for _, e := range [][]byte{logsEntry(t, "svc", "before"), deep, logsEntry(t, "svc", "after")} {
+		if err := q.Append(context.Background(), e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for run := 1; run <= 4; run++ {
+		cmd := exec.Command(os.Args[0], "-test.run", "^TestPumpCrashChild$", "-test.count", "1")
+		cmd.Env = append(os.Environ(), crashChildEnv+"="+dir)
+		out, err := cmd.CombinedOutput()
+		crashed := err != nil
+		if want := run <= maxEntryCrashes; crashed != want {
+			t.Fatalf("run %d: crashed %v, want %v:\n%.2000s", run, crashed, want, out)
+		}
+		if crashed && !bytes.Contains(out, []byte("stack overflow")) {
+			t.Fatalf("run %d died, but not of the stack overflow:\n%.2000s", run, out)
+		}
+	}
+	delivered, _ := os.ReadFile(filepath.Join(dir, "delivered"))
+	if !bytes.Contains(delivered, []byte("before\n")) || !bytes.Contains(delivered, []byte("after\n")) {
+		t.Errorf("delivered %q, want before and after", delivered)
+	}
+	qs := quarantineFiles(t, filepath.Join(dir, "queue"))
+	if len(qs) != 1 {
+		t.Fatalf("%d quarantined entries, want the deep one", len(qs))
+	}
+	for reason, payload := range qs {
+		if !bytes.Equal(payload, deep) || !strings.Contains(reason, "stopped 2 times while decoding it") {
+			t.Errorf("quarantined %d bytes with reason %q", len(payload), reason)
+		}
+	}
 }

@@ -116,6 +116,7 @@ type Queue struct {
 	cursorDelay time.Duration
 	lock        *os.File
 	qmu         sync.Mutex // serialises Quarantine's writes
+	proc        processing // Begin and End
 
 	// The writer; wseg.size is also written under mu.
 	wmu         sync.Mutex
@@ -216,6 +217,7 @@ func Open(cfg Config, set Settings) (*Queue, error) {
 		return nil, err
 	}
 	q.quarantineBytes(filepath.Join(q.dir, QuarantineDir))
+	q.openProcessing()
 	q.wg.Add(1)
 	go q.run()
 	return q, nil
@@ -563,6 +565,9 @@ func (q *Queue) close() error {
 	q.rmu.Unlock()
 	if err := q.saveCursor(); err != nil {
 		errs = append(errs, err)
+	}
+	if err := q.closeProcessing(); err != nil {
+		errs = append(errs, fmt.Errorf("close processing file of queue %q: %w", q.name, err))
 	}
 	if err := q.lock.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("release lock of queue directory %s: %w", q.dir, err))
