@@ -35,6 +35,12 @@
 // directory). Segments wholly before the frontier are deleted, at once while running
 // and at Open for anything a crash left behind.
 //
+// The processing file (24 bytes: "OP", segment number, offset, a uint16 count of
+// runs, masked CRC-32C of the first 20) names the entry the consumer is processing
+// between Begin and End, and is zeroed by End. It is written in place without fsync:
+// it serves against process crashes, after which the page cache still holds it. A
+// missing or damaged file counts as empty.
+//
 // # Reading and damage
 //
 // Next reads segments in order through a 64 KiB buffer (from the page cache), never
@@ -104,4 +110,11 @@
 // out again; quarantining it again replaces the same two files. Files in quarantine/
 // are never read back; temporary files left by a crash are deleted at the next
 // Quarantine. outrider_queue_quarantine_bytes is the size of the directory.
+//
+// Some failures are no panic a consumer can recover from: a stack overflow, running
+// out of memory, an OOM kill. Begin and End bracket processing so the next run can
+// tell: Open reads the processing file, and Begin of the entry named there returns how
+// many runs in a row stopped while processing it (1 after one such stop, 2 after two
+// in a row). The consumer quarantines an entry without processing it once that count
+// reaches its limit, so a crash on one entry repeats a bounded number of times.
 package disk
