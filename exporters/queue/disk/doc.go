@@ -9,8 +9,8 @@
 // # On-disk format
 //
 // The directory holds segment files named by a 20-digit, increasing number
-// (00000000000000000001.seg), a cursor file, LOCK, and the quarantine directory once
-// an entry has been set aside (see Quarantine below). Files are 0600, the
+// (00000000000000000001.seg), a cursor file, a processing file, LOCK, and the
+// quarantine directory once an entry has been set aside (see Quarantine below). Files are 0600, the
 // directory 0700. All integers are little-endian; checksums are CRC-32C
 // (Castagnoli), stored masked as in LevelDB (rotated right by 15 bits plus
 // 0xa282ead8), so that a zero-filled region never checks as a valid record.
