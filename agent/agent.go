@@ -275,6 +275,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.setTimeouts(cfg)
 	a.beat.Store(time.Now().UnixNano())
 	defer a.listeners.closeAll()
+	// Watch before starting, so that a change saved while the units start is seen.
+	changes, stopWatch := a.watchConfig()
+	defer stopWatch()
+	lastData, _ := os.ReadFile(a.opts.ConfigPath)
 	if cfg.Secrets.Enabled() {
 		a.metrics.secretsReg.enable()
 	}
@@ -298,13 +302,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	addr, _ := a.serverAddr.Load().(string)
 	a.logger.Info("agent started", "listen", addr, "sources", gi.sources, "exporters", gi.exporters, "secret_files", len(cfg.Secrets.Files))
 
-	changes, stopWatch := a.watchConfig()
-	defer stopWatch()
 	housekeeping := time.NewTicker(time.Minute)
 	defer housekeeping.Stop()
 	beat := time.NewTicker(heartbeat)
 	defer beat.Stop()
-	lastData, _ := os.ReadFile(a.opts.ConfigPath)
 
 	stopAll := func() error {
 		a.running.Store(false)
@@ -326,6 +327,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		case now := <-beat.C:
 			a.beat.Store(now.UnixNano())
 		case <-a.opts.Reload:
+			// A reload is asked for even when the bytes did not change (a file the
+			// configuration names may have); the watch then skips the same bytes.
+			if data, err := os.ReadFile(a.opts.ConfigPath); err == nil {
+				lastData = data
+			}
 			cfg = a.reload(ctx, cfg, nil)
 		case <-changes:
 			data, err := os.ReadFile(a.opts.ConfigPath)

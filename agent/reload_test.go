@@ -65,7 +65,8 @@ func startAgent(t *testing.T, yaml string, hook func(name string, u unit, err er
 	return r
 }
 
-// rewrite writes yaml as the config file (the agent watches it), then waits until a
+// rewrite writes yaml as the config file and asks for a reload (as SIGHUP does; the
+// watch then sees the same bytes and does not reload again), then waits until a
 // reload with a result was recorded.
 func (r *agentRun) rewrite(yaml string) *ReloadStatus {
 	r.t.Helper()
@@ -73,6 +74,7 @@ func (r *agentRun) rewrite(yaml string) *ReloadStatus {
 	if err := os.WriteFile(r.path, []byte(yaml), 0o600); err != nil {
 		r.t.Fatal(err)
 	}
+	r.reload <- struct{}{}
 	eventually(r.t, 20*time.Second, "the reload", func() bool { return r.a.lastReload.Load() != before })
 	return r.a.lastReload.Load()
 }
