@@ -173,6 +173,9 @@ func (s *Source) readTurn(t *tailer) turn {
 	for range chunksPerTurn {
 		n, err := t.f.Read(s.buf)
 		if n > 0 {
+			// Lines without a time of their own get the time of their read, one per
+			// buffer: a stream's entries sharing one timestamp are hard to page through.
+			now = time.Now()
 			t.lastActive = now
 			base := t.readOff
 			t.readOff += int64(n)
