@@ -21,10 +21,6 @@ import (
 	"github.com/outrider-dev/outrider/secrets/vault"
 )
 
-// sentryDSNEnv is the sidecar's environment variable holding the upstream DSN when it
-// comes from a Secret (AnnotationSentryDSNSecret); the configuration refers to it.
-const sentryDSNEnv = "OUTRIDER_SENTRY_DSN"
-
 // placeholderDSN stands in for a DSN that only the sidecar will know (it comes from a
 // Secret) when the webhook validates the configuration.
 const placeholderDSN = "https://00000000000000000000000000000000@sentry.invalid/1"
@@ -57,15 +53,16 @@ func (o *options) buildConfig(sentryKey string) (*agentConfig, problems) {
 	if root == nil {
 		root = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
 	}
-	var dsnNode *yaml.Node
+	var dsnKey, dsnNode *yaml.Node
 	if o.hasSentry() {
 		recv := mappingValue(mappingValue(root, "receivers"), "sentry")
 		recv.Content = append(recv.Content,
 			scalar("!!str", "listen"), scalar("!!str", sentryListen),
 			scalar("!!str", "public_key"), scalar("!!str", sentryKey))
-		dsnNode = scalar("!!str", "${"+sentryDSNEnv+"}")
+		// The sidecar reads the DSN from the Secret mounted at SentryDir.
+		dsnKey, dsnNode = scalar("!!str", "dsn_file"), scalar("!!str", path.Join(SentryDir, sentryDSNFile))
 		exp := mappingValue(mappingValue(root, "exporters"), "sentry")
-		exp.Content = append(exp.Content, scalar("!!str", "dsn"), dsnNode)
+		exp.Content = append(exp.Content, dsnKey, dsnNode)
 		rules = append(rules, blameRule{"receivers.sentry", AnnotationSentryDSNSecret}, blameRule{"exporters.sentry", AnnotationSentryDSNSecret})
 	}
 	delivered, err := marshalYAML(root)
@@ -76,7 +73,7 @@ func (o *options) buildConfig(sentryKey string) (*agentConfig, problems) {
 	}
 	checked := delivered
 	if dsnNode != nil {
-		dsnNode.Value = placeholderDSN
+		dsnKey.Value, dsnNode.Value = "dsn", placeholderDSN
 		if checked, err = marshalYAML(root); err != nil {
 			var p problems
 			p.add(AnnotationInject, "cannot encode the sidecar configuration: %v", err)

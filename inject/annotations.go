@@ -184,10 +184,11 @@ const (
 	AnnotationSentryDSN = "outrider.dev/sentry-dsn"
 
 	// AnnotationSentryDSNSecret is "<secret>/<key>": a Secret of the pod's namespace
-	// holding the upstream Sentry DSN errors are forwarded to. It reaches the sidecar
-	// as an environment variable from the Secret, so it appears in no annotation; the
-	// app containers get SENTRY_DSN pointing at the sidecar instead. Default: the
-	// injector's --sentry-dsn-secret, itself none.
+	// holding the upstream Sentry DSN errors are forwarded to. The Secret is mounted
+	// read-only at /etc/outrider-sentry in the sidecar only, which reads the DSN from
+	// there (exporters.sentry.dsn_file), so it appears in no annotation and in no
+	// environment; the app containers get SENTRY_DSN pointing at the sidecar instead.
+	// Default: the injector's --sentry-dsn-secret, itself none.
 	AnnotationSentryDSNSecret = "outrider.dev/sentry-dsn-secret"
 
 	// AnnotationQueueSizeLimit is the size limit of the volume holding the durable

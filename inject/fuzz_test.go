@@ -109,6 +109,7 @@ func FuzzAnnotations(f *testing.F) {
 	d := testDefaults()
 	d.SentryDSNSecret = "sentry/dsn"
 	in := newTestInjector(f, d)
+	dsnDir := f.TempDir()
 	f.Fuzz(func(t *testing.T, annotations string, shape uint8) {
 		pod := fuzzPod(decodeAnnotations(annotations), shape)
 		req := requestFor(t, pod)
@@ -149,10 +150,7 @@ func FuzzAnnotations(f *testing.F) {
 			j, _ := json.Marshal(pod.Annotations)
 			t.Fatalf("annotations %s: patched pod: %s", j, strings.Join(errs, "; "))
 		}
-		if strings.Contains(out.Annotations[AnnotationConfig], sentryDSNEnv) {
-			t.Setenv(sentryDSNEnv, "https://k@o1.ingest.sentry.io/1")
-		}
-		if _, err := config.Parse(AnnotationConfig, []byte(out.Annotations[AnnotationConfig])); err != nil {
+		if _, err := config.Parse(AnnotationConfig, []byte(withSentryDSNFile(t, dsnDir, out.Annotations[AnnotationConfig]))); err != nil {
 			t.Fatalf("the delivered configuration does not load: %v", err)
 		}
 		again := in.Mutate(podRequest(patched, req.Namespace))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -205,15 +206,27 @@ func TestGolden(t *testing.T) {
 			}
 			resp := in.Mutate(req)
 			pod, patched := applyPatch(t, in, req, resp)
-			if strings.HasPrefix(name, "sentry") {
-				t.Setenv(sentryDSNEnv, "https://k@o1.ingest.sentry.io/1")
-			}
-			if _, err := config.Parse(AnnotationConfig, []byte(pod.Annotations[AnnotationConfig])); err != nil {
+			if _, err := config.Parse(AnnotationConfig, []byte(withSentryDSNFile(t, t.TempDir(), pod.Annotations[AnnotationConfig]))); err != nil {
 				t.Errorf("the delivered configuration does not load: %v", err)
 			}
 			checkGolden(t, name+".golden.yaml", goldenYAML(t, patched, resp.Warnings))
 		})
 	}
+}
+
+// withSentryDSNFile points a delivered configuration's dsn_file at a file in dir
+// holding a DSN, as the Secret mounted at SentryDir would.
+func withSentryDSNFile(t testing.TB, dir, cfg string) string {
+	t.Helper()
+	mounted := path.Join(SentryDir, sentryDSNFile)
+	if !strings.Contains(cfg, mounted) {
+		return cfg
+	}
+	file := filepath.Join(dir, "sentry-dsn")
+	if err := os.WriteFile(file, []byte("https://k@o1.ingest.sentry.io/1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return strings.ReplaceAll(cfg, mounted, file)
 }
 
 // BenchmarkMutate measures one admission of a typical pod: decode, validate, generate

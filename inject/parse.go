@@ -24,6 +24,10 @@ const (
 	DataDir = "/var/lib/outrider"
 	// VaultTLSDir is where AnnotationVaultCASecret is mounted.
 	VaultTLSDir = "/vault/tls"
+	// SentryDir is where the Secret of AnnotationSentryDSNSecret is mounted in the
+	// sidecar, its key as the file sentryDSNFile.
+	SentryDir     = "/etc/outrider-sentry"
+	sentryDSNFile = "dsn"
 	// DefaultSecretsDir is the default of AnnotationSecretsDir.
 	DefaultSecretsDir = "/vault/secrets"
 	// serviceAccountDir is where Kubernetes mounts the service-account token.
@@ -542,7 +546,7 @@ func checkPerms(s string) string {
 
 // reservedDirs are the sidecar's own mount points and kernel file systems: no
 // secrets or log directory may be one of them or under one of them.
-var reservedDirs = []string{ConfigDir, DataDir, VaultTLSDir, serviceAccountDir, "/proc", "/sys", "/dev"}
+var reservedDirs = []string{ConfigDir, DataDir, VaultTLSDir, SentryDir, serviceAccountDir, "/proc", "/sys", "/dev"}
 
 // checkMountDir says why dir cannot be where a volume is mounted, or "".
 func checkMountDir(dir string) string {

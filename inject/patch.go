@@ -21,6 +21,7 @@ const (
 	VolumeLogs      = "outrider-logs"
 	VolumeToken     = "outrider-token"
 	VolumeVaultTLS  = "outrider-vault-tls"
+	VolumeSentry    = "outrider-sentry"
 	portName        = "outrider-http"
 	defaultUID      = 65532
 	tokenExpiration = 3600
@@ -166,7 +167,7 @@ func mountAnnotation(m corev1.VolumeMount) string {
 
 // checkConflicts reports names the injector would add that the pod already uses.
 func checkConflicts(pod *corev1.Pod, p *problems) {
-	ours := map[string]bool{VolumeConfig: true, VolumeData: true, VolumeSecrets: true, VolumeLogs: true, VolumeToken: true, VolumeVaultTLS: true}
+	ours := map[string]bool{VolumeConfig: true, VolumeData: true, VolumeSecrets: true, VolumeLogs: true, VolumeToken: true, VolumeVaultTLS: true, VolumeSentry: true}
 	for _, v := range pod.Spec.Volumes {
 		if ours[v.Name] {
 			p.add(AnnotationInject, "the pod already has a volume named %q; outrider adds volumes named outrider-*, so rename it", v.Name)
@@ -273,6 +274,15 @@ func (o *options) volumes(token *corev1.Volume) []corev1.Volume {
 			VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: o.vaultCASecret}},
 		})
 	}
+	if s := o.sentrySecret; s != nil {
+		vs = append(vs, corev1.Volume{
+			Name: VolumeSentry,
+			VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+				SecretName: s.Name,
+				Items:      []corev1.KeyToPath{{Key: s.Key, Path: sentryDSNFile}},
+			}},
+		})
+	}
 	return vs
 }
 
@@ -373,9 +383,6 @@ func (o *options) sidecarEnv() []corev1.EnvVar {
 	if o.vaultCASecret != "" && o.hasSecrets() {
 		env = append(env, corev1.EnvVar{Name: "VAULT_CACERT", Value: VaultTLSDir + "/ca.crt"})
 	}
-	if o.sentrySecret != nil {
-		env = append(env, corev1.EnvVar{Name: sentryDSNEnv, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: o.sentrySecret}})
-	}
 	return env
 }
 
@@ -395,12 +402,22 @@ func (o *options) vaultMounts(token *corev1.VolumeMount) []corev1.VolumeMount {
 	return ms
 }
 
+// sentryMounts is the mount of the upstream DSN's Secret: in the sidecar, and in the
+// init container, which loads the same configuration.
+func (o *options) sentryMounts() []corev1.VolumeMount {
+	if o.sentrySecret == nil {
+		return nil
+	}
+	return []corev1.VolumeMount{{Name: VolumeSentry, MountPath: SentryDir, ReadOnly: true}}
+}
+
 func (o *options) sidecarContainer(uid, gid int64, token *corev1.VolumeMount) corev1.Container {
 	mounts := []corev1.VolumeMount{
 		{Name: VolumeConfig, MountPath: ConfigDir, ReadOnly: true},
 		{Name: VolumeData, MountPath: DataDir},
 	}
 	mounts = append(mounts, o.vaultMounts(token)...)
+	mounts = append(mounts, o.sentryMounts()...)
 	for i, dir := range o.logDirs {
 		mounts = append(mounts, corev1.VolumeMount{Name: VolumeLogs, MountPath: dir, SubPath: logSubPath(i), ReadOnly: true})
 	}
@@ -426,6 +443,7 @@ func (o *options) sidecarContainer(uid, gid int64, token *corev1.VolumeMount) co
 
 func (o *options) initContainer(uid, gid int64, token *corev1.VolumeMount) corev1.Container {
 	mounts := append([]corev1.VolumeMount{{Name: VolumeConfig, MountPath: ConfigDir, ReadOnly: true}}, o.vaultMounts(token)...)
+	mounts = append(mounts, o.sentryMounts()...)
 	return corev1.Container{
 		Name:                     InitName,
 		Image:                    o.image,

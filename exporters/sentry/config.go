@@ -1,6 +1,11 @@
 package sentry
 
 import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/outrider-dev/outrider/exporters/queue"
@@ -25,6 +30,10 @@ type Config struct {
 	// http(s)://<public_key>@host[:port][/path]/<project_id> for a self-hosted Sentry.
 	// It holds the project's key: it is never logged or printed.
 	DSN confval.Secret `yaml:"dsn"`
+	// DSNFile is a file holding the DSN, such as a Kubernetes Secret mounted into the
+	// sidecar; it is read when the configuration is loaded (a reload reads it again).
+	// Exclusive with DSN.
+	DSNFile string `yaml:"dsn_file"`
 	// TLS configures the connection to an https DSN.
 	TLS tlsconfig.Config `yaml:"tls"`
 	// Timeout bounds each request; default 10s.
@@ -60,11 +69,12 @@ func (c *Config) ApplyDefaults() {
 // Validate reports every problem with its field path relative to the exporter's block.
 // Messages never show the DSN's key.
 func (c *Config) Validate(p *confval.Problems) {
-	d, err := parseDSN(c.DSN.Reveal())
-	switch {
-	case err != nil:
-		p.Addf("dsn", "%v", err)
-	case d.scheme != "https" && !c.TLS.IsZero():
+	raw, field, err := c.rawDSN()
+	if err != nil {
+		p.Addf(field, "%v", err)
+	} else if d, err := parseDSN(raw); err != nil {
+		p.Addf(field, "%v", err)
+	} else if d.scheme != "https" && !c.TLS.IsZero() {
 		p.Addf("tls", "is set but dsn %s is plaintext http; use an https:// DSN to connect with TLS", d.redacted())
 	}
 	c.TLS.Validate(p.At("tls"))
@@ -76,4 +86,31 @@ func (c *Config) Validate(p *confval.Problems) {
 		p.Addf("max_pending_bytes", "must be positive, got %d", int64(c.MaxPendingBytes))
 	}
 	c.Retry.Validate(p.At("retry"))
+}
+
+// maxDSNFileBytes bounds what is read of DSNFile; a DSN is a short URL.
+const maxDSNFileBytes = 4 << 10
+
+// rawDSN returns the DSN, from DSN or read from DSNFile, and the field it came from.
+// Errors never show the file's content.
+func (c *Config) rawDSN() (raw, field string, err error) {
+	if c.DSNFile == "" {
+		return c.DSN.Reveal(), "dsn", nil
+	}
+	if c.DSN != "" {
+		return "", "dsn_file", errors.New("set either dsn or dsn_file, not both")
+	}
+	f, err := os.Open(c.DSNFile)
+	if err != nil {
+		return "", "dsn_file", fmt.Errorf("cannot read %q: %w", c.DSNFile, errors.Unwrap(err))
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxDSNFileBytes+1))
+	switch {
+	case err != nil:
+		return "", "dsn_file", fmt.Errorf("cannot read %q: %w", c.DSNFile, err)
+	case len(data) > maxDSNFileBytes:
+		return "", "dsn_file", fmt.Errorf("%q is larger than %d bytes; it must hold only the DSN", c.DSNFile, maxDSNFileBytes)
+	}
+	return strings.TrimSpace(string(data)), "dsn_file", nil
 }

@@ -68,9 +68,13 @@ func New(cfg Config, set Settings, m *Metrics) (*Exporter, error) {
 	if err := p.Err(); err != nil {
 		return nil, err
 	}
-	d, err := parseDSN(cfg.DSN.Reveal())
+	raw, field, err := cfg.rawDSN()
 	if err != nil {
-		return nil, fmt.Errorf("dsn: %w", err)
+		return nil, fmt.Errorf("%s: %w", field, err)
+	}
+	d, err := parseDSN(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", field, err)
 	}
 	tlsCfg, err := cfg.TLS.Load()
 	if err != nil {

@@ -669,8 +669,8 @@ func sidecarOf(t *testing.T, pod *corev1.Pod, mode string) corev1.Container {
 	return corev1.Container{}
 }
 
-// placeholderSecret stands for the value of a Secret the sidecar's environment
-// refers to: the only one is the upstream Sentry DSN (outrider.dev/sentry-dsn-secret).
+// placeholderSecret stands for the upstream Sentry DSN of the Secret named by
+// outrider.dev/sentry-dsn-secret, mounted in the sidecar.
 const placeholderSecret = "https://0123456789abcdef@sentry.example.com/1"
 
 // validateConfig checks the sidecar configuration the webhook generated with the
@@ -713,6 +713,17 @@ func validateConfig(ctx context.Context, t *testing.T, config string, sidecar co
 		for i := range env {
 			env[i] = strings.ReplaceAll(env[i], inject.VaultTLSDir+"/", tlsDir+"/")
 		}
+	}
+	if slices.ContainsFunc(sidecar.VolumeMounts, func(m corev1.VolumeMount) bool { return m.MountPath == inject.SentryDir }) {
+		// The Secret holding the upstream Sentry DSN (outrider.dev/sentry-dsn-secret).
+		sentryDir := filepath.Join(dir, "sentry")
+		if err := os.MkdirAll(sentryDir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(sentryDir, "dsn"), []byte(placeholderSecret), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		config = strings.ReplaceAll(config, inject.SentryDir+"/", sentryDir+"/")
 	}
 	path := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
