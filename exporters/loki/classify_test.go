@@ -96,6 +96,7 @@ func TestClassify(t *testing.T) {
 // (never a panic), that only 2xx succeeds, and that the message stays bounded.
 func FuzzClassify(f *testing.F) {
 	f.Add(400, "entry out of order", "")
+	f.Add(400, "3 errors like: entry for stream '{a=\"b\"}' has timestamp too old: x; 2 errors like: stream '{c=\"; 1 errors like: \"}' has label value too long", "")
 	f.Add(429, "rate limited", "5")
 	f.Add(503, "\xff\xfe", "Wed, 21 Oct 2015 07:28:00 GMT")
 	f.Add(204, "", "")
@@ -179,6 +180,50 @@ func TestClassify400(t *testing.T) {
 			var sr *streamRejected
 			if errors.As(err, &sr) != tt.streamLvl {
 				t.Errorf("stream-level = %v, want %v", !tt.streamLvl, tt.streamLvl)
+			}
+		})
+	}
+}
+
+func TestSplitFollowsLokisRefusal(t *testing.T) {
+	e, err := New(Config{URL: "http://127.0.0.1:1"}, Settings{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := pipeline.NewStream(map[string]string{"service": "a"})
+	b := pipeline.NewStream(map[string]string{"service": "b"})
+	recs := []pipeline.Record{{Stream: a, Line: "1"}, {Stream: b, Line: "2"}, {Stream: a, Line: "3"}, {Stream: a, Line: "4", Level: pipeline.LevelError}}
+	streamErr := classify(response(400, "stream '{service=\"b\"}' has label value too long: 'x'", nil), time.Now())
+	entryErr := classify(response(400, "something Loki may say one day", nil), time.Now())
+	partly := classify(response(400, "entry for stream '{service=\"a\"}' has timestamp too old: x", nil), time.Now())
+	lines := func(parts [][]pipeline.Record) string {
+		var out []string
+		for _, p := range parts {
+			var ls []string
+			for _, r := range p {
+				ls = append(ls, r.Line)
+			}
+			out = append(out, strings.Join(ls, ","))
+		}
+		return strings.Join(out, " | ")
+	}
+	tests := []struct {
+		name string
+		recs []pipeline.Record
+		err  error
+		want string
+	}{
+		{"stream refusal: by stream (and level)", recs, streamErr, "1,3 | 2 | 4"},
+		{"stream refusal of one stream: all of it refused", recs[:1:1], streamErr, ""},
+		{"stream refusal, one stream left: no split", []pipeline.Record{recs[0], recs[2]}, streamErr, ""},
+		{"other refusal: halves", recs, entryErr, "1,2 | 3,4"},
+		{"partly rejected: nothing to split", recs, partly, ""},
+		{"not permanent", recs, pipeline.Retryable(errors.New("x"), 0), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := lines(e.split(tt.recs, tt.err)); got != tt.want {
+				t.Errorf("split = %q, want %q", got, tt.want)
 			}
 		})
 	}
