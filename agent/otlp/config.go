@@ -56,7 +56,7 @@ const (
 	// every recursive walk over values stays small.
 	DefaultMaxValueDepth = 32
 	// DefaultMaxInflightBytes holds one request of the default size (estimated at
-	// about three times its size) or several smaller ones: with 64 concurrent 4 MB
+	// about four times its size) or several smaller ones: with 64 concurrent 4 MB
 	// requests the agent's peak RSS stays near 66 MiB, within a 96 MiB sidecar.
 	DefaultMaxInflightBytes confval.ByteSize = 16 << 20
 	// Off disables an endpoint.

@@ -41,7 +41,7 @@ const (
 	// cut their data far shallower (normalizeDepth 3 in JavaScript, 10 in Python).
 	DefaultMaxJSONDepth = 64
 	// DefaultMaxInflightBytes lets two envelopes of the default size be processed at
-	// once (each estimated at about three times its size plus its JSON values).
+	// once (each estimated at about four times its size plus its JSON values).
 	DefaultMaxInflightBytes confval.ByteSize = 8 << 20
 	// MaxEventBytes bounds one event or transaction item, as Sentry does.
 	MaxEventBytes = 1 << 20

@@ -30,9 +30,10 @@ const (
 	DefaultIdleTimeout    = 2 * time.Minute
 	// Wait is how long a request waits for room in the limiter before it is refused.
 	Wait = 5 * time.Second
-	// CostFactor estimates a request's memory from its size: the body, what is
-	// re-encoded from it, and the queue entry. Decoding adds per-value estimates.
-	CostFactor = 3
+	// CostFactor estimates a request's memory from its size: the body, the strings
+	// decoding copies out of it, what is re-encoded from it, and the queue entry.
+	// Decoding adds per-value estimates.
+	CostFactor = 4
 )
 
 // ApplyDefaults fills zero-valued fields; maxRequest is the receiver's request size

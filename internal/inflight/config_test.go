@@ -11,7 +11,7 @@ import (
 func TestLimitsDefaultsAndValidate(t *testing.T) {
 	var d Limits
 	d.ApplyDefaults(8<<20, 4<<20)
-	if d.MaxInflightBytes != 12<<20 || d.MaxConnections != DefaultMaxConnections || d.ReadTimeout != DefaultReadTimeout || d.IdleTimeout != DefaultIdleTimeout {
+	if d.MaxInflightBytes != 16<<20 || d.MaxConnections != DefaultMaxConnections || d.ReadTimeout != DefaultReadTimeout || d.IdleTimeout != DefaultIdleTimeout {
 		t.Fatalf("defaults: %+v (the budget must hold %d requests' worth)", d, CostFactor)
 	}
 	for _, tc := range []struct {
@@ -21,8 +21,8 @@ func TestLimitsDefaultsAndValidate(t *testing.T) {
 	}{
 		{"defaults", d, nil},
 		{"everything wrong", Limits{MaxInflightBytes: 1 << 20, MaxConnections: -1, ReadTimeout: time.Millisecond, IdleTimeout: time.Millisecond},
-			[]string{"max_inflight_bytes: must be at least 3 times max_request_bytes (12MiB)", "max_connections: must be between", "read_timeout: must be between", "idle_timeout: must be at least"}},
-		{"too long a read", Limits{MaxInflightBytes: 12 << 20, MaxConnections: 1, ReadTimeout: time.Hour, IdleTimeout: time.Second},
+			[]string{"max_inflight_bytes: must be at least 4 times max_request_bytes (16MiB)", "max_connections: must be between", "read_timeout: must be between", "idle_timeout: must be at least"}},
+		{"too long a read", Limits{MaxInflightBytes: 16 << 20, MaxConnections: 1, ReadTimeout: time.Hour, IdleTimeout: time.Second},
 			[]string{"read_timeout"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

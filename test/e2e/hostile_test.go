@@ -422,6 +422,39 @@ func TestHostileLogsAndSentry(t *testing.T) {
 		a.checkAlive(t, tc.name, fmt.Sprintf("HTTP %d %s", resp.StatusCode, firstLine(string(b))))
 	}
 
+	// 64 concurrent requests of about 4 MB, over HTTP and then over gRPC; every one
+	// acknowledged must be in Loki whole.
+	var acked []string
+	for _, transport := range []string{"http", "grpc"} {
+		answers, ok := loadAttack(ctx, 64, func(i int) (string, []byte) {
+			marker := fmt.Sprintf("load-%s-%d-", transport, i)
+			return marker, bigLogs(marker, loadLines, 4_000_000)
+		}, func(ctx context.Context, body []byte) string {
+			if transport == "http" {
+				code, _, err := postHostile(ctx, "http://"+a.http+"/v1/logs", "application/x-protobuf", body)
+				if err != nil {
+					return "error: " + firstLine(err.Error())
+				}
+				return fmt.Sprintf("HTTP %d", code)
+			}
+			return status.Convert(exportGRPC(ctx, cc, grpcLogs, body)).Code().String()
+		})
+		a.checkAlive(t, fmt.Sprintf("64 concurrent ~4 MB log requests over %s", transport), fmt.Sprint(answers))
+		acked = append(acked, ok...)
+	}
+	if len(acked) == 0 {
+		t.Fatal("no load request was acknowledged: the limits refuse everything")
+	}
+	for _, marker := range acked {
+		qctx, qcancel := context.WithTimeout(ctx, 90*time.Second)
+		_, err := loki.WaitCount(qctx, `{service="hostile-logs"} |= "`+marker+`"`, start, loadLines, 60*time.Second)
+		qcancel()
+		if err != nil {
+			t.Fatalf("acknowledged request %s: not all %d lines in Loki: %v", marker, loadLines, err)
+		}
+	}
+	t.Logf("all %d acknowledged load requests (%d lines each) are in Loki", len(acked), loadLines)
+
 	// 5,000 slowloris connections: open, send part of a request's headers, hold.
 	held, refused := slowloris(t, []string{a.http, a.grpc, a.entry}, 5000, 20*time.Second)
 	time.Sleep(2 * time.Second)
@@ -430,6 +463,51 @@ func TestHostileLogsAndSentry(t *testing.T) {
 	a.sendNormalLogs(t, inLoki, fmt.Sprintf("after-attacks-%d", time.Now().UnixNano()))
 	sendNormalSentry(t, a, upstream)
 	a.checkAlive(t, "normal clients after the attacks", "stored and delivered")
+}
+
+// loadLines is the number of log records of one load request.
+const loadLines = 256
+
+// bigLogs is an ExportLogsServiceRequest of about size bytes: lines records, each
+// "<marker><n> " followed by padding.
+func bigLogs(marker string, lines, size int) []byte {
+	ld := plog.NewLogs()
+	lrs := ld.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords()
+	pad := strings.Repeat("p", size/lines-64)
+	now := time.Now()
+	for i := 0; i < lines; i++ {
+		lr := lrs.AppendEmpty()
+		lr.SetTimestamp(pcommon.NewTimestampFromTime(now.Add(time.Duration(i))))
+		lr.Body().SetStr(fmt.Sprintf("%s%d %s", marker, i, pad))
+	}
+	b, _ := plogotlp.NewExportRequestFromLogs(ld).MarshalProto()
+	return b
+}
+
+// loadAttack sends n requests at once, made by build and sent by send, and returns
+// how many got each answer and the markers of those acknowledged (HTTP 200, OK).
+func loadAttack(ctx context.Context, n int, build func(i int) (marker string, body []byte),
+	send func(ctx context.Context, body []byte) string) (map[string]int, []string) {
+	var (
+		mu      sync.Mutex
+		answers = map[string]int{}
+		acked   []string
+		wg      sync.WaitGroup
+	)
+	for i := 0; i < n; i++ {
+		marker, body := build(i)
+		wg.Go(func() {
+			answer := send(ctx, body)
+			mu.Lock()
+			defer mu.Unlock()
+			answers[answer]++
+			if answer == "HTTP 200" || answer == "OK" {
+				acked = append(acked, marker)
+			}
+		})
+	}
+	wg.Wait()
+	return answers, acked
 }
 
 // sendNormalSentry sends an event to the agent's Sentry endpoint and waits for it at
@@ -612,44 +690,30 @@ func TestHostileTracesAndLoad(t *testing.T) {
 	a.checkAlive(t, "OTLP/gRPC traces nested 4 MiB deep", status.Convert(err).Code().String()+" "+firstLine(status.Convert(err).Message()))
 
 	const concurrent, spans, size = 64, 16, 4_000_000
-	var acked []pcommon.TraceID
+	var acked []string
 	for _, transport := range []string{"http", "grpc"} {
-		var (
-			mu      sync.Mutex
-			answers = map[string]int{}
-			wg      sync.WaitGroup
-		)
-		for i := 0; i < concurrent; i++ {
+		answers, ok := loadAttack(ctx, concurrent, func(i int) (string, []byte) {
 			var id pcommon.TraceID
 			copy(id[:], fmt.Sprintf("%-8s%08d", transport, i))
-			body := bigTraces(id, spans, size)
-			wg.Go(func() {
-				var answer string
-				if transport == "http" {
-					code, _, err := postHostile(ctx, "http://"+a.http+"/v1/traces", "application/x-protobuf", body)
-					answer = fmt.Sprintf("HTTP %d", code)
-					if err != nil {
-						answer = "error: " + firstLine(err.Error())
-					}
-				} else {
-					answer = status.Convert(exportGRPC(ctx, cc, grpcTraces, body)).Code().String()
+			return id.String(), bigTraces(id, spans, size)
+		}, func(ctx context.Context, body []byte) string {
+			if transport == "http" {
+				code, _, err := postHostile(ctx, "http://"+a.http+"/v1/traces", "application/x-protobuf", body)
+				if err != nil {
+					return "error: " + firstLine(err.Error())
 				}
-				mu.Lock()
-				answers[answer]++
-				if answer == "HTTP 200" || answer == "OK" {
-					acked = append(acked, id)
-				}
-				mu.Unlock()
-			})
-		}
-		wg.Wait()
-		a.checkAlive(t, fmt.Sprintf("%d concurrent ~4 MB requests over %s", concurrent, transport), fmt.Sprint(answers))
+				return fmt.Sprintf("HTTP %d", code)
+			}
+			return status.Convert(exportGRPC(ctx, cc, grpcTraces, body)).Code().String()
+		})
+		a.checkAlive(t, fmt.Sprintf("%d concurrent ~4 MB trace requests over %s", concurrent, transport), fmt.Sprint(answers))
+		acked = append(acked, ok...)
 	}
 	if len(acked) == 0 {
 		t.Fatal("no load request was acknowledged: the limits refuse everything")
 	}
 	for _, id := range acked {
-		got, err := j.WaitForTrace(ctx, id.String(), spans)
+		got, err := j.WaitForTrace(ctx, id, spans)
 		if err != nil || len(got) != spans {
 			t.Fatalf("acknowledged trace %s: %d spans in Jaeger, want %d (%v)", id, len(got), spans, err)
 		}
