@@ -402,7 +402,7 @@ func FuzzPumpEntry(f *testing.F) {
 		f.Add(seed)
 	}
 	dir := f.TempDir()
-	q, err := disk.Open(disk.Config{SegmentSize: 1 << 20, MaxSize: 4 << 20, QuarantineMaxSize: 1 << 20, Fsync: disk.FsyncNever},
+	q, err := disk.Open(disk.Config{SegmentSize: 1 << 20, MaxSize: 4 << 20, QuarantineMaxSize: 64 << 10, Fsync: disk.FsyncNever},
 		disk.Settings{Name: "fuzz", Dir: dir, Logger: quiet()})
 	if err != nil {
 		f.Fatal(err)
