@@ -202,6 +202,7 @@ func (s *supervisor) all() map[string]bool {
 func (s *supervisor) Start(ctx context.Context, cfg *config.Config) error {
 	gen, err := s.build(cfg, s.all())
 	if err != nil {
+		discardUnstarted(gen)
 		return err
 	}
 	s.mu.Lock()
@@ -335,7 +336,11 @@ func (s *supervisor) restore(ctx context.Context, gen []*running, holder map[str
 		k := p.kind
 		u, err := k.build(p.slice)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("rebuild %s: %w", k.name, err))
+			err = fmt.Errorf("rebuild %s: %w", k.name, err)
+			errs = append(errs, err)
+			// Kept as failed with its previous slice: /healthz reports it, and the
+			// next reload builds it again.
+			old[k.name] = &running{kind: k, slice: p.slice, state: stateFailed, lastErr: err, since: time.Now(), stopping: make(chan struct{})}
 			continue
 		}
 		r := &running{kind: k, slice: p.slice, u: u, state: stateStopped, since: time.Now(), stopping: make(chan struct{})}

@@ -25,7 +25,8 @@ type world struct {
 
 	mu     sync.Mutex
 	events []string
-	faults map[string]string // "kind@version" → build, start or hang
+	faults map[string]string // "kind@version" → build, rebuild (all but the first), start or hang
+	builds map[string]int
 	hang   chan struct{}     // closed to let hanging Stops return
 	owner  *queueUnit        // the unit that owns the disk
 	disk   []string          // items stored
@@ -43,6 +44,23 @@ func (w *world) fault(kind, version string) string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.faults[kind+"@"+version]
+}
+
+// built counts a build of kind@version and reports whether it must fail.
+func (w *world) buildFails(kind, version string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.builds == nil {
+		w.builds = map[string]int{}
+	}
+	w.builds[kind+"@"+version]++
+	switch w.faults[kind+"@"+version] {
+	case "build":
+		return true
+	case "rebuild":
+		return w.builds[kind+"@"+version] > 1
+	}
+	return false
 }
 
 // append stores an item through the unit that owns the disk.
@@ -67,13 +85,18 @@ func (w *world) kinds() []unitKind {
 	return []unitKind{
 		defineUnit("leases", nil, func(c *config.Config) slice { return slice{version: c.Identity.Service} },
 			func(s slice) (unit, error) {
-				if w.fault("leases", s.version) == "build" {
+				if w.buildFails("leases", s.version) {
 					return nil, errors.New("leases: cannot build")
 				}
 				return &leaseUnit{w: w, version: s.version}, nil
 			}),
 		defineUnit("port", nil, func(c *config.Config) slice { return slice{version: c.Identity.Service, addr: c.Server.Listen} },
-			func(s slice) (unit, error) { return &portUnit{w: w, version: s.version, addr: s.addr}, nil }),
+			func(s slice) (unit, error) {
+				if w.buildFails("port", s.version) {
+					return nil, errors.New("port: cannot build")
+				}
+				return &portUnit{w: w, version: s.version, addr: s.addr}, nil
+			}),
 		defineUnit("queue", []string{"port"}, func(c *config.Config) slice { return slice{version: c.Identity.Service} },
 			func(s slice) (unit, error) { return &queueUnit{w: w, version: s.version}, nil }),
 	}
@@ -229,6 +252,9 @@ func TestSupervisorReloadPaths(t *testing.T) {
 		rejected   bool
 		rolledBack bool
 		wedged     string
+		// restoreFails: a previous unit cannot be rebuilt; it is reported failed and
+		// its port may close.
+		restoreFails string
 		// events that must appear, in this order, among all the reload's events.
 		events []string
 	}{
@@ -250,6 +276,11 @@ func TestSupervisorReloadPaths(t *testing.T) {
 			name: "first start fails", faults: map[string]string{"leases@v2": "start"}, rolledBack: true,
 			want:   map[string]string{"leases": "v1", "port": "v1", "queue": "v1"},
 			events: []string{"stop leases@v1", "takeover leases@v2 from v1", "takeover leases@v1 from v2", "start leases@v1", "start port@v1", "start queue@v1"},
+		},
+		{
+			name: "start fails and a previous unit cannot be rebuilt", faults: map[string]string{"queue@v2": "start", "port@v1": "rebuild"},
+			rolledBack: true, restoreFails: "port",
+			want: map[string]string{"leases": "v1", "queue": "v1"},
 		},
 		{
 			name: "stop hangs", faults: map[string]string{"queue@v1": "hang"}, rolledBack: true, wedged: "queue",
@@ -280,14 +311,16 @@ func TestSupervisorReloadPaths(t *testing.T) {
 			dials, refused := stopDial()
 			w.append("after")
 
-			if (res.Rejected != nil) != tc.rejected || (res.RolledBack != nil) != tc.rolledBack || res.Restored != nil {
+			if (res.Rejected != nil) != tc.rejected || (res.RolledBack != nil) != tc.rolledBack || (res.Restored != nil) != (tc.restoreFails != "") {
 				t.Fatalf("result %+v", res)
 			}
-			if refused > 0 {
-				t.Errorf("the port closed during the reload: %d of %d dials refused", refused, dials)
-			}
-			if got := get1(addr); got != tc.want["port"] {
-				t.Errorf("the port answers %q, want %q (on the same port %s)", got, tc.want["port"], addr)
+			if tc.restoreFails == "" {
+				if refused > 0 {
+					t.Errorf("the port closed during the reload: %d of %d dials refused", refused, dials)
+				}
+				if got := get1(addr); got != tc.want["port"] {
+					t.Errorf("the port answers %q, want %q (on the same port %s)", got, tc.want["port"], addr)
+				}
 			}
 			for name, v := range tc.want {
 				r := sup.cur[name]
@@ -326,7 +359,11 @@ func TestSupervisorReloadPaths(t *testing.T) {
 			for _, st := range sup.Status() {
 				states[st.Name] = st.State
 			}
-			if tc.wedged != "" {
+			if tc.restoreFails != "" {
+				if states[tc.restoreFails] != stateFailed {
+					t.Errorf("states %v, want %s failed", states, tc.restoreFails)
+				}
+			} else if tc.wedged != "" {
 				if states[tc.wedged] != stateWedged {
 					t.Errorf("states %v, want %s wedged", states, tc.wedged)
 				}
