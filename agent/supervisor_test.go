@@ -27,11 +27,11 @@ type world struct {
 	events []string
 	faults map[string]string // "kind@version" → build, rebuild (all but the first), start or hang
 	builds map[string]int
-	hang   chan struct{}     // closed to let hanging Stops return
-	owner  *queueUnit        // the unit that owns the disk
-	disk   []string          // items stored
-	lost   int               // items appended while no unit owned the disk
-	taken  []string          // every lease ever taken
+	hang   chan struct{} // closed to let hanging Stops return
+	owner  *queueUnit    // the unit that owns the disk
+	disk   []string      // items stored
+	lost   int           // items appended while no unit owned the disk
+	taken  []string      // every lease ever taken
 }
 
 func (w *world) event(format string, args ...any) {
