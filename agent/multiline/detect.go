@@ -184,7 +184,7 @@ func traceStart(line string) state {
 
 // hasLevelWord reports whether one of the first words of line is a log level that
 // may head a stack trace (warning and worse): "ERROR", "[error]", "level=error",
-// "SEVERE:", "E0102" (klog).
+// "SEVERE:", "ERROR:root:msg" (Python's default format), "E0102" (klog).
 func hasLevelWord(line string) bool {
 	i := 0
 	for w := 0; w < 8; w++ {
@@ -199,19 +199,49 @@ func hasLevelWord(line string) bool {
 			i++
 		}
 		word := line[s:i]
-		if lv, ok := strings.CutPrefix(word, "level="); ok {
-			word = strings.ToUpper(strings.Trim(lv, `"`))
-		}
 		if w == 0 && len(word) == 5 && (word[0] == 'E' || word[0] == 'F' || word[0] == 'W') && allDigits(word[1:]) {
 			return true
 		}
-		word = strings.Trim(word, "[]():,|<>")
+		if len(word) > 6 && word[:6] == "level=" {
+			word = word[6:]
+			if len(word) > 1 && word[0] == '"' {
+				word = word[1:]
+			}
+		}
+		a, b := 0, len(word)
+		for a < b && isLevelPunct(word[a]) {
+			a++
+		}
+		for b > a && isLevelPunct(word[b-1]) {
+			b--
+		}
+		word = word[a:b]
 		if c := strings.IndexByte(word, ':'); c > 0 {
 			word = word[:c] // Python's default format: "ERROR:root:message"
 		}
-		switch word {
-		case "ERROR", "ERR", "SEVERE", "FATAL", "CRITICAL", "CRIT", "PANIC", "EMERG", "ALERT",
-			"WARN", "WARNING", "error", "fatal", "critical", "warn", "warning", "Error", "Fatal", "Critical", "Warning":
+		if isWarnOrWorse(word) {
+			return true
+		}
+	}
+	return false
+}
+
+func isLevelPunct(c byte) bool {
+	switch c {
+	case '[', ']', '(', ')', ':', ',', '|', '<', '>', '"':
+		return true
+	}
+	return false
+}
+
+// isWarnOrWorse reports whether word names a level of warning or worse, in upper,
+// lower or capitalised case.
+func isWarnOrWorse(word string) bool {
+	if len(word) < 3 || len(word) > 8 {
+		return false
+	}
+	for _, l := range [...]string{"ERROR", "ERR", "SEVERE", "FATAL", "CRITICAL", "CRIT", "PANIC", "EMERG", "ALERT", "WARN", "WARNING"} {
+		if len(l) == len(word) && strings.EqualFold(l, word) && (word[1] >= 'a') == (word[len(word)-1] >= 'a') {
 			return true
 		}
 	}
@@ -276,21 +306,18 @@ func isNestedIs(line string) bool {
 // looksLikeExceptionLine matches the first line of a JVM exception: a class name,
 // possibly qualified, alone or followed by ": message".
 func looksLikeExceptionLine(line string) bool {
-	name := line
-	if c := strings.Index(line, ": "); c >= 0 {
-		name = line[:c]
-	} else {
-		name = strings.TrimSuffix(trimSpace(line), ":")
+	i := 0
+	for i < len(line) {
+		c := line[i]
+		if !(c == '.' || c == '$' || c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
+			break
+		}
+		i++
 	}
-	if name == "" || strings.IndexAny(name, " \t") >= 0 {
+	if i == 0 || i < len(line) && line[i] != ':' && line[i] != '\r' || i+1 < len(line) && line[i] == ':' && line[i+1] != ' ' {
 		return false
 	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !(c == '.' || c == '$' || c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
-			return false
-		}
-	}
+	name := line[:i]
 	return strings.Contains(name, "Exception") || strings.Contains(name, "Error") ||
 		strings.Contains(name, "Throwable") || strings.Contains(name, "Fault")
 }
@@ -304,6 +331,9 @@ func isNodeTrailer(line string) bool {
 // isNodePosition matches the first line Node prints for an uncaught error: the
 // throwing source position, "/app/server.js:42" or "file:///app/x.mjs:7".
 func isNodePosition(line string) bool {
+	if n := len(line); n < 6 || line[n-1] < '0' || line[n-1] > '9' {
+		return false
+	}
 	c := strings.LastIndexByte(line, ':')
 	if c <= 0 || !allDigits(line[c+1:]) || strings.IndexAny(line, " \t") >= 0 {
 		return false
@@ -322,8 +352,9 @@ func isNodePosition(line string) bool {
 // it: "app.rb:14:in `charge': message (Type)" or, from Ruby 3.4, "app.rb:14:in
 // 'Object#charge': message (Type)".
 func isRubyHeader(line string) bool {
-	i := strings.Index(line, ":in ")
-	if i <= 0 || i+5 >= len(line) || isIndented(line) {
+	// The path has no space: the first space follows ":in".
+	i := strings.IndexByte(line, ' ') - 3
+	if i <= 0 || i+5 >= len(line) || line[i:i+4] != ":in " {
 		return false
 	}
 	c := strings.LastIndexByte(line[:i], ':')
@@ -378,6 +409,9 @@ func isGoFuncName(line string) bool {
 // "app/controllers/users_controller.rb:8:in `show'", "/app/x.rb:3:in 'Foo#bar'".
 func isRubyFrame(line string) bool {
 	t := trimSpace(line)
+	if len(t) < 8 || t[len(t)-1] != '\'' {
+		return false
+	}
 	i := strings.Index(t, ":in ")
 	if i <= 0 || i+5 >= len(t) || (t[i+4] != '`' && t[i+4] != '\'') || t[len(t)-1] != '\'' {
 		return false

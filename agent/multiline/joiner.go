@@ -64,6 +64,7 @@ type Joiner struct {
 	out    []Record
 
 	header bool // the pending record's header has a level: it may head a trace
+	hdrSet bool // header is known; it is computed when first needed
 	heads  int  // lines of that header: 1, or 2 for java.util.logging's date and message
 	jul    bool // the pending line is a java.util.logging date line
 	framed bool // a frame was seen (Dart), or how deep the property block is (Node)
@@ -130,7 +131,7 @@ func (j *Joiner) Reset() {
 	j.lines, j.blanks = j.lines[:0], j.blanks[:0]
 	j.size = 0
 	j.state = stNone
-	j.header, j.jul, j.framed, j.depth, j.heads = false, false, false, 0, 1
+	j.header, j.hdrSet, j.jul, j.framed, j.depth, j.heads = false, false, false, false, 0, 1
 }
 
 // addStart is Start mode without the built-in stack traces: the pattern alone decides.
@@ -161,7 +162,6 @@ func (j *Joiner) addStartStack(line string) {
 	if len(j.lines) == 0 {
 		if !isBlank(line) && j.start.MatchString(line) {
 			j.begin(line, stStart)
-			j.header = hasLevelWord(line)
 			return
 		}
 		j.beginStack(line)
@@ -171,7 +171,7 @@ func (j *Joiner) addStartStack(line string) {
 		if j.continueTrace(line) {
 			return
 		}
-	} else if next, ok := j.headed(line); ok {
+	} else if next, ok := j.headed(line, traceStart(line)); ok {
 		j.state = next
 		j.extend(line)
 		return
@@ -180,7 +180,6 @@ func (j *Joiner) addStartStack(line string) {
 	case !isBlank(line) && j.start.MatchString(line):
 		j.flush()
 		j.begin(line, stStart)
-		j.header = hasLevelWord(line)
 	case traceStart(line) != stPlain || isCrashHeader(line):
 		j.flush()
 		j.beginStack(line)
@@ -200,7 +199,8 @@ func (j *Joiner) addStack(line string) {
 	case stNone:
 		j.beginStack(line)
 	case stPlain, stHead2:
-		if next, ok := j.headed(line); ok {
+		ts := traceStart(line)
+		if next, ok := j.headed(line, ts); ok {
 			j.state = next
 			j.extend(line)
 			return
@@ -210,7 +210,7 @@ func (j *Joiner) addStack(line string) {
 			return
 		}
 		j.flush()
-		j.beginStack(line)
+		j.beginAs(line, ts)
 	default:
 		if j.continueTrace(line) {
 			return
@@ -265,7 +265,7 @@ func (j *Joiner) replay(line string) {
 
 // headed reports whether line continues the ordinary lines pending, turning them into
 // the header of a stack trace, and the state after it.
-func (j *Joiner) headed(line string) (state, bool) {
+func (j *Joiner) headed(line string, ts state) (state, bool) {
 	last := j.lines[len(j.lines)-1]
 	switch {
 	case isJavaFrame(line):
@@ -278,7 +278,7 @@ func (j *Joiner) headed(line string) (state, bool) {
 	case strings.HasPrefix(trimSpace(line), "---> ") && j.state != stStart:
 		// .NET: "System.X: msg" then " ---> System.Y: inner".
 		return stJava, true
-	case isRubyFrame(line) && (isIndented(line) || j.header && len(j.lines) == j.heads):
+	case isRubyFrame(line) && (isIndented(line) || len(j.lines) == j.heads && j.hasHeader()):
 		// Rails' "NoMethodError (msg):" then indented frames; Logger's header then
 		// bare "app.rb:10:in 'm'" frames.
 		return stRuby, true
@@ -294,23 +294,34 @@ func (j *Joiner) headed(line string) (state, bool) {
 		// An exception whose message has several lines: confirmed by a frame.
 		return stHead2, true
 	case j.jul && len(j.lines) == 1 && julLevel(line) != "":
-		j.jul, j.heads = false, 2
+		j.jul, j.heads, j.hdrSet = false, 2, true
 		j.header = julLevel(line) == "SEVERE" || julLevel(line) == "WARNING"
 		return j.state, true
-	case !j.header || len(j.lines) != j.heads && j.state != stStart:
+	case len(j.lines) != j.heads && j.state != stStart:
 		return stNone, false
 	}
-	// The pending line is a logger's header with a level: a trace may follow it.
-	if s := traceStart(line); s != stPlain {
-		if s == stPy || s == stPyGroup || s == stPHP || s == stDart || s == stNodePre || s == stRuby {
-			return s, true
+	// A trace may follow a logger's header line with a level.
+	switch ts {
+	case stPy, stPyGroup, stPHP, stDart, stNodePre, stRuby:
+		if j.hasHeader() {
+			return ts, true
 		}
-		return stNone, false
-	}
-	if j.state == stPlain && !isBlank(line) && !isIndented(line) && (looksLikeExceptionLine(line) || isGoFuncName(line)) {
-		return stHead2, true
+	case stPlain:
+		if j.state == stPlain && !isBlank(line) && !isIndented(line) &&
+			(looksLikeExceptionLine(line) || isGoFuncName(line)) && j.hasHeader() {
+			return stHead2, true
+		}
 	}
 	return stNone, false
+}
+
+// hasHeader reports whether the pending record's first line has a level of warning or
+// worse, computing it once.
+func (j *Joiner) hasHeader() bool {
+	if !j.hdrSet {
+		j.header, j.hdrSet = hasLevelWord(j.lines[0]), true
+	}
+	return j.header
 }
 
 // continues reports whether line continues the pending stack trace, and the state
@@ -410,10 +421,17 @@ func (j *Joiner) beginStack(line string) {
 		j.emit(line, 1)
 		return
 	}
-	s := traceStart(line)
+	j.beginAs(line, traceStart(line))
+}
+
+// beginAs starts a record with line, which begins a record in state s.
+func (j *Joiner) beginAs(line string, s state) {
+	if isBlank(line) {
+		j.emit(line, 1)
+		return
+	}
 	j.begin(line, s)
 	if s == stPlain {
-		j.header = hasLevelWord(line)
 		j.jul = isJULDate(line)
 	}
 }

@@ -7,7 +7,10 @@ const dartUnhandled = "Unhandled exception:"
 // IsDartUnhandled reports whether line is the first line of an uncaught Dart
 // exception, "Unhandled exception:", possibly after a log prefix.
 func IsDartUnhandled(line string) bool {
-	t := strings.TrimRight(line, " \t\r")
+	t := line
+	for len(t) > 0 && (t[len(t)-1] == ' ' || t[len(t)-1] == '\t' || t[len(t)-1] == '\r') {
+		t = t[:len(t)-1]
+	}
 	return strings.HasSuffix(t, dartUnhandled) && (len(t) == len(dartUnhandled) || t[len(t)-len(dartUnhandled)-1] == ' ')
 }
 

@@ -14,6 +14,7 @@ func parseNode(text string) (Trace, bool) {
 		pending nodeHeader // the error line before the first frame
 		prev    nodeHeader // the last non-blank line, when no error line was found
 		depth   int        // brace depth of util.inspect properties
+		elided  []nodeElision
 	)
 	for {
 		line, start, ok := r.next()
@@ -85,7 +86,8 @@ func parseNode(text string) (Trace, bool) {
 			nodes[cur].valEnd = start + len(line) // a cause's message spans lines
 			continue
 		}
-		if strings.HasPrefix(t, "... ") && strings.HasSuffix(t, " lines matching cause stack trace ...") {
+		if n, ok := nodeElided(t); ok {
+			elided = append(elided, nodeElision{node: cur, at: len(nodes[cur].exc.Frames), n: n})
 			continue
 		}
 		if depth > 0 {
@@ -102,7 +104,68 @@ func parseNode(text string) (Trace, bool) {
 	for i := range nodes {
 		nodes[i].exc.Value = text[nodes[i].valStart:nodes[i].valEnd]
 	}
+	restoreElided(nodes, elided)
 	return finish(LangNode, nodes, true)
+}
+
+// nodeElision is a "... N lines matching cause stack trace ..." line: N frames of
+// node, after its first at frames, are those of its cause.
+type nodeElision struct{ node, at, n int }
+
+// nodeElided parses "... 5 lines matching cause stack trace ...".
+func nodeElided(t string) (int, bool) {
+	rest, ok := strings.CutPrefix(t, "... ")
+	if !ok {
+		return 0, false
+	}
+	num, ok := strings.CutSuffix(rest, " lines matching cause stack trace ...")
+	if !ok {
+		return 0, false
+	}
+	return atoi(num)
+}
+
+// restoreElided puts back the frames Node left out because they match the cause's:
+// they follow, in the cause's stack, the frame printed just before the elision.
+func restoreElided(nodes []node, elided []nodeElision) {
+	for k := len(elided) - 1; k >= 0; k-- { // from the last, so earlier positions hold
+		e := elided[k]
+		if e.at == 0 || e.n <= 0 {
+			continue
+		}
+		outer := &nodes[e.node]
+		if e.at > len(outer.exc.Frames) {
+			continue
+		}
+		cause := -1
+		for i := range nodes {
+			if nodes[i].parent == e.node && nodes[i].source == "cause" {
+				cause = i
+				break
+			}
+		}
+		if cause < 0 {
+			continue
+		}
+		cf := nodes[cause].exc.Frames
+		prev := outer.exc.Frames[e.at-1]
+		for j := range cf {
+			if cf[j] != prev {
+				continue
+			}
+			end := j + 1 + e.n
+			if end > len(cf) || len(outer.exc.Frames)+e.n > MaxFrames {
+				break
+			}
+			frames := make([]Frame, 0, len(outer.exc.Frames)+e.n)
+			frames = append(frames, outer.exc.Frames[:e.at]...)
+			frames = append(frames, cf[j+1:end]...)
+			frames = append(frames, outer.exc.Frames[e.at:]...)
+			outer.exc.Frames = frames
+			outer.total += e.n
+			break
+		}
+	}
 }
 
 // nodeHeader is an error line: its type and where its value lies.
