@@ -15,6 +15,7 @@ import (
 	"github.com/outrider-dev/outrider/agent/pipeline"
 	"github.com/outrider-dev/outrider/exporters/queue/disk"
 	"github.com/outrider-dev/outrider/internal/backoff"
+	"github.com/outrider-dev/outrider/internal/sentryenv"
 )
 
 // pump is a graph's source for pushed data: it reads a durable queue from its oldest
@@ -92,9 +93,6 @@ func (p *pump) Run(ctx context.Context) error {
 func (p *pump) process(ctx context.Context, e disk.Entry) error {
 	id := e.ID
 	ack := func(error) { p.q.Ack(id) }
-	if p.envelopes != nil {
-		return p.envelopes.ExportEnvelope(ctx, pipeline.Envelope{Data: e.Payload, Ack: ack})
-	}
 	var d decoded
 	var err error
 	if n := p.q.Begin(id); n >= maxEntryCrashes {
@@ -112,6 +110,8 @@ func (p *pump) process(ctx context.Context, e disk.Entry) error {
 		return nil
 	}
 	switch {
+	case d.envelope:
+		return p.envelopes.ExportEnvelope(ctx, pipeline.Envelope{Data: e.Payload, Ack: ack})
 	case d.traces:
 		return p.traces.ExportTraces(ctx, pipeline.TraceBatch{Data: d.data, Spans: d.spans, Ack: ack})
 	case len(d.records) == 0:
@@ -124,13 +124,15 @@ func (p *pump) process(ctx context.Context, e disk.Entry) error {
 
 // decoded is one entry made ready for its exporter.
 type decoded struct {
-	traces  bool
-	data    []byte // traces: the request
-	spans   int
-	records []pipeline.Record // logs
+	envelope bool // a valid Sentry envelope, exported as it is
+	traces   bool
+	data     []byte // traces: the request
+	spans    int
+	records  []pipeline.Record // logs
 }
 
-// decode turns one traces or logs entry into what its exporter takes. It never
+// decode turns one entry into what its exporter takes: an envelope is checked to
+// parse, a traces entry is split from its framing, a logs entry is decoded. It never
 // panics: a panic while decoding or converting becomes an error wrapping errBadEntry,
 // as does anything that does not decode or does not fit this pump's sinks.
 func (p *pump) decode(payload []byte) (d decoded, err error) {
@@ -145,6 +147,12 @@ func (p *pump) decode(payload []byte) (d decoded, err error) {
 	}()
 	if entryFault != nil {
 		entryFault(payload)
+	}
+	if p.envelopes != nil {
+		if _, err := sentryenv.Parse(payload, sentryenv.Limits{}); err != nil {
+			return d, fmt.Errorf("%w: %w", errBadEntry, err)
+		}
+		return decoded{envelope: true}, nil
 	}
 	k, n, data, err := otlprecv.DecodeEntry(payload)
 	switch {

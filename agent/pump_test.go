@@ -526,3 +526,48 @@ func TestPumpQuarantinesAnEntryThatCrashesTheProcess(t *testing.T) {
 		}
 	}
 }
+
+type envelopeSink struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (s *envelopeSink) ExportEnvelope(_ context.Context, e pipeline.Envelope) error {
+	s.mu.Lock()
+	s.got = append(s.got, string(e.Data))
+	s.mu.Unlock()
+	e.Done(nil)
+	return nil
+}
+
+func TestPumpQuarantinesInvalidEnvelopes(t *testing.T) {
+	dir := t.TempDir()
+	q, err := disk.Open(disk.Config{}, disk.Settings{Name: "errors", Dir: dir, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	good := func(id string) []byte {
+		return []byte(`{"event_id":"` + id + `"}` + "\n" + `{"type":"event"}` + "\n" + `{"message":"boom"}` + "\n")
+	}
+	entries := [][]byte{good("0123456789abcdef0123456789abcdef"), []byte("not an envelope\n"), good("fedcba9876543210fedcba9876543210")}
+	for _, e := range entries {
+		if err := q.Append(context.Background(), e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sink := &envelopeSink{}
+	bad := 0
+	runPumpUntilEmpty(t, &pump{name: "errors", q: q, envelopes: sink, log: quiet(), bad: func() { bad++ }})
+	if len(sink.got) != 2 || sink.got[0] != string(entries[0]) || sink.got[1] != string(entries[2]) {
+		t.Errorf("exported %q, want the two valid envelopes", sink.got)
+	}
+	if bad != 1 {
+		t.Errorf("%d entries set aside, want 1", bad)
+	}
+	for reason, payload := range quarantineFiles(t, dir) {
+		if string(payload) != "not an envelope\n" {
+			t.Errorf("quarantined %q (%s)", payload, reason)
+		}
+	}
+}
