@@ -196,6 +196,9 @@ func TestReloadRollbackKeepsTheOldGraphBehindTheOldReceivers(t *testing.T) {
 	if !strings.Contains(metrics, `outrider_config_reloads_total{result="rolled_back"} 1`) {
 		t.Errorf("the rollback is not counted")
 	}
+	if !strings.Contains(metrics, `outrider_queue_capacity_bytes{queue="traces"} `) || !strings.Contains(metrics, `outrider_queue_bytes{queue="traces"} `) {
+		t.Errorf("/metrics lacks the traces queue's capacity beside its size")
+	}
 	_ = r.stop() // the exporter cannot deliver before the deadline: an error is expected
 }
 
