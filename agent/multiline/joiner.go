@@ -474,8 +474,15 @@ func (j *Joiner) extend(line string) {
 }
 
 // flush emits the pending record and the blank lines held after it, each on its own.
+// Lines held only on the guess that a stack trace follows (a header and a message that
+// no frame confirmed, a preamble without frames) are emitted each on its own.
 func (j *Joiner) flush() {
-	if len(j.lines) > 0 {
+	if j.start == nil && len(j.lines) > 1 &&
+		(j.state == stHead2 || j.state == stNodePre || j.state == stDart && !j.framed) {
+		for _, l := range j.lines {
+			j.emit(l, 1)
+		}
+	} else if len(j.lines) > 0 {
 		j.emit(j.joined(), len(j.lines))
 	}
 	for _, b := range j.blanks {
