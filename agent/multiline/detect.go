@@ -202,6 +202,9 @@ func hasLevelWord(line string) bool {
 		if w == 0 && len(word) == 5 && (word[0] == 'E' || word[0] == 'F' || word[0] == 'W') && allDigits(word[1:]) {
 			return true
 		}
+		if w == 0 && (word == "fail:" || word == "crit:" || word == "warn:") {
+			return true // .NET's console logger
+		}
 		if len(word) > 6 && word[:6] == "level=" {
 			word = word[6:]
 			if len(word) > 1 && word[0] == '"' {
@@ -425,4 +428,17 @@ func isRubyFrame(line string) bool {
 func continuesMessage(line string) bool {
 	return !isBlank(line) && !isIndented(line) && traceStart(line) == stPlain && !hasLevelWord(line) &&
 		!isCrashHeader(line) && !isJSON(line)
+}
+
+// isDotnetConsoleHeader matches the first line of a record of .NET's console logger:
+// "fail: Shop.Orders[0]", "crit: …", "warn: …", "info: …", "dbug: …", "trce: …".
+func isDotnetConsoleHeader(line string) bool {
+	if len(line) < 7 || line[4] != ':' || line[5] != ' ' {
+		return false
+	}
+	switch line[:4] {
+	case "fail", "crit", "warn", "info", "dbug", "trce":
+		return true
+	}
+	return false
 }

@@ -278,6 +278,10 @@ func (j *Joiner) headed(line string, ts state) (state, bool) {
 	case strings.HasPrefix(trimSpace(line), "---> ") && j.state != stStart:
 		// .NET: "System.X: msg" then " ---> System.Y: inner".
 		return stJava, true
+	case isIndented(line) && !isBlank(line) && isDotnetConsoleHeader(j.lines[0]):
+		// Microsoft.Extensions.Logging's console format: "fail: Category[0]" then the
+		// message, exception and frames indented by six spaces.
+		return j.state, true
 	case isRubyFrame(line) && (isIndented(line) || len(j.lines) == j.heads && j.hasHeader()):
 		// Rails' "NoMethodError (msg):" then indented frames; Logger's header then
 		// bare "app.rb:10:in 'm'" frames.

@@ -105,10 +105,33 @@ func plainLevel(line string) pipeline.Level {
 			if l := klogLevel(word); l != pipeline.LevelUnknown {
 				return l
 			}
+			if l := dotnetConsoleLevel(word); l != pipeline.LevelUnknown {
+				return l
+			}
 		}
 		if l := levelInWord(word); l != pipeline.LevelUnknown {
 			return l
 		}
+	}
+	return pipeline.LevelUnknown
+}
+
+// dotnetConsoleLevel reads the level of .NET's console logger: "fail:", "crit:",
+// "warn:", "info:", "dbug:", "trce:".
+func dotnetConsoleLevel(word string) pipeline.Level {
+	switch word {
+	case "fail:":
+		return pipeline.LevelError
+	case "crit:":
+		return pipeline.LevelFatal
+	case "warn:":
+		return pipeline.LevelWarn
+	case "info:":
+		return pipeline.LevelInfo
+	case "dbug:":
+		return pipeline.LevelDebug
+	case "trce:":
+		return pipeline.LevelTrace
 	}
 	return pipeline.LevelUnknown
 }
