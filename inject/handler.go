@@ -1,7 +1,6 @@
 package inject
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -69,19 +68,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			r.ContentLength, MaxReviewBytes, confval.ByteSize(MaxReviewBytes)))
 		return
 	}
-	weight := r.ContentLength
-	if weight <= 0 {
-		weight = MaxReviewBytes // unknown length: count the most it may be
-	}
-	if !h.inflight.TryAcquire(weight) {
-		w.Header().Set("Retry-After", "1")
-		h.refuse(w, http.StatusTooManyRequests, fmt.Sprintf("busy: admission requests holding %s are being handled already; retry in a second", confval.ByteSize(MaxInflightBytes)))
-		return
-	}
-	defer h.inflight.Release(weight)
-	body, err := readBody(w, r)
+	// The body is counted against MaxInflightBytes as it arrives, so that a client
+	// that announces a large body and sends it slowly holds only what it sent.
+	br := &budgetReader{r: http.MaxBytesReader(w, r.Body, MaxReviewBytes), sem: h.inflight}
+	defer br.release()
+	body, err := br.readAll()
 	if err != nil {
 		var tooLarge *http.MaxBytesError
+		if errors.Is(err, errBusy) {
+			w.Header().Set("Retry-After", "1")
+			h.refuse(w, http.StatusTooManyRequests, fmt.Sprintf("busy: admission requests holding %s are being handled already; retry in a second", confval.ByteSize(MaxInflightBytes)))
+			return
+		}
 		if errors.As(err, &tooLarge) {
 			h.refuse(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the AdmissionReview is larger than the injector's limit of %d bytes (%s)", MaxReviewBytes, confval.ByteSize(MaxReviewBytes)))
 			return
@@ -139,16 +137,55 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.logger.LogAttrs(r.Context(), level, "admission request", attrs...)
 }
 
-// readBody reads the whole body, at most MaxReviewBytes, into a buffer of its
-// announced size.
-func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	body := http.MaxBytesReader(w, r.Body, MaxReviewBytes)
-	if r.ContentLength <= 0 {
-		return io.ReadAll(body)
+// errBusy is budgetReader's error when MaxInflightBytes are in hand.
+var errBusy = errors.New("busy")
+
+// budgetReader reads a body in chunks, each taken from sem before it is read (twice
+// its size: the chunks and the body they are joined into), failing with errBusy when
+// sem has no room; release gives it all back.
+type budgetReader struct {
+	r    io.Reader
+	sem  *semaphore.Weighted
+	held int64
+}
+
+// budgetChunk is the size of the chunks a body is read in.
+const budgetChunk = 32 << 10
+
+// readAll reads the whole body: into chunks (no copies while it grows), then into
+// one slice.
+func (b *budgetReader) readAll() ([]byte, error) {
+	var (
+		chunks [][]byte
+		total  int
+	)
+	for {
+		if !b.sem.TryAcquire(2 * budgetChunk) {
+			return nil, errBusy
+		}
+		chunk := make([]byte, budgetChunk)
+		n, err := io.ReadFull(b.r, chunk)
+		b.held += 2 * int64(n)
+		b.sem.Release(2 * int64(budgetChunk-n))
+		chunks = append(chunks, chunk[:n])
+		total += n
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, r.ContentLength+1))
-	_, err := buf.ReadFrom(body)
-	return buf.Bytes(), err
+	body := make([]byte, 0, total)
+	for _, c := range chunks {
+		body = append(body, c...)
+	}
+	return body, nil
+}
+
+func (b *budgetReader) release() {
+	b.sem.Release(b.held)
+	b.held = 0
 }
 
 func (h *Handler) refuse(w http.ResponseWriter, code int, msg string) {

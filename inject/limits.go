@@ -8,9 +8,9 @@ import (
 	"github.com/outrider-dev/outrider/internal/confval"
 )
 
-// The injector's own limits. Its memory is bounded in two places: the handler admits
-// at most MaxInflightBytes of request bodies at once (a review costs a small multiple
-// of its size to decode), and Mutate checks the pod against the limits below before
+// The injector's own limits. Its memory is bounded in two places: the handler reads
+// request bodies into at most MaxInflightBytes of buffers at once, and at most
+// MaxConcurrentMutations reviews are decoded and answered at once; Mutate checks the pod against the limits below before
 // it decodes the whole pod or generates anything, since the work per pod grows with
 // its secret annotations and containers. Every limit is far above what a real pod
 // needs; a pod past one is denied with a message naming the limit.
@@ -19,12 +19,15 @@ const (
 	// refuses request bodies over 3MiB, so no review of a pod it accepted is larger;
 	// a larger body is refused (413) without being read.
 	MaxReviewBytes = 3 << 20
-	// MaxInflightBytes bounds the request bodies being handled at once. A request
-	// that would go past it is answered at once with 429 Too Many Requests and
-	// Retry-After: the API server retries such an answer within the webhook's
-	// timeout, then applies the webhook's failurePolicy. Answering quickly rather than
-	// queueing keeps a flood from holding memory or the API server's time.
-	MaxInflightBytes = 8 << 20
+	// MaxInflightBytes bounds the buffers of the request bodies in hand at once,
+	// each byte counted twice (a buffer growing to an unknown size may hold two
+	// copies), and taken as the bytes arrive, so that a client sending slowly holds
+	// only what it sent. A request that would go past it is answered at once with 429
+	// Too Many Requests and Retry-After: the API server retries such an answer within
+	// the webhook's timeout, then applies the webhook's failurePolicy. Answering
+	// quickly rather than queueing keeps a flood from holding memory or the API
+	// server's time.
+	MaxInflightBytes = 16 << 20
 	// MaxConcurrentMutations bounds the pods decoded and injected at once; further
 	// requests, already read, wait for a turn.
 	MaxConcurrentMutations = 2

@@ -134,14 +134,39 @@ func TestHandlerLimits(t *testing.T) {
 		t.Errorf("chunked review past the limit: %d %s", w.Code, w.Body)
 	}
 
-	if !h.inflight.TryAcquire(MaxInflightBytes - int64(len(good)) + 1) {
+	// Other requests hold all but a few bytes of the budget.
+	held := int64(MaxInflightBytes - 100)
+	if !h.inflight.TryAcquire(held) {
 		t.Fatal("acquire")
 	}
 	w = post(bytes.NewReader(good), int64(len(good)))
-	if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") != "1" || !strings.Contains(w.Body.String(), "busy: admission requests holding 8MiB are being handled already; retry in a second") {
+	if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") != "1" || !strings.Contains(w.Body.String(), "busy: admission requests holding 16MiB are being handled already; retry in a second") {
 		t.Errorf("busy: %d %q %s", w.Code, w.Header().Get("Retry-After"), w.Body)
 	}
-	h.inflight.Release(MaxInflightBytes - int64(len(good)) + 1)
+	h.inflight.Release(held)
+	// A client that announces a large body and sends it slowly holds only what it
+	// sent (and one read ahead) meanwhile.
+	pr, pw := io.Pipe()
+	done := make(chan *httptest.ResponseRecorder)
+	go func() { done <- post(pr, MaxReviewBytes) }()
+	if _, err := pw.Write(good[:100]); err != nil {
+		t.Fatal(err)
+	}
+	rest := int64(MaxInflightBytes - 2*budgetChunk - 2*100)
+	if !h.inflight.TryAcquire(rest) {
+		t.Error("a client that announced 3MiB and sent 100 bytes holds more than it sent")
+	} else {
+		h.inflight.Release(rest)
+	}
+	pw.Close()
+	if w := <-done; w.Code != http.StatusBadRequest {
+		t.Errorf("a body cut short: %d %s", w.Code, w.Body)
+	}
+	if !h.inflight.TryAcquire(MaxInflightBytes) {
+		t.Error("the budget was not given back in full")
+	} else {
+		h.inflight.Release(MaxInflightBytes)
+	}
 	if w = post(bytes.NewReader(good), int64(len(good))); w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"allowed":true`) {
 		t.Errorf("after the others finished: %d %s", w.Code, w.Body)
 	}

@@ -173,7 +173,7 @@ func TestInjectorLimits(t *testing.T) {
 				case http.StatusRequestEntityTooLarge:
 					a.wantRefused(t, a.code, "larger than the injector's limit")
 				case http.StatusTooManyRequests:
-					a.wantRefused(t, a.code, "busy: admission requests holding 8MiB are being handled already")
+					a.wantRefused(t, a.code, "busy: admission requests holding 16MiB are being handled already")
 				default:
 					t.Errorf("review %d: %s; want 413 (too large) or 429 (busy)", i, a)
 				}
