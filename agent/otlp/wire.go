@@ -92,7 +92,9 @@ var schemaDef = [...]map[protowire.Number]field{
 	mEntityRef: {1: {false, protowire.BytesType, mNone, 0}, 2: {false, protowire.BytesType, mNone, 0}, 3: {false, protowire.BytesType, mNone, 0}, 4: {false, protowire.BytesType, mNone, 0}},
 }
 
-// maxDepth bounds nesting (AnyValue lists in maps in lists ...), like decoders do.
+// maxDepth bounds the walker's recursion over nested messages; a deeper request
+// leaves the fast path. Requests reach the walker only after scanProto has refused
+// values nested past max_value_depth, so the pdata path they leave for is bounded too.
 const maxDepth = 48
 
 // walker checks a message tree and counts spans. ok turns false at the first thing
