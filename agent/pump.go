@@ -95,12 +95,20 @@ func (p *pump) process(ctx context.Context, e disk.Entry) error {
 	ack := func(error) { p.q.Ack(id) }
 	var d decoded
 	var err error
-	if n := p.q.Begin(id); n >= maxEntryCrashes {
-		err = fmt.Errorf("%w: the agent stopped %d times while decoding it (a crash no recover catches, such as running out of memory)", errBadEntry, n)
-	} else {
+	// Only decoding can crash the process; trace entries pass undecoded, and their
+	// pump spares the two writes per entry.
+	guard := p.logs != nil || p.envelopes != nil
+	if guard {
+		if n := p.q.Begin(id); n >= maxEntryCrashes {
+			err = fmt.Errorf("%w: the agent stopped %d times while decoding it (a crash no recover catches, such as running out of memory)", errBadEntry, n)
+		}
+	}
+	if err == nil {
 		d, err = p.decode(e.Payload)
 	}
-	p.q.End()
+	if guard {
+		p.q.End()
+	}
 	if err != nil {
 		// Checksummed on disk: this entry was stored so (by another version, or from
 		// input a receiver should have refused), or it meets a bug. Set it aside so
