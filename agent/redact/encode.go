@@ -164,14 +164,14 @@ func lowerASCII(s string) string {
 	return s
 }
 
-// base64Forms returns the forms of v in the base64 alphabet of enc: the padded and
-// the unpadded encoding, and for each of the three alignments v can
+// base64Forms returns the forms of v in the base64 alphabet of enc: the unpadded
+// encoding (a prefix of the padded one: the padding, which says nothing, stays), and for each of the three alignments v can
 // have inside a longer encoded string (such as "user:password" in an HTTP basic auth
 // header) the characters that depend on v's bytes alone. Base64 wrapped over lines
 // (MIME, PEM bodies) is found by the matcher's line-break pass.
 func base64Forms(v string, enc *base64.Encoding) []string {
 	raw := enc.WithPadding(base64.NoPadding)
-	forms := []string{enc.EncodeToString([]byte(v)), raw.EncodeToString([]byte(v))}
+	forms := []string{raw.EncodeToString([]byte(v))}
 	buf := make([]byte, 2+len(v))
 	for lead := range 3 {
 		b := buf[:lead+len(v)]

@@ -57,9 +57,12 @@ const (
 type matcher struct {
 	minLen int // the shortest text that may hold an occurrence: min(shortest pattern, cutMin)
 	stride int
-	// first is a bitset: bit (hash >> 40) & firstMask is set for every indexed gram.
-	first     []uint64
-	firstMask uint64
+	// first is a bitset: bit hash >> firstShift is set for every indexed gram (the
+	// top bits of a multiplicative hash are its best mixed: hex grams, common in
+	// logs and in hex-encoded values, collided in lower ones).
+	first      []uint64
+	firstMask  uint64
+	firstShift uint64
 	// second is the blocked Bloom filter: word (hash2 >> 48) & secondMask, bits
 	// (hash2 >> 36) & 63 and (hash2 >> 42) & 63.
 	second     []uint64
@@ -122,6 +125,7 @@ func newMatcher(forms []form) *matcher {
 	firstBits := pow2(n*firstBitsPerGram, 1<<9, 1<<24)
 	m.first = make([]uint64, firstBits/64)
 	m.firstMask = uint64(firstBits - 1)
+	m.firstShift = uint64(64 - bits.TrailingZeros(uint(firstBits)))
 	secondWords := pow2(n*secondBitsPerGram/64, 1<<6, 1<<16)
 	m.second = make([]uint64, secondWords)
 	m.secondMask = uint64(secondWords - 1)
@@ -159,7 +163,7 @@ func newMatcher(forms []form) *matcher {
 }
 
 // firstBit returns the bit of first that gram g sets.
-func (m *matcher) firstBit(g uint32) uint64 { return (uint64(g) * hashFirst >> 40) & m.firstMask }
+func (m *matcher) firstBit(g uint32) uint64 { return uint64(g) * hashFirst >> (m.firstShift & 63) }
 
 // secondWord returns the word of second and the two bits of it that gram g sets.
 func (m *matcher) secondWord(g uint32) (word, mask uint64) {
@@ -186,21 +190,9 @@ func (m *matcher) redact(s string) (string, bool) {
 	if len(s) < m.minLen {
 		return s, false
 	}
-	var buf [4]span
-	found := buf[:0]
-	first, fmask, stride := m.first, m.firstMask, m.stride
-	for p := 0; p <= len(s)-gramLen; p += stride {
-		// gramAt and firstBit, written out: this form lets the compiler drop all but
-		// one bounds check.
-		t := s[p:]
-		h := ((uint64(uint32(t[0])|uint32(t[1])<<8|uint32(t[2])<<16|uint32(t[3])<<24) | foldGram) * hashFirst >> 40) & fmask
-		if first[h>>6]&(1<<(h&63)) == 0 {
-			continue
-		}
-		if m.matchesAt(s, p) {
-			found = m.find(s, p, nil)
-			break
-		}
+	var found []span
+	if p := m.firstHit(s); p >= 0 {
+		found = m.find(s, p, nil)
 	}
 	if strings.IndexByte(s, '\n') >= 0 {
 		found = m.findBroken(s, found)
@@ -209,6 +201,26 @@ func (m *matcher) redact(s string) (string, bool) {
 		return s, false
 	}
 	return replaceSpans(s, found), true
+}
+
+// firstHit returns the first probe position where a pattern occurs, or -1. It is
+// the hot path: on text without secrets nearly every probe stops at the first
+// filter.
+func (m *matcher) firstHit(s string) int {
+	first, shift, stride := m.first, m.firstShift, m.stride
+	for p := 0; p <= len(s)-gramLen; p += stride {
+		// gramAt and firstBit, written out: this form lets the compiler drop all but
+		// one bounds check.
+		t := s[p:]
+		h := (uint64(uint32(t[0])|uint32(t[1])<<8|uint32(t[2])<<16|uint32(t[3])<<24) | foldGram) * hashFirst >> (shift & 63)
+		if first[h>>6]&(1<<(h&63)) == 0 {
+			continue
+		}
+		if m.matchesAt(s, p) {
+			return p
+		}
+	}
+	return -1
 }
 
 // mayHold reports whether s holds an occurrence of a pattern or, anywhere, a prefix
