@@ -163,7 +163,8 @@ func TestFilesToLoki(t *testing.T) {
 		}
 	}
 
-	plainEntries, err := loki.WaitCount(ctx, `{service="e2e-files", source="plain"}`, start, 7, 30*time.Second)
+	// 6 records: the ERROR header line and the exception under it are one.
+	plainEntries, err := loki.WaitCount(ctx, `{service="e2e-files", source="plain"}`, start, 6, 30*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +174,7 @@ func TestFilesToLoki(t *testing.T) {
 	}
 	all := strings.Join(joined, "\n----\n")
 	for _, want := range []string{
-		"java.lang.IllegalStateException: boom\n\tat com.example.Orders.place(Orders.java:42)\n\tat com.example.Api.handle(Api.java:17)\nCaused by: java.io.IOException: disk gone\n\tat com.example.Store.write(Store.java:99)\n\t... 2 more",
+		"ERROR request failed\njava.lang.IllegalStateException: boom\n\tat com.example.Orders.place(Orders.java:42)\n\tat com.example.Api.handle(Api.java:17)\nCaused by: java.io.IOException: disk gone\n\tat com.example.Store.write(Store.java:99)\n\t... 2 more",
 		"goroutine 1 [running]:\nmain.main()\n\t/app/main.go:12 +0x1d",
 		"Traceback (most recent call last):\n  File \"/app/main.py\", line 3, in <module>\n    main()\n  File \"/app/main.py\", line 2, in main\n    raise ValueError(\"bad\")\nValueError: bad",
 	} {
