@@ -145,6 +145,16 @@ func pchild(k pkind, num int32) pkind {
 	return pLeaf
 }
 
+// pchildren is pchild for the field numbers below 17, as a table.
+var pchildren = func() (t [pLeaf + 1][17]pkind) {
+	for k := range t {
+		for num := range t[k] {
+			t[k][num] = pchild(pkind(k), int32(num))
+		}
+	}
+	return t
+}()
+
 // scanStats is what scanProto counted.
 type scanStats struct {
 	depth    int // deepest nesting of list and map values
@@ -200,13 +210,28 @@ func scanProto(buf []byte, root pkind, maxDepth int) (scanStats, error) {
 			continue
 		}
 		b := buf[:cur.end]
-		num, wt, p, err := pConsumeTag(b, pos)
-		if err != nil {
+		var (
+			num   int32
+			wt, p int
+			err   error
+		)
+		if c := b[pos]; c < 0x80 && c >= 8 { // a one-byte tag, most of them
+			num, wt, p = int32(c>>3), int(c&7), pos+1
+		} else if num, wt, p, err = pConsumeTag(b, pos); err != nil {
 			return st, &depthError{offset: pos, err: err}
 		}
-		child := pchild(cur.kind, num)
+		child := pLeaf
+		if num < int32(len(pchildren[0])) {
+			child = pchildren[cur.kind][num]
+		} else if num == 1000 {
+			child = pchild(cur.kind, num)
+		}
 		if child == pLeaf {
-			if p, err = pConsumeUnknown(b, p, wt); err != nil {
+			if wt == pWireLen && p < len(b) && b[p] < 0x80 { // a short string or bytes
+				if p += 1 + int(b[p]); p > len(b) {
+					return st, &depthError{offset: pos, err: io.ErrUnexpectedEOF}
+				}
+			} else if p, err = pConsumeUnknown(b, p, wt); err != nil {
 				return st, &depthError{offset: pos, err: err}
 			}
 			pos = p
