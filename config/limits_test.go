@@ -91,21 +91,21 @@ func TestDuplicateKeys(t *testing.T) {
 func TestSizeLimits(t *testing.T) {
 	big := []byte("data_dir: /var/lib/outrider\n# " + strings.Repeat("x", MaxBytes) + "\n")
 	_, err := Parse("big.yaml", big)
-	if err == nil || !strings.Contains(err.Error(), "more than the limit of 1MiB") {
+	if err == nil || !strings.Contains(err.Error(), "more than the limit of 256KiB") {
 		t.Errorf("oversized data: %v", err)
 	}
 	path := filepath.Join(t.TempDir(), "big.yaml")
 	if err := os.WriteFile(path, big, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Load(path); err == nil || !strings.Contains(err.Error(), "more than the limit of 1MiB") || !confval.IsConfigError(err) {
+	if _, err := Load(path); err == nil || !strings.Contains(err.Error(), "more than the limit of 256KiB") || !confval.IsConfigError(err) {
 		t.Errorf("oversized file: %v", err)
 	}
 
 	var b strings.Builder
 	b.WriteString("data_dir: /var/lib/outrider\nexporters:\n  loki:\n    url: http://x\n    labels: {")
 	for i := 0; i < MaxNodes/2+10; i++ {
-		fmt.Fprintf(&b, "l%d: v,", i)
+		fmt.Fprintf(&b, "%x: v,", i)
 	}
 	b.WriteString("}\n")
 	if b.Len() > MaxBytes {
@@ -117,6 +117,14 @@ func TestSizeLimits(t *testing.T) {
 		t.Errorf("too many nodes: %v", perr)
 	}
 	t.Logf("%d bytes, %d nodes: %d bytes allocated", b.Len(), MaxNodes+20, alloc)
+
+	// The costliest file within MaxBytes: tiny nodes only.
+	tiny := []byte("a: [" + strings.Repeat("a,", (MaxBytes-8)/2) + "]\n")
+	alloc = allocated(func() { _, perr = Parse("tiny.yaml", tiny) })
+	t.Logf("%d bytes of tiny nodes: %d bytes allocated; %v", len(tiny), alloc, perr)
+	if perr == nil || alloc > 48<<20 {
+		t.Errorf("a file of %d bytes of tiny nodes: %v, %d bytes allocated", len(tiny), perr, alloc)
+	}
 
 	if _, err := Parse("two.yaml", []byte("data_dir: /var/lib/outrider\n---\ndata_dir: /x\n")); err == nil || !strings.Contains(err.Error(), "more than one YAML document") {
 		t.Errorf("two documents: %v", err)
