@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -115,6 +117,7 @@ type Source struct {
 
 	// Owned by whoever saves (the saver, then Run after it stopped).
 	lastSaved   []byte
+	lastDurable []byte // what the last fsynced save wrote
 	lagReported float64
 	saveFailing bool
 }
@@ -433,7 +436,10 @@ func (s *Source) shutdown() {
 // saveLoop saves positions as soon as an acknowledgement advances one (coalesced:
 // acknowledgements that arrive during a save are covered by the next), and every sync
 // interval, until ctx is done. Saving right after the acknowledgement bounds what a
-// crash makes the next start send again to the batches in flight.
+// crash makes the next start send again; that save replaces the file atomically but
+// without fsync, so that it takes microseconds (a process crash — SIGKILL, OOM —
+// keeps it), and the sync interval's save, like the last one, also makes it durable
+// against a power loss.
 func (s *Source) saveLoop(ctx context.Context) {
 	t := time.NewTicker(s.syncInterval)
 	defer t.Stop()
@@ -442,16 +448,21 @@ func (s *Source) saveLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-s.saveC:
-			s.save()
+			s.saveFast()
 		case <-t.C:
 			s.save()
 		}
 	}
 }
 
+// saveFast is save without fsync.
+func (s *Source) saveFast() { s.write(false) }
+
 // save writes the acknowledged position of every open file, if it changed, and
-// updates the lag gauge.
-func (s *Source) save() {
+// updates the lag gauge. The file is fsynced.
+func (s *Source) save() { s.write(true) }
+
+func (s *Source) write(durable bool) {
 	pf := positionsFile{Version: positionsVersion, Files: []position{}}
 	var lag int64
 	s.mu.Lock()
@@ -480,10 +491,15 @@ func (s *Source) save() {
 		s.log.Error("cannot encode positions", "error", err)
 		return
 	}
-	if bytes.Equal(data, s.lastSaved) {
+	if bytes.Equal(data, s.lastDurable) || (!durable && bytes.Equal(data, s.lastSaved)) {
 		return
 	}
-	if _, err := atomicfile.Write(s.posPath, data, atomicfile.Options{Mode: 0o600}); err != nil {
+	if durable {
+		_, err = atomicfile.Write(s.posPath, data, atomicfile.Options{Mode: 0o600})
+	} else {
+		err = replaceFile(s.posPath, data)
+	}
+	if err != nil {
 		if !s.saveFailing {
 			s.log.Warn("cannot save read positions; a restart would read again what was sent since the last save; check that the data directory is writable",
 				"file", s.posPath, "error", err)
@@ -496,6 +512,24 @@ func (s *Source) save() {
 	}
 	s.saveFailing = false
 	s.lastSaved = data
+	if durable {
+		s.lastDurable = data
+	}
+}
+
+// replaceFile replaces path with data atomically for other processes (a temporary
+// file renamed over it), without fsync: durable against a crash of this process, not
+// of the machine.
+func replaceFile(path string, data []byte) error {
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp-fast")
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	return nil
 }
 
 // signal wakes whoever waits on c, without blocking.
