@@ -17,7 +17,8 @@ import (
 
 // TestReloadRefusesHostileConfigs reloads (as SIGHUP does) a running agent that tails
 // a file into a real Loki with configurations that must be refused: a YAML alias bomb,
-// a duplicate key, and a secret whose value holds "${". Each is rejected with its
+// a file of the largest size made of tiny nodes, a duplicate key, and a secret whose
+// value holds "${". Each is rejected with its
 // reason, without the secret, at a bounded cost in memory, and the running pipeline
 // keeps shipping lines to Loki throughout.
 func TestReloadRefusesHostileConfigs(t *testing.T) {
@@ -92,6 +93,7 @@ exporters:
 	const secretMark = "SeCrEt-p4ss"
 	for _, tt := range []struct{ name, yaml, want string }{
 		{"alias bomb", bomb.String(), "the alias *l0 (used 9 times) is not supported; write the value out in full"},
+		{"256KiB of tiny nodes", good + "    labels: [" + strings.Repeat("a,", (config.MaxBytes-len(good)-20)/2) + "]\n", fmt.Sprintf("holds more than %d YAML nodes", config.MaxNodes)},
 		{"duplicate key", good + "    url: http://127.0.0.1:9\n", "exporters.loki.url: the key is written twice in one mapping, on line 7 and line 9"},
 		{"secret with ${", good + "    basic_auth: {username: u, password: \"" + secretMark + "${oops\\n'\\\"\"}\n", "exporters.loki.basic_auth.password: line 9: the value holds a ${ without a closing }"},
 	} {
