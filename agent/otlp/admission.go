@@ -16,7 +16,8 @@ import (
 //     times max_request_bytes when the size is not known yet (a gzip body, a gRPC
 //     message). It waits up to inflightWait for room, then is answered 429 /
 //     RESOURCE_EXHAUSTED with a retry delay.
-//  2. Once the body is in memory, the depth scan (scanProto, or jsondepth for
+//  2. Once the body is in memory — and unless the trace fast path stored it without
+//     decoding (see fastBoundsDepth) — the depth scan (scanProto, or jsondepth for
 //     OTLP/JSON) refuses values nested deeper than max_value_depth, and the
 //     reservation is resized to the estimate of what decoding this very body takes
 //     (decodeCost). Growing never waits; a request that cannot ever fit is refused
@@ -119,6 +120,17 @@ func (r *Receiver) admit(body []byte, k Kind, asJSON bool, res *inflight.Reserva
 	}
 	return nil
 }
+
+// fastPathMaxValueDepth is the deepest value the trace fast path accepts: its walker
+// steps aside past maxDepth nested messages, and a list value d levels deep in a
+// resource attribute (the shallowest place) is 3+2d messages deep.
+const fastPathMaxValueDepth = (maxDepth - 3) / 2
+
+// fastBoundsDepth reports whether a request the trace fast path stores is within
+// max_value_depth without the depth scan: the fast path decodes nothing, so the scan
+// is only needed for what it leaves to pdata — unless the limit is lower than what
+// the fast path itself accepts.
+func (r *Receiver) fastBoundsDepth() bool { return r.cfg.MaxValueDepth >= fastPathMaxValueDepth }
 
 // scanJSON checks the nesting of an OTLP/JSON request and counts its values.
 func (r *Receiver) scanJSON(body []byte, k Kind) (values int, ref *refusal) {

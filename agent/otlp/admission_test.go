@@ -300,3 +300,34 @@ func TestGRPCReservationsReleased(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestLowDepthLimitHoldsOnTheFastPath sets max_value_depth below what the trace fast
+// path accepts by itself: a request it could store unread is still refused.
+func TestLowDepthLimitHoldsOnTheFastPath(t *testing.T) {
+	q := &memQueue{}
+	r := startReceiver(t, Config{MaxValueDepth: 3}, Settings{Traces: q})
+	if r.fastBoundsDepth() {
+		t.Fatal("a limit of 3 is below the fast path's own bound")
+	}
+	td := testTraces(1, 0, nil)
+	v := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).Attributes().PutEmpty("deep")
+	for range 4 {
+		v = v.SetEmptySlice().AppendEmpty()
+	}
+	v.SetStr("x")
+	body, _ := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	if _, _, ok := r.fastTraces(nil, body); !ok {
+		t.Fatal("the request is not one the fast path takes; the test proves nothing")
+	}
+	if resp, out := postHTTP(t, r, TracesPath, contentProtobuf, "", body); resp.StatusCode != 400 || !strings.Contains(string(out), "max_value_depth") {
+		t.Fatalf("HTTP: %d %q; want 400", resp.StatusCode, out)
+	}
+	var reply []byte
+	err := grpcClient(t, r).Invoke(ctxT(t), "/"+traceServiceDesc.ServiceName+"/Export", body, &reply, grpc.ForceCodecV2(rawForTest{}))
+	if status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("gRPC: %v; want INVALID_ARGUMENT", err)
+	}
+	if len(q.entries) != 0 {
+		t.Fatal("stored a request past the limit")
+	}
+}

@@ -129,14 +129,20 @@ func (r *Receiver) tapGRPC(ctx context.Context, info *tap.Info) (context.Context
 	return context.WithValue(ctx, admissionKey{}, a), nil
 }
 
-// admitGRPC checks a received message against the limits; the error is the status
-// to answer.
-func (r *Receiver) admitGRPC(ctx context.Context, in []byte, k Kind) error {
+// received returns the admission tapGRPC gave the stream of ctx, now that its
+// message has arrived.
+func received(ctx context.Context) (*grpcAdmission, error) {
 	a, _ := ctx.Value(admissionKey{}).(*grpcAdmission)
 	if a == nil {
-		return status.Error(codes.Internal, "the request did not pass the receiver's admission (tapGRPC)")
+		return nil, status.Error(codes.Internal, "the request did not pass the receiver's admission (tapGRPC)")
 	}
 	a.timer.Stop()
+	return a, nil
+}
+
+// admitGRPC checks a received message against the limits; the error is the status
+// to answer.
+func (r *Receiver) admitGRPC(a *grpcAdmission, in []byte, k Kind) error {
 	ref := r.admit(in, k, false, a.res)
 	if ref == nil {
 		return nil
@@ -158,14 +164,27 @@ func (r *Receiver) admitGRPC(ctx context.Context, in []byte, k Kind) error {
 }
 
 func (r *Receiver) exportTracesGRPC(ctx context.Context, in []byte) (any, error) {
-	if err := r.admitGRPC(ctx, in, KindTraces); err != nil {
+	a, err := received(ctx)
+	if err != nil {
 		return nil, err
+	}
+	scanned := false
+	if !r.fastBoundsDepth() {
+		if err := r.admitGRPC(a, in, KindTraces); err != nil {
+			return nil, err
+		}
+		scanned = true
 	}
 	if o, ok := r.consumeTracesProto(ctx, in, "grpc"); ok {
 		if o.err != nil {
 			return nil, r.grpcStatus(o.err)
 		}
 		return emptyResponse, nil
+	}
+	if !scanned {
+		if err := r.admitGRPC(a, in, KindTraces); err != nil {
+			return nil, err
+		}
 	}
 	req := ptraceotlp.NewExportRequest()
 	if err := req.UnmarshalProto(in); err != nil {
@@ -185,7 +204,11 @@ func (r *Receiver) exportTracesGRPC(ctx context.Context, in []byte) (any, error)
 }
 
 func (r *Receiver) exportLogsGRPC(ctx context.Context, in []byte) (any, error) {
-	if err := r.admitGRPC(ctx, in, KindLogs); err != nil {
+	a, err := received(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.admitGRPC(a, in, KindLogs); err != nil {
 		return nil, err
 	}
 	req := plogotlp.NewExportRequest()

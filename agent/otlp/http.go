@@ -130,10 +130,6 @@ func (r *Receiver) serveHTTP(w http.ResponseWriter, req *http.Request, k Kind) {
 		writeHTTPError(w, asJSON, herr, 0)
 		return
 	}
-	if ref := r.admit(buf.Bytes(), k, asJSON, resv); ref != nil {
-		r.writeHTTPRefusal(w, asJSON, signal, ref)
-		return
-	}
 
 	var (
 		o    outcome
@@ -143,8 +139,18 @@ func (r *Receiver) serveHTTP(w http.ResponseWriter, req *http.Request, k Kind) {
 		}
 		derr error
 	)
-	fast := false
-	if k == KindTraces && !asJSON {
+	fast, tried := false, false
+	if k == KindTraces && !asJSON && r.fastBoundsDepth() {
+		o, fast = r.consumeTracesProto(req.Context(), buf.Bytes(), "http")
+		resp, tried = ptraceotlp.NewExportResponse(), true
+	}
+	if !fast {
+		if ref := r.admit(buf.Bytes(), k, asJSON, resv); ref != nil {
+			r.writeHTTPRefusal(w, asJSON, signal, ref)
+			return
+		}
+	}
+	if k == KindTraces && !asJSON && !tried {
 		o, fast = r.consumeTracesProto(req.Context(), buf.Bytes(), "http")
 		resp = ptraceotlp.NewExportResponse()
 	}
