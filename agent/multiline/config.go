@@ -20,8 +20,8 @@ const (
 // Node.js, Ruby, PHP, .NET and Dart are joined, each with the logger's header line
 // above it when that line has a level of warning or worse (and java.util.logging's
 // two-line records); every other line is a record of its own. When Start is set too,
-// a line continuing the pending trace is joined first, then a line matching Start
-// begins a record, then a line beginning crash output begins one, and any other line
+// a line continuing the pending trace is joined first, then a line beginning crash
+// output begins a record, then a line matching Start begins one, and any other line
 // continues the pending record. With StackTraces off, Start alone decides. A line that
 // is a JSON object is never joined.
 type Config struct {

@@ -150,43 +150,47 @@ func (j *Joiner) addStart(line string) {
 
 // addStartStack is Start mode with the built-in stack traces. In order: a line that
 // continues the stack trace pending, or a trace under a logger's header line, is
-// joined to it (even when it matches Start); a line matching Start begins a record; a
-// line that begins a stack trace (a crash without a logger's header) begins a record;
-// any other line continues the pending record.
+// joined to it (even when it matches Start); a line that begins a stack trace (a crash
+// without a logger's header) begins a record in that trace's state; a line matching
+// Start begins a record; any other line continues the pending record.
 func (j *Joiner) addStartStack(line string) {
 	if isJSON(line) {
 		j.flush()
 		j.emit(line, 1)
 		return
 	}
+	ts := traceStart(line)
 	if len(j.lines) == 0 {
-		if !isBlank(line) && j.start.MatchString(line) {
-			j.begin(line, stStart)
-			return
-		}
-		j.beginStack(line)
+		j.beginStart(line, ts)
 		return
 	}
 	if j.state != stStart && j.state != stPlain && j.state != stHead2 {
 		if j.continueTrace(line) {
 			return
 		}
-	} else if next, ok := j.headed(line, traceStart(line)); ok {
+	} else if next, ok := j.headed(line, ts); ok {
 		j.state = next
 		j.extend(line)
 		return
 	}
-	switch {
-	case !isBlank(line) && j.start.MatchString(line):
+	if ts != stPlain || isCrashHeader(line) || !isBlank(line) && j.start.MatchString(line) {
 		j.flush()
-		j.begin(line, stStart)
-	case traceStart(line) != stPlain || isCrashHeader(line):
-		j.flush()
-		j.beginStack(line)
-	default:
-		j.state = stStart
-		j.extend(line)
+		j.beginStart(line, ts)
+		return
 	}
+	j.state = stStart
+	j.extend(line)
+}
+
+// beginStart begins a record with line in Start mode: in the state of the stack trace
+// it begins (ts), or else as a record the start pattern began.
+func (j *Joiner) beginStart(line string, ts state) {
+	if ts != stPlain || isCrashHeader(line) || isBlank(line) || !j.start.MatchString(line) {
+		j.beginAs(line, ts)
+		return
+	}
+	j.begin(line, stStart)
+	j.jul = isJULDate(line)
 }
 
 func (j *Joiner) addStack(line string) {
@@ -311,7 +315,7 @@ func (j *Joiner) headed(line string, ts state) (state, bool) {
 			return ts, true
 		}
 	case stPlain:
-		if j.state == stPlain && !isBlank(line) && !isIndented(line) &&
+		if (j.state == stPlain || j.state == stStart) && !isBlank(line) && !isIndented(line) &&
 			(looksLikeExceptionLine(line) || isGoFuncName(line)) && j.hasHeader() {
 			return stHead2, true
 		}

@@ -85,6 +85,7 @@ func TestRealRuntimeCrashes(t *testing.T) {
 			}{
 				{"builtin", multiline.Config{}},
 				{"with_start", multiline.Config{Start: `^(INFO|\d{4}-\d{2}-\d{2} |[A-Z][a-z]{2} \d{2}, \d{4} )`}},
+				{"with_start_nonspace", multiline.Config{Start: `^\S`}},
 			} {
 				t.Run(cfg.name, func(t *testing.T) {
 					checkCrash(t, key, cfg.cfg, out, want, cfg.name == "builtin")
