@@ -185,9 +185,10 @@ const (
 
 	// AnnotationSentryDSNSecret is "<secret>/<key>": a Secret of the pod's namespace
 	// holding the upstream Sentry DSN errors are forwarded to. The Secret is mounted
-	// read-only at /etc/outrider-sentry in the sidecar only, which reads the DSN from
-	// there (exporters.sentry.dsn_file), so it appears in no annotation and in no
-	// environment; the app containers get SENTRY_DSN pointing at the sidecar instead.
+	// read-only at /etc/outrider-sentry in the sidecar (and the classic init
+	// container) only, which reads the DSN from there (exporters.sentry.dsn_file), so
+	// it appears in no annotation and in no environment; the app containers get
+	// SENTRY_DSN pointing at the sidecar instead.
 	// Default: the injector's --sentry-dsn-secret, itself none.
 	AnnotationSentryDSNSecret = "outrider.dev/sentry-dsn-secret"
 
