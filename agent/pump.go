@@ -42,10 +42,12 @@ type pump struct {
 }
 
 // maxEntryValueDepth bounds how deeply the values (AnyValue in lists and maps) of a
-// logs entry may nest. The decoder recurses once per level and a goroutine's stack
-// overflow is a fatal error that no recover catches, so depth is checked first, with
-// a walk that does not recurse. The receivers refuse far shallower requests; the bound
-// is for entries an older version stored.
+// logs entry may nest, counted as the receivers' max_value_depth counts (a list of
+// strings is 1, a map holding a list is 2) and equal to its highest setting, so the
+// pump takes whatever a receiver accepted. The decoder recurses once per level and a
+// goroutine's stack overflow is a fatal error that no recover catches, so depth is
+// checked first, with a walk that does not recurse; the bound is for entries an older
+// version stored.
 const maxEntryValueDepth = 1000
 
 // maxEntryCrashes is how many runs may stop while decoding one entry before the next
@@ -217,8 +219,10 @@ var logsChildren = [lCount]map[protowire.Number]logsMsg{
 }
 
 // checkLogsDepth reports an error if the OTLP logs request b nests values (AnyValue in
-// arrays and maps) more than max levels deep, or if its framing is broken. It walks
-// the message with an explicit stack, so its own depth costs no goroutine stack.
+// arrays and maps) more than max levels deep — a list of strings is 1 level, so that
+// is more than max+1 AnyValue messages one inside the other — or if its framing is
+// broken. It walks the message with an explicit stack, so its own depth costs no
+// goroutine stack.
 func checkLogsDepth(b []byte, max int) error {
 	type frame struct {
 		b []byte
@@ -247,7 +251,7 @@ func checkLogsDepth(b []byte, max int) error {
 			}
 			top.b = top.b[n:]
 			if child == lAnyValue {
-				if values++; values > max {
+				if values++; values > max+1 {
 					return fmt.Errorf("the logs request nests values more than %d levels deep, too deep to decode safely", max)
 				}
 			}

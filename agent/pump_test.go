@@ -69,8 +69,9 @@ func logsEntry(t testing.TB, service string, lines ...string) []byte {
 	return frame(otlprecv.KindLogs, len(lines), data)
 }
 
-// deepLogsEntry is a logs entry whose one record's body nests lists depth levels deep:
-// built and encoded with pdata, as an SDK would send it.
+// deepLogsEntry is a logs entry whose one record's body nests lists depth levels deep
+// (a list of strings being 1, as max_value_depth counts): built and encoded with
+// pdata, as an SDK would send it.
 func deepLogsEntry(t testing.TB, depth int) []byte {
 	t.Helper()
 	ld := plog.NewLogs()
@@ -361,8 +362,8 @@ func TestCheckLogsDepth(t *testing.T) {
 		wantErr string
 	}{
 		{"flat", logsEntry(t, "svc", "x"), ""},
-		{"at the limit", deepLogsEntry(t, maxEntryValueDepth-1), ""},
-		{"over the limit", deepLogsEntry(t, maxEntryValueDepth), "more than 1000 levels deep"},
+		{"at the limit", deepLogsEntry(t, maxEntryValueDepth), ""},
+		{"over the limit", deepLogsEntry(t, maxEntryValueDepth+1), "more than 1000 levels deep"},
 		{"100k levels", deepLogsEntry(t, 100_000), "more than 1000 levels deep"},
 		{"cut inside a length", []byte{byte(otlprecv.KindLogs), 1, 0x0a, 0xff}, "malformed logs request"},
 	}
@@ -396,7 +397,7 @@ func TestCheckLogsDepth(t *testing.T) {
 // the queue is empty afterwards.
 func FuzzPumpEntry(f *testing.F) {
 	for _, seed := range [][]byte{
-		queueEntry(f, otlprecv.KindTraces), queueEntry(f, otlprecv.KindLogs), deepLogsEntry(f, maxEntryValueDepth),
+		queueEntry(f, otlprecv.KindTraces), queueEntry(f, otlprecv.KindLogs), deepLogsEntry(f, maxEntryValueDepth+1),
 		deepLogsEntry(f, 10), {9, 9, 9}, {}, {byte(otlprecv.KindLogs)}, {byte(otlprecv.KindLogs), 1, 0x0a, 0xff},
 	} {
 		f.Add(seed)
