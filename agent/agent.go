@@ -278,7 +278,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	// Watch before starting, so that a change saved while the units start is seen.
 	changes, stopWatch := a.watchConfig()
 	defer stopWatch()
-	lastData, _ := os.ReadFile(a.opts.ConfigPath)
+	lastData, _ := config.ReadFile(a.opts.ConfigPath)
 	if cfg.Secrets.Enabled() {
 		a.metrics.secretsReg.enable()
 	}
@@ -329,13 +329,21 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-a.opts.Reload:
 			// A reload is asked for even when the bytes did not change (a file the
 			// configuration names may have); the watch then skips the same bytes.
-			if data, err := os.ReadFile(a.opts.ConfigPath); err == nil {
+			if data, err := config.ReadFile(a.opts.ConfigPath); err == nil {
 				lastData = data
 			}
 			cfg = a.reload(ctx, cfg, nil)
 		case <-changes:
-			data, err := os.ReadFile(a.opts.ConfigPath)
-			if err != nil || bytes.Equal(data, lastData) {
+			// config.ReadFile stops at the size limit, so a huge file saved in place
+			// costs no more than the limit; the reload then says why it is refused.
+			data, err := config.ReadFile(a.opts.ConfigPath)
+			if err != nil {
+				if _, statErr := os.Stat(a.opts.ConfigPath); statErr == nil {
+					cfg = a.reload(ctx, cfg, nil)
+				}
+				continue
+			}
+			if bytes.Equal(data, lastData) {
 				continue
 			}
 			lastData = data

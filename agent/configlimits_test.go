@@ -94,14 +94,16 @@ exporters:
 	for _, tt := range []struct{ name, yaml, want string }{
 		{"alias bomb", bomb.String(), "the alias *l0 (used 9 times) is not supported; write the value out in full"},
 		{"256KiB of tiny nodes", good + "    labels: [" + strings.Repeat("a,", (config.MaxBytes-len(good)-20)/2) + "]\n", fmt.Sprintf("holds more than %d YAML nodes", config.MaxNodes)},
+		{"64MiB file", good + "# " + strings.Repeat("x", 64<<20) + "\n", "more than the limit of"},
 		{"duplicate key", good + "    url: http://127.0.0.1:9\n", "exporters.loki.url: the key is written twice in one mapping, on line 7 and line 9"},
 		{"secret with ${", good + "    basic_auth: {username: u, password: \"" + secretMark + "${oops\\n'\\\"\"}\n", "exporters.loki.basic_auth.password: line 9: the value holds a ${ without a closing }"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			data := []byte(tt.yaml)
 			var m0, m1 runtime.MemStats
 			runtime.ReadMemStats(&m0)
 			began := time.Now()
-			if err := os.WriteFile(path, []byte(tt.yaml), 0o600); err != nil {
+			if err := os.WriteFile(path, data, 0o600); err != nil {
 				t.Fatal(err)
 			}
 			reload <- struct{}{}
