@@ -20,9 +20,12 @@ func (f SinkFunc) Export(ctx context.Context, b Batch) error { return f(ctx, b) 
 
 // Source produces records into a Sink.
 type Source interface {
-	// Run produces until ctx is done, then stops reading, waits (bounded by its own
-	// drain deadline) for the acknowledgements of what it already handed over, saves
-	// its checkpoint and returns. It returns nil on a clean stop.
+	// Run produces until ctx is done, then drains within its own deadline: a source
+	// whose input stays behind when it stops (a file the application will not write
+	// again) reads it to its current end and hands that over too; every source waits
+	// for the acknowledgements of what it handed over, saves its checkpoint, says what
+	// it could not ship if the deadline passed, and returns. It returns nil on a
+	// clean stop.
 	Run(ctx context.Context) error
 }
 
