@@ -26,9 +26,9 @@ import (
 	"github.com/fsnotify/fsnotify"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/outrider-dev/outrider/agent/errorevents"
-	"github.com/outrider-dev/outrider/agent/redact"
 	"github.com/outrider-dev/outrider/config"
+	"github.com/outrider-dev/outrider/processors/errorevents"
+	"github.com/outrider-dev/outrider/processors/redact"
 	"github.com/outrider-dev/outrider/secrets"
 )
 

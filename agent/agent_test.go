@@ -13,8 +13,8 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/outrider-dev/outrider/agent/redact"
 	"github.com/outrider-dev/outrider/config"
+	"github.com/outrider-dev/outrider/processors/redact"
 )
 
 func TestMain(m *testing.M) {

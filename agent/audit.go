@@ -10,7 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
+	"github.com/outrider-dev/outrider/pipeline"
 	"github.com/outrider-dev/outrider/secrets"
 	"github.com/outrider-dev/outrider/secrets/audit"
 )

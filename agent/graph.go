@@ -11,14 +11,14 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/outrider-dev/outrider/agent/errorevents"
-	"github.com/outrider-dev/outrider/agent/pipeline"
-	"github.com/outrider-dev/outrider/agent/redact"
-	"github.com/outrider-dev/outrider/agent/tail"
 	"github.com/outrider-dev/outrider/config"
-	"github.com/outrider-dev/outrider/exporters/loki"
-	otlpexp "github.com/outrider-dev/outrider/exporters/otlp"
-	sentryexp "github.com/outrider-dev/outrider/exporters/sentry"
+	"github.com/outrider-dev/outrider/exporters/lokiexporter"
+	"github.com/outrider-dev/outrider/exporters/otlpexporter"
+	"github.com/outrider-dev/outrider/exporters/sentryexporter"
+	"github.com/outrider-dev/outrider/pipeline"
+	"github.com/outrider-dev/outrider/processors/errorevents"
+	"github.com/outrider-dev/outrider/processors/redact"
+	"github.com/outrider-dev/outrider/sources/tail"
 )
 
 // graph is one running pipeline built from one configuration: exporters and the sources
@@ -57,7 +57,7 @@ func buildGraph(cfg *config.Config, m *metrics, scrub *redact.Registry, logger *
 	g := &graph{cfg: cfg, m: m, logger: logger}
 	var logSink pipeline.Sink
 	if sc := cfg.Exporters.Sentry; sc != nil {
-		exp, err := sentryexp.New(*sc, sentryexp.Settings{
+		exp, err := sentryexporter.New(*sc, sentryexporter.Settings{
 			Logger:       logger.With("component", "exporter"),
 			QueueMetrics: m.queue,
 			Name:         "sentry",
@@ -69,7 +69,7 @@ func buildGraph(cfg *config.Config, m *metrics, scrub *redact.Registry, logger *
 		g.envelopeSink = exp
 	}
 	if lc := cfg.Exporters.Loki; lc != nil {
-		exp, err := loki.New(*lc, loki.Settings{
+		exp, err := lokiexporter.New(*lc, lokiexporter.Settings{
 			Logger:       logger.With("component", "exporter"),
 			QueueMetrics: m.queue,
 			Name:         "loki",
@@ -87,7 +87,7 @@ func buildGraph(cfg *config.Config, m *metrics, scrub *redact.Registry, logger *
 		g.logSink = logSink
 	}
 	if oc := cfg.Exporters.OTLP; oc != nil {
-		exp, err := otlpexp.New(*oc, otlpexp.Settings{
+		exp, err := otlpexporter.New(*oc, otlpexporter.Settings{
 			Logger:       logger.With("component", "exporter"),
 			QueueMetrics: m.queue,
 			Name:         "otlp",

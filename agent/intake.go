@@ -9,13 +9,13 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
-	"github.com/outrider-dev/outrider/agent/errorevents"
-	otlprecv "github.com/outrider-dev/outrider/agent/otlp"
-	"github.com/outrider-dev/outrider/agent/pipeline"
-	"github.com/outrider-dev/outrider/agent/redact"
-	"github.com/outrider-dev/outrider/agent/sentryingest"
 	"github.com/outrider-dev/outrider/config"
-	"github.com/outrider-dev/outrider/exporters/queue/disk"
+	"github.com/outrider-dev/outrider/pipeline"
+	"github.com/outrider-dev/outrider/processors/errorevents"
+	"github.com/outrider-dev/outrider/processors/redact"
+	"github.com/outrider-dev/outrider/receivers/diskqueue"
+	"github.com/outrider-dev/outrider/receivers/otlpreceiver"
+	"github.com/outrider-dev/outrider/receivers/sentryreceiver"
 )
 
 // intake is where pushed telemetry comes in: the OTLP receiver and the durable queues
@@ -24,11 +24,11 @@ import (
 // place, and each graph's pumps read the queues into its exporters.
 type intake struct {
 	cfg    *config.Config
-	traces *disk.Queue // nil without a trace exporter
-	logs   *disk.Queue // nil without a log exporter
-	errors *disk.Queue // nil without a Sentry exporter
-	recv   *otlprecv.Receiver
-	sentry *sentryingest.Receiver
+	traces *diskqueue.Queue // nil without a trace exporter
+	logs   *diskqueue.Queue // nil without a log exporter
+	errors *diskqueue.Queue // nil without a Sentry exporter
+	recv   *otlpreceiver.Receiver
+	sentry *sentryreceiver.Receiver
 	// events builds error events (from logs, spans and SDKs); nil without a Sentry
 	// exporter.
 	events *errorevents.Builder
@@ -56,8 +56,8 @@ func openIntake(cfg *config.Config, m *metrics, scrub *redact.Registry, logger *
 		return nil, nil
 	}
 	in := &intake{cfg: cfg}
-	open := func(name string) (*disk.Queue, error) {
-		q, err := disk.Open(cfg.Queue, disk.Settings{
+	open := func(name string) (*diskqueue.Queue, error) {
+		q, err := diskqueue.Open(cfg.Queue, diskqueue.Settings{
 			Name:    name,
 			Dir:     filepath.Join(cfg.DataDir, "queue", name),
 			Logger:  logger.With("component", "queue", "queue", name),
@@ -69,7 +69,7 @@ func openIntake(cfg *config.Config, m *metrics, scrub *redact.Registry, logger *
 		m.queueCapacity.WithLabelValues(name).Set(float64(cfg.Queue.MaxSize))
 		return q, nil
 	}
-	set := otlprecv.Settings{
+	set := otlpreceiver.Settings{
 		Logger:   logger.With("component", "receiver", "receiver", "otlp"),
 		Metrics:  m.otlp,
 		Redactor: scrub,
@@ -87,7 +87,7 @@ func openIntake(cfg *config.Config, m *metrics, scrub *redact.Registry, logger *
 			Metrics:  m.errorEvents,
 		})
 		if c := cfg.Receivers.Sentry; c != nil {
-			in.sentry = sentryingest.New(*c, sentryingest.Settings{
+			in.sentry = sentryreceiver.New(*c, sentryreceiver.Settings{
 				Logger:  logger.With("component", "receiver", "receiver", "sentry"),
 				Metrics: m.sentryIngest,
 				Queue:   fullAppender{in.errors},
@@ -121,17 +121,17 @@ func openIntake(cfg *config.Config, m *metrics, scrub *redact.Registry, logger *
 			}
 		}
 	}
-	in.recv = otlprecv.New(*rc, set)
+	in.recv = otlpreceiver.New(*rc, set)
 	return in, nil
 }
 
 // fullAppender reports a full disk queue as pipeline.ErrFull, which the receiver
 // answers with a retryable refusal.
-type fullAppender struct{ q *disk.Queue }
+type fullAppender struct{ q *diskqueue.Queue }
 
 func (a fullAppender) Append(ctx context.Context, entry []byte) error {
 	err := a.q.Append(ctx, entry)
-	if err != nil && errors.Is(err, disk.ErrFull) && !errors.Is(err, pipeline.ErrFull) {
+	if err != nil && errors.Is(err, diskqueue.ErrFull) && !errors.Is(err, pipeline.ErrFull) {
 		return fmt.Errorf("%w: %w", pipeline.ErrFull, err)
 	}
 	return err
@@ -178,7 +178,7 @@ func (in *intake) closeQueues() error {
 		return nil
 	}
 	var errs []error
-	for _, q := range []*disk.Queue{in.traces, in.logs, in.errors} {
+	for _, q := range []*diskqueue.Queue{in.traces, in.logs, in.errors} {
 		if q != nil {
 			errs = append(errs, q.Close())
 		}

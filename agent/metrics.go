@@ -8,15 +8,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/outrider-dev/outrider/agent/errorevents"
-	otlprecv "github.com/outrider-dev/outrider/agent/otlp"
-	"github.com/outrider-dev/outrider/agent/redact"
-	"github.com/outrider-dev/outrider/agent/sentryingest"
-	"github.com/outrider-dev/outrider/agent/tail"
-	"github.com/outrider-dev/outrider/exporters/queue"
-	"github.com/outrider-dev/outrider/exporters/queue/disk"
-	sentryexp "github.com/outrider-dev/outrider/exporters/sentry"
+	"github.com/outrider-dev/outrider/exporters/exporterhelper"
+	"github.com/outrider-dev/outrider/exporters/sentryexporter"
+	"github.com/outrider-dev/outrider/processors/errorevents"
+	"github.com/outrider-dev/outrider/processors/redact"
+	"github.com/outrider-dev/outrider/receivers/diskqueue"
+	"github.com/outrider-dev/outrider/receivers/otlpreceiver"
+	"github.com/outrider-dev/outrider/receivers/sentryreceiver"
 	"github.com/outrider-dev/outrider/secrets"
+	"github.com/outrider-dev/outrider/sources/tail"
 )
 
 // metrics holds every component's metrics. It is created once per process and shared
@@ -24,7 +24,7 @@ import (
 type metrics struct {
 	registry *prometheus.Registry
 	tail     *tail.Metrics
-	queue    *queue.Metrics
+	queue    *exporterhelper.Metrics
 	secrets  *secrets.Metrics
 	redact   *redact.Metrics
 	reloads  *prometheus.CounterVec
@@ -34,12 +34,12 @@ type metrics struct {
 	// an agent without secrets does not export them.
 	secretsReg   *deferredRegisterer
 	auditDropped prometheus.Counter
-	otlp         *otlprecv.Metrics
-	disk         *disk.Metrics
+	otlp         *otlpreceiver.Metrics
+	disk         *diskqueue.Metrics
 	badEntries   prometheus.Counter
 	errorEvents  *errorevents.Metrics
-	sentryIngest *sentryingest.Metrics
-	sentryExp    *sentryexp.Metrics
+	sentryIngest *sentryreceiver.Metrics
+	sentryExp    *sentryexporter.Metrics
 }
 
 // Reload results, the values of the result label of outrider_config_reloads_total.
@@ -59,15 +59,15 @@ func newMetrics(version string) *metrics {
 	m := &metrics{
 		registry:     reg,
 		tail:         tail.NewMetrics(reg),
-		queue:        queue.NewMetrics(reg),
+		queue:        exporterhelper.NewMetrics(reg),
 		secrets:      secrets.NewMetrics(sreg),
 		secretsReg:   sreg,
 		redact:       redact.NewMetrics(reg),
-		otlp:         otlprecv.NewMetrics(reg),
-		disk:         disk.NewMetrics(reg),
+		otlp:         otlpreceiver.NewMetrics(reg),
+		disk:         diskqueue.NewMetrics(reg),
 		errorEvents:  errorevents.NewMetrics(reg),
-		sentryIngest: sentryingest.NewMetrics(reg),
-		sentryExp:    sentryexp.NewMetrics(reg),
+		sentryIngest: sentryreceiver.NewMetrics(reg),
+		sentryExp:    sentryexporter.NewMetrics(reg),
 		badEntries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "outrider_queue_undecodable_entries_total",
 			Help: "Durable queue entries dropped because they could not be decoded (written by another version).",

@@ -11,11 +11,11 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 	"google.golang.org/protobuf/encoding/protowire"
 
-	otlprecv "github.com/outrider-dev/outrider/agent/otlp"
-	"github.com/outrider-dev/outrider/agent/pipeline"
-	"github.com/outrider-dev/outrider/exporters/queue/disk"
 	"github.com/outrider-dev/outrider/internal/backoff"
 	"github.com/outrider-dev/outrider/internal/sentryenv"
+	"github.com/outrider-dev/outrider/pipeline"
+	"github.com/outrider-dev/outrider/receivers/diskqueue"
+	"github.com/outrider-dev/outrider/receivers/otlpreceiver"
 )
 
 // pump is a graph's source for pushed data: it reads a durable queue from its oldest
@@ -31,7 +31,7 @@ import (
 // the queue nor crashes the agent at every start.
 type pump struct {
 	name   string
-	q      *disk.Queue
+	q      *diskqueue.Queue
 	traces pipeline.TraceSink // for the traces queue
 	logs   pipeline.Sink      // for the logs queue
 	// envelopes is for the errors queue, whose entries are Sentry envelopes as they
@@ -66,7 +66,7 @@ func (p *pump) Run(ctx context.Context) error {
 	for {
 		e, err := p.q.Next(ctx)
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, disk.ErrClosed) {
+			if ctx.Err() != nil || errors.Is(err, diskqueue.ErrClosed) {
 				return nil
 			}
 			// An I/O error reading the queue: the entries stay on disk; try again.
@@ -92,7 +92,7 @@ func (p *pump) Run(ctx context.Context) error {
 // process hands one entry to its exporter, or quarantines it when it cannot be
 // processed. It returns the exporter's error (ctx's, or the exporter is closed): the
 // entry was not taken and stays in the queue.
-func (p *pump) process(ctx context.Context, e disk.Entry) error {
+func (p *pump) process(ctx context.Context, e diskqueue.Entry) error {
 	id := e.ID
 	ack := func(error) { p.q.Ack(id) }
 	var d decoded
@@ -164,13 +164,13 @@ func (p *pump) decode(payload []byte) (d decoded, err error) {
 		}
 		return decoded{envelope: true}, nil
 	}
-	k, n, data, err := otlprecv.DecodeEntry(payload)
+	k, n, data, err := otlpreceiver.DecodeEntry(payload)
 	switch {
 	case err != nil:
 		return d, fmt.Errorf("%w: %w", errBadEntry, err)
-	case k == otlprecv.KindTraces && p.traces != nil:
+	case k == otlpreceiver.KindTraces && p.traces != nil:
 		return decoded{traces: true, data: data, spans: n}, nil
-	case k == otlprecv.KindLogs && p.logs != nil:
+	case k == otlpreceiver.KindLogs && p.logs != nil:
 		if err := checkLogsDepth(data, maxEntryValueDepth); err != nil {
 			return d, fmt.Errorf("%w: %w", errBadEntry, err)
 		}
@@ -179,7 +179,7 @@ func (p *pump) decode(payload []byte) (d decoded, err error) {
 		if err != nil {
 			return d, fmt.Errorf("%w: %w", errBadEntry, err)
 		}
-		return decoded{records: otlprecv.LogRecords(ld, time.Now())}, nil
+		return decoded{records: otlpreceiver.LogRecords(ld, time.Now())}, nil
 	}
 	return d, fmt.Errorf("%w: a %s entry in the %s queue, whose pump has no exporter for it", errBadEntry, k, p.name)
 }

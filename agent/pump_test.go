@@ -18,26 +18,26 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
-	otlprecv "github.com/outrider-dev/outrider/agent/otlp"
-	"github.com/outrider-dev/outrider/agent/pipeline"
-	"github.com/outrider-dev/outrider/exporters/loki"
-	"github.com/outrider-dev/outrider/exporters/queue"
-	"github.com/outrider-dev/outrider/exporters/queue/disk"
+	"github.com/outrider-dev/outrider/exporters/exporterhelper"
+	"github.com/outrider-dev/outrider/exporters/lokiexporter"
 	"github.com/outrider-dev/outrider/internal/lokitest"
+	"github.com/outrider-dev/outrider/pipeline"
+	"github.com/outrider-dev/outrider/receivers/diskqueue"
+	"github.com/outrider-dev/outrider/receivers/otlpreceiver"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // frame wraps an OTLP request as the receiver stores it: kind, uvarint count, request.
-func frame(k otlprecv.Kind, n int, data []byte) []byte {
+func frame(k otlpreceiver.Kind, n int, data []byte) []byte {
 	return append([]byte{byte(k), byte(n)}, data...)
 }
 
 // queueEntry builds a queue entry as the receiver stores it.
-func queueEntry(t testing.TB, k otlprecv.Kind) []byte {
+func queueEntry(t testing.TB, k otlpreceiver.Kind) []byte {
 	t.Helper()
 	switch k {
-	case otlprecv.KindTraces:
+	case otlpreceiver.KindTraces:
 		td := ptrace.NewTraces()
 		sp := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans().AppendEmpty()
 		sp.SetTraceID([16]byte{1})
@@ -66,7 +66,7 @@ func logsEntry(t testing.TB, service string, lines ...string) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return frame(otlprecv.KindLogs, len(lines), data)
+	return frame(otlpreceiver.KindLogs, len(lines), data)
 }
 
 // deepLogsEntry is a logs entry whose one record's body nests lists depth levels deep
@@ -86,7 +86,7 @@ func deepLogsEntry(t testing.TB, depth int) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return frame(otlprecv.KindLogs, 1, data)
+	return frame(otlpreceiver.KindLogs, 1, data)
 }
 
 type batchSinks struct {
@@ -154,17 +154,17 @@ func runPumpUntilEmpty(t *testing.T, p *pump) {
 func quarantineFiles(t *testing.T, dir string) map[string][]byte {
 	t.Helper()
 	out := map[string][]byte{}
-	des, err := os.ReadDir(filepath.Join(dir, disk.QuarantineDir))
+	des, err := os.ReadDir(filepath.Join(dir, diskqueue.QuarantineDir))
 	if err != nil {
 		t.Fatalf("quarantine directory: %v", err)
 	}
 	for _, de := range des {
 		if strings.HasSuffix(de.Name(), ".entry") {
-			b, err := os.ReadFile(filepath.Join(dir, disk.QuarantineDir, de.Name()))
+			b, err := os.ReadFile(filepath.Join(dir, diskqueue.QuarantineDir, de.Name()))
 			if err != nil {
 				t.Fatal(err)
 			}
-			reason, err := os.ReadFile(filepath.Join(dir, disk.QuarantineDir, strings.TrimSuffix(de.Name(), ".entry")+".reason"))
+			reason, err := os.ReadFile(filepath.Join(dir, diskqueue.QuarantineDir, strings.TrimSuffix(de.Name(), ".entry")+".reason"))
 			if err != nil {
 				t.Fatalf("no reason next to %s: %v", de.Name(), err)
 			}
@@ -184,14 +184,14 @@ func TestPumpQuarantinesPoisonEntriesAcrossRestarts(t *testing.T) {
 		"truncated": logsEntry(t, "svc", "cut short")[:20],
 	}
 	entries := [][]byte{
-		queueEntry(t, otlprecv.KindTraces), poison["garbage"], logsEntry(t, "svc", "a", "b"),
+		queueEntry(t, otlpreceiver.KindTraces), poison["garbage"], logsEntry(t, "svc", "a", "b"),
 		poison["too deep"], logsEntry(t, "svc", "c"), poison["panic"], poison["truncated"], logsEntry(t, "svc", "d"),
 	}
 	reg := prometheus.NewRegistry()
-	m := disk.NewMetrics(reg)
+	m := diskqueue.NewMetrics(reg)
 	sinks := &batchSinks{}
 	for run := 1; run <= 3; run++ {
-		q, err := disk.Open(disk.Config{}, disk.Settings{Name: "mixed", Dir: dir, Metrics: m, Logger: quiet()})
+		q, err := diskqueue.Open(diskqueue.Config{}, diskqueue.Settings{Name: "mixed", Dir: dir, Metrics: m, Logger: quiet()})
 		if err != nil {
 			t.Fatalf("run %d: %v", run, err)
 		}
@@ -278,7 +278,7 @@ func TestPumpDeliversAroundPoisonToRealLoki(t *testing.T) {
 	dir := t.TempDir()
 	var want []string
 	poison := 0
-	q, err := disk.Open(disk.Config{}, disk.Settings{Name: "logs", Dir: dir, Logger: quiet()})
+	q, err := diskqueue.Open(diskqueue.Config{}, diskqueue.Settings{Name: "logs", Dir: dir, Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,7 +292,7 @@ func TestPumpDeliversAroundPoisonToRealLoki(t *testing.T) {
 		case 1:
 			entries = append(entries, logsEntry(t, service, panicMarker))
 		case 2:
-			entries = append(entries, []byte{byte(otlprecv.KindLogs), 1, 0x0a, 0xff}) // cut inside a field
+			entries = append(entries, []byte{byte(otlpreceiver.KindLogs), 1, 0x0a, 0xff}) // cut inside a field
 		}
 		poison++
 		for _, e := range entries {
@@ -305,13 +305,13 @@ func TestPumpDeliversAroundPoisonToRealLoki(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	qm := queue.NewMetrics(nil)
+	qm := exporterhelper.NewMetrics(nil)
 	for run := 1; run <= 3; run++ {
-		q, err := disk.Open(disk.Config{}, disk.Settings{Name: "logs", Dir: dir, Logger: quiet()})
+		q, err := diskqueue.Open(diskqueue.Config{}, diskqueue.Settings{Name: "logs", Dir: dir, Logger: quiet()})
 		if err != nil {
 			t.Fatalf("run %d: %v", run, err)
 		}
-		exp, err := loki.New(loki.Config{URL: l.URL}, loki.Settings{Logger: quiet(), QueueMetrics: qm})
+		exp, err := lokiexporter.New(lokiexporter.Config{URL: l.URL}, lokiexporter.Settings{Logger: quiet(), QueueMetrics: qm})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -365,11 +365,11 @@ func TestCheckLogsDepth(t *testing.T) {
 		{"at the limit", deepLogsEntry(t, maxEntryValueDepth), ""},
 		{"over the limit", deepLogsEntry(t, maxEntryValueDepth+1), "more than 1000 levels deep"},
 		{"100k levels", deepLogsEntry(t, 100_000), "more than 1000 levels deep"},
-		{"cut inside a length", []byte{byte(otlprecv.KindLogs), 1, 0x0a, 0xff}, "malformed logs request"},
+		{"cut inside a length", []byte{byte(otlpreceiver.KindLogs), 1, 0x0a, 0xff}, "malformed logs request"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, _, data, err := otlprecv.DecodeEntry(tt.entry)
+			_, _, data, err := otlpreceiver.DecodeEntry(tt.entry)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -397,14 +397,14 @@ func TestCheckLogsDepth(t *testing.T) {
 // the queue is empty afterwards.
 func FuzzPumpEntry(f *testing.F) {
 	for _, seed := range [][]byte{
-		queueEntry(f, otlprecv.KindTraces), queueEntry(f, otlprecv.KindLogs), deepLogsEntry(f, maxEntryValueDepth+1),
-		deepLogsEntry(f, 10), {9, 9, 9}, {}, {byte(otlprecv.KindLogs)}, {byte(otlprecv.KindLogs), 1, 0x0a, 0xff},
+		queueEntry(f, otlpreceiver.KindTraces), queueEntry(f, otlpreceiver.KindLogs), deepLogsEntry(f, maxEntryValueDepth+1),
+		deepLogsEntry(f, 10), {9, 9, 9}, {}, {byte(otlpreceiver.KindLogs)}, {byte(otlpreceiver.KindLogs), 1, 0x0a, 0xff},
 	} {
 		f.Add(seed)
 	}
 	dir := f.TempDir()
-	q, err := disk.Open(disk.Config{SegmentSize: 1 << 20, MaxSize: 4 << 20, QuarantineMaxSize: 64 << 10, Fsync: disk.FsyncNever},
-		disk.Settings{Name: "fuzz", Dir: dir, Logger: quiet()})
+	q, err := diskqueue.Open(diskqueue.Config{SegmentSize: 1 << 20, MaxSize: 4 << 20, QuarantineMaxSize: 64 << 10, Fsync: diskqueue.FsyncNever},
+		diskqueue.Settings{Name: "fuzz", Dir: dir, Logger: quiet()})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -430,7 +430,7 @@ func FuzzPumpEntry(f *testing.F) {
 		if n, _ := q.Len(); n != 0 {
 			t.Fatalf("entry neither delivered nor quarantined: %d left in the queue", n)
 		}
-		if _, _, _, derr := otlprecv.DecodeEntry(payload); derr != nil && bad != 1 {
+		if _, _, _, derr := otlpreceiver.DecodeEntry(payload); derr != nil && bad != 1 {
 			t.Fatalf("an entry that does not decode (%v) was not quarantined", derr)
 		}
 	})
@@ -451,12 +451,12 @@ func TestPumpCrashChild(t *testing.T) {
 	}
 	debug.SetMaxStack(16 << 20)
 	entryFault = func(p []byte) {
-		if _, _, data, err := otlprecv.DecodeEntry(p); err == nil {
+		if _, _, data, err := otlpreceiver.DecodeEntry(p); err == nil {
 			var u plog.ProtoUnmarshaler
 			_, _ = u.UnmarshalLogs(data) // without checkLogsDepth first
 		}
 	}
-	q, err := disk.Open(disk.Config{}, disk.Settings{Name: "logs", Dir: filepath.Join(dir, "queue"), Logger: quiet()})
+	q, err := diskqueue.Open(diskqueue.Config{}, diskqueue.Settings{Name: "logs", Dir: filepath.Join(dir, "queue"), Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -488,7 +488,7 @@ func TestPumpQuarantinesAnEntryThatCrashesTheProcess(t *testing.T) {
 		t.Skip("running as the child")
 	}
 	dir := t.TempDir()
-	q, err := disk.Open(disk.Config{}, disk.Settings{Name: "logs", Dir: filepath.Join(dir, "queue"), Logger: quiet()})
+	q, err := diskqueue.Open(diskqueue.Config{}, diskqueue.Settings{Name: "logs", Dir: filepath.Join(dir, "queue"), Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -543,7 +543,7 @@ func (s *envelopeSink) ExportEnvelope(_ context.Context, e pipeline.Envelope) er
 
 func TestPumpQuarantinesInvalidEnvelopes(t *testing.T) {
 	dir := t.TempDir()
-	q, err := disk.Open(disk.Config{}, disk.Settings{Name: "errors", Dir: dir, Logger: quiet()})
+	q, err := diskqueue.Open(diskqueue.Config{}, diskqueue.Settings{Name: "errors", Dir: dir, Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}

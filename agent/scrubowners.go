@@ -6,7 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/outrider-dev/outrider/agent/redact"
+	"github.com/outrider-dev/outrider/processors/redact"
 	"github.com/outrider-dev/outrider/secrets"
 )
 

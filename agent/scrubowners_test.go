@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/outrider-dev/outrider/agent/redact"
+	"github.com/outrider-dev/outrider/processors/redact"
 )
 
 // TestReplacedSyncerValuesStayScrubbed: a new syncer registering the same owner keeps

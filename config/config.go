@@ -11,16 +11,16 @@ import (
 	"reflect"
 	"time"
 
-	"github.com/outrider-dev/outrider/agent/errorevents"
-	otlprecv "github.com/outrider-dev/outrider/agent/otlp"
-	"github.com/outrider-dev/outrider/agent/sentryingest"
-	"github.com/outrider-dev/outrider/agent/tail"
-	"github.com/outrider-dev/outrider/exporters/loki"
-	otlpexp "github.com/outrider-dev/outrider/exporters/otlp"
-	"github.com/outrider-dev/outrider/exporters/queue/disk"
-	sentryexp "github.com/outrider-dev/outrider/exporters/sentry"
+	"github.com/outrider-dev/outrider/exporters/lokiexporter"
+	"github.com/outrider-dev/outrider/exporters/otlpexporter"
+	"github.com/outrider-dev/outrider/exporters/sentryexporter"
 	"github.com/outrider-dev/outrider/internal/confval"
+	"github.com/outrider-dev/outrider/processors/errorevents"
+	"github.com/outrider-dev/outrider/receivers/diskqueue"
+	"github.com/outrider-dev/outrider/receivers/otlpreceiver"
+	"github.com/outrider-dev/outrider/receivers/sentryreceiver"
 	"github.com/outrider-dev/outrider/secrets"
+	"github.com/outrider-dev/outrider/sources/tail"
 )
 
 // Config is the whole configuration of an outrider agent.
@@ -39,7 +39,7 @@ type Config struct {
 	Receivers Receivers `yaml:"receivers"`
 	// Queue is the durable queue that pushed telemetry (OTLP traces and logs) is
 	// written to before the client is answered; it lives in data_dir/queue.
-	Queue disk.Config `yaml:"queue"`
+	Queue diskqueue.Config `yaml:"queue"`
 	// Errors configures the error events sent to Sentry (from logs, spans and the
 	// application's SDK); used when exporters.sentry is set.
 	Errors errorevents.Config `yaml:"errors"`
@@ -144,19 +144,19 @@ type LogSource struct {
 // Receivers configures the push endpoints; a nil entry is not served.
 type Receivers struct {
 	// OTLP receives traces and logs from OpenTelemetry SDKs.
-	OTLP *otlprecv.Config `yaml:"otlp"`
+	OTLP *otlpreceiver.Config `yaml:"otlp"`
 	// Sentry receives events from Sentry SDKs whose DSN points at the sidecar.
-	Sentry *sentryingest.Config `yaml:"sentry"`
+	Sentry *sentryreceiver.Config `yaml:"sentry"`
 }
 
 // Exporters configures each backend; a nil entry is not used.
 type Exporters struct {
 	// Loki receives logs: from files and from OTLP.
-	Loki *loki.Config `yaml:"loki"`
+	Loki *lokiexporter.Config `yaml:"loki"`
 	// OTLP sends traces to an OTLP backend such as Tempo.
-	OTLP *otlpexp.Config `yaml:"otlp"`
+	OTLP *otlpexporter.Config `yaml:"otlp"`
 	// Sentry sends error events to a Sentry project.
-	Sentry *sentryexp.Config `yaml:"sentry"`
+	Sentry *sentryexporter.Config `yaml:"sentry"`
 }
 
 // Default returns a Config with every default filled in, identity from the environment.
@@ -306,7 +306,7 @@ func (c *Config) Validate() error {
 		if c.Exporters.Sentry == nil {
 			p.Addf("receivers.sentry", "has nowhere to send events: add exporters.sentry.dsn (your Sentry project's DSN)")
 		}
-		if o := c.Receivers.OTLP; o != nil && !otlprecv.AnyPort(r.Listen) && (r.Listen == o.GRPC.Listen || r.Listen == o.HTTP.Listen) {
+		if o := c.Receivers.OTLP; o != nil && !otlpreceiver.AnyPort(r.Listen) && (r.Listen == o.GRPC.Listen || r.Listen == o.HTTP.Listen) {
 			p.Addf("receivers.sentry.listen", "%s is already used by receivers.otlp; give each its own port", r.Listen)
 		}
 	}

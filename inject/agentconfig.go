@@ -9,16 +9,16 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	otlprecv "github.com/outrider-dev/outrider/agent/otlp"
-	"github.com/outrider-dev/outrider/agent/tail"
 	"github.com/outrider-dev/outrider/config"
-	"github.com/outrider-dev/outrider/exporters/loki"
-	otlpexp "github.com/outrider-dev/outrider/exporters/otlp"
+	"github.com/outrider-dev/outrider/exporters/lokiexporter"
+	"github.com/outrider-dev/outrider/exporters/otlpexporter"
 	"github.com/outrider-dev/outrider/internal/confval"
+	"github.com/outrider-dev/outrider/receivers/otlpreceiver"
 	"github.com/outrider-dev/outrider/secrets"
 	"github.com/outrider-dev/outrider/secrets/reload"
 	"github.com/outrider-dev/outrider/secrets/render"
 	"github.com/outrider-dev/outrider/secrets/vault"
+	"github.com/outrider-dev/outrider/sources/tail"
 )
 
 // placeholderDSN stands in for a DSN that only the sidecar will know (it comes from a
@@ -118,16 +118,16 @@ func (o *options) configValue() (config.Config, []blameRule) {
 	rule("logs", AnnotationLogs)
 
 	if o.lokiURL != "" {
-		cfg.Exporters.Loki = &loki.Config{URL: o.lokiURL, TenantID: o.lokiTenant}
+		cfg.Exporters.Loki = &lokiexporter.Config{URL: o.lokiURL, TenantID: o.lokiTenant}
 		rule("exporters.loki.tenant_id", AnnotationLokiTenant)
 		rule("exporters.loki", AnnotationLokiURL)
 	}
 	if o.tempoEndpoint != "" {
-		cfg.Exporters.OTLP = &otlpexp.Config{Endpoint: o.tempoEndpoint}
+		cfg.Exporters.OTLP = &otlpexporter.Config{Endpoint: o.tempoEndpoint}
 		rule("exporters.otlp", AnnotationTempoEndpoint)
 	}
 	if o.hasOTLP() {
-		cfg.Receivers.OTLP = &otlprecv.Config{}
+		cfg.Receivers.OTLP = &otlpreceiver.Config{}
 		rule("receivers.otlp", AnnotationInject)
 	}
 	if n := o.queues(); n > 0 {

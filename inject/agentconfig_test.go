@@ -6,13 +6,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/outrider-dev/outrider/agent/tail"
 	"github.com/outrider-dev/outrider/config"
-	"github.com/outrider-dev/outrider/exporters/loki"
+	"github.com/outrider-dev/outrider/exporters/lokiexporter"
 	"github.com/outrider-dev/outrider/internal/confval"
 	"github.com/outrider-dev/outrider/secrets"
 	"github.com/outrider-dev/outrider/secrets/render"
 	"github.com/outrider-dev/outrider/secrets/vault"
+	"github.com/outrider-dev/outrider/sources/tail"
 )
 
 // TestEncodeRoundTrip checks that the YAML encoder writes what the config package
@@ -28,9 +28,9 @@ func TestEncodeRoundTrip(t *testing.T) {
 			Name: "app", Path: "/var/log/app/*.log", Labels: map[string]string{"team": "a$b", "tier": ""},
 			MaxLineBytes: 3 << 20,
 		}}}},
-		Exporters: config.Exporters{Loki: &loki.Config{
+		Exporters: config.Exporters{Loki: &lokiexporter.Config{
 			URL:       "http://loki:3100",
-			BasicAuth: loki.BasicAuth{Username: "u", Password: confval.Secret("p$w${X}")},
+			BasicAuth: lokiexporter.BasicAuth{Username: "u", Password: confval.Secret("p$w${X}")},
 		}},
 		Secrets: secrets.Config{
 			Vault: vault.Config{Address: "https://vault:8200", Auth: vault.AuthConfig{Method: "kubernetes", Role: "r"}},

@@ -25,9 +25,9 @@ import (
 
 	"github.com/outrider-dev/outrider/agent"
 	"github.com/outrider-dev/outrider/config"
-	"github.com/outrider-dev/outrider/exporters/loki"
-	otlpexp "github.com/outrider-dev/outrider/exporters/otlp"
-	sentryexp "github.com/outrider-dev/outrider/exporters/sentry"
+	"github.com/outrider-dev/outrider/exporters/lokiexporter"
+	"github.com/outrider-dev/outrider/exporters/otlpexporter"
+	"github.com/outrider-dev/outrider/exporters/sentryexporter"
 	"github.com/outrider-dev/outrider/internal/confval"
 )
 
@@ -322,9 +322,9 @@ func runAgent(args []string, _, stderr io.Writer) int {
 	level := new(slog.LevelVar)
 	level.Set(agent.LevelOf(cfg.Log.Level))
 	logger := agent.NewLogger(os.Stderr, cfg.Log.Format, level)
-	loki.UserAgent = "outrider/" + version
-	otlpexp.UserAgent = "outrider/" + version
-	sentryexp.UserAgent = "outrider/" + version
+	lokiexporter.UserAgent = "outrider/" + version
+	otlpexporter.UserAgent = "outrider/" + version
+	sentryexporter.UserAgent = "outrider/" + version
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

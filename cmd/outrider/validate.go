@@ -11,9 +11,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	otlprecv "github.com/outrider-dev/outrider/agent/otlp"
 	"github.com/outrider-dev/outrider/config"
 	"github.com/outrider-dev/outrider/internal/confval"
+	"github.com/outrider-dev/outrider/receivers/otlpreceiver"
 )
 
 type validateOpts struct {
@@ -95,10 +95,10 @@ type listener struct{ field, addr string }
 func listeners(cfg *config.Config) []listener {
 	ls := []listener{{"server.listen", cfg.Server.Listen}}
 	if o := cfg.Receivers.OTLP; o != nil {
-		if o.GRPC.Listen != otlprecv.Off {
+		if o.GRPC.Listen != otlpreceiver.Off {
 			ls = append(ls, listener{"receivers.otlp.grpc.listen", o.GRPC.Listen})
 		}
-		if o.HTTP.Listen != otlprecv.Off {
+		if o.HTTP.Listen != otlpreceiver.Off {
 			ls = append(ls, listener{"receivers.otlp.http.listen", o.HTTP.Listen})
 		}
 	}

@@ -1,12 +1,12 @@
-package queue
+package exporterhelper
 
 import (
 	"context"
 	"sync"
 	"time"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
 	"github.com/outrider-dev/outrider/internal/confval"
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 // Batcher cuts incoming items into requests and puts them on a Queue. A request is cut

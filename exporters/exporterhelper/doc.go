@@ -1,4 +1,4 @@
-// Package queue holds the layers every outrider exporter wraps around its push
+// Package exporterhelper holds the layers every outrider exporter wraps around its push
 // function, after the OpenTelemetry Collector's exporterhelper:
 //
 //	Add ─> Batcher ─> Queue ─> workers ─> Retrier ─> timeout ─> push
@@ -30,4 +30,4 @@
 // The exporters that push over HTTP also share their client (NewHTTPClient), request
 // body (RequestBody), response reading (ReadBody, CloseBody) and status classification
 // (StatusPolicy, ParseRetryAfter), so a status means the same to all of them.
-package queue
+package exporterhelper

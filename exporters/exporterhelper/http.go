@@ -1,4 +1,4 @@
-package queue
+package exporterhelper
 
 import (
 	"bytes"
@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 // Drop reasons that every HTTP exporter gives the same statuses (see StatusPolicy).

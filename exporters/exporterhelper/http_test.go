@@ -1,4 +1,4 @@
-package queue
+package exporterhelper
 
 import (
 	"crypto/tls"
@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 func TestNewHTTPClient(t *testing.T) {

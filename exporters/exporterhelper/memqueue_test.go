@@ -1,10 +1,10 @@
-package queue
+package exporterhelper
 
 import (
 	"context"
 	"testing"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 func TestMemoryQueueFIFO(t *testing.T) {

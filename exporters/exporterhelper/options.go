@@ -1,4 +1,4 @@
-package queue
+package exporterhelper
 
 import "github.com/outrider-dev/outrider/internal/confval"
 

@@ -1,11 +1,11 @@
-package queue
+package exporterhelper
 
 import (
 	"context"
 	"sync"
 	"time"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 // Request is one unit of pushing: items cut from one or more source batches, and the

@@ -1,4 +1,4 @@
-package queue
+package exporterhelper
 
 import (
 	"context"
@@ -7,9 +7,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
 	"github.com/outrider-dev/outrider/internal/backoff"
 	"github.com/outrider-dev/outrider/internal/confval"
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 // Retrier calls a push attempt until it succeeds, fails permanently, or its context is

@@ -1,4 +1,4 @@
-package queue
+package exporterhelper
 
 import (
 	"context"
@@ -10,8 +10,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
 	"github.com/outrider-dev/outrider/exporters/internal/exportertest"
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 // fakeClock records the delays a Retrier asks for and advances instead of sleeping.

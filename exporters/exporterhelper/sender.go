@@ -1,4 +1,4 @@
-package queue
+package exporterhelper
 
 import (
 	"context"
@@ -10,8 +10,8 @@ import (
 
 	"golang.org/x/time/rate"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
 	"github.com/outrider-dev/outrider/internal/confval"
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 // PushFunc sends one request's items to the backend. It classifies failures with

@@ -1,4 +1,4 @@
-package queue
+package exporterhelper
 
 import (
 	"context"
@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
 	"github.com/outrider-dev/outrider/exporters/internal/exportertest"
 	"github.com/outrider-dev/outrider/internal/confval"
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 // backend is a scripted push function.

@@ -1,4 +1,4 @@
-package queue
+package exporterhelper
 
 import (
 	"context"
@@ -8,8 +8,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
 	"github.com/outrider-dev/outrider/exporters/internal/exportertest"
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 // refusingBackend refuses, as a whole, every request holding an item in bad (the

@@ -1,4 +1,4 @@
-package loki
+package lokiexporter
 
 import (
 	"encoding/base64"

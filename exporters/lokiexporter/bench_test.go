@@ -1,4 +1,4 @@
-package loki
+package lokiexporter
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 // BenchmarkExportPush pushes 100k records per iteration through Export (in source

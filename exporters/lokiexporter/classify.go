@@ -1,4 +1,4 @@
-package loki
+package lokiexporter
 
 import (
 	"errors"
@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
-	"github.com/outrider-dev/outrider/exporters/queue"
+	"github.com/outrider-dev/outrider/exporters/exporterhelper"
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 // Drop reasons, the values of the dropped-records metric's reason label.
@@ -19,9 +19,9 @@ const (
 	ReasonOutOfOrder   = "out_of_order"
 	ReasonTooOld       = "too_old"
 	ReasonTooNew       = "too_new"
-	ReasonTooLarge     = queue.ReasonTooLarge
-	ReasonUnauthorized = queue.ReasonUnauthorized
-	ReasonBadRequest   = queue.ReasonBadRequest
+	ReasonTooLarge     = exporterhelper.ReasonTooLarge
+	ReasonUnauthorized = exporterhelper.ReasonUnauthorized
+	ReasonBadRequest   = exporterhelper.ReasonBadRequest
 )
 
 // maxErrorBody is how much of an error response is kept for the error message.
@@ -61,11 +61,11 @@ func classify(resp *http.Response, now time.Time) error {
 	}
 	full, cut, rerr := readErrorBody(resp.Body, limit)
 	body := showBody(full, cut, rerr)
-	err := fmt.Errorf("loki answered %s: %s", queue.StatusText(code), body)
+	err := fmt.Errorf("loki answered %s: %s", exporterhelper.StatusText(code), body)
 	return lokiStatus.Classify(code, resp.Header, now, err, func(err error) error {
 		reason := rejectionReason(body)
 		if code != http.StatusBadRequest {
-			return queue.Splittable(pipeline.Permanent(reason, err))
+			return exporterhelper.Splittable(pipeline.Permanent(reason, err))
 		}
 		// Loki validates entries one by one and stores the valid ones of the request;
 		// the body of its 400 says what it refused.
@@ -74,9 +74,9 @@ func classify(resp *http.Response, now time.Time) error {
 		case r.entries > 0 && !r.stream && !r.unknown:
 			return pipeline.PartlyRejected(reason, r.entries, err)
 		case r.stream && !r.unknown && r.entries == 0:
-			return queue.Splittable(&streamRejected{pipeline.Permanent(reason, err)})
+			return exporterhelper.Splittable(&streamRejected{pipeline.Permanent(reason, err)})
 		}
-		return queue.Splittable(pipeline.Permanent(reason, err))
+		return exporterhelper.Splittable(pipeline.Permanent(reason, err))
 	})
 }
 
@@ -88,7 +88,7 @@ func (e *streamRejected) Error() string { return e.err.Error() }
 func (e *streamRejected) Unwrap() error { return e.err }
 
 // lokiStatus is what the errors of Loki's statuses tell the user to check.
-var lokiStatus = queue.StatusPolicy{
+var lokiStatus = exporterhelper.StatusPolicy{
 	AuthHint:       "check tenant_id and the credentials (basic_auth, bearer_token)",
 	NotFoundReason: ReasonBadRequest,
 	NotFoundHint:   "check url (the push endpoint is " + PushPath + ")",
@@ -214,7 +214,7 @@ func rejectionReason(body string) string {
 // readErrorBody reads at most limit bytes of an error response's body, as valid UTF-8
 // without surrounding space; cut reports that the body was longer.
 func readErrorBody(r io.Reader, limit int64) (body string, cut bool, err error) {
-	b, cut, err := queue.ReadBody(r, limit)
+	b, cut, err := exporterhelper.ReadBody(r, limit)
 	return strings.TrimSpace(strings.ToValidUTF8(string(b), "\uFFFD")), cut, err
 }
 

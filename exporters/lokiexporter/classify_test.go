@@ -1,4 +1,4 @@
-package loki
+package lokiexporter
 
 import (
 	"errors"
@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
-	"github.com/outrider-dev/outrider/exporters/queue"
+	"github.com/outrider-dev/outrider/exporters/exporterhelper"
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 func response(code int, body string, header map[string]string) *http.Response {
@@ -174,8 +174,8 @@ func TestClassify400(t *testing.T) {
 			if n := pipeline.RejectedCount(err); n != tt.partly {
 				t.Errorf("RejectedCount = %d, want %d", n, tt.partly)
 			}
-			if queue.IsSplittable(err) != tt.split {
-				t.Errorf("splittable = %v, want %v", queue.IsSplittable(err), tt.split)
+			if exporterhelper.IsSplittable(err) != tt.split {
+				t.Errorf("splittable = %v, want %v", exporterhelper.IsSplittable(err), tt.split)
 			}
 			var sr *streamRejected
 			if errors.As(err, &sr) != tt.streamLvl {

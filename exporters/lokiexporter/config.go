@@ -1,4 +1,4 @@
-package loki
+package lokiexporter
 
 import (
 	"errors"
@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/outrider-dev/outrider/exporters/queue"
+	"github.com/outrider-dev/outrider/exporters/exporterhelper"
 	"github.com/outrider-dev/outrider/internal/confval"
 	"github.com/outrider-dev/outrider/internal/tlsconfig"
 )
@@ -39,9 +39,9 @@ type Config struct {
 	Timeout time.Duration `yaml:"timeout"`
 	// Batch controls request size and buffering; defaults max_bytes 1MiB, max_wait
 	// 1s, max_pending_bytes 4MiB.
-	Batch queue.BatchConfig `yaml:"batch"`
+	Batch exporterhelper.BatchConfig `yaml:"batch"`
 	// Retry controls retries; defaults 250ms to 30s, until shutdown.
-	Retry queue.RetryConfig `yaml:"retry"`
+	Retry exporterhelper.RetryConfig `yaml:"retry"`
 	// Concurrency is the number of pushes in flight at once; default 2.
 	Concurrency int `yaml:"concurrency"`
 }
@@ -59,10 +59,10 @@ func (b *BasicAuth) isSet() bool { return *b != BasicAuth{} }
 // ApplyDefaults fills zero-valued fields.
 func (c *Config) ApplyDefaults() {
 	if c.Timeout == 0 {
-		c.Timeout = queue.DefaultTimeout
+		c.Timeout = exporterhelper.DefaultTimeout
 	}
 	if c.Concurrency == 0 {
-		c.Concurrency = queue.DefaultConcurrency
+		c.Concurrency = exporterhelper.DefaultConcurrency
 	}
 	c.Batch.ApplyDefaults()
 	c.Retry.ApplyDefaults()
@@ -108,8 +108,8 @@ func (c *Config) Validate(p *confval.Problems) {
 			p.Addf("labels", "label name %q starts with \"__\", which Loki reserves", name)
 		}
 	}
-	queue.ValidateTimeout(p, "timeout", c.Timeout)
-	queue.ValidateConcurrency(p, "concurrency", c.Concurrency)
+	exporterhelper.ValidateTimeout(p, "timeout", c.Timeout)
+	exporterhelper.ValidateConcurrency(p, "concurrency", c.Concurrency)
 	c.Batch.Validate(p.At("batch"))
 	c.Retry.Validate(p.At("retry"))
 }

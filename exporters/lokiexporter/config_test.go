@@ -1,4 +1,4 @@
-package loki
+package lokiexporter
 
 import (
 	"os"
@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/outrider-dev/outrider/exporters/queue"
+	"github.com/outrider-dev/outrider/exporters/exporterhelper"
 	"github.com/outrider-dev/outrider/internal/confval"
 	"github.com/outrider-dev/outrider/internal/tlsconfig"
 )
@@ -18,7 +18,7 @@ func TestConfigDefaults(t *testing.T) {
 	if c.Timeout != 10*time.Second || c.Concurrency != 2 {
 		t.Errorf("timeout %s, concurrency %d", c.Timeout, c.Concurrency)
 	}
-	if c.Batch != (queue.BatchConfig{MaxBytes: 1 << 20, MaxWait: time.Second, MaxPendingBytes: 4 << 20}) {
+	if c.Batch != (exporterhelper.BatchConfig{MaxBytes: 1 << 20, MaxWait: time.Second, MaxPendingBytes: 4 << 20}) {
 		t.Errorf("batch defaults %+v", c.Batch)
 	}
 	if c.Retry.InitialInterval != 250*time.Millisecond || c.Retry.MaxInterval != 30*time.Second || c.Retry.MaxElapsed != 0 {

@@ -1,4 +1,4 @@
-// Package loki is the exporter that pushes log records to Grafana Loki's push API
+// Package lokiexporter is the exporter that pushes log records to Grafana Loki's push API
 // (protobuf, snappy-compressed), wrapped in the shared batch → retry → timeout layers
 // of exporters/queue.
 //
@@ -21,4 +21,4 @@
 // Any other refusal is queue.Splittable: the Sender pushes the parts that split
 // returns (the request's streams for a refusal of stream labels, else its halves),
 // so that only the records Loki refuses are dropped.
-package loki
+package lokiexporter

@@ -1,4 +1,4 @@
-package loki
+package lokiexporter
 
 import (
 	"fmt"
@@ -9,7 +9,7 @@ import (
 	"github.com/golang/snappy"
 	"github.com/grafana/loki/pkg/push"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 // Structured metadata names of the correlation fields.

@@ -1,4 +1,4 @@
-package loki
+package lokiexporter
 
 import (
 	"context"
@@ -7,9 +7,9 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
-	"github.com/outrider-dev/outrider/exporters/queue"
+	"github.com/outrider-dev/outrider/exporters/exporterhelper"
 	"github.com/outrider-dev/outrider/internal/confval"
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 // UserAgent is sent with every push. The agent sets it to "outrider/<version>" at
@@ -17,7 +17,7 @@ import (
 var UserAgent = "outrider/dev"
 
 // Settings are what an Exporter needs besides its configuration; Name "" means "loki".
-type Settings = queue.ExporterSettings
+type Settings = exporterhelper.ExporterSettings
 
 // Exporter pushes records to Loki. It is a pipeline.Sink and a pipeline.Component.
 type Exporter struct {
@@ -28,7 +28,7 @@ type Exporter struct {
 	labels   *labelCache
 	encoders chan *encoder // free list, one per worker
 	raw      rawBuffer     // shared by the encoders
-	sender   *queue.Sender[pipeline.Record]
+	sender   *exporterhelper.Sender[pipeline.Record]
 	utf8     utf8Fixer
 	now      func() time.Time
 }
@@ -61,7 +61,7 @@ func New(cfg Config, set Settings) (*Exporter, error) {
 		url:    u,
 		tenant: cfg.TenantID,
 		auth:   newAuthorizer(&cfg),
-		client: queue.NewHTTPClient(tlsCfg, cfg.Concurrency),
+		client: exporterhelper.NewHTTPClient(tlsCfg, cfg.Concurrency),
 		labels: newLabelCache(cfg.Labels, set.QueueMetrics.InvalidUTF8(set.Name, "label")),
 		utf8: utf8Fixer{
 			line: set.QueueMetrics.InvalidUTF8(set.Name, "line"),
@@ -72,8 +72,8 @@ func New(cfg Config, set Settings) (*Exporter, error) {
 	// A free list rather than a sync.Pool: at most Concurrency pushes run at once, and
 	// their multi-megabyte buffers should survive garbage collections.
 	e.encoders = make(chan *encoder, cfg.Concurrency)
-	qcfg := queue.Config{Batch: cfg.Batch, Retry: cfg.Retry, Concurrency: cfg.Concurrency, Timeout: cfg.Timeout}
-	e.sender, err = queue.New(qcfg, set.Sender(), queue.RecordSize, e.push, queue.WithSplit(e.split))
+	qcfg := exporterhelper.Config{Batch: cfg.Batch, Retry: cfg.Retry, Concurrency: cfg.Concurrency, Timeout: cfg.Timeout}
+	e.sender, err = exporterhelper.New(qcfg, set.Sender(), exporterhelper.RecordSize, e.push, exporterhelper.WithSplit(e.split))
 	if err != nil {
 		return nil, err
 	}
@@ -107,12 +107,12 @@ func (e *Exporter) Export(ctx context.Context, b pipeline.Batch) error {
 // stream, and a part holding one such stream is dropped whole: every record of it is
 // refused. Any other refusal splits the request in halves.
 func (e *Exporter) split(recs []pipeline.Record, err error) [][]pipeline.Record {
-	if !queue.IsSplittable(err) || len(recs) < 2 {
+	if !exporterhelper.IsSplittable(err) || len(recs) < 2 {
 		return nil
 	}
 	var sr *streamRejected
 	if !errors.As(err, &sr) {
-		return queue.Halves(recs, err)
+		return exporterhelper.Halves(recs, err)
 	}
 	var parts [][]pipeline.Record
 	index := map[string]int{}
@@ -157,7 +157,7 @@ func (e *Exporter) push(ctx context.Context, recs []pipeline.Record) error {
 		e.putEncoder(enc)
 		return pipeline.Permanent(ReasonBadRequest, err)
 	}
-	rb := queue.NewRequestBody(payload)
+	rb := exporterhelper.NewRequestBody(payload)
 	defer func() {
 		// The transport may still hold the body after Do returns; reuse the buffers
 		// only once it has closed it.
@@ -171,7 +171,7 @@ func (e *Exporter) push(ctx context.Context, recs []pipeline.Record) error {
 	if err != nil {
 		return pipeline.Retryable(fmt.Errorf("push to loki: %w", err), 0)
 	}
-	defer queue.CloseBody(resp.Body)
+	defer exporterhelper.CloseBody(resp.Body)
 	return classify(resp, e.now())
 }
 

@@ -1,4 +1,4 @@
-package loki
+package lokiexporter
 
 import (
 	"context"
@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
+	"github.com/outrider-dev/outrider/exporters/exporterhelper"
 	"github.com/outrider-dev/outrider/exporters/internal/exportertest"
-	"github.com/outrider-dev/outrider/exporters/queue"
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 var testStream = pipeline.NewStream(map[string]string{"service": "api", "namespace": "prod"})
@@ -339,7 +339,7 @@ func TestExportShutdown(t *testing.T) {
 		if got := a.Get(1); len(got) != 1 || got[0] != nil {
 			t.Fatalf("after Shutdown acks = %v", got)
 		}
-		if err := h.exp.Export(context.Background(), batch(2, nil, "late")); !errors.Is(err, queue.ErrClosed) {
+		if err := h.exp.Export(context.Background(), batch(2, nil, "late")); !errors.Is(err, exporterhelper.ErrClosed) {
 			t.Fatalf("Export after Shutdown = %v", err)
 		}
 	})

@@ -1,4 +1,4 @@
-package loki
+package lokiexporter
 
 import (
 	"fmt"
@@ -16,8 +16,8 @@ import (
 	"github.com/grafana/loki/pkg/push"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/outrider-dev/outrider/exporters/exporterhelper"
 	"github.com/outrider-dev/outrider/exporters/internal/exportertest"
-	"github.com/outrider-dev/outrider/exporters/queue"
 )
 
 // received is one push as the fake Loki saw it.
@@ -114,8 +114,8 @@ func (f *fakeLoki) delivered() []received {
 func testConfig(url string) Config {
 	return Config{
 		URL:   url,
-		Batch: queue.BatchConfig{MaxWait: 10 * time.Millisecond},
-		Retry: queue.RetryConfig{InitialInterval: 5 * time.Millisecond, MaxInterval: 20 * time.Millisecond},
+		Batch: exporterhelper.BatchConfig{MaxWait: 10 * time.Millisecond},
+		Retry: exporterhelper.RetryConfig{InitialInterval: 5 * time.Millisecond, MaxInterval: 20 * time.Millisecond},
 	}
 }
 
@@ -128,7 +128,7 @@ type harness struct {
 func newHarness(t *testing.T, cfg Config) *harness {
 	t.Helper()
 	h := &harness{reg: prometheus.NewRegistry(), log: &exportertest.LogBuffer{}}
-	exp, err := New(cfg, Settings{Logger: h.log.Logger(), QueueMetrics: queue.NewMetrics(h.reg)})
+	exp, err := New(cfg, Settings{Logger: h.log.Logger(), QueueMetrics: exporterhelper.NewMetrics(h.reg)})
 	if err != nil {
 		t.Fatal(err)
 	}

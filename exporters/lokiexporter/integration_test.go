@@ -1,4 +1,4 @@
-package loki
+package lokiexporter
 
 import (
 	"context"
@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
 	"github.com/outrider-dev/outrider/exporters/internal/exportertest"
 	"github.com/outrider-dev/outrider/internal/lokitest"
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 // Integration tests against a real Loki (internal/lokitest; `make backends` builds it)

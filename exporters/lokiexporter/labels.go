@@ -1,4 +1,4 @@
-package loki
+package lokiexporter
 
 import (
 	"sort"
@@ -10,7 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 // LevelLabel is the label carrying a record's level.

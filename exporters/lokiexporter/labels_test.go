@@ -1,11 +1,11 @@
-package loki
+package lokiexporter
 
 import (
 	"strings"
 	"testing"
 	"unicode/utf8"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 func TestSanitizeLabelName(t *testing.T) {

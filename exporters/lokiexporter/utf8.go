@@ -1,4 +1,4 @@
-package loki
+package lokiexporter
 
 import (
 	"slices"
@@ -7,7 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 // utf8Fixer makes the strings of records valid UTF-8 before they are sent: Loki

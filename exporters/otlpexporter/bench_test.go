@@ -1,4 +1,4 @@
-package otlp
+package otlpexporter
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/mem"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 // benchChunks are distinct TraceBatches of 100 spans each, as the OTLP receiver hands

@@ -1,4 +1,4 @@
-package otlp
+package otlpexporter
 
 import (
 	"encoding/json"
@@ -14,24 +14,24 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
-	"github.com/outrider-dev/outrider/exporters/queue"
+	"github.com/outrider-dev/outrider/exporters/exporterhelper"
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 // Drop reasons, the values of the dropped-records metric's reason label.
 const (
 	// ReasonBadRequest: the backend found the spans invalid (gRPC InvalidArgument,
 	// HTTP 400 and other 4xx).
-	ReasonBadRequest = queue.ReasonBadRequest
+	ReasonBadRequest = exporterhelper.ReasonBadRequest
 	// ReasonUnauthorized: the backend refused the credentials or tenant (gRPC
 	// Unauthenticated/PermissionDenied, HTTP 401/403).
-	ReasonUnauthorized = queue.ReasonUnauthorized
+	ReasonUnauthorized = exporterhelper.ReasonUnauthorized
 	// ReasonNotFound: the endpoint does not serve OTLP traces (gRPC Unimplemented or
 	// NotFound, HTTP 404/405).
 	ReasonNotFound = "not_found"
 	// ReasonTooLarge: the request was over the backend's size limit (HTTP 413, gRPC
 	// ResourceExhausted "message larger than max").
-	ReasonTooLarge = queue.ReasonTooLarge
+	ReasonTooLarge = exporterhelper.ReasonTooLarge
 	// ReasonRejected: the backend failed the request in a way retrying cannot fix
 	// (gRPC Internal, Unknown, FailedPrecondition, ...).
 	ReasonRejected = "rejected"
@@ -84,7 +84,7 @@ func classifyGRPC(err error, target string) error {
 		if strings.Contains(msg, "larger than max") {
 			// gRPC's own message size limit, on either side: no retry will fit, but
 			// a part of the request may.
-			return queue.Splittable(pipeline.Permanent(ReasonTooLarge, fmt.Errorf("%w; %s", base, hintTooLarge)))
+			return exporterhelper.Splittable(pipeline.Permanent(ReasonTooLarge, fmt.Errorf("%w; %s", base, hintTooLarge)))
 		}
 		return pipeline.Retryable(base, retryDelay(st))
 	case codes.DeadlineExceeded, codes.Aborted, codes.Canceled, codes.OutOfRange, codes.DataLoss:
@@ -94,11 +94,11 @@ func classifyGRPC(err error, target string) error {
 	case codes.Unimplemented, codes.NotFound:
 		return pipeline.Permanent(ReasonNotFound, fmt.Errorf("%w; %s", base, hintGRPCPath))
 	case codes.InvalidArgument:
-		return queue.Splittable(pipeline.Permanent(ReasonBadRequest, fmt.Errorf("%w; the backend found the spans invalid", base)))
+		return exporterhelper.Splittable(pipeline.Permanent(ReasonBadRequest, fmt.Errorf("%w; the backend found the spans invalid", base)))
 	default:
 		if st.Code() == codes.Internal && strings.Contains(msg, "unmarshal") {
 			// The server could not decode the request: one batch of it may be the cause.
-			return queue.Splittable(pipeline.Permanent(ReasonBadRequest, base))
+			return exporterhelper.Splittable(pipeline.Permanent(ReasonBadRequest, base))
 		}
 		if st.Code() == codes.Internal && looksLikeTLS(msg) {
 			return pipeline.Permanent(ReasonRejected, fmt.Errorf("%w; %s", base, hintTLS))
@@ -140,13 +140,13 @@ func classifyHTTP(code int, header http.Header, body []byte, cut bool, url strin
 		}
 		return partialSuccess(body, url, warn)
 	}
-	err := fmt.Errorf("export to %s: %s: %s", url, queue.StatusText(code), errorText(header.Get("Content-Type"), body, cut))
+	err := fmt.Errorf("export to %s: %s: %s", url, exporterhelper.StatusText(code), errorText(header.Get("Content-Type"), body, cut))
 	return httpStatus.Classify(code, header, now, err, nil)
 }
 
 // httpStatus is what the errors of OTLP/HTTP statuses tell the user to check; other
 // 4xx are ReasonBadRequest.
-var httpStatus = queue.StatusPolicy{
+var httpStatus = exporterhelper.StatusPolicy{
 	AuthHint:       hintAuth,
 	NotFoundReason: ReasonNotFound,
 	NotFoundHint:   hintHTTPPath,

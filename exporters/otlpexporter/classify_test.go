@@ -1,4 +1,4 @@
-package otlp
+package otlpexporter
 
 import (
 	"errors"
@@ -13,8 +13,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
-	"github.com/outrider-dev/outrider/exporters/queue"
+	"github.com/outrider-dev/outrider/exporters/exporterhelper"
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 // want is the expected classification of an answer.
@@ -259,7 +259,7 @@ func TestSplittableRefusals(t *testing.T) {
 			if _, perm := pipeline.IsPermanent(tt.err); !perm {
 				t.Fatalf("%v is not permanent", tt.err)
 			}
-			if got := queue.IsSplittable(tt.err); got != tt.split {
+			if got := exporterhelper.IsSplittable(tt.err); got != tt.split {
 				t.Errorf("splittable = %v, want %v (%v)", got, tt.split, tt.err)
 			}
 		})

@@ -1,4 +1,4 @@
-package otlp
+package otlpexporter
 
 import (
 	"errors"
@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/outrider-dev/outrider/exporters/queue"
+	"github.com/outrider-dev/outrider/exporters/exporterhelper"
 	"github.com/outrider-dev/outrider/internal/confval"
 	"github.com/outrider-dev/outrider/internal/tlsconfig"
 )
@@ -54,12 +54,12 @@ type Config struct {
 	Timeout time.Duration `yaml:"timeout"`
 	// Batch controls request size and buffering; defaults max_bytes 1MiB (of
 	// uncompressed spans), max_wait 1s, max_pending_bytes 4MiB.
-	Batch queue.BatchConfig `yaml:"batch"`
+	Batch exporterhelper.BatchConfig `yaml:"batch"`
 	// MaxSpans caps the spans of one request, alongside batch.max_bytes; default 8192.
 	// A batch that arrived with more spans than this is sent alone, never split.
 	MaxSpans int `yaml:"max_spans"`
 	// Retry controls retries; defaults 250ms to 30s, until shutdown.
-	Retry queue.RetryConfig `yaml:"retry"`
+	Retry exporterhelper.RetryConfig `yaml:"retry"`
 	// Concurrency is the number of requests in flight at once; default 2.
 	Concurrency int `yaml:"concurrency"`
 }
@@ -73,13 +73,13 @@ func (c *Config) ApplyDefaults() {
 		c.Compression = CompressionGzip
 	}
 	if c.Timeout == 0 {
-		c.Timeout = queue.DefaultTimeout
+		c.Timeout = exporterhelper.DefaultTimeout
 	}
 	if c.MaxSpans == 0 {
 		c.MaxSpans = DefaultMaxSpans
 	}
 	if c.Concurrency == 0 {
-		c.Concurrency = queue.DefaultConcurrency
+		c.Concurrency = exporterhelper.DefaultConcurrency
 	}
 	c.Batch.ApplyDefaults()
 	c.Retry.ApplyDefaults()
@@ -110,8 +110,8 @@ func (c *Config) Validate(p *confval.Problems) {
 	}
 	validateHeaders(p.At("headers"), c.Headers)
 	c.TLS.Validate(p.At("tls"))
-	queue.ValidateTimeout(p, "timeout", c.Timeout)
-	queue.ValidateConcurrency(p, "concurrency", c.Concurrency)
+	exporterhelper.ValidateTimeout(p, "timeout", c.Timeout)
+	exporterhelper.ValidateConcurrency(p, "concurrency", c.Concurrency)
 	if c.MaxSpans <= 0 {
 		p.Addf("max_spans", "must be positive, got %d", c.MaxSpans)
 	}

@@ -1,4 +1,4 @@
-package otlp
+package otlpexporter
 
 import (
 	"net/url"
@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/outrider-dev/outrider/exporters/queue"
+	"github.com/outrider-dev/outrider/exporters/exporterhelper"
 	"github.com/outrider-dev/outrider/internal/confval"
 	"github.com/outrider-dev/outrider/internal/tlsconfig"
 )
@@ -17,8 +17,8 @@ func TestConfigDefaults(t *testing.T) {
 	c := Config{Endpoint: "http://tempo:4317"}
 	c.ApplyDefaults()
 	if c.Protocol != ProtocolGRPC || c.Compression != CompressionGzip || c.Timeout != 10*time.Second ||
-		c.MaxSpans != 8192 || c.Concurrency != 2 || c.Batch.MaxBytes != queue.DefaultMaxBytes ||
-		c.Retry.InitialInterval != queue.DefaultInitialInterval {
+		c.MaxSpans != 8192 || c.Concurrency != 2 || c.Batch.MaxBytes != exporterhelper.DefaultMaxBytes ||
+		c.Retry.InitialInterval != exporterhelper.DefaultInitialInterval {
 		t.Fatalf("defaults %+v", c)
 	}
 	var p confval.Problems

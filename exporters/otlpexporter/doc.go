@@ -1,4 +1,4 @@
-// Package otlp is the exporter that sends spans to an OTLP backend — Tempo, and
+// Package otlpexporter is the exporter that sends spans to an OTLP backend — Tempo, and
 // anything else that speaks OTLP (Jaeger, a Collector) — over gRPC or OTLP/HTTP
 // (protobuf), wrapped in the shared batch → retry → timeout layers of exporters/queue.
 //
@@ -26,4 +26,4 @@
 // gRPC's size limit, HTTP 400, 413 and other 4xx but auth and not-found are
 // queue.Splittable: the Sender pushes the request's batches apart (in halves, down to
 // single batches), so one bad batch does not drop the others.
-package otlp
+package otlpexporter

@@ -1,4 +1,4 @@
-package otlp
+package otlpexporter
 
 import (
 	"context"
@@ -7,9 +7,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
-	"github.com/outrider-dev/outrider/exporters/queue"
+	"github.com/outrider-dev/outrider/exporters/exporterhelper"
 	"github.com/outrider-dev/outrider/internal/confval"
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 // UserAgent is sent with every request. The agent sets it to "outrider/<version>" at
@@ -18,7 +18,7 @@ var UserAgent = "outrider/dev"
 
 // Settings are what an Exporter needs besides its configuration; Name "" means "otlp".
 // The record counts of its QueueMetrics are spans.
-type Settings = queue.ExporterSettings
+type Settings = exporterhelper.ExporterSettings
 
 // chunk is one TraceBatch as the exporter keeps it: a serialized
 // ExportTraceServiceRequest and its span count. A request is the chunks' bytes one
@@ -44,7 +44,7 @@ type client interface {
 // It is a pipeline.TraceSink and a pipeline.Component.
 type Exporter struct {
 	client  client
-	sender  *queue.Sender[chunk]
+	sender  *exporterhelper.Sender[chunk]
 	log     *slog.Logger
 	lastLog atomic.Int64 // unix nanoseconds of the last partial-success warning
 }
@@ -83,12 +83,12 @@ func New(cfg Config, set Settings) (*Exporter, error) {
 	if err != nil {
 		return nil, err
 	}
-	qcfg := queue.Config{Batch: cfg.Batch, Retry: cfg.Retry, Concurrency: cfg.Concurrency, Timeout: cfg.Timeout}
+	qcfg := exporterhelper.Config{Batch: cfg.Batch, Retry: cfg.Retry, Concurrency: cfg.Concurrency, Timeout: cfg.Timeout}
 	// A request the backend refuses as a whole (400, InvalidArgument) is pushed
 	// again in halves, down to single batches, so that one bad batch does not take
 	// the others with it.
-	e.sender, err = queue.New(qcfg, set.Sender(), chunkSize, e.push, queue.WithRecordCount(chunkSpans, cfg.MaxSpans),
-		queue.WithSplit(queue.Halves[chunk]))
+	e.sender, err = exporterhelper.New(qcfg, set.Sender(), chunkSize, e.push, exporterhelper.WithRecordCount(chunkSpans, cfg.MaxSpans),
+		exporterhelper.WithSplit(exporterhelper.Halves[chunk]))
 	if err != nil {
 		e.client.close()
 		return nil, err

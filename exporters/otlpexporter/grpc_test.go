@@ -1,4 +1,4 @@
-package otlp
+package otlpexporter
 
 import (
 	"context"
@@ -20,9 +20,9 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
 	"github.com/outrider-dev/outrider/exporters/internal/exportertest"
 	"github.com/outrider-dev/outrider/internal/confval"
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 // grpcCall is one Export as the fake backend saw it.

@@ -1,4 +1,4 @@
-package otlp
+package otlpexporter
 
 import (
 	"crypto/ecdsa"
@@ -23,9 +23,9 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
+	"github.com/outrider-dev/outrider/exporters/exporterhelper"
 	"github.com/outrider-dev/outrider/exporters/internal/exportertest"
-	"github.com/outrider-dev/outrider/exporters/queue"
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 // traceID returns a trace ID whose first bytes hold n, so tests can tell traces apart.
@@ -114,8 +114,8 @@ func testConfig(endpoint, protocol string) Config {
 	return Config{
 		Endpoint: endpoint,
 		Protocol: protocol,
-		Batch:    queue.BatchConfig{MaxWait: 10 * time.Millisecond},
-		Retry:    queue.RetryConfig{InitialInterval: 5 * time.Millisecond, MaxInterval: 20 * time.Millisecond},
+		Batch:    exporterhelper.BatchConfig{MaxWait: 10 * time.Millisecond},
+		Retry:    exporterhelper.RetryConfig{InitialInterval: 5 * time.Millisecond, MaxInterval: 20 * time.Millisecond},
 		Timeout:  5 * time.Second,
 	}
 }
@@ -123,7 +123,7 @@ func testConfig(endpoint, protocol string) Config {
 func newHarness(t *testing.T, cfg Config) *harness {
 	t.Helper()
 	h := &harness{reg: prometheus.NewRegistry(), log: &exportertest.LogBuffer{}}
-	exp, err := New(cfg, Settings{Logger: h.log.Logger(), QueueMetrics: queue.NewMetrics(h.reg), Name: "tempo"})
+	exp, err := New(cfg, Settings{Logger: h.log.Logger(), QueueMetrics: exporterhelper.NewMetrics(h.reg), Name: "tempo"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package otlp
+package otlpexporter
 
 import (
 	"bytes"
@@ -9,7 +9,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/outrider-dev/outrider/exporters/queue"
+	"github.com/outrider-dev/outrider/exporters/exporterhelper"
 )
 
 // maxResponseBody is how much of a response body is read: an
@@ -50,7 +50,7 @@ func newHTTPClient(cfg *Config, ep endpoint, warn func(string)) (*httpClient, er
 		url:    ep.url,
 		header: h,
 		gzip:   cfg.Compression == CompressionGzip,
-		client: queue.NewHTTPClient(tlsCfg, cfg.Concurrency),
+		client: exporterhelper.NewHTTPClient(tlsCfg, cfg.Concurrency),
 		// A free list rather than a sync.Pool: at most Concurrency requests are built at
 		// once, and their megabyte buffers should survive garbage collections.
 		encoders: make(chan *gzipBuffer, cfg.Concurrency),
@@ -72,7 +72,7 @@ func (c *httpClient) push(ctx context.Context, chunks []chunk) error {
 			c.putEncoder(enc)
 			return fmt.Errorf("compress request: %w", err)
 		}
-		b := queue.NewRequestBody(payload)
+		b := exporterhelper.NewRequestBody(payload)
 		defer func() {
 			// The transport may still read the body after Do returns; reuse the buffer
 			// only once it has closed it.
@@ -92,8 +92,8 @@ func (c *httpClient) push(ctx context.Context, chunks []chunk) error {
 	if err != nil {
 		return classifyTransport(fmt.Errorf("export to %s: %w", c.url, err))
 	}
-	defer queue.CloseBody(resp.Body)
-	body, cut, rerr := queue.ReadBody(resp.Body, maxResponseBody)
+	defer exporterhelper.CloseBody(resp.Body)
+	body, cut, rerr := exporterhelper.ReadBody(resp.Body, maxResponseBody)
 	if rerr != nil && resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		// The status says the spans arrived; only the partial-success report is lost.
 		body, cut = nil, false

@@ -1,4 +1,4 @@
-package otlp
+package otlpexporter
 
 import (
 	"bytes"
@@ -18,9 +18,9 @@ import (
 	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
 	"github.com/outrider-dev/outrider/exporters/internal/exportertest"
 	"github.com/outrider-dev/outrider/internal/confval"
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 // httpCall is one POST as the fake backend saw it.

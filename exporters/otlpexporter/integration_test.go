@@ -1,4 +1,4 @@
-package otlp
+package otlpexporter
 
 import (
 	"context"
@@ -9,10 +9,10 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
 	"github.com/outrider-dev/outrider/exporters/internal/exportertest"
 	"github.com/outrider-dev/outrider/internal/confval"
 	"github.com/outrider-dev/outrider/internal/jaegertest"
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 // Integration tests against a real Jaeger v2 (internal/jaegertest; `make backends`

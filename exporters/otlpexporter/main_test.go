@@ -1,4 +1,4 @@
-package otlp
+package otlpexporter
 
 import (
 	"fmt"

@@ -1,4 +1,4 @@
-package sentry
+package sentryexporter
 
 import (
 	"context"
@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
 	"github.com/outrider-dev/outrider/internal/confval"
 	"github.com/outrider-dev/outrider/internal/sentryenv"
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 // benchEnvelope is an event envelope of about size bytes, with a message that

@@ -1,4 +1,4 @@
-package sentry
+package sentryexporter
 
 import (
 	"encoding/json"
@@ -8,19 +8,19 @@ import (
 	"strings"
 	"time"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
-	"github.com/outrider-dev/outrider/exporters/queue"
+	"github.com/outrider-dev/outrider/exporters/exporterhelper"
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 // Drop reasons, the values of the dropped-records metric's reason label.
 const (
 	// ReasonBadRequest: Sentry found the envelope invalid (400 and other 4xx).
-	ReasonBadRequest = queue.ReasonBadRequest
+	ReasonBadRequest = exporterhelper.ReasonBadRequest
 	// ReasonTooLarge: the envelope was over Sentry's size limits (413).
-	ReasonTooLarge = queue.ReasonTooLarge
+	ReasonTooLarge = exporterhelper.ReasonTooLarge
 	// ReasonUnauthorized: Sentry refused the DSN's key, or the project or key is
 	// disabled (401, 403).
-	ReasonUnauthorized = queue.ReasonUnauthorized
+	ReasonUnauthorized = exporterhelper.ReasonUnauthorized
 	// ReasonNotFound: the DSN does not lead to an envelope endpoint (404, 405).
 	ReasonNotFound = "not_found"
 	// ReasonInvalidEnvelope: what was exported is not a valid envelope, so it was
@@ -36,7 +36,7 @@ const maxResponseBody = 64 << 10
 const maxErrorText = 1 << 10
 
 // sentryStatus is what the errors of Sentry's statuses tell the user to check.
-var sentryStatus = queue.StatusPolicy{
+var sentryStatus = exporterhelper.StatusPolicy{
 	AuthHint:       "check the public key in dsn: Sentry refused it, or the key or project is disabled (Project Settings → Client Keys)",
 	NotFoundReason: ReasonNotFound,
 	NotFoundHint:   "check dsn: its host, path and project id must be those of the Sentry project (envelopes go to <path>/api/<project_id>/envelope/)",
@@ -53,7 +53,7 @@ func classify(code int, h http.Header, body []byte, cut bool, eventID string, no
 	if code >= 200 && code < 300 {
 		return nil
 	}
-	err := fmt.Errorf("sentry answered %s to envelope %s: %s", queue.StatusText(code), showID(eventID), errorText(body, cut))
+	err := fmt.Errorf("sentry answered %s to envelope %s: %s", exporterhelper.StatusText(code), showID(eventID), errorText(body, cut))
 	return sentryStatus.Classify(code, h, now, err, nil)
 }
 
@@ -113,7 +113,7 @@ var errRateLimited = errors.New("rate limited by sentry")
 // category cat until until: retryable once they pass.
 func throttledError(body []byte, cut bool, eventID, cat string, until, now time.Time) error {
 	return pipeline.Retryable(fmt.Errorf("sentry answered %s to envelope %s: %w (category %s, for %s): %s",
-		queue.StatusText(http.StatusTooManyRequests), showID(eventID), errRateLimited, cat,
+		exporterhelper.StatusText(http.StatusTooManyRequests), showID(eventID), errRateLimited, cat,
 		until.Sub(now).Round(time.Second), errorText(body, cut)), until.Sub(now))
 }
 

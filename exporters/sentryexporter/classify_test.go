@@ -1,4 +1,4 @@
-package sentry
+package sentryexporter
 
 import (
 	"errors"
@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 func TestClassify(t *testing.T) {

@@ -1,4 +1,4 @@
-package sentry
+package sentryexporter
 
 import (
 	"errors"
@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/outrider-dev/outrider/exporters/queue"
+	"github.com/outrider-dev/outrider/exporters/exporterhelper"
 	"github.com/outrider-dev/outrider/internal/confval"
 	"github.com/outrider-dev/outrider/internal/tlsconfig"
 )
@@ -41,7 +41,7 @@ type Config struct {
 	// Retry controls retries after 5xx answers and connection failures; defaults
 	// 250ms to 30s, until shutdown. Sentry's rate limits are waited out without
 	// counting as retries (see the package documentation).
-	Retry queue.RetryConfig `yaml:"retry"`
+	Retry exporterhelper.RetryConfig `yaml:"retry"`
 	// Concurrency is the number of envelopes sent at once, between 1 and 16;
 	// default 2.
 	Concurrency int `yaml:"concurrency"`
@@ -55,7 +55,7 @@ type Config struct {
 // ApplyDefaults fills zero-valued fields.
 func (c *Config) ApplyDefaults() {
 	if c.Timeout == 0 {
-		c.Timeout = queue.DefaultTimeout
+		c.Timeout = exporterhelper.DefaultTimeout
 	}
 	if c.Concurrency == 0 {
 		c.Concurrency = DefaultConcurrency
@@ -78,7 +78,7 @@ func (c *Config) Validate(p *confval.Problems) {
 		p.Addf("tls", "is set but dsn %s is plaintext http; use an https:// DSN to connect with TLS", d.redacted())
 	}
 	c.TLS.Validate(p.At("tls"))
-	queue.ValidateTimeout(p, "timeout", c.Timeout)
+	exporterhelper.ValidateTimeout(p, "timeout", c.Timeout)
 	if c.Concurrency < 1 || c.Concurrency > MaxConcurrency {
 		p.Addf("concurrency", "must be between 1 and %d, got %d", MaxConcurrency, c.Concurrency)
 	}

@@ -1,11 +1,11 @@
-package sentry
+package sentryexporter
 
 import (
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/outrider-dev/outrider/exporters/queue"
+	"github.com/outrider-dev/outrider/exporters/exporterhelper"
 	"github.com/outrider-dev/outrider/internal/confval"
 	"github.com/outrider-dev/outrider/internal/tlsconfig"
 )
@@ -13,8 +13,8 @@ import (
 func TestConfigDefaults(t *testing.T) {
 	var c Config
 	c.ApplyDefaults()
-	if c.Timeout != queue.DefaultTimeout || c.Concurrency != DefaultConcurrency || c.MaxPendingBytes != DefaultMaxPendingBytes ||
-		c.Retry.InitialInterval != queue.DefaultInitialInterval || c.Retry.MaxRetryAfter != queue.DefaultMaxRetryAfter {
+	if c.Timeout != exporterhelper.DefaultTimeout || c.Concurrency != DefaultConcurrency || c.MaxPendingBytes != DefaultMaxPendingBytes ||
+		c.Retry.InitialInterval != exporterhelper.DefaultInitialInterval || c.Retry.MaxRetryAfter != exporterhelper.DefaultMaxRetryAfter {
 		t.Errorf("defaults %+v", c)
 	}
 	c.DSN = "https://" + secretish + "@o1.ingest.sentry.io/1"

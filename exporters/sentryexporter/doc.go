@@ -1,4 +1,4 @@
-// Package sentry is the exporter that forwards Sentry envelopes — the application's
+// Package sentryexporter is the exporter that forwards Sentry envelopes — the application's
 // own, received by the sidecar's Sentry endpoint, and the events outrider derives
 // from logs and spans — to the real Sentry project of its DSN, wrapped in the shared
 // queue → retry → timeout layers of exporters/queue.
@@ -58,4 +58,4 @@
 // The queue's exporter metrics count envelopes as records. Beside them,
 // outrider_sentry_rate_limited_seconds_total{exporter,category} counts the seconds
 // of rate limiting Sentry announced per category (see NewMetrics).
-package sentry
+package sentryexporter

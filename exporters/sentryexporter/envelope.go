@@ -1,4 +1,4 @@
-package sentry
+package sentryexporter
 
 import (
 	"bytes"
@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
 	"github.com/outrider-dev/outrider/internal/sentryenv"
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 // envelope is one pipeline.Envelope as the exporter keeps it: its bytes, what is

@@ -1,4 +1,4 @@
-package sentry
+package sentryexporter
 
 import (
 	"bytes"
@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
 	"github.com/outrider-dev/outrider/internal/sentryenv"
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 var testUpstream = &upstreamIDs{dsn: "https://" + upstreamKey + "@o1.ingest.sentry.io/9", key: upstreamKey}

@@ -1,4 +1,4 @@
-package sentry
+package sentryexporter
 
 import (
 	"bytes"
@@ -14,9 +14,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
-	"github.com/outrider-dev/outrider/exporters/queue"
+	"github.com/outrider-dev/outrider/exporters/exporterhelper"
 	"github.com/outrider-dev/outrider/internal/confval"
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 // UserAgent is sent as User-Agent and as the sentry_client of X-Sentry-Auth. The
@@ -25,7 +25,7 @@ var UserAgent = "outrider/dev"
 
 // Settings are what an Exporter needs besides its configuration; Name "" means
 // "sentry". The record counts of its QueueMetrics are envelopes.
-type Settings = queue.ExporterSettings
+type Settings = exporterhelper.ExporterSettings
 
 // workersPerSlot is how many workers the exporter runs per slot of concurrency: one
 // sends, the others can hold envelopes that Sentry rate-limited while they were in
@@ -43,7 +43,7 @@ type Exporter struct {
 	client   *http.Client
 	limits   *rateLimits
 	queue    *limitQueue
-	sender   *queue.Sender[*envelope]
+	sender   *exporterhelper.Sender[*envelope]
 	log      *slog.Logger
 	limited  *prometheus.CounterVec // rate-limited seconds by category, exporter label bound
 	encoders chan *gzipBuffer       // free list, one per worker
@@ -92,7 +92,7 @@ func New(cfg Config, set Settings, m *Metrics) (*Exporter, error) {
 		upstream: upstreamIDs{dsn: d.public(), key: d.publicKey},
 		url:      d.envelopeURL(),
 		auth:     d.authHeader(UserAgent),
-		client:   queue.NewHTTPClient(tlsCfg, cfg.Concurrency),
+		client:   exporterhelper.NewHTTPClient(tlsCfg, cfg.Concurrency),
 		limits:   newRateLimits(),
 		log:      log.With("exporter", set.Name),
 		limited:  m.rateLimited.MustCurryWith(prometheus.Labels{"exporter": set.Name}),
@@ -102,15 +102,15 @@ func New(cfg Config, set Settings, m *Metrics) (*Exporter, error) {
 		now:      time.Now,
 	}
 	e.queue = newLimitQueue(e.limits, cfg.Concurrency)
-	qcfg := queue.Config{
+	qcfg := exporterhelper.Config{
 		// One envelope per request: the record limit of 1 cuts each one at once, so
 		// max_bytes and max_wait never apply; max_pending_bytes bounds memory.
-		Batch:       queue.BatchConfig{MaxBytes: cfg.MaxPendingBytes, MaxWait: time.Second, MaxPendingBytes: cfg.MaxPendingBytes},
+		Batch:       exporterhelper.BatchConfig{MaxBytes: cfg.MaxPendingBytes, MaxWait: time.Second, MaxPendingBytes: cfg.MaxPendingBytes},
 		Retry:       cfg.Retry,
 		Concurrency: workers,
 		Timeout:     cfg.Timeout,
 	}
-	e.sender, err = queue.NewWithQueue(qcfg, set.Sender(), envelopeSize, e.push, e.queue, queue.WithRecordCount(oneEnvelope, 1))
+	e.sender, err = exporterhelper.NewWithQueue(qcfg, set.Sender(), envelopeSize, e.push, e.queue, exporterhelper.WithRecordCount(oneEnvelope, 1))
 	if err != nil {
 		return nil, err
 	}
@@ -165,13 +165,13 @@ func (e *Exporter) push(ctx context.Context, envs []*envelope) error {
 	if err != nil {
 		return classifyTransport(err, env.eventID)
 	}
-	defer queue.CloseBody(resp.Body)
+	defer exporterhelper.CloseBody(resp.Body)
 	now = e.now()
 	e.record(e.limits.fromResponse(resp.StatusCode, resp.Header, now))
 	var body []byte
 	cut := false
 	if resp.StatusCode < 200 || resp.StatusCode >= 300 {
-		body, cut, _ = queue.ReadBody(resp.Body, maxResponseBody)
+		body, cut, _ = exporterhelper.ReadBody(resp.Body, maxResponseBody)
 	}
 	if resp.StatusCode == http.StatusTooManyRequests {
 		if until, cat := e.limits.until(env.cats, now); !until.IsZero() {
@@ -190,7 +190,7 @@ func (e *Exporter) send(ctx context.Context, env *envelope, now time.Time) (*htt
 		e.putEncoder(enc)
 		return nil, fmt.Errorf("compress envelope: %w", err)
 	}
-	rb := queue.NewRequestBody(payload)
+	rb := exporterhelper.NewRequestBody(payload)
 	defer func() {
 		// The transport may still read the body after Do returns; reuse the buffer
 		// only once it has closed it.

@@ -1,4 +1,4 @@
-package sentry
+package sentryexporter
 
 import (
 	"bytes"
@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
-	"github.com/outrider-dev/outrider/exporters/queue"
+	"github.com/outrider-dev/outrider/exporters/exporterhelper"
 	"github.com/outrider-dev/outrider/internal/sentryenv"
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 func TestDeliverRewritesHeaderAndAuth(t *testing.T) {
@@ -387,7 +387,7 @@ func TestShutdownLeavesUndeliveredUnacked(t *testing.T) {
 			if h.acks.Count() != 0 {
 				t.Fatalf("undelivered envelopes were acknowledged: %v %v", h.acks.Get(1), h.acks.Get(2))
 			}
-			if err := h.exp.ExportEnvelope(context.Background(), pipeline.Envelope{Data: makeEnvelope(t, eventID(3), "event")}); !errors.Is(err, queue.ErrClosed) {
+			if err := h.exp.ExportEnvelope(context.Background(), pipeline.Envelope{Data: makeEnvelope(t, eventID(3), "event")}); !errors.Is(err, exporterhelper.ErrClosed) {
 				t.Errorf("ExportEnvelope after Shutdown = %v, want ErrClosed", err)
 			}
 		})

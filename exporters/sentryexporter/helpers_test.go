@@ -1,4 +1,4 @@
-package sentry
+package sentryexporter
 
 import (
 	"bytes"
@@ -14,11 +14,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
+	"github.com/outrider-dev/outrider/exporters/exporterhelper"
 	"github.com/outrider-dev/outrider/exporters/internal/exportertest"
-	"github.com/outrider-dev/outrider/exporters/queue"
 	"github.com/outrider-dev/outrider/internal/confval"
 	"github.com/outrider-dev/outrider/internal/sentryenv"
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 // The application's key (its DSN points at the sidecar) and upstream's.
@@ -228,7 +228,7 @@ func testConfig(f *fakeSentry) Config {
 	return Config{
 		DSN:         f.dsn(),
 		Concurrency: 1,
-		Retry:       queue.RetryConfig{InitialInterval: 5 * time.Millisecond, MaxInterval: 20 * time.Millisecond},
+		Retry:       exporterhelper.RetryConfig{InitialInterval: 5 * time.Millisecond, MaxInterval: 20 * time.Millisecond},
 		Timeout:     5 * time.Second,
 	}
 }
@@ -236,7 +236,7 @@ func testConfig(f *fakeSentry) Config {
 func newHarness(t *testing.T, cfg Config) *harness {
 	t.Helper()
 	h := &harness{reg: prometheus.NewRegistry(), log: &exportertest.LogBuffer{}, acks: exportertest.NewAcks()}
-	exp, err := New(cfg, Settings{Logger: h.log.Logger(), QueueMetrics: queue.NewMetrics(h.reg), Name: "sentry-test"}, NewMetrics(h.reg))
+	exp, err := New(cfg, Settings{Logger: h.log.Logger(), QueueMetrics: exporterhelper.NewMetrics(h.reg), Name: "sentry-test"}, NewMetrics(h.reg))
 	if err != nil {
 		t.Fatal(err)
 	}

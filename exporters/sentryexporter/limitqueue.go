@@ -1,11 +1,11 @@
-package sentry
+package sentryexporter
 
 import (
 	"context"
 	"sync"
 	"time"
 
-	"github.com/outrider-dev/outrider/exporters/queue"
+	"github.com/outrider-dev/outrider/exporters/exporterhelper"
 )
 
 // limitQueue is the queue.Queue between the exporter's Batcher and its workers. It
@@ -43,7 +43,7 @@ type limitQueue struct {
 type lane struct {
 	key  string
 	cats []string
-	reqs []*queue.Request[*envelope]
+	reqs []*exporterhelper.Request[*envelope]
 	head int
 }
 
@@ -58,11 +58,11 @@ func newLimitQueue(limits *rateLimits, maxActive int) *limitQueue {
 	}
 }
 
-var _ queue.Queue[*envelope] = (*limitQueue)(nil)
+var _ exporterhelper.Queue[*envelope] = (*limitQueue)(nil)
 
 // Put implements queue.Queue. Every request holds one envelope (the exporter caps
 // requests at one record).
-func (q *limitQueue) Put(r *queue.Request[*envelope]) {
+func (q *limitQueue) Put(r *exporterhelper.Request[*envelope]) {
 	if len(r.Items) == 0 {
 		r.Done(nil)
 		return
@@ -97,7 +97,7 @@ func (q *limitQueue) signal() {
 // Get implements queue.Queue: it returns the oldest envelope that may be sent now,
 // waiting for one. It returns false when ctx is done, or when the queue is closed and
 // empty. A closed queue still hands out its envelopes as their limits pass.
-func (q *limitQueue) Get(ctx context.Context) (*queue.Request[*envelope], bool) {
+func (q *limitQueue) Get(ctx context.Context) (*exporterhelper.Request[*envelope], bool) {
 	var timer *time.Timer
 	defer func() {
 		if timer != nil {
@@ -145,7 +145,7 @@ func (q *limitQueue) Get(ctx context.Context) (*queue.Request[*envelope], bool) 
 // take removes and returns the oldest envelope that may be sent now. Otherwise it
 // returns the earliest time a waiting envelope's limit passes (zero when none is
 // limited, or no slot is free).
-func (q *limitQueue) take() (r *queue.Request[*envelope], wake time.Time, ok bool) {
+func (q *limitQueue) take() (r *exporterhelper.Request[*envelope], wake time.Time, ok bool) {
 	q.mu.Lock()
 	if q.n == 0 || q.active >= q.maxActive {
 		q.mu.Unlock()
@@ -183,7 +183,7 @@ func (q *limitQueue) take() (r *queue.Request[*envelope], wake time.Time, ok boo
 	return r, time.Time{}, true
 }
 
-func (l *lane) pop() *queue.Request[*envelope] {
+func (l *lane) pop() *exporterhelper.Request[*envelope] {
 	r := l.reqs[l.head]
 	l.reqs[l.head] = nil
 	l.head++

@@ -1,4 +1,4 @@
-package sentry
+package sentryexporter
 
 import (
 	"context"
@@ -6,13 +6,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/outrider-dev/outrider/exporters/queue"
+	"github.com/outrider-dev/outrider/exporters/exporterhelper"
 )
 
 // queued makes a request of one envelope with the given categories, tagged by name.
-func queued(name string, cats ...string) *queue.Request[*envelope] {
+func queued(name string, cats ...string) *exporterhelper.Request[*envelope] {
 	env := &envelope{eventID: name, cats: cats, key: strings.Join(cats, ";"), data: []byte(name)}
-	return queue.NewRequest([]*envelope{env}, len(name), nil)
+	return exporterhelper.NewRequest([]*envelope{env}, len(name), nil)
 }
 
 func getName(t *testing.T, q *limitQueue) string {
@@ -28,7 +28,7 @@ func getName(t *testing.T, q *limitQueue) string {
 
 func TestLimitQueueOrderAcrossLanes(t *testing.T) {
 	q := newLimitQueue(newRateLimits(), 10)
-	for _, r := range []*queue.Request[*envelope]{
+	for _, r := range []*exporterhelper.Request[*envelope]{
 		queued("e1", "error"), queued("t1", "transaction"), queued("e2", "error"), queued("a1", "attachment", "error"), queued("t2", "transaction"),
 	} {
 		q.Put(r)
@@ -77,7 +77,7 @@ func TestLimitQueueSlots(t *testing.T) {
 	}
 	ctx := context.Background()
 	r1, _ := q.Get(ctx)
-	got := make(chan *queue.Request[*envelope], 1)
+	got := make(chan *exporterhelper.Request[*envelope], 1)
 	go func() {
 		r, _ := q.Get(ctx)
 		got <- r
@@ -138,7 +138,7 @@ func TestLimitQueueClose(t *testing.T) {
 	// Put after Close abandons the request: no acknowledgement.
 	acked := false
 	env := &envelope{cats: []string{"error"}, key: "error"}
-	q.Put(queue.NewRequest([]*envelope{env}, 1, func(error) { acked = true }))
+	q.Put(exporterhelper.NewRequest([]*envelope{env}, 1, func(error) { acked = true }))
 	if acked || q.Len() != 1 {
 		t.Fatalf("Put after Close: acked %v, len %d", acked, q.Len())
 	}

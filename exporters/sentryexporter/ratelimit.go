@@ -1,4 +1,4 @@
-package sentry
+package sentryexporter
 
 import (
 	"math"
@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/outrider-dev/outrider/exporters/queue"
+	"github.com/outrider-dev/outrider/exporters/exporterhelper"
 )
 
 // Sentry's rate limits (https://develop.sentry.dev/sdk/expected-features/rate-limiting/)
@@ -153,7 +153,7 @@ func (r *rateLimits) fromResponse(code int, h http.Header, now time.Time) []star
 	if code != http.StatusTooManyRequests {
 		return nil
 	}
-	after, ok := queue.ParseRetryAfter(h.Get(headerRetryAfter), now)
+	after, ok := exporterhelper.ParseRetryAfter(h.Get(headerRetryAfter), now)
 	if !ok {
 		after = defaultRetryAfter
 	}

@@ -9,8 +9,8 @@ import (
 
 	"github.com/getsentry/sentry-go"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
-	"github.com/outrider-dev/outrider/agent/stacktrace"
+	"github.com/outrider-dev/outrider/pipeline"
+	"github.com/outrider-dev/outrider/processors/stacktrace"
 )
 
 // Redactor replaces live secret values in a string (agent/redact.Registry).

@@ -6,11 +6,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/outrider-dev/outrider/agent/multiline"
-	"github.com/outrider-dev/outrider/agent/parse"
-	"github.com/outrider-dev/outrider/agent/pipeline"
-	"github.com/outrider-dev/outrider/agent/stacktrace/runtimetest"
 	"github.com/outrider-dev/outrider/internal/sentryenv"
+	"github.com/outrider-dev/outrider/pipeline"
+	"github.com/outrider-dev/outrider/processors/multiline"
+	"github.com/outrider-dev/outrider/processors/parse"
+	"github.com/outrider-dev/outrider/processors/stacktrace/runtimetest"
 )
 
 // TestRealCrashesBecomeOneEvent runs each crashing program in its runtime, reads its

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/outrider-dev/outrider/agent/redact"
 	"github.com/outrider-dev/outrider/internal/sentryenv"
+	"github.com/outrider-dev/outrider/processors/redact"
 )
 
 // TestScrubEnvelopeEveryItem sends a secret through every place of an envelope an

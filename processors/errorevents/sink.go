@@ -6,8 +6,8 @@ import (
 
 	"github.com/getsentry/sentry-go"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
 	"github.com/outrider-dev/outrider/internal/sentryenv"
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 // Appender stores envelopes durably (the errors queue).

@@ -3,7 +3,7 @@ package multiline
 import (
 	"strings"
 
-	"github.com/outrider-dev/outrider/agent/stacktrace"
+	"github.com/outrider-dev/outrider/processors/stacktrace"
 )
 
 // The classifiers below are byte scans, not regular expressions: they run on every

@@ -6,10 +6,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/outrider-dev/outrider/agent/multiline"
-	"github.com/outrider-dev/outrider/agent/parse"
-	"github.com/outrider-dev/outrider/agent/pipeline"
-	"github.com/outrider-dev/outrider/agent/stacktrace"
+	"github.com/outrider-dev/outrider/pipeline"
+	"github.com/outrider-dev/outrider/processors/multiline"
+	"github.com/outrider-dev/outrider/processors/parse"
+	"github.com/outrider-dev/outrider/processors/stacktrace"
 )
 
 // TestStackTraceFixturesBecomeOneErrorRecord reads every stack trace fixture of

@@ -5,7 +5,7 @@
 package multiline
 
 import (
-	"github.com/outrider-dev/outrider/agent/stacktrace"
+	"github.com/outrider-dev/outrider/processors/stacktrace"
 
 	"fmt"
 	"regexp"

@@ -1,7 +1,7 @@
 package multiline
 
 import (
-	"github.com/outrider-dev/outrider/agent/stacktrace"
+	"github.com/outrider-dev/outrider/processors/stacktrace"
 
 	"bytes"
 	"flag"

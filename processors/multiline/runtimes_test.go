@@ -8,11 +8,11 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/outrider-dev/outrider/agent/multiline"
-	"github.com/outrider-dev/outrider/agent/parse"
-	"github.com/outrider-dev/outrider/agent/pipeline"
-	"github.com/outrider-dev/outrider/agent/stacktrace"
-	"github.com/outrider-dev/outrider/agent/stacktrace/runtimetest"
+	"github.com/outrider-dev/outrider/pipeline"
+	"github.com/outrider-dev/outrider/processors/multiline"
+	"github.com/outrider-dev/outrider/processors/parse"
+	"github.com/outrider-dev/outrider/processors/stacktrace"
+	"github.com/outrider-dev/outrider/processors/stacktrace/runtimetest"
 )
 
 // crashWant is what one crashing program must come out as.

@@ -3,7 +3,7 @@ package parse
 import (
 	"testing"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 const (

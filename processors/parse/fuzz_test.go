@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/outrider-dev/outrider/agent/correlate"
-	"github.com/outrider-dev/outrider/agent/pipeline"
+	"github.com/outrider-dev/outrider/pipeline"
+	"github.com/outrider-dev/outrider/processors/correlate"
 )
 
 // fuzzMaxLen bounds fuzz inputs: longer lines find nothing new and make the

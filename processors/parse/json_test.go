@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 func TestJSON(t *testing.T) {

@@ -5,8 +5,8 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
 	"github.com/outrider-dev/outrider/internal/confval"
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 // Parser fills a record's fields from its line.

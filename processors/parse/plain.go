@@ -4,9 +4,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/outrider-dev/outrider/agent/correlate"
-	"github.com/outrider-dev/outrider/agent/pipeline"
-	"github.com/outrider-dev/outrider/agent/stacktrace"
+	"github.com/outrider-dev/outrider/pipeline"
+	"github.com/outrider-dev/outrider/processors/correlate"
+	"github.com/outrider-dev/outrider/processors/stacktrace"
 )
 
 // levelWords is how many leading words of a plain line are searched for a level.

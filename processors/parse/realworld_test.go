@@ -3,7 +3,7 @@ package parse
 import (
 	"testing"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 // Lines as common logging libraries and servers write them, read with format auto.

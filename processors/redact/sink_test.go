@@ -5,7 +5,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 // captureSink keeps the last batch it was given and answers err.

@@ -1,4 +1,4 @@
-// Package disk is the durable queue for pushed telemetry: receivers (OTLP, Sentry)
+// Package diskqueue is the durable queue for pushed telemetry: receivers (OTLP, Sentry)
 // Append each accepted request before they answer their client, and an exporter pump
 // reads entries back with Next, exports them and Acks them. Payloads are opaque
 // bytes; the caller encodes them. One Queue owns one directory (the agent opens one
@@ -117,4 +117,4 @@
 // many runs in a row stopped while processing it (1 after one such stop, 2 after two
 // in a row). The consumer quarantines an entry without processing it once that count
 // reaches its limit, so a crash on one entry repeats a bounded number of times.
-package disk
+package diskqueue

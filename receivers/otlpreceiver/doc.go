@@ -1,4 +1,4 @@
-// Package otlp is the OTLP receiver: gRPC (default 127.0.0.1:4317) and HTTP (default
+// Package otlpreceiver is the OTLP receiver: gRPC (default 127.0.0.1:4317) and HTTP (default
 // 127.0.0.1:4318, /v1/traces and /v1/logs, protobuf or JSON, optionally gzip) for the
 // application's OpenTelemetry SDK.
 //
@@ -12,4 +12,4 @@
 //
 // Queue entries are the enriched request in OTLP protobuf form behind a short header
 // (see EncodeEntry), so that exporters can send spans on without decoding them again.
-package otlp
+package otlpreceiver

@@ -1,4 +1,4 @@
-package otlp
+package otlpreceiver
 
 import (
 	"context"
@@ -17,9 +17,9 @@ import (
 	"google.golang.org/grpc/tap"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
 	"github.com/outrider-dev/outrider/internal/grpcraw"
 	"github.com/outrider-dev/outrider/internal/inflight"
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 // The OTLP services are registered by hand over a pass-through codec, so that a

@@ -1,4 +1,4 @@
-package otlp
+package otlpreceiver
 
 import (
 	"bytes"
@@ -21,7 +21,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 // OTLP/HTTP paths.

@@ -1,4 +1,4 @@
-package otlp
+package otlpreceiver
 
 import (
 	"time"
@@ -6,7 +6,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 // Stream labels taken from resource attributes, the same small fixed set the file

@@ -1,4 +1,4 @@
-package otlp
+package otlpreceiver
 
 import (
 	"testing"
@@ -6,7 +6,7 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/plog"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 func TestLogRecords(t *testing.T) {

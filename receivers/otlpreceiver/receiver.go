@@ -1,4 +1,4 @@
-package otlp
+package otlpreceiver
 
 import (
 	"context"
@@ -14,8 +14,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"google.golang.org/grpc"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
 	"github.com/outrider-dev/outrider/internal/inflight"
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 // Settings are what a Receiver needs besides its configuration.

@@ -1,4 +1,4 @@
-package otlp
+package otlpreceiver
 
 import (
 	"bytes"
@@ -23,7 +23,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 func grpcClient(t *testing.T, r *Receiver) *grpc.ClientConn {

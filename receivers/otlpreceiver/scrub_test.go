@@ -1,4 +1,4 @@
-package otlp
+package otlpreceiver
 
 import (
 	"bytes"
@@ -13,7 +13,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"google.golang.org/protobuf/encoding/protowire"
 
-	"github.com/outrider-dev/outrider/agent/redact"
+	"github.com/outrider-dev/outrider/processors/redact"
 )
 
 const scrubSecret = "Rot4ted-DB-pass-9137"

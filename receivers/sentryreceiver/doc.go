@@ -1,4 +1,4 @@
-// Package sentryingest is a local Sentry endpoint: applications point their Sentry
+// Package sentryreceiver is a local Sentry endpoint: applications point their Sentry
 // SDK's DSN at the sidecar (http://<public_key>@127.0.0.1:4319/<project_id>) and
 // outrider forwards their errors to the real Sentry.
 //
@@ -18,4 +18,4 @@
 //
 // Queue entries are the serialized envelopes (sentryenv.Envelope.Marshal), with no
 // extra header.
-package sentryingest
+package sentryreceiver

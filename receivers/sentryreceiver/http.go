@@ -1,4 +1,4 @@
-package sentryingest
+package sentryreceiver
 
 import (
 	"bufio"
@@ -19,7 +19,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 // Endpoint path elements: /api/<project>/envelope/ and /api/<project>/store/.

@@ -1,4 +1,4 @@
-package sentryingest
+package sentryreceiver
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package sentryingest
+package sentryreceiver
 
 import "github.com/prometheus/client_golang/prometheus"
 

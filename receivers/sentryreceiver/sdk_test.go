@@ -1,4 +1,4 @@
-package sentryingest
+package sentryreceiver
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 
 	"github.com/getsentry/sentry-go"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 func sdkDSN(r *Receiver) string {

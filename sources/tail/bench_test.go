@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/outrider-dev/outrider/agent/multiline"
-	"github.com/outrider-dev/outrider/agent/pipeline"
+	"github.com/outrider-dev/outrider/pipeline"
+	"github.com/outrider-dev/outrider/processors/multiline"
 )
 
 // cpuTime returns the user and system CPU time of the process so far.

@@ -6,9 +6,9 @@ import (
 	"sort"
 	"time"
 
-	"github.com/outrider-dev/outrider/agent/multiline"
-	"github.com/outrider-dev/outrider/agent/parse"
 	"github.com/outrider-dev/outrider/internal/confval"
+	"github.com/outrider-dev/outrider/processors/multiline"
+	"github.com/outrider-dev/outrider/processors/parse"
 )
 
 // Defaults applied by Config.ApplyDefaults.

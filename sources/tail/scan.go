@@ -12,8 +12,8 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
-	"github.com/outrider-dev/outrider/agent/multiline"
-	"github.com/outrider-dev/outrider/agent/pipeline"
+	"github.com/outrider-dev/outrider/pipeline"
+	"github.com/outrider-dev/outrider/processors/multiline"
 )
 
 // scan expands the glob: files no longer matched are read to their end and closed,

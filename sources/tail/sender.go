@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 // outBatch is a batch handed over by the reader, waiting to be given to the sink.

@@ -21,11 +21,11 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
-	"github.com/outrider-dev/outrider/agent/multiline"
-	"github.com/outrider-dev/outrider/agent/parse"
-	"github.com/outrider-dev/outrider/agent/pipeline"
 	"github.com/outrider-dev/outrider/internal/atomicfile"
 	"github.com/outrider-dev/outrider/internal/confval"
+	"github.com/outrider-dev/outrider/pipeline"
+	"github.com/outrider-dev/outrider/processors/multiline"
+	"github.com/outrider-dev/outrider/processors/parse"
 )
 
 // Defaults for Settings.

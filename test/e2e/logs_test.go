@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 func agentConfig(dir, service, lokiURL, extraSource, lokiExtra string) string {

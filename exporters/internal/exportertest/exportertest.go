@@ -14,7 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/outrider-dev/outrider/agent/pipeline"
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 // ackDeadline bounds Acks.Wait: a generous deadline for "eventually", never a timing

@@ -18,7 +18,7 @@ import (
 	"github.com/golang/snappy"
 	"github.com/grafana/loki/pkg/push"
 
-	"github.com/outrider-dev/outrider/agent/redact"
+	"github.com/outrider-dev/outrider/processors/redact"
 	"github.com/outrider-dev/outrider/tools/bench/internal/measure"
 	"github.com/outrider-dev/outrider/tools/bench/internal/sink"
 )

@@ -12,7 +12,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/outrider-dev/outrider/agent/redact"
+	"github.com/outrider-dev/outrider/processors/redact"
 )
 
 // TestMain lets the test binary be the sink process too, as benchredact is.

@@ -5,7 +5,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/outrider-dev/outrider/agent/redact"
+	"github.com/outrider-dev/outrider/processors/redact"
 	"github.com/outrider-dev/outrider/tools/bench/internal/loggen"
 )
 

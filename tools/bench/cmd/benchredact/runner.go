@@ -10,11 +10,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/outrider-dev/outrider/agent/parse"
-	"github.com/outrider-dev/outrider/agent/pipeline"
-	"github.com/outrider-dev/outrider/agent/redact"
-	"github.com/outrider-dev/outrider/agent/tail"
-	"github.com/outrider-dev/outrider/exporters/loki"
+	"github.com/outrider-dev/outrider/exporters/lokiexporter"
+	"github.com/outrider-dev/outrider/pipeline"
+	"github.com/outrider-dev/outrider/processors/parse"
+	"github.com/outrider-dev/outrider/processors/redact"
+	"github.com/outrider-dev/outrider/sources/tail"
 	"github.com/outrider-dev/outrider/tools/bench/internal/measure"
 )
 
@@ -104,7 +104,7 @@ func measureRun(ctx context.Context, env runEnv, spec runSpec) (result, error) {
 	}()
 
 	discard := slog.New(slog.DiscardHandler)
-	exp, err := loki.New(loki.Config{URL: child.url}, loki.Settings{Logger: discard, Name: "bench"})
+	exp, err := lokiexporter.New(lokiexporter.Config{URL: child.url}, lokiexporter.Settings{Logger: discard, Name: "bench"})
 	if err != nil {
 		return res, fmt.Errorf("build the loki exporter: %w", err)
 	}
