@@ -25,8 +25,8 @@ import (
 //
 // An entry the pump cannot process — it does not decode, it nests values deeper than
 // maxEntryValueDepth, decoding or converting it panics, or the agent stopped twice
-// while decoding it (disk.Queue.Begin: a fatal error no recover catches) — is a poison
-// entry: the pump sets it aside with disk.Queue.Quarantine (kept on disk, counted,
+// while decoding it (diskqueue.Queue.Begin: a fatal error no recover catches) — is a poison
+// entry: the pump sets it aside with diskqueue.Queue.Quarantine (kept on disk, counted,
 // logged once, acknowledged) and goes on with the next, so one bad entry neither stops
 // the queue nor crashes the agent at every start.
 type pump struct {

@@ -21,7 +21,7 @@ import (
 	"github.com/outrider-dev/outrider/secrets/vault"
 )
 
-// Redactor receives the live secret values to scrub from telemetry (agent/redact's
+// Redactor receives the live secret values to scrub from telemetry (processors/redact's
 // Registry implements it).
 //
 // Contract: Set replaces the values registered under owner (a dependency key such as
@@ -33,7 +33,7 @@ type Redactor interface {
 }
 
 // RetentionSetter is implemented by a Redactor that keeps values scrubbed for a while
-// after they were dropped (agent/redact's Registry, through the agent). New passes it
+// after they were dropped (processors/redact's Registry, through the agent). New passes it
 // the section's redact_retention and redact_max_retained.
 type RetentionSetter interface {
 	SetRetention(keep time.Duration, max int)

@@ -1,6 +1,6 @@
 // Package lokiexporter is the exporter that pushes log records to Grafana Loki's push API
 // (protobuf, snappy-compressed), wrapped in the shared batch → retry → timeout layers
-// of exporters/queue.
+// of exporters/exporterhelper.
 //
 // Records are grouped into streams by (record.Stream, record.Level). A stream's labels
 // are the record stream's labels, then level (when known), then the configured static
@@ -18,7 +18,7 @@
 // reason (out_of_order, too_old, too_new, too_large, unauthorized, bad_request) for
 // the dropped-records metric. A 400 whose messages all concern single entries means
 // Loki stored the rest: exactly those entries are counted (pipeline.PartlyRejected).
-// Any other refusal is queue.Splittable: the Sender pushes the parts that split
+// Any other refusal is exporterhelper.Splittable: the Sender pushes the parts that split
 // returns (the request's streams for a refusal of stream labels, else its halves),
 // so that only the records Loki refuses are dropped.
 package lokiexporter

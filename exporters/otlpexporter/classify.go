@@ -60,7 +60,7 @@ const maxErrorText = 1 << 10
 // it is gRPC's message size limit ("larger than max"), which no retry can pass. Every
 // other code is permanent; errors that carry no gRPC status (connection failures) are
 // retryable. InvalidArgument, the size limit and Internal for a request the server
-// could not unmarshal are queue.Splittable: one batch of the request may be the
+// could not unmarshal are exporterhelper.Splittable: one batch of the request may be the
 // cause, and the Sender pushes the request's batches apart.
 func classifyGRPC(err error, target string) error {
 	if err == nil {

@@ -1,6 +1,6 @@
 // Package otlpexporter is the exporter that sends spans to an OTLP backend — Tempo, and
 // anything else that speaks OTLP (Jaeger, a Collector) — over gRPC or OTLP/HTTP
-// (protobuf), wrapped in the shared batch → retry → timeout layers of exporters/queue.
+// (protobuf), wrapped in the shared batch → retry → timeout layers of exporters/exporterhelper.
 //
 // The hot path never decodes a span. Spans arrive as pipeline.TraceBatch values, each a
 // serialized ExportTraceServiceRequest; serialized requests concatenate into one valid
@@ -24,6 +24,6 @@
 // exactly those (reason partial_success); one with only an error_message is logged as
 // a warning. InvalidArgument, Internal for a request the server cannot unmarshal,
 // gRPC's size limit, HTTP 400, 413 and other 4xx but auth and not-found are
-// queue.Splittable: the Sender pushes the request's batches apart (in halves, down to
+// exporterhelper.Splittable: the Sender pushes the request's batches apart (in halves, down to
 // single batches), so one bad batch does not drop the others.
 package otlpexporter

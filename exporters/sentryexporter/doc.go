@@ -1,7 +1,7 @@
 // Package sentryexporter is the exporter that forwards Sentry envelopes — the application's
 // own, received by the sidecar's Sentry endpoint, and the events outrider derives
 // from logs and spans — to the real Sentry project of its DSN, wrapped in the shared
-// queue → retry → timeout layers of exporters/queue.
+// queue → retry → timeout layers of exporters/exporterhelper.
 //
 // # Sending
 //

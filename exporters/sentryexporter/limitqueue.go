@@ -8,7 +8,7 @@ import (
 	"github.com/outrider-dev/outrider/exporters/exporterhelper"
 )
 
-// limitQueue is the queue.Queue between the exporter's Batcher and its workers. It
+// limitQueue is the exporterhelper.Queue between the exporter's Batcher and its workers. It
 // knows Sentry's rate limits, so that an envelope of a limited category waits here,
 // holding no worker, while envelopes of other categories pass it:
 //
@@ -60,7 +60,7 @@ func newLimitQueue(limits *rateLimits, maxActive int) *limitQueue {
 
 var _ exporterhelper.Queue[*envelope] = (*limitQueue)(nil)
 
-// Put implements queue.Queue. Every request holds one envelope (the exporter caps
+// Put implements exporterhelper.Queue. Every request holds one envelope (the exporter caps
 // requests at one record).
 func (q *limitQueue) Put(r *exporterhelper.Request[*envelope]) {
 	if len(r.Items) == 0 {
@@ -94,7 +94,7 @@ func (q *limitQueue) signal() {
 	}
 }
 
-// Get implements queue.Queue: it returns the oldest envelope that may be sent now,
+// Get implements exporterhelper.Queue: it returns the oldest envelope that may be sent now,
 // waiting for one. It returns false when ctx is done, or when the queue is closed and
 // empty. A closed queue still hands out its envelopes as their limits pass.
 func (q *limitQueue) Get(ctx context.Context) (*exporterhelper.Request[*envelope], bool) {
@@ -226,7 +226,7 @@ func (q *limitQueue) release(env *envelope) {
 	}
 }
 
-// Close implements queue.Queue. It is idempotent.
+// Close implements exporterhelper.Queue. It is idempotent.
 func (q *limitQueue) Close() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -236,7 +236,7 @@ func (q *limitQueue) Close() {
 	}
 }
 
-// Len implements queue.Queue: the envelopes waiting, limited or not.
+// Len implements exporterhelper.Queue: the envelopes waiting, limited or not.
 func (q *limitQueue) Len() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()

@@ -2,7 +2,7 @@ package sentryexporter
 
 import "github.com/prometheus/client_golang/prometheus"
 
-// Metrics are the Sentry exporter's own metrics, beside the queue.Metrics every
+// Metrics are the Sentry exporter's own metrics, beside the exporterhelper.Metrics every
 // exporter shares (whose record counts are envelopes here). Create them once per
 // process with NewMetrics and pass them to every Exporter, including those built
 // after a configuration reload.

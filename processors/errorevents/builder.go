@@ -13,7 +13,7 @@ import (
 	"github.com/outrider-dev/outrider/processors/stacktrace"
 )
 
-// Redactor replaces live secret values in a string (agent/redact.Registry).
+// Redactor replaces live secret values in a string (processors/redact.Registry).
 type Redactor interface {
 	Redact(s string) (string, bool)
 	Empty() bool

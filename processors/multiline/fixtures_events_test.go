@@ -13,7 +13,7 @@ import (
 )
 
 // TestStackTraceFixturesBecomeOneErrorRecord reads every stack trace fixture of
-// agent/stacktrace as a file source does (joiner with defaults, then the parser with
+// processors/stacktrace as a file source does (joiner with defaults, then the parser with
 // defaults): exactly one record holds a trace, and it is at error or fatal level —
 // whether the level comes from a logger's header line or the trace is raw crash
 // output — except where the header says otherwise.

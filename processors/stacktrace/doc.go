@@ -1,5 +1,5 @@
 // Package stacktrace turns the text of one log record — a message followed by a stack
-// trace, as agent/multiline joins it — into structured exceptions the agent can put in
+// trace, as processors/multiline joins it — into structured exceptions the agent can put in
 // a Sentry event.
 //
 // Parse detects the format; ParseGo, ParseJava, ParsePython, ParseNode, ParseRuby,

@@ -22,7 +22,7 @@ type Appender interface {
 	Append(ctx context.Context, entry []byte) error
 }
 
-// Redactor replaces live secret values in a string; see agent/redact.Registry.
+// Redactor replaces live secret values in a string; see processors/redact.Registry.
 type Redactor interface {
 	// Redact returns s with every secret value replaced, and whether it changed.
 	Redact(s string) (string, bool)

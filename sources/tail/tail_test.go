@@ -544,7 +544,7 @@ func TestMultilineOffsets(t *testing.T) {
 	dir := t.TempDir()
 	a := filepath.Join(dir, "a.log")
 	positions := filepath.Join(dir, "positions.json")
-	crash, err := os.ReadFile(filepath.Join("..", "multiline", "testdata", "go_panic.log"))
+	crash, err := os.ReadFile(filepath.Join("..", "..", "processors", "multiline", "testdata", "go_panic.log"))
 	if err != nil {
 		t.Fatal(err)
 	}

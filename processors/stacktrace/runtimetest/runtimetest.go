@@ -1,5 +1,5 @@
 // Package runtimetest runs the small crashing programs under
-// agent/stacktrace/testdata/runtimes in real language runtimes, so that tests read crash
+// processors/stacktrace/testdata/runtimes in real language runtimes, so that tests read crash
 // output that a runtime really printed rather than text written by hand.
 //
 // A missing runtime fails the test with the command that installs it; it is never a

@@ -1,6 +1,6 @@
 // Command benchredact measures what scrubbing secrets costs the log pipeline: in
 // one run, it ships the same generated file through the real pipeline — the file
-// source (agent/tail, JSON parser) → redact.Sink → the Loki exporter — with no
+// source (sources/tail, JSON parser) → redact.Sink → the Loki exporter — with no
 // secret registered and with -secrets registered, and prints lines per CPU-second
 // and lines per second of each, and the overhead.
 //
