@@ -49,7 +49,7 @@ const (
 	reloadRolledBack = "rolled_back" // a new unit failed to start; the previous ones run again
 )
 
-func newMetrics(version string) *metrics {
+func newMetrics(bi BuildInfo) *metrics {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -88,7 +88,6 @@ func newMetrics(version string) *metrics {
 	for _, r := range []string{reloadSuccess, reloadRejected, reloadRolledBack} {
 		m.reloads.WithLabelValues(r)
 	}
-	bi := buildInfo(version)
 	info := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "outrider_build_info",
 		Help:        "Always 1; the labels say which build is running.",
