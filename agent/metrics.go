@@ -70,7 +70,7 @@ func newMetrics(bi BuildInfo) *metrics {
 		sentryExp:    sentryexp.NewMetrics(reg),
 		badEntries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "outrider_queue_undecodable_entries_total",
-			Help: "Durable queue entries dropped because they could not be decoded (written by another version).",
+			Help: "Durable queue entries that could not be decoded (written by another version, or poison); each is set aside in the queue's quarantine folder, see outrider_queue_quarantined_total.",
 		}),
 		auditDropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "outrider_audit_events_dropped_total",
