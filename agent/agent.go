@@ -41,8 +41,9 @@ type Options struct {
 	// Logger is the agent's own logger; LogLevel, when set, follows log.level on reload.
 	Logger   *slog.Logger
 	LogLevel *slog.LevelVar
-	// Version is reported in outrider_build_info.
-	Version string
+	// Version is reported in outrider_build_info; Commit and Date, when set (the
+	// command's -ldflags), win over what the Go toolchain stamped into the binary.
+	Version, Commit, Date string
 	// Reload asks for a configuration reload (the command sends SIGHUP here).
 	Reload <-chan struct{}
 	// OnListen, when set, is called with the address of the metrics/health server
@@ -92,7 +93,7 @@ func New(opts Options) *Agent {
 	if opts.Logger == nil {
 		opts.Logger = discard()
 	}
-	m := newMetrics(opts.Version)
+	m := newMetrics(ReadBuildInfo(opts.Version, opts.Commit, opts.Date))
 	a := &Agent{opts: opts, logger: opts.Logger, metrics: m, scrub: redact.NewRegistry(m.redact), listeners: newListenerPool()}
 	a.audit = newAuditLog(opts.Logger, nil, m.auditDropped)
 	m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -421,7 +422,7 @@ func (a *Agent) errorTarget() (*errorevents.Builder, errorevents.Appender) {
 
 // Status reports the agent's readiness and health and every unit's state.
 func (a *Agent) Status() Status {
-	st := Status{Ready: a.ready(), Healthy: true, Build: buildInfo(a.opts.Version), LastReload: a.lastReload.Load()}
+	st := Status{Ready: a.ready(), Healthy: true, Build: ReadBuildInfo(a.opts.Version, a.opts.Commit, a.opts.Date), LastReload: a.lastReload.Load()}
 	if sup := a.sup.Load(); sup != nil {
 		st.Units = sup.Status()
 	}
@@ -436,7 +437,9 @@ func (a *Agent) Status() Status {
 		case u.State == stateFailed:
 			st.Healthy = false
 			st.Reasons = append(st.Reasons, fmt.Sprintf("unit %s failed: %s", u.Name, u.LastError))
-		case !u.Ready && a.running.Load() && !(u.Name == unitSecrets && a.rendered.Load()):
+		case !u.Ready && (a.running.Load() || u.State == stateStarting) && !(u.Name == unitSecrets && a.rendered.Load()):
+			// While the agent starts, the unit it waits for says why (the syncer:
+			// which file is not rendered and the Vault error).
 			r := fmt.Sprintf("unit %s is %s", u.Name, u.State)
 			if u.Detail != "" {
 				r += ": " + u.Detail

@@ -62,7 +62,7 @@ func TestRunServesHealthAndStops(t *testing.T) {
 }
 
 func TestMetricsSurviveManyGraphs(t *testing.T) {
-	m := newMetrics("test")
+	m := newMetrics(buildInfo("test"))
 	y := "data_dir: " + t.TempDir() + "\nlogs: {sources: [{name: a, path: /tmp/x/*.log}]}\nexporters: {loki: {url: \"http://127.0.0.1:1\"}}\n"
 	cfg, err := config.Parse("t.yaml", []byte(y))
 	if err != nil {

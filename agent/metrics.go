@@ -49,7 +49,7 @@ const (
 	reloadRolledBack = "rolled_back" // a new unit failed to start; the previous ones run again
 )
 
-func newMetrics(version string) *metrics {
+func newMetrics(bi BuildInfo) *metrics {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -70,7 +70,7 @@ func newMetrics(version string) *metrics {
 		sentryExp:    sentryexporter.NewMetrics(reg),
 		badEntries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "outrider_queue_undecodable_entries_total",
-			Help: "Durable queue entries dropped because they could not be decoded (written by another version).",
+			Help: "Durable queue entries that could not be decoded (written by another version, or poison); each is set aside in the queue's quarantine folder, see outrider_queue_quarantined_total.",
 		}),
 		auditDropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "outrider_audit_events_dropped_total",
@@ -88,7 +88,6 @@ func newMetrics(version string) *metrics {
 	for _, r := range []string{reloadSuccess, reloadRejected, reloadRolledBack} {
 		m.reloads.WithLabelValues(r)
 	}
-	bi := buildInfo(version)
 	info := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "outrider_build_info",
 		Help:        "Always 1; the labels say which build is running.",

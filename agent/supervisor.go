@@ -85,6 +85,7 @@ func defineUnit[S any](name string, after []string, slice func(*config.Config) S
 // Unit states, as /readyz and `outrider status` report them.
 const (
 	stateOff      = "off"      // not configured
+	statePending  = "pending"  // built; waits for the units it depends on to start
 	stateStarting = "starting" // being started
 	stateRunning  = "running"
 	stateStopping = "stopping"
@@ -180,7 +181,7 @@ func (s *supervisor) build(cfg *config.Config, names map[string]bool) (map[strin
 			errs = append(errs, err)
 			continue
 		}
-		state := stateStopped
+		state := statePending
 		if u == nil {
 			state = stateOff
 		}
@@ -343,7 +344,7 @@ func (s *supervisor) restore(ctx context.Context, gen []*running, holder map[str
 			old[k.name] = &running{kind: k, slice: p.slice, state: stateFailed, lastErr: err, since: time.Now(), stopping: make(chan struct{})}
 			continue
 		}
-		r := &running{kind: k, slice: p.slice, u: u, state: stateStopped, since: time.Now(), stopping: make(chan struct{})}
+		r := &running{kind: k, slice: p.slice, u: u, state: statePending, since: time.Now(), stopping: make(chan struct{})}
 		if u == nil {
 			r.state = stateOff
 		} else if su, ok := u.(successor); ok && holder[k.name] != nil {

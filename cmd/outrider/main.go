@@ -347,6 +347,8 @@ func runAgent(args []string, _, stderr io.Writer) int {
 		Logger:     logger,
 		LogLevel:   level,
 		Version:    version,
+		Commit:     commit,
+		Date:       date,
 		Reload:     reload,
 	})
 	if err := a.Run(ctx); err != nil {
