@@ -73,8 +73,8 @@ func TestHandOverKeepsLeasesTakenDuringAReload(t *testing.T) {
 				t.Fatal(err)
 			}
 			old.leases.orphans = append(old.leases.orphans, leaseRef{Path: "db/creds/app", LeaseID: "L1"}) // not revoked yet
-			old.HandOver(next)                                                                                 // old stopped
-			next.openLeases()                                                                                  // next runs
+			old.HandOver(next)                                                                             // old stopped
+			next.openLeases()                                                                              // next runs
 			if got, want := orphanIDs(next), []string{"L1", "L2"}; !slices.Equal(got, want) {
 				t.Fatalf("successor's orphans %v, want %v: a lease would be left to expire", got, want)
 			}
