@@ -102,6 +102,11 @@ func (m *Metrics) bind(exporter string) *instrument {
 	if m == nil {
 		m = NewMetrics(nil)
 	}
+	// The reasons every exporter can drop for exist at 0 from the start, so that
+	// rate() and alerts on drops see a series before the first drop.
+	for _, r := range []string{ReasonRetriesExhausted, ReasonUnauthorized, ReasonTooLarge, ReasonBadRequest} {
+		m.dropped.WithLabelValues(exporter, r)
+	}
 	return &instrument{
 		sentRecords:  m.sentRecords.WithLabelValues(exporter),
 		sentBytes:    m.sentBytes.WithLabelValues(exporter),
