@@ -38,6 +38,7 @@ type otlpAgent struct {
 	dir, config  string
 	grpc, http   string // host:port
 	jaegerTarget string
+	started      bool // the agent has run on these ports; clients may know them
 }
 
 // traceConfig writes an agent config receiving OTLP on free ports and sending traces
@@ -80,9 +81,49 @@ exporters:
 
 func (a *otlpAgent) start(t *testing.T) *agentProc {
 	t.Helper()
-	p := startAgent(t, a.config)
-	waitLog(t, p, "otlp receiver listening")
-	return p
+	for attempt := 1; ; attempt++ {
+		p := startAgent(t, a.config)
+		if a.started || attempt == 3 || !exitedOnBusyPort(p) {
+			waitLog(t, p, "otlp receiver listening")
+			a.started = true
+			return p
+		}
+		// Another process (a client's ephemeral port, a backend of a test package
+		// running beside this one) took a port between FreePorts and the agent's
+		// bind. Before the first start no client knows the ports: pick new ones.
+		ports, err := backendtest.FreePorts(2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		grpc, http := fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1])
+		data, err := os.ReadFile(a.config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := strings.Replace(strings.Replace(string(data), `"`+a.grpc+`"`, `"`+grpc+`"`, 1), `"`+a.http+`"`, `"`+http+`"`, 1)
+		writeFile(t, a.config, cfg)
+		t.Logf("a port of %s or %s was taken before the agent bound it; retrying on %s and %s", a.grpc, a.http, grpc, http)
+		a.grpc, a.http = grpc, http
+	}
+}
+
+// exitedOnBusyPort reports whether the agent exited at start because a listen
+// address was in use, waiting for either that or its receivers to listen.
+func exitedOnBusyPort(p *agentProc) bool {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		data, _ := os.ReadFile(p.log)
+		if strings.Contains(string(data), `"msg":"otlp receiver listening`) {
+			return false
+		}
+		select {
+		case <-p.exited:
+			data, _ = os.ReadFile(p.log)
+			return strings.Contains(string(data), "address already in use")
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return false
 }
 
 func sdkProvider(t *testing.T, exp sdktrace.SpanExporter, attrs ...attribute.KeyValue) *sdktrace.TracerProvider {
