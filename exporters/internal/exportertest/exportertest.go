@@ -115,8 +115,8 @@ func (l *LogBuffer) Lines() []string {
 // Logger returns a JSON logger writing to l.
 func (l *LogBuffer) Logger() *slog.Logger { return slog.New(slog.NewJSONHandler(l, nil)) }
 
-// Metric returns the value of the first sample of family name whose labels include
-// want (nil: any sample): a counter's or gauge's value, a histogram's sample count. It
+// Metric returns the sum over the samples of family name whose labels include want
+// (nil: every sample) of a counter's or gauge's value, a histogram's sample count. It
 // returns 0 when there is no such sample.
 func Metric(t testing.TB, g prometheus.Gatherer, name string, want map[string]string) float64 {
 	t.Helper()
@@ -124,6 +124,7 @@ func Metric(t testing.TB, g prometheus.Gatherer, name string, want map[string]st
 	if err != nil {
 		t.Fatal(err)
 	}
+	var sum float64
 	for _, mf := range mfs {
 		if mf.GetName() != name {
 			continue
@@ -141,15 +142,15 @@ func Metric(t testing.TB, g prometheus.Gatherer, name string, want map[string]st
 			}
 			switch {
 			case m.Counter != nil:
-				return m.Counter.GetValue()
+				sum += m.Counter.GetValue()
 			case m.Gauge != nil:
-				return m.Gauge.GetValue()
+				sum += m.Gauge.GetValue()
 			case m.Histogram != nil:
-				return float64(m.Histogram.GetSampleCount())
+				sum += float64(m.Histogram.GetSampleCount())
 			}
 		}
 	}
-	return 0
+	return sum
 }
 
 // shutdownTimeout bounds the Shutdown that Start registers.
