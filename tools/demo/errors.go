@@ -61,7 +61,8 @@ func printEvents(ctx context.Context, srv *sentrytest.Server, n int) error {
 			last := exc[len(exc)-1]
 			title, frames = last.Type+": "+last.Value, len(last.Frames)
 		}
-		_, links := e.Payload["contexts"].(map[string]any)["grafana"]
+		contexts, _ := e.Payload["contexts"].(map[string]any)
+		_, links := contexts["grafana"]
 		fmt.Printf("    from %-4s  %-60.60s  frames=%-2d trace_id=%s links=%t\n", src, title, frames, e.TraceID(), links)
 	}
 	if errs := srv.Errors(); len(errs) > 0 {

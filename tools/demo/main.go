@@ -218,8 +218,8 @@ secrets:
 	if err := appendPanic(logDir, failedTrace); err != nil {
 		return err
 	}
-	step("arrived at the Sentry project (events from the SDK, from the log's stack trace and from the error span, all with the failed request's trace_id %s):", failedTrace)
-	if err := printEvents(ctx, sentrySrv, 3); err != nil {
+	step("arrived at the Sentry project (the Java error logged earlier, with no request; then events from the SDK, from the log's Go panic and from the error span, all with the failed request's trace_id %s):", failedTrace)
+	if err := printEvents(ctx, sentrySrv, 4); err != nil {
 		return err
 	}
 
