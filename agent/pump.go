@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/plog"
-	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/outrider-dev/outrider/internal/backoff"
 	"github.com/outrider-dev/outrider/internal/sentryenv"
@@ -171,7 +170,7 @@ func (p *pump) decode(payload []byte) (d decoded, err error) {
 	case k == otlpreceiver.KindTraces && p.traces != nil:
 		return decoded{traces: true, data: data, spans: n}, nil
 	case k == otlpreceiver.KindLogs && p.logs != nil:
-		if err := checkLogsDepth(data, maxEntryValueDepth); err != nil {
+		if err := otlpreceiver.CheckLogsDepth(data, maxEntryValueDepth); err != nil {
 			return d, fmt.Errorf("%w: %w", errBadEntry, err)
 		}
 		var u plog.ProtoUnmarshaler
@@ -185,84 +184,3 @@ func (p *pump) decode(payload []byte) (d decoded, err error) {
 }
 
 var errBadEntry = errors.New("unprocessable queue entry")
-
-// Message kinds of an ExportLogsServiceRequest, for checkLogsDepth.
-type logsMsg uint8
-
-const (
-	lRequest logsMsg = iota
-	lResourceLogs
-	lResource
-	lScopeLogs
-	lScope
-	lLogRecord
-	lKeyValue
-	lAnyValue
-	lArrayValue
-	lKeyValueList
-	lCount
-)
-
-// logsChildren maps a message kind and field number to the kind of the nested
-// message, for the fields that nest messages (OTLP logs and common protos).
-var logsChildren = [lCount]map[protowire.Number]logsMsg{
-	lRequest:      {1: lResourceLogs},
-	lResourceLogs: {1: lResource, 2: lScopeLogs},
-	lResource:     {1: lKeyValue},
-	lScopeLogs:    {1: lScope, 2: lLogRecord},
-	lScope:        {3: lKeyValue},
-	lLogRecord:    {5: lAnyValue, 6: lKeyValue},
-	lKeyValue:     {2: lAnyValue},
-	lAnyValue:     {5: lArrayValue, 6: lKeyValueList},
-	lArrayValue:   {1: lAnyValue},
-	lKeyValueList: {1: lKeyValue},
-}
-
-// checkLogsDepth reports an error if the OTLP logs request b nests values (AnyValue in
-// arrays and maps) more than max levels deep — a list of strings is 1 level, so that
-// is more than max+1 AnyValue messages one inside the other — or if its framing is
-// broken. It walks the message with an explicit stack, so its own depth costs no
-// goroutine stack.
-func checkLogsDepth(b []byte, max int) error {
-	type frame struct {
-		b []byte
-		k logsMsg
-	}
-	stack := []frame{{b, lRequest}}
-	values := 0
-	for len(stack) > 0 {
-		top := &stack[len(stack)-1]
-		if len(top.b) == 0 {
-			if top.k == lAnyValue {
-				values--
-			}
-			stack = stack[:len(stack)-1]
-			continue
-		}
-		num, typ, n := protowire.ConsumeTag(top.b)
-		if n < 0 {
-			return fmt.Errorf("malformed logs request: %w", protowire.ParseError(n))
-		}
-		top.b = top.b[n:]
-		if child, ok := logsChildren[top.k][num]; ok && typ == protowire.BytesType {
-			v, n := protowire.ConsumeBytes(top.b)
-			if n < 0 {
-				return fmt.Errorf("malformed logs request: %w", protowire.ParseError(n))
-			}
-			top.b = top.b[n:]
-			if child == lAnyValue {
-				if values++; values > max+1 {
-					return fmt.Errorf("the logs request nests values more than %d levels deep, too deep to decode safely", max)
-				}
-			}
-			stack = append(stack, frame{v, child})
-			continue
-		}
-		n = protowire.ConsumeFieldValue(num, typ, top.b)
-		if n < 0 {
-			return fmt.Errorf("malformed logs request: %w", protowire.ParseError(n))
-		}
-		top.b = top.b[n:]
-	}
-	return nil
-}

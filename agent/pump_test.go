@@ -226,7 +226,7 @@ func TestPumpQuarantinesPoisonEntriesAcrossRestarts(t *testing.T) {
 		for name, p := range poison {
 			if bytes.Equal(payload, p) {
 				found[name] = true
-				if name == "too deep" && !strings.Contains(reason, "more than 1000 levels deep") ||
+				if name == "too deep" && !strings.Contains(reason, "more than 1000 maps/lists deep") ||
 					name == "panic" && !strings.Contains(reason, "panicked: assignment to entry in nil map") {
 					t.Errorf("reason of %s entry: %s", name, reason)
 				}
@@ -363,9 +363,9 @@ func TestCheckLogsDepth(t *testing.T) {
 	}{
 		{"flat", logsEntry(t, "svc", "x"), ""},
 		{"at the limit", deepLogsEntry(t, maxEntryValueDepth), ""},
-		{"over the limit", deepLogsEntry(t, maxEntryValueDepth+1), "more than 1000 levels deep"},
-		{"100k levels", deepLogsEntry(t, 100_000), "more than 1000 levels deep"},
-		{"cut inside a length", []byte{byte(otlpreceiver.KindLogs), 1, 0x0a, 0xff}, "malformed logs request"},
+		{"over the limit", deepLogsEntry(t, maxEntryValueDepth+1), "more than 1000 maps/lists deep"},
+		{"100k levels", deepLogsEntry(t, 100_000), "more than 1000 maps/lists deep"},
+		{"cut inside a length", []byte{byte(otlpreceiver.KindLogs), 1, 0x0a, 0xff}, "malformed protobuf"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -373,9 +373,9 @@ func TestCheckLogsDepth(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			err = checkLogsDepth(data, maxEntryValueDepth)
+			err = otlpreceiver.CheckLogsDepth(data, maxEntryValueDepth)
 			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
-				t.Errorf("checkLogsDepth = %v, want %q", err, tt.wantErr)
+				t.Errorf("CheckLogsDepth = %v, want %q", err, tt.wantErr)
 			}
 		})
 	}
@@ -387,7 +387,7 @@ func TestCheckLogsDepth(t *testing.T) {
 	}
 	var m plog.ProtoMarshaler
 	data, _ := m.MarshalLogs(ld)
-	if err := checkLogsDepth(data, maxEntryValueDepth); err == nil {
+	if err := otlpreceiver.CheckLogsDepth(data, maxEntryValueDepth); err == nil {
 		t.Error("attributes nested 5000 maps deep passed the depth check")
 	}
 }
@@ -453,7 +453,7 @@ func TestPumpCrashChild(t *testing.T) {
 	entryFault = func(p []byte) {
 		if _, _, data, err := otlpreceiver.DecodeEntry(p); err == nil {
 			var u plog.ProtoUnmarshaler
-			_, _ = u.UnmarshalLogs(data) // without checkLogsDepth first
+			_, _ = u.UnmarshalLogs(data) // without CheckLogsDepth first
 		}
 	}
 	q, err := diskqueue.Open(diskqueue.Config{}, diskqueue.Settings{Name: "logs", Dir: filepath.Join(dir, "queue"), Logger: quiet()})

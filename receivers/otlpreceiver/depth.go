@@ -368,3 +368,11 @@ func pConsumeUnknown(buf []byte, pos, wt int) (int, error) {
 	}
 	return 0, io.ErrUnexpectedEOF
 }
+
+// CheckLogsDepth reports an error if the OTLP logs request b nests values more than
+// maxDepth lists and maps deep, or is malformed, with the same walk the receiver runs
+// before decoding; the runtime's pump uses it on queue entries before it decodes them.
+func CheckLogsDepth(b []byte, maxDepth int) error {
+	_, err := scanProto(b, pLogsRequest, maxDepth)
+	return err
+}
