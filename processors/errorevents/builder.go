@@ -159,7 +159,7 @@ func (b *Builder) correlate(ev *sentry.Event, traceID, spanID, requestID string)
 	if requestID != "" {
 		ev.Tags["request_id"] = requestID
 	}
-	if l := b.grafana.links(traceID, requestID, b.service); l != nil {
+	if l := b.grafana.links(traceID, requestID, b.service, ev.Timestamp); l != nil {
 		ev.Contexts["grafana"] = l
 	}
 }

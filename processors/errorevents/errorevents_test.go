@@ -3,6 +3,7 @@ package errorevents
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"strings"
 	"sync"
@@ -98,7 +99,8 @@ func TestFingerprintStableAcrossVariableParts(t *testing.T) {
 
 func TestLinks(t *testing.T) {
 	g := Grafana{URL: "https://g.example.com/", TempoDatasourceUID: "tempo-uid", LokiDatasourceUID: "loki-uid"}
-	l := g.links("4bf92f3577b34da6a3ce929d0e0e4736", "req-1", "shop")
+	at := time.Date(2026, 12, 5, 9, 30, 0, 0, time.UTC)
+	l := g.links("4bf92f3577b34da6a3ce929d0e0e4736", "req-1", "shop", at)
 	for k, want := range map[string][]string{
 		"tempo_trace": {"tempo-uid", "4bf92f3577b34da6a3ce929d0e0e4736", "traceql"},
 		"loki_logs":   {"loki-uid", `{service=\"shop\"} | trace_id=\"4bf92f3577b34da6a3ce929d0e0e4736\"`},
@@ -114,10 +116,10 @@ func TestLinks(t *testing.T) {
 			}
 		}
 	}
-	if l := g.links("", "req-1", ""); !strings.Contains(mustUnescape(l["loki_logs"].(string)), `request_id=\"req-1\"`) || l["tempo_trace"] != nil {
+	if l := g.links("", "req-1", "", at); !strings.Contains(mustUnescape(l["loki_logs"].(string)), `request_id=\"req-1\"`) || l["tempo_trace"] != nil {
 		t.Errorf("request-id-only links: %v", l)
 	}
-	if (Grafana{}).links("x", "y", "z") != nil {
+	if (Grafana{}).links("x", "y", "z", at) != nil {
 		t.Error("links without grafana.url")
 	}
 }
@@ -340,5 +342,110 @@ func TestSampleRate(t *testing.T) {
 	}
 	if kept != 50 {
 		t.Errorf("kept %d of 100 at sample_rate 0.5", kept)
+	}
+}
+
+// linkRange returns the Explore range of a link as times.
+func linkRange(t *testing.T, link any) (from, to time.Time) {
+	t.Helper()
+	s, _ := link.(string)
+	u, err := url.Parse(s)
+	if err != nil || s == "" {
+		t.Fatalf("link %q: %v", s, err)
+	}
+	var panes map[string]struct {
+		Range struct{ From, To string } `json:"range"`
+	}
+	if err := json.Unmarshal([]byte(u.Query().Get("panes")), &panes); err != nil {
+		t.Fatalf("panes of %q: %v", s, err)
+	}
+	ms := func(v string) time.Time {
+		var n int64
+		if _, err := fmt.Sscan(v, &n); err != nil {
+			t.Fatalf("range bound %q is not Unix milliseconds", v)
+		}
+		return time.UnixMilli(n).UTC()
+	}
+	return ms(panes["a"].Range.From), ms(panes["a"].Range.To)
+}
+
+// TestLinksSpanTheEventTime checks that an event's links open Explore at the event's
+// own time ± 15 minutes, whichever path made it and however the SDK wrote its time,
+// so an event looked at the next day still shows its trace and logs.
+func TestLinksSpanTheEventTime(t *testing.T) {
+	clk := newClock() // the agent's clock, far from the events' times
+	at := time.Date(2026, 12, 5, 9, 30, 0, 250e6, time.UTC)
+	b := builder(defaults(), clk)
+	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+	want := func(t *testing.T, links any, at time.Time) {
+		t.Helper()
+		m, _ := links.(map[string]any)
+		if len(m) != 2 {
+			t.Fatalf("links %v, want tempo_trace and loki_logs", links)
+		}
+		for k, l := range m {
+			from, to := linkRange(t, l)
+			if !from.Equal(at.Add(-15*time.Minute).Truncate(time.Millisecond)) || !to.Equal(at.Add(15*time.Minute).Truncate(time.Millisecond)) {
+				t.Errorf("%s range %s – %s, want %s ± 15m", k, from, to, at)
+			}
+		}
+	}
+	t.Run("log", func(t *testing.T) {
+		rec := pipeline.Record{Time: at, Line: javaTrace, Level: pipeline.LevelError, TraceID: traceID}
+		ev, ok := b.FromLog(&rec)
+		if !ok {
+			t.Fatal("no event")
+		}
+		want(t, map[string]any(ev.Contexts["grafana"]), at)
+	})
+	t.Run("span", func(t *testing.T) {
+		td := ptrace.NewTraces()
+		sp := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+		sp.SetTraceID(pcommon.TraceID{0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36})
+		sp.SetSpanID(pcommon.SpanID{1, 2, 3, 4, 5, 6, 7, 8})
+		sp.SetName("GET /pay")
+		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(at.Add(-time.Second)))
+		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(at))
+		sp.Status().SetCode(ptrace.StatusCodeError)
+		sp.Status().SetMessage("payment declined")
+		evs := b.FromTraces(td)
+		if len(evs) != 1 {
+			t.Fatalf("%d events from one error span", len(evs))
+		}
+		want(t, map[string]any(evs[0].Contexts["grafana"]), evs[0].Timestamp)
+		if d := evs[0].Timestamp.Sub(at); d < -time.Second || d > 0 {
+			t.Errorf("span event time %s, want the span's time %s", evs[0].Timestamp, at)
+		}
+	})
+	for _, tc := range []struct {
+		name, ts string // ts is the JSON value of "timestamp", "" for none
+		at       time.Time
+	}{
+		{"unix seconds", `1796463000.25`, at},
+		{"unix seconds as a string", `"1796463000.25"`, at},
+		{"RFC 3339 with zone", `"2026-12-05T10:30:00.25+01:00"`, at},
+		{"RFC 3339 without zone is UTC", `"2026-12-05T09:30:00.25"`, at},
+		{"missing: the agent's time", ``, clk.now()},
+		{"unreadable: the agent's time", `"yesterday"`, clk.now()},
+		{"not a time: the agent's time", `{"t":1}`, clk.now()},
+		{"negative: the agent's time", `-5`, clk.now()},
+	} {
+		t.Run("sdk/"+tc.name, func(t *testing.T) {
+			raw := `{"event_id":"0123456789abcdef0123456789abcdef","message":"m` + tc.name + `","contexts":{"trace":{"trace_id":"` + traceID + `","span_id":"00f067aa0ba902b7"}}`
+			if tc.ts != "" {
+				raw += `,"timestamp":` + tc.ts
+			}
+			raw += `}`
+			dec := json.NewDecoder(strings.NewReader(raw))
+			dec.UseNumber() // as the Sentry receiver decodes
+			var ev map[string]any
+			if err := dec.Decode(&ev); err != nil {
+				t.Fatal(err)
+			}
+			if !b.Process(ev) {
+				t.Fatal("event left out")
+			}
+			want(t, ev["contexts"].(map[string]any)["grafana"], tc.at)
+		})
 	}
 }

@@ -2,23 +2,35 @@ package errorevents
 
 import (
 	"encoding/json"
+	"math"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 )
 
+// linkWindow is how far before and after the event's time the linked Explore range
+// reaches: the request's logs and spans lie within it, and an event opened days later
+// still shows them.
+const linkWindow = 15 * time.Minute
+
 // links returns Grafana Explore URLs for a trace in Tempo and its logs in Loki (by
-// trace_id, else by request_id), or nil when Grafana is not configured.
-func (g Grafana) links(traceID, requestID, service string) map[string]any {
+// trace_id, else by request_id) over the event's time ± linkWindow, or nil when
+// Grafana is not configured.
+func (g Grafana) links(traceID, requestID, service string, at time.Time) map[string]any {
 	if g.URL == "" || (traceID == "" && requestID == "") {
 		return nil
 	}
 	out := map[string]any{}
 	base := strings.TrimRight(g.URL, "/") + "/explore?schemaVersion=1&orgId=1&panes="
+	// Explore takes absolute ranges as Unix milliseconds.
+	from := strconv.FormatInt(at.Add(-linkWindow).UnixMilli(), 10)
+	to := strconv.FormatInt(at.Add(linkWindow).UnixMilli(), 10)
 	pane := func(uid string, query map[string]any) string {
 		panes := map[string]any{"a": map[string]any{
 			"datasource": uid,
 			"queries":    []any{query},
-			"range":      map[string]any{"from": "now-6h", "to": "now"},
+			"range":      map[string]any{"from": from, "to": to},
 		}}
 		b, _ := json.Marshal(panes)
 		return base + url.QueryEscape(string(b))
@@ -50,4 +62,37 @@ func (g Grafana) links(traceID, requestID, service string) map[string]any {
 
 func escapeLogQL(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s)
+}
+
+// sdkEventTime reads an SDK event's "timestamp": Unix seconds as a number (or a
+// numeric string), or an RFC 3339 time, with or without a zone (UTC when absent, as
+// Sentry reads it). It returns false when the event has none it can read.
+func sdkEventTime(v any) (time.Time, bool) {
+	secs := func(f float64) (time.Time, bool) {
+		if math.IsNaN(f) || math.IsInf(f, 0) || f <= 0 || f > 1e11 {
+			return time.Time{}, false
+		}
+		sec, frac := math.Modf(f)
+		return time.Unix(int64(sec), int64(frac*1e9)).UTC(), true
+	}
+	switch x := v.(type) {
+	case float64:
+		return secs(x)
+	case json.Number:
+		f, err := x.Float64()
+		if err != nil {
+			return time.Time{}, false
+		}
+		return secs(f)
+	case string:
+		if f, err := strconv.ParseFloat(x, 64); err == nil {
+			return secs(f)
+		}
+		for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999"} {
+			if t, err := time.Parse(layout, x); err == nil {
+				return t.UTC(), true
+			}
+		}
+	}
+	return time.Time{}, false
 }

@@ -42,7 +42,11 @@ func (b *Builder) Process(ev map[string]any) bool {
 	if traceID != "" {
 		tags.setDefault("trace_id", traceID)
 	}
-	if l := b.grafana.links(traceID, requestID, b.service); l != nil {
+	at, ok := sdkEventTime(ev["timestamp"])
+	if !ok {
+		at = b.now()
+	}
+	if l := b.grafana.links(traceID, requestID, b.service, at); l != nil {
 		if contexts == nil {
 			contexts = map[string]any{}
 			ev["contexts"] = contexts
