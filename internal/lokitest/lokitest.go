@@ -41,11 +41,26 @@ type Loki struct {
 	httpPort int
 	grpcPort int
 	logFile  *os.File
+	opts     options
+}
+
+// Option changes how Start configures Loki.
+type Option func(*options)
+
+type options struct {
+	noStructuredMetadata bool
+}
+
+// WithoutStructuredMetadata starts Loki with limits_config.allow_structured_metadata
+// false, as Loki 2.x and some 3.x deployments run: it refuses every entry that carries
+// structured metadata with a 400.
+func WithoutStructuredMetadata() Option {
+	return func(o *options) { o.noStructuredMetadata = true }
 }
 
 // Start starts Loki with its data under dir and waits until it is ready. It returns an
 // error that says how to build Loki when the binary is missing.
-func Start(ctx context.Context, dir string) (*Loki, error) {
+func Start(ctx context.Context, dir string, opts ...Option) (*Loki, error) {
 	bin := Binary()
 	if _, err := os.Stat(bin); err != nil {
 		return nil, fmt.Errorf("real Loki %s not found at %s: run `make backends` (or tools/backends/build.sh loki) to build it once per machine, or set OUTRIDER_LOKI_BIN", Version, bin)
@@ -55,6 +70,9 @@ func Start(ctx context.Context, dir string) (*Loki, error) {
 		return nil, err
 	}
 	l := &Loki{Dir: dir, httpPort: ports[0], grpcPort: ports[1]}
+	for _, o := range opts {
+		o(&l.opts)
+	}
 	l.URL = fmt.Sprintf("http://127.0.0.1:%d", l.httpPort)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -99,7 +117,7 @@ schema_config:
         prefix: index_
         period: 24h
 limits_config:
-  allow_structured_metadata: true
+  allow_structured_metadata: %[4]t
   ingestion_rate_mb: 256
   ingestion_burst_size_mb: 512
   per_stream_rate_limit: 256MB
@@ -112,7 +130,7 @@ query_range:
   cache_results: false
 analytics:
   reporting_enabled: false
-`, l.httpPort, l.grpcPort, l.Dir)
+`, l.httpPort, l.grpcPort, l.Dir, !l.opts.noStructuredMetadata)
 }
 
 func (l *Loki) start(ctx context.Context) error {
