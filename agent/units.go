@@ -55,7 +55,7 @@ func intakeSlice(c *config.Config) *config.Config {
 		Queue:     c.Queue,
 		Errors:    c.Errors,
 		Grafana:   c.Grafana,
-		Exporters: config.Exporters{Loki: present(c.Exporters.Loki), OTLP: present(c.Exporters.OTLP), Sentry: present(c.Exporters.Sentry)},
+		Exporters: config.Exporters{Loki: present(c.Exporters.Loki), OTLP: present(c.Exporters.OTLP), OTLPMetrics: present(c.Exporters.OTLPMetrics), Sentry: present(c.Exporters.Sentry)},
 	}
 }
 

@@ -155,6 +155,9 @@ type Exporters struct {
 	Loki *lokiexporter.Config `yaml:"loki"`
 	// OTLP sends traces to an OTLP backend such as Tempo.
 	OTLP *otlpexporter.Config `yaml:"otlp"`
+	// OTLPMetrics sends the metrics the OTLP receiver takes in to a Prometheus or
+	// Mimir OTLP endpoint.
+	OTLPMetrics *otlpexporter.MetricsConfig `yaml:"otlp_metrics"`
 	// Sentry sends error events to a Sentry project.
 	Sentry *sentryexporter.Config `yaml:"sentry"`
 }
@@ -197,6 +200,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Exporters.OTLP != nil {
 		c.Exporters.OTLP.ApplyDefaults()
+	}
+	if c.Exporters.OTLPMetrics != nil {
+		c.Exporters.OTLPMetrics.ApplyDefaults()
 	}
 	if c.Receivers.OTLP != nil {
 		c.Receivers.OTLP.ApplyDefaults()
@@ -296,6 +302,9 @@ func (c *Config) Validate() error {
 	if c.Exporters.OTLP != nil {
 		c.Exporters.OTLP.Validate(p.At("exporters.otlp"))
 	}
+	if c.Exporters.OTLPMetrics != nil {
+		c.Exporters.OTLPMetrics.Validate(p.At("exporters.otlp_metrics"))
+	}
 	if c.Exporters.Sentry != nil {
 		c.Exporters.Sentry.Validate(p.At("exporters.sentry"))
 		c.Errors.Validate(p.At("errors"))
@@ -315,8 +324,8 @@ func (c *Config) Validate() error {
 	}
 	if r := c.Receivers.OTLP; r != nil {
 		r.Validate(p.At("receivers.otlp"))
-		if c.Exporters.OTLP == nil && c.Exporters.Loki == nil {
-			p.Addf("receivers.otlp", "has nowhere to send what it receives: add exporters.otlp (traces, e.g. Tempo) and/or exporters.loki (logs)")
+		if c.Exporters.OTLP == nil && c.Exporters.Loki == nil && c.Exporters.OTLPMetrics == nil {
+			p.Addf("receivers.otlp", "has nowhere to send what it receives: add exporters.otlp (traces, e.g. Tempo), exporters.loki (logs) and/or exporters.otlp_metrics (metrics, e.g. Prometheus)")
 		}
 		if c.Queue.SegmentSize > 0 && r.MaxRequestBytes > c.Queue.SegmentSize/2 {
 			p.Addf("receivers.otlp.max_request_bytes", "%s is more than half of queue.segment_size (%s); raise the segment size or lower the request limit",

@@ -40,13 +40,10 @@ const (
 	ReasonPartialSuccess = "partial_success"
 )
 
-// Hints appended to errors, saying what to check.
+// Hints appended to errors, saying what to check; the signal's own are in signal.go.
 const (
-	hintAuth     = "check headers (Authorization, and X-Scope-OrgID for a multi-tenant Tempo)"
 	hintGRPCPath = "check endpoint and protocol: endpoint must be the backend's OTLP gRPC port (4317 by default); for an OTLP/HTTP port (4318) set protocol: http"
-	hintHTTPPath = "check the endpoint path, e.g. " + TracesPath + " (a URL without a path gets it appended), and that the port is OTLP/HTTP (4318 by default), not gRPC"
 	hintTLS      = "check tls and the endpoint scheme: https:// speaks TLS, http:// plaintext, and the backend must do the same"
-	hintTooLarge = "lower batch.max_bytes or max_spans, or raise the backend's request size limit"
 )
 
 // maxErrorText is how much of a backend's error message an error keeps.
@@ -62,7 +59,7 @@ const maxErrorText = 1 << 10
 // retryable. InvalidArgument, the size limit and Internal for a request the server
 // could not unmarshal are exporterhelper.Splittable: one batch of the request may be the
 // cause, and the Sender pushes the request's batches apart.
-func classifyGRPC(err error, target string) error {
+func (s *signal) classifyGRPC(err error, target string) error {
 	if err == nil {
 		return nil
 	}
@@ -84,17 +81,17 @@ func classifyGRPC(err error, target string) error {
 		if strings.Contains(msg, "larger than max") {
 			// gRPC's own message size limit, on either side: no retry will fit, but
 			// a part of the request may.
-			return exporterhelper.Splittable(pipeline.Permanent(ReasonTooLarge, fmt.Errorf("%w; %s", base, hintTooLarge)))
+			return exporterhelper.Splittable(pipeline.Permanent(ReasonTooLarge, fmt.Errorf("%w; %s", base, s.hintTooLarge())))
 		}
 		return pipeline.Retryable(base, retryDelay(st))
 	case codes.DeadlineExceeded, codes.Aborted, codes.Canceled, codes.OutOfRange, codes.DataLoss:
 		return pipeline.Retryable(base, retryDelay(st))
 	case codes.Unauthenticated, codes.PermissionDenied:
-		return pipeline.Permanent(ReasonUnauthorized, fmt.Errorf("%w; %s", base, hintAuth))
+		return pipeline.Permanent(ReasonUnauthorized, fmt.Errorf("%w; %s", base, s.hintAuth))
 	case codes.Unimplemented, codes.NotFound:
 		return pipeline.Permanent(ReasonNotFound, fmt.Errorf("%w; %s", base, hintGRPCPath))
 	case codes.InvalidArgument:
-		return exporterhelper.Splittable(pipeline.Permanent(ReasonBadRequest, fmt.Errorf("%w; the backend found the spans invalid", base)))
+		return exporterhelper.Splittable(pipeline.Permanent(ReasonBadRequest, fmt.Errorf("%w; the backend found the %s invalid", base, s.items)))
 	default:
 		if st.Code() == codes.Internal && strings.Contains(msg, "unmarshal") {
 			// The server could not decode the request: one batch of it may be the cause.
@@ -132,33 +129,26 @@ func looksLikeTLS(msg string) bool {
 // Retry-After; other 4xx are permanent. A 1xx/3xx means the endpoint points at the
 // wrong place (redirects are not followed) and is retried, so no span is lost before
 // the configuration is fixed.
-func classifyHTTP(code int, header http.Header, body []byte, cut bool, url string, now time.Time, warn func(string)) error {
+func (s *signal) classifyHTTP(code int, header http.Header, body []byte, cut bool, url string, now time.Time, warn func(string)) error {
 	if code >= 200 && code < 300 {
 		if cut {
-			// Too long for an ExportTraceServiceResponse: not one, but the spans arrived.
+			// Too long for an export response: not one, but the items arrived.
 			return nil
 		}
-		return partialSuccess(body, url, warn)
+		return s.partialSuccess(body, url, warn)
 	}
 	err := fmt.Errorf("export to %s: %s: %s", url, exporterhelper.StatusText(code), errorText(header.Get("Content-Type"), body, cut))
-	return httpStatus.Classify(code, header, now, err, nil)
+	// s.policy says what the errors of OTLP/HTTP statuses tell the user to check;
+	// other 4xx are ReasonBadRequest.
+	return s.policy.Classify(code, header, now, err, nil)
 }
 
-// httpStatus is what the errors of OTLP/HTTP statuses tell the user to check; other
-// 4xx are ReasonBadRequest.
-var httpStatus = exporterhelper.StatusPolicy{
-	AuthHint:       hintAuth,
-	NotFoundReason: ReasonNotFound,
-	NotFoundHint:   hintHTTPPath,
-	TooLargeHint:   hintTooLarge,
-	RedirectHint:   "set endpoint to the OTLP/HTTP traces URL itself (redirects are not followed)",
-}
-
-// partialSuccess decodes an ExportTraceServiceResponse. It returns
-// pipeline.PartlyRejected when the backend rejected some spans, and nil otherwise,
-// including for a body that is not a response (the status said the spans arrived). A
-// message without rejected spans is a warning, passed to warn (which may be nil).
-func partialSuccess(body []byte, target string, warn func(string)) error {
+// partialSuccess decodes an export response (ExportTraceServiceResponse, or
+// ExportMetricsServiceResponse, the same on the wire). It returns
+// pipeline.PartlyRejected when the backend rejected some items, and nil otherwise,
+// including for a body that is not a response (the status said the items arrived). A
+// message without rejected items is a warning, passed to warn (which may be nil).
+func (s *signal) partialSuccess(body []byte, target string, warn func(string)) error {
 	rejected, msg, err := decodeResponse(body)
 	if err != nil {
 		return nil
@@ -173,11 +163,13 @@ func partialSuccess(body []byte, target string, warn func(string)) error {
 		msg = "(no error_message)"
 	}
 	return pipeline.PartlyRejected(ReasonPartialSuccess, int(min(rejected, int64(1<<31-1))),
-		fmt.Errorf("export to %s: the backend rejected %d spans of the request: %s", target, rejected, cutText(msg)))
+		fmt.Errorf("export to %s: the backend rejected %d %s of the request: %s", target, rejected, s.items, cutText(msg)))
 }
 
-// decodeResponse reads partial_success from an ExportTraceServiceResponse. An empty
-// body is the common, full success.
+// decodeResponse reads partial_success from an ExportTraceServiceResponse, or an
+// ExportMetricsServiceResponse (whose partial_success has the same field numbers and
+// types: rejected_data_points is rejected_spans on the wire). An empty body is the
+// common, full success.
 func decodeResponse(body []byte) (rejected int64, msg string, err error) {
 	if len(body) == 0 {
 		return 0, "", nil

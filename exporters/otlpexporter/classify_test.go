@@ -95,7 +95,7 @@ func TestClassifyGRPC(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := classifyGRPC(tt.err, "tempo:4317")
+			err := tracesSignal.classifyGRPC(tt.err, "tempo:4317")
 			check(t, err, tt.want)
 			if err != nil && len(err.Error()) > 1500 {
 				t.Errorf("message of %d bytes", len(err.Error()))
@@ -149,7 +149,7 @@ func TestClassifyHTTP(t *testing.T) {
 				h.Set(k, v)
 			}
 			var warned []string
-			err := classifyHTTP(tt.code, h, tt.body, tt.cut, "http://tempo:4318/v1/traces", now, func(m string) { warned = append(warned, m) })
+			err := tracesSignal.classifyHTTP(tt.code, h, tt.body, tt.cut, "http://tempo:4318/v1/traces", now, func(m string) { warned = append(warned, m) })
 			check(t, err, tt.want)
 			if tt.name == "200 warning only" && (len(warned) != 1 || warned[0] != "deprecated") {
 				t.Errorf("warnings %q, want the partial_success message", warned)
@@ -184,7 +184,7 @@ func FuzzClassifyHTTP(f *testing.F) {
 			return
 		}
 		h := http.Header{"Content-Type": {contentType}, "Retry-After": {retryAfter}}
-		err := classifyHTTP(code, h, body, false, "http://tempo:4318/v1/traces", time.Now(), nil)
+		err := tracesSignal.classifyHTTP(code, h, body, false, "http://tempo:4318/v1/traces", time.Now(), nil)
 		success := code >= 200 && code < 300
 		if !success && err == nil {
 			t.Fatalf("status %d classified as success", code)
@@ -220,7 +220,7 @@ func FuzzDecodeResponse(f *testing.F) {
 	f.Add([]byte{0x0a, 0x0b, 0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
 	f.Fuzz(func(t *testing.T, body []byte) {
 		n, _, err := decodeResponse(body)
-		perr := partialSuccess(body, "tempo:4317", nil)
+		perr := tracesSignal.partialSuccess(body, "tempo:4317", nil)
 		if err != nil || n <= 0 {
 			if perr != nil {
 				t.Fatalf("partialSuccess = %v for a response rejecting %d (decode error %v)", perr, n, err)
@@ -243,16 +243,16 @@ func TestSplittableRefusals(t *testing.T) {
 		err   error
 		split bool
 	}{
-		{"grpc InvalidArgument", classifyGRPC(status.Error(codes.InvalidArgument, "bad span"), "t"), true},
-		{"grpc unmarshal", classifyGRPC(status.Error(codes.Internal, "grpc: error unmarshalling request: proto: cannot parse invalid wire-format data"), "t"), true},
-		{"grpc too large", classifyGRPC(status.Error(codes.ResourceExhausted, "grpc: received message larger than max (5 vs. 4)"), "t"), true},
-		{"grpc unauthenticated", classifyGRPC(status.Error(codes.Unauthenticated, "no"), "t"), false},
-		{"grpc unimplemented", classifyGRPC(status.Error(codes.Unimplemented, "no"), "t"), false},
-		{"http 400", classifyHTTP(400, http.Header{}, []byte("bad"), false, "u", now, nil), true},
-		{"http 413", classifyHTTP(413, http.Header{}, nil, false, "u", now, nil), true},
-		{"http 401", classifyHTTP(401, http.Header{}, nil, false, "u", now, nil), false},
-		{"http 404", classifyHTTP(404, http.Header{}, nil, false, "u", now, nil), false},
-		{"http partial success", partialSuccess(partialBody(t, 3, "bad"), "u", nil), false},
+		{"grpc InvalidArgument", tracesSignal.classifyGRPC(status.Error(codes.InvalidArgument, "bad span"), "t"), true},
+		{"grpc unmarshal", tracesSignal.classifyGRPC(status.Error(codes.Internal, "grpc: error unmarshalling request: proto: cannot parse invalid wire-format data"), "t"), true},
+		{"grpc too large", tracesSignal.classifyGRPC(status.Error(codes.ResourceExhausted, "grpc: received message larger than max (5 vs. 4)"), "t"), true},
+		{"grpc unauthenticated", tracesSignal.classifyGRPC(status.Error(codes.Unauthenticated, "no"), "t"), false},
+		{"grpc unimplemented", tracesSignal.classifyGRPC(status.Error(codes.Unimplemented, "no"), "t"), false},
+		{"http 400", tracesSignal.classifyHTTP(400, http.Header{}, []byte("bad"), false, "u", now, nil), true},
+		{"http 413", tracesSignal.classifyHTTP(413, http.Header{}, nil, false, "u", now, nil), true},
+		{"http 401", tracesSignal.classifyHTTP(401, http.Header{}, nil, false, "u", now, nil), false},
+		{"http 404", tracesSignal.classifyHTTP(404, http.Header{}, nil, false, "u", now, nil), false},
+		{"http partial success", tracesSignal.partialSuccess(partialBody(t, 3, "bad"), "u", nil), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -27,11 +27,19 @@ const (
 	CompressionNone = "none"
 )
 
-// TracesPath is appended to an OTLP/HTTP endpoint that has no path.
+// TracesPath is appended to a trace exporter's OTLP/HTTP endpoint that has no path.
 const TracesPath = "/v1/traces"
+
+// MetricsPath is appended to a metrics exporter's OTLP/HTTP endpoint that has no
+// path. Prometheus serves OTLP at /api/v1/otlp/v1/metrics and Mimir at
+// /otlp/v1/metrics: give their URL in full.
+const MetricsPath = "/v1/metrics"
 
 // DefaultMaxSpans is the default of Config.MaxSpans.
 const DefaultMaxSpans = 8192
+
+// DefaultMaxDataPoints is the default of MetricsConfig.MaxDataPoints.
+const DefaultMaxDataPoints = 8192
 
 // Config is the configuration of one OTLP trace exporter.
 type Config struct {
@@ -86,7 +94,9 @@ func (c *Config) ApplyDefaults() {
 }
 
 // Validate reports every problem with its field path relative to the exporter's block.
-func (c *Config) Validate(p *confval.Problems) {
+func (c *Config) Validate(p *confval.Problems) { c.validate(p, tracesSignal) }
+
+func (c *Config) validate(p *confval.Problems, sig *signal) {
 	protocolOK := true
 	switch c.Protocol {
 	case ProtocolGRPC, ProtocolHTTP:
@@ -95,7 +105,7 @@ func (c *Config) Validate(p *confval.Problems) {
 		p.Addf("protocol", "must be %q or %q (OTLP/HTTP with protobuf), got %q", ProtocolGRPC, ProtocolHTTP, c.Protocol)
 	}
 	if protocolOK {
-		ep, err := parseEndpoint(c.Endpoint, c.Protocol)
+		ep, err := parseEndpoint(c.Endpoint, c.Protocol, sig)
 		switch {
 		case err != nil:
 			p.Addf("endpoint", "%v", err)
@@ -113,7 +123,7 @@ func (c *Config) Validate(p *confval.Problems) {
 	exporterhelper.ValidateTimeout(p, "timeout", c.Timeout)
 	exporterhelper.ValidateConcurrency(p, "concurrency", c.Concurrency)
 	if c.MaxSpans <= 0 {
-		p.Addf("max_spans", "must be positive, got %d", c.MaxSpans)
+		p.Addf(sig.maxField, "must be positive, got %d", c.MaxSpans)
 	}
 	c.Batch.Validate(p.At("batch"))
 	c.Retry.Validate(p.At("retry"))
@@ -192,11 +202,12 @@ type endpoint struct {
 	url string
 }
 
-// parseEndpoint checks a configured endpoint for protocol and returns where to send.
-func parseEndpoint(raw, protocol string) (endpoint, error) {
-	example := "http://tempo:4317"
+// parseEndpoint checks a configured endpoint of sig for protocol and returns where
+// to send.
+func parseEndpoint(raw, protocol string, sig *signal) (endpoint, error) {
+	example := sig.exampleGRPC
 	if protocol == ProtocolHTTP {
-		example = "http://tempo:4318"
+		example = sig.exampleHTTP
 	}
 	if raw == "" {
 		return endpoint{}, fmt.Errorf("is required, e.g. %s (https:// for TLS)", example)
@@ -235,8 +246,78 @@ func parseEndpoint(raw, protocol string) (endpoint, error) {
 		return endpoint{}, fmt.Errorf("%q has a #fragment; remove it", raw)
 	}
 	if u.Path == "" || u.Path == "/" {
-		u.Path = TracesPath
+		u.Path = sig.path
 	}
 	ep.url = u.String()
 	return ep, nil
+}
+
+// MetricsConfig is the configuration of the OTLP metrics exporter
+// (exporters.otlp_metrics): metrics the application pushed to the receiver, sent to a
+// Prometheus or Mimir OTLP endpoint, or to anything else that takes OTLP metrics.
+type MetricsConfig struct {
+	// Endpoint is the backend's URL, used as it is when it has a path: for
+	// Prometheus (started with --web.enable-otlp-receiver)
+	// http://prometheus:9090/api/v1/otlp/v1/metrics, for Mimir
+	// http://mimir:8080/otlp/v1/metrics. A URL without a path gets MetricsPath
+	// appended (an OpenTelemetry Collector). https:// for TLS.
+	Endpoint string `yaml:"endpoint"`
+	// Protocol is "http" (OTLP/HTTP with protobuf, the default: Prometheus and Mimir
+	// take only that) or "grpc" (a Collector).
+	Protocol string `yaml:"protocol"`
+	// Headers are sent with every request, e.g. X-Scope-OrgID for a multi-tenant
+	// Mimir, or Authorization. Their values are secrets: never logged or printed.
+	Headers map[string]confval.Secret `yaml:"headers"`
+	// Compression is "gzip" (the default) or "none".
+	Compression string `yaml:"compression"`
+	// TLS configures the connection to an https endpoint.
+	TLS tlsconfig.Config `yaml:"tls"`
+	// Timeout bounds each export attempt; default 10s.
+	Timeout time.Duration `yaml:"timeout"`
+	// Batch controls request size and buffering; defaults max_bytes 1MiB (of
+	// uncompressed metrics), max_wait 1s, max_pending_bytes 4MiB.
+	Batch exporterhelper.BatchConfig `yaml:"batch"`
+	// MaxDataPoints caps the data points of one request, alongside batch.max_bytes;
+	// default 8192. A request the application sent with more is sent alone.
+	MaxDataPoints int `yaml:"max_data_points"`
+	// Retry controls retries; defaults 250ms to 30s, until shutdown.
+	Retry exporterhelper.RetryConfig `yaml:"retry"`
+	// Concurrency is the number of requests in flight at once; default 2.
+	Concurrency int `yaml:"concurrency"`
+}
+
+// ApplyDefaults fills zero-valued fields.
+func (c *MetricsConfig) ApplyDefaults() {
+	if c.Protocol == "" {
+		c.Protocol = ProtocolHTTP
+	}
+	if c.MaxDataPoints == 0 {
+		c.MaxDataPoints = DefaultMaxDataPoints
+	}
+	tc := c.config()
+	tc.ApplyDefaults()
+	*c = metricsConfigOf(tc)
+}
+
+// Validate reports every problem with its field path relative to the exporter's block.
+func (c *MetricsConfig) Validate(p *confval.Problems) {
+	tc := c.config()
+	tc.validate(p, metricsSignal)
+}
+
+// config is c as the exporter's shared Config, MaxSpans holding MaxDataPoints.
+func (c *MetricsConfig) config() Config {
+	return Config{
+		Endpoint: c.Endpoint, Protocol: c.Protocol, Headers: c.Headers, Compression: c.Compression,
+		TLS: c.TLS, Timeout: c.Timeout, Batch: c.Batch, MaxSpans: c.MaxDataPoints, Retry: c.Retry,
+		Concurrency: c.Concurrency,
+	}
+}
+
+func metricsConfigOf(c Config) MetricsConfig {
+	return MetricsConfig{
+		Endpoint: c.Endpoint, Protocol: c.Protocol, Headers: c.Headers, Compression: c.Compression,
+		TLS: c.TLS, Timeout: c.Timeout, Batch: c.Batch, MaxDataPoints: c.MaxSpans, Retry: c.Retry,
+		Concurrency: c.Concurrency,
+	}
 }

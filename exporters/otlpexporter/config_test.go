@@ -107,7 +107,7 @@ func TestParseEndpoint(t *testing.T) {
 		{"http://gw:8080/tempo/otlp/v1/traces?x=1", ProtocolHTTP, endpoint{url: "http://gw:8080/tempo/otlp/v1/traces?x=1"}},
 	}
 	for _, tt := range tests {
-		got, err := parseEndpoint(tt.raw, tt.protocol)
+		got, err := parseEndpoint(tt.raw, tt.protocol, tracesSignal)
 		if err != nil || got != tt.want {
 			t.Errorf("parseEndpoint(%q, %s) = %+v, %v; want %+v", tt.raw, tt.protocol, got, err, tt.want)
 		}
@@ -124,7 +124,7 @@ func FuzzParseEndpoint(f *testing.F) {
 		if grpc {
 			protocol = ProtocolGRPC
 		}
-		ep, err := parseEndpoint(raw, protocol)
+		ep, err := parseEndpoint(raw, protocol, tracesSignal)
 		if err != nil {
 			return
 		}

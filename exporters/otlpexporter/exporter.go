@@ -20,9 +20,9 @@ var UserAgent = "outrider/dev"
 // The record counts of its QueueMetrics are spans.
 type Settings = exporterhelper.ExporterSettings
 
-// chunk is one TraceBatch as the exporter keeps it: a serialized
-// ExportTraceServiceRequest and its span count. A request is the chunks' bytes one
-// after the other, which is itself a valid ExportTraceServiceRequest.
+// chunk is one TraceBatch (or MetricBatch) as the exporter keeps it: a serialized
+// export request and its item count (spans, or data points). A request is the chunks'
+// bytes one after the other, which is itself a valid export request.
 type chunk struct {
 	data  []byte
 	spans int
@@ -46,6 +46,7 @@ type Exporter struct {
 	client  client
 	sender  *exporterhelper.Sender[chunk]
 	log     *slog.Logger
+	sig     *signal
 	lastLog atomic.Int64 // unix nanoseconds of the last partial-success warning
 }
 
@@ -61,12 +62,16 @@ func New(cfg Config, set Settings) (*Exporter, error) {
 	if set.Name == "" {
 		set.Name = "otlp"
 	}
+	return newExporter(cfg, set, tracesSignal)
+}
+
+func newExporter(cfg Config, set Settings, sig *signal) (*Exporter, error) {
 	var p confval.Problems
-	cfg.Validate(&p)
+	cfg.validate(&p, sig)
 	if err := p.Err(); err != nil {
 		return nil, err
 	}
-	ep, err := parseEndpoint(cfg.Endpoint, cfg.Protocol)
+	ep, err := parseEndpoint(cfg.Endpoint, cfg.Protocol, sig)
 	if err != nil {
 		return nil, fmt.Errorf("endpoint: %w", err)
 	}
@@ -74,11 +79,11 @@ func New(cfg Config, set Settings) (*Exporter, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	e := &Exporter{log: log.With("exporter", set.Name)}
+	e := &Exporter{log: log.With("exporter", set.Name), sig: sig}
 	if cfg.Protocol == ProtocolHTTP {
-		e.client, err = newHTTPClient(&cfg, ep, e.warnPartial)
+		e.client, err = newHTTPClient(&cfg, ep, sig, e.warnPartial)
 	} else {
-		e.client, err = newGRPCClient(&cfg, ep, e.warnPartial)
+		e.client, err = newGRPCClient(&cfg, ep, sig, e.warnPartial)
 	}
 	if err != nil {
 		return nil, err
@@ -123,15 +128,15 @@ func (e *Exporter) ExportTraces(ctx context.Context, b pipeline.TraceBatch) erro
 func (e *Exporter) Flush() { e.sender.Flush() }
 
 // partialWarnInterval spaces out the warnings of backends that answer every request
-// with a partial_success message but no rejected spans.
+// with a partial_success message but no rejected items.
 const partialWarnInterval = time.Minute
 
 // warnPartial logs a warning a backend sent in partial_success without rejecting
-// spans (the OTLP way to pass warnings), at most once per partialWarnInterval.
+// items (the OTLP way to pass warnings), at most once per partialWarnInterval.
 func (e *Exporter) warnPartial(msg string) {
 	now := time.Now().UnixNano()
 	if last := e.lastLog.Load(); now-last < int64(partialWarnInterval) || !e.lastLog.CompareAndSwap(last, now) {
 		return
 	}
-	e.log.Warn("backend accepted all spans with a warning", "warning", cutText(msg))
+	e.log.Warn("backend accepted all "+e.sig.items+" with a warning", "warning", cutText(msg))
 }

@@ -28,10 +28,7 @@ func init() {
 	}
 }
 
-// exportMethod is the OTLP trace export RPC.
-const exportMethod = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
-
-// grpcClient sends requests with TraceService/Export, passing the chunks' bytes to
+// grpcClient sends requests with the signal's Export method, passing the chunks' bytes to
 // gRPC as they are (rawCodec): no decoding, no re-encoding, no copy.
 type grpcClient struct {
 	conn   *grpc.ClientConn
@@ -39,9 +36,10 @@ type grpcClient struct {
 	md     metadata.MD
 	opts   []grpc.CallOption
 	warn   func(string)
+	sig    *signal
 }
 
-func newGRPCClient(cfg *Config, ep endpoint, warn func(string)) (*grpcClient, error) {
+func newGRPCClient(cfg *Config, ep endpoint, sig *signal, warn func(string)) (*grpcClient, error) {
 	creds := insecure.NewCredentials()
 	if ep.tls {
 		tc, err := cfg.TLS.Load()
@@ -71,7 +69,7 @@ func newGRPCClient(cfg *Config, ep endpoint, warn func(string)) (*grpcClient, er
 	if err != nil {
 		return nil, fmt.Errorf("endpoint: %w", err)
 	}
-	c := &grpcClient{conn: conn, target: ep.target, warn: warn,
+	c := &grpcClient{conn: conn, target: ep.target, warn: warn, sig: sig,
 		opts: []grpc.CallOption{grpc.ForceCodecV2(rawCodec{})}}
 	if cfg.Compression == CompressionGzip {
 		c.opts = append(c.opts, grpc.UseCompressor(gzip.Name))
@@ -91,10 +89,10 @@ func (c *grpcClient) push(ctx context.Context, chunks []chunk) error {
 	}
 	req := rawRequest{chunks: chunks}
 	var resp rawResponse
-	if err := c.conn.Invoke(ctx, exportMethod, &req, &resp, c.opts...); err != nil {
-		return classifyGRPC(err, c.target)
+	if err := c.conn.Invoke(ctx, c.sig.method, &req, &resp, c.opts...); err != nil {
+		return c.sig.classifyGRPC(err, c.target)
 	}
-	return partialSuccess(resp.data, c.target, c.warn)
+	return c.sig.partialSuccess(resp.data, c.target, c.warn)
 }
 
 func (c *grpcClient) close() { _ = c.conn.Close() }

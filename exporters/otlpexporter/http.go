@@ -30,9 +30,10 @@ type httpClient struct {
 	encoders chan *gzipBuffer // free list, one per worker
 	warn     func(string)
 	now      func() time.Time
+	sig      *signal
 }
 
-func newHTTPClient(cfg *Config, ep endpoint, warn func(string)) (*httpClient, error) {
+func newHTTPClient(cfg *Config, ep endpoint, sig *signal, warn func(string)) (*httpClient, error) {
 	tlsCfg, err := cfg.TLS.Load()
 	if err != nil {
 		return nil, err
@@ -56,6 +57,7 @@ func newHTTPClient(cfg *Config, ep endpoint, warn func(string)) (*httpClient, er
 		encoders: make(chan *gzipBuffer, cfg.Concurrency),
 		warn:     warn,
 		now:      time.Now,
+		sig:      sig,
 	}, nil
 }
 
@@ -98,7 +100,7 @@ func (c *httpClient) push(ctx context.Context, chunks []chunk) error {
 		// The status says the spans arrived; only the partial-success report is lost.
 		body, cut = nil, false
 	}
-	return classifyHTTP(resp.StatusCode, resp.Header, body, cut, c.url, c.now(), c.warn)
+	return c.sig.classifyHTTP(resp.StatusCode, resp.Header, body, cut, c.url, c.now(), c.warn)
 }
 
 func (c *httpClient) close() { c.client.CloseIdleConnections() }
