@@ -58,6 +58,10 @@ type FileConfig struct {
 	Format Format `yaml:"format"`
 	// Key selects the one value written by the raw format.
 	Key string `yaml:"key"`
+	// TemplateEngine is the engine that executes Template or TemplateFile:
+	// "outrider" (the default) or "consul-template", for Vault Agent templates
+	// unchanged (see EngineConsulTemplate).
+	TemplateEngine Engine `yaml:"template_engine"`
 	// Mode is the file's permission as an octal string such as "0400" (the default).
 	// A mode that lets "other" users read, write or execute the file is refused.
 	Mode string `yaml:"mode"`
@@ -129,10 +133,24 @@ func (c *FileConfig) Validate(p *confval.Problems) {
 		p.Addf("", "%s are exclusive; set only one of them", strings.Join(set, " and "))
 	}
 
-	if c.Template != "" {
-		if _, err := parseTemplate(c.Path, c.Template, c.missingKeyIsError()); err != nil {
-			p.Addf("template", "%v", err)
+	switch c.TemplateEngine {
+	case "", EngineOutrider:
+		if c.Template != "" {
+			if _, err := parseTemplate(c.Path, c.Template, c.missingKeyIsError()); err != nil {
+				p.Addf("template", "%v", err)
+			}
 		}
+	case EngineConsulTemplate:
+		if c.Source != "" {
+			p.Addf("template_engine", "applies only to template and template_file; remove it (source writes a format, not a template)")
+		}
+		if c.Template != "" {
+			if err := parseConsulTemplate(c.Path, c.Template); err != nil {
+				p.Addf("template", "%v", err)
+			}
+		}
+	default:
+		p.Addf("template_engine", "must be %q (the default) or %q, got %q", EngineOutrider, EngineConsulTemplate, c.TemplateEngine)
 	}
 	if c.Source != "" {
 		c.validateShortForm(p)

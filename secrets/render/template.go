@@ -70,7 +70,8 @@ var (
 // It is immutable once built; Render may be called concurrently.
 type Template struct {
 	cfg  FileConfig
-	tmpl *template.Template // nil for a short form
+	tmpl *template.Template // nil for a short form and for EngineConsulTemplate
+	text string             // the template, for EngineConsulTemplate
 	size int                // the template's length, a hint for the output's
 }
 
@@ -88,6 +89,10 @@ func NewTemplate(cfg FileConfig) (*Template, error) {
 	t := &Template{cfg: cfg}
 	var err error
 	switch {
+	case cfg.TemplateEngine == EngineConsulTemplate:
+		if err := t.loadConsul(); err != nil {
+			return nil, err
+		}
 	case cfg.Template != "":
 		t.tmpl, err = parseTemplate(cfg.Path, cfg.Template, cfg.missingKeyIsError())
 		if err != nil {
@@ -131,6 +136,10 @@ func (t *Template) Config() FileConfig {
 // and the field or function concerned — never a secret value.
 func (t *Template) Render(ctx context.Context, f Fetcher) (data []byte, deps []Dependency, err error) {
 	r := &run{ctx: ctx, fetcher: f}
+	if t.cfg.TemplateEngine == EngineConsulTemplate {
+		data, err = t.renderConsul(r)
+		return data, r.deps, err
+	}
 	if t.tmpl == nil {
 		data, err = t.renderShort(r)
 		return data, r.deps, err
@@ -171,6 +180,8 @@ type run struct {
 	deps    []Dependency
 	memo    map[string]*Secret
 	envSeen []string // values {{ env }} returned
+	// lastFunc is the last error of a function bound to a consul-template render.
+	lastFunc *funcError
 }
 
 // seen returns the strings this render fetched, to scrub out of an error message.
