@@ -8,7 +8,6 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -36,8 +35,15 @@ import (
 type Options struct {
 	// ConfigPath is the configuration file; it is watched for changes.
 	ConfigPath string
-	// Config is the configuration already loaded from ConfigPath.
+	// Overlays are merged over ConfigPath in order (config.ParseLayers); they are
+	// watched for changes too.
+	Overlays []config.OverlayFile
+	// Config is the configuration already loaded from ConfigPath and Overlays.
 	Config *config.Config
+	// ConfigProblem, when set, is why the files could not be loaded at start: Config
+	// is then the base file alone, and /readyz is not ready, saying so, until a
+	// reload of the files succeeds.
+	ConfigProblem error
 	// Logger is the agent's own logger; LogLevel, when set, follows log.level on reload.
 	Logger   *slog.Logger
 	LogLevel *slog.LevelVar
@@ -82,6 +88,9 @@ type Agent struct {
 	beat       atomic.Int64
 	staleAfter atomic.Int64 // nanoseconds
 	lastReload atomic.Pointer[ReloadStatus]
+	// configProblem is why the configuration files on disk are not in effect (they
+	// are invalid: the agent runs on the last good configuration); nil when they are.
+	configProblem atomic.Pointer[string]
 
 	// retired are replaced syncers' values, still scrubbed for a while.
 	retiredMu sync.Mutex
@@ -113,7 +122,7 @@ func New(opts Options) *Agent {
 // back until its secrets exist. Once rendered, the agent stays ready: the files are
 // there even while Vault is unreachable.
 func (a *Agent) ready() bool {
-	if !a.running.Load() {
+	if !a.running.Load() || a.configProblem.Load() != nil {
 		return false
 	}
 	if a.rendered.Load() {
@@ -279,7 +288,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	// Watch before starting, so that a change saved while the units start is seen.
 	changes, stopWatch := a.watchConfig()
 	defer stopWatch()
-	lastData, _ := config.ReadFile(a.opts.ConfigPath)
+	lastData, _ := config.ReadLayers(a.opts.ConfigPath, a.opts.Overlays)
+	if err := a.opts.ConfigProblem; err != nil {
+		a.setConfigProblem(err)
+	}
 	if cfg.Secrets.Enabled() {
 		a.metrics.secretsReg.enable()
 	}
@@ -330,21 +342,21 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-a.opts.Reload:
 			// A reload is asked for even when the bytes did not change (a file the
 			// configuration names may have); the watch then skips the same bytes.
-			if data, err := config.ReadFile(a.opts.ConfigPath); err == nil {
+			if data, err := config.ReadLayers(a.opts.ConfigPath, a.opts.Overlays); err == nil {
 				lastData = data
 			}
 			cfg = a.reload(ctx, cfg, nil)
 		case <-changes:
 			// config.ReadFile stops at the size limit, so a huge file saved in place
 			// costs no more than the limit; the reload then says why it is refused.
-			data, err := config.ReadFile(a.opts.ConfigPath)
+			data, err := config.ReadLayers(a.opts.ConfigPath, a.opts.Overlays)
 			if err != nil {
 				if _, statErr := os.Stat(a.opts.ConfigPath); statErr == nil {
 					cfg = a.reload(ctx, cfg, nil)
 				}
 				continue
 			}
-			if bytes.Equal(data, lastData) {
+			if config.LayersEqual(data, lastData) {
 				continue
 			}
 			lastData = data
@@ -357,15 +369,15 @@ func (a *Agent) Run(ctx context.Context) error {
 // reload loads the configuration again and, when it is valid and different, hands it
 // to the supervisor, which replaces the units whose slice changed. It returns the
 // configuration in effect afterwards.
-func (a *Agent) reload(ctx context.Context, old *config.Config, data []byte) *config.Config {
+func (a *Agent) reload(ctx context.Context, old *config.Config, layers []config.Layer) *config.Config {
 	var (
 		cfg *config.Config
 		err error
 	)
-	if data != nil {
-		cfg, err = config.Parse(a.opts.ConfigPath, data)
+	if layers != nil {
+		cfg, err = config.ParseLayers(layers)
 	} else {
-		cfg, err = config.Load(a.opts.ConfigPath)
+		cfg, err = config.LoadLayers(a.opts.ConfigPath, a.opts.Overlays)
 	}
 	record := func(result string, replaced []string, err error) {
 		a.metrics.reloads.WithLabelValues(result).Inc()
@@ -377,10 +389,12 @@ func (a *Agent) reload(ctx context.Context, old *config.Config, data []byte) *co
 	}
 	if err != nil {
 		record(reloadRejected, nil, err)
+		a.setConfigProblem(err)
 		a.logger.Error("config reload rejected; the running configuration stays in effect", "path", a.opts.ConfigPath, "error", err)
 		return old
 	}
 	if reflect.DeepEqual(cfg, old) {
+		a.configProblem.Store(nil)
 		return old
 	}
 	if cfg.Secrets.Enabled() {
@@ -408,6 +422,7 @@ func (a *Agent) reload(ctx context.Context, old *config.Config, data []byte) *co
 	applyRuntime(cfg.Runtime)
 	a.setTimeouts(cfg)
 	record(reloadSuccess, res.Replaced, nil)
+	a.configProblem.Store(nil)
 	a.logger.Info("config reloaded", "path", a.opts.ConfigPath, "units", strings.Join(res.Replaced, ","))
 	return cfg
 }
@@ -428,6 +443,9 @@ func (a *Agent) Status() Status {
 	}
 	if !a.running.Load() {
 		st.Reasons = append(st.Reasons, "the agent is starting or stopping")
+	}
+	if p := a.configProblem.Load(); p != nil {
+		st.Reasons = append(st.Reasons, *p)
 	}
 	for _, u := range st.Units {
 		switch {
@@ -459,8 +477,15 @@ func (a *Agent) Status() Status {
 	return st
 }
 
-// watchConfig watches the configuration file's directory (editors and Kubernetes
-// ConfigMaps replace files by rename) and signals changes, debounced.
+// setConfigProblem records that the configuration files are invalid, for /readyz.
+func (a *Agent) setConfigProblem(err error) {
+	msg := "the configuration files are invalid, so the agent runs on its last good configuration; fix them (the agent reloads on save): " + err.Error()
+	a.configProblem.Store(&msg)
+}
+
+// watchConfig watches the directories of the configuration file and its overlays
+// (editors and Kubernetes ConfigMaps replace files by rename) and signals changes,
+// debounced.
 func (a *Agent) watchConfig() (<-chan struct{}, func()) {
 	out := make(chan struct{}, 1)
 	w, err := fsnotify.NewWatcher()
@@ -473,6 +498,13 @@ func (a *Agent) watchConfig() (<-chan struct{}, func()) {
 		a.logger.Warn("config file watch unavailable; reload with SIGHUP", "dir", dir, "error", err)
 		_ = w.Close()
 		return out, func() {}
+	}
+	for _, o := range a.opts.Overlays {
+		if d := filepath.Dir(o.Path); d != dir {
+			if err := w.Add(d); err != nil {
+				a.logger.Warn("overlay watch unavailable; reload with SIGHUP", "dir", d, "error", err)
+			}
+		}
 	}
 	done := make(chan struct{})
 	stopped := make(chan struct{})

@@ -5,6 +5,7 @@
 //	outrider validate --config FILE|-        check a configuration and exit
 //	outrider status [--addr HOST:PORT]       show a running agent's units and why it is not ready
 //	outrider inject [flags]                  run the Kubernetes admission webhook
+//	outrider inject -f FILE|-                print FILE's objects with their pods injected
 //	outrider completion bash|zsh|fish        print a shell completion script
 //	outrider version                         print the version, commit, build date and Go version
 //	outrider help [COMMAND]                  show help
@@ -67,13 +68,19 @@ var commands []*command
 func init() {
 	commands = []*command{
 		{
-			name: "agent", args: "--config FILE", summary: "run the sidecar agent",
+			name: "agent", args: "--config FILE [--overlay FILE]...", summary: "run the sidecar agent",
 			long: `Runs the agent: renders the secret files and keeps them fresh, ships logs, traces and
 errors, and serves /metrics, /healthz and /readyz on server.listen. The configuration
-file is watched; SIGHUP reloads it too. SIGTERM drains and stops.`,
+file and its overlays (merged over it in order, see docs/configuration.md,
+"Overlays") are watched; SIGHUP reloads them too. An invalid change is refused:
+the agent keeps its last good configuration and /readyz says what is wrong.
+SIGTERM drains and stops.`,
 			example: "outrider agent --config /etc/outrider/outrider.yaml",
-			flags:   func(fs *flag.FlagSet) { fs.String("config", "", "path of the YAML configuration file (required)") },
-			run:     runAgent,
+			flags: func(fs *flag.FlagSet) {
+				fs.String("config", "", "path of the YAML configuration file (required)")
+				new(overlayFlags).register(fs)
+			},
+			run: runAgent,
 		},
 		{
 			name: "render", args: "--config FILE --once [--timeout D]", summary: "render every secret file once and exit (init containers)",
@@ -104,11 +111,13 @@ unit's state and last error. Exit 0 when ready, 1 when not (or unreachable).`,
 			run:     runStatus,
 		},
 		{
-			name: "inject", args: "[flags]", summary: "run the Kubernetes mutating webhook that injects the sidecar",
+			name: "inject", args: "[flags] [-f FILE|-]", summary: "run the Kubernetes mutating webhook that injects the sidecar",
 			long: `Runs the HTTPS admission webhook that injects the outrider sidecar into annotated
 pods. With --self-signed it makes the webhook's CA and certificate, prints the
-caBundle, and exits.`,
-			example: "outrider inject --tls-cert /tls/tls.crt --tls-key /tls/tls.key --vault-addr https://vault:8200\n  outrider inject --self-signed --out-dir /tls --namespace outrider",
+caBundle, and exits. With -f it prints the objects of a YAML file with their pods
+injected, as the webhook would inject them with the same defaults, and exits 1
+(printing nothing) when a pod is denied.`,
+			example: "outrider inject --tls-cert /tls/tls.crt --tls-key /tls/tls.key --vault-addr https://vault:8200\n  outrider inject --self-signed --out-dir /tls --namespace outrider\n  outrider inject --config injector.yaml -f deployment.yaml | kubectl apply -f -",
 			flags:   func(fs *flag.FlagSet) { new(injectFlags).register(fs) },
 			run:     runInject,
 		},
@@ -306,8 +315,10 @@ func loadConfig(path string, stdin io.Reader, stderr io.Writer) (*config.Config,
 
 func runAgent(args []string, _, stderr io.Writer) int {
 	var path string
+	var overlays overlayFlags
 	if !parseFlags("agent", args, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&path, "config", "", "path of the YAML configuration file (required)")
+		overlays.register(fs)
 	}) || !requireConfig("agent", path, stderr) {
 		return exitUsage
 	}
@@ -315,7 +326,7 @@ func runAgent(args []string, _, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "outrider agent: --config must be a file: the agent watches it for changes")
 		return exitUsage
 	}
-	cfg, code := loadConfig(path, nil, stderr)
+	cfg, problem, code := loadAgentConfig(path, overlays, stderr)
 	if code != exitOK {
 		return code
 	}
@@ -342,14 +353,16 @@ func runAgent(args []string, _, stderr io.Writer) int {
 	}()
 
 	a := agent.New(agent.Options{
-		ConfigPath: path,
-		Config:     cfg,
-		Logger:     logger,
-		LogLevel:   level,
-		Version:    version,
-		Commit:     commit,
-		Date:       date,
-		Reload:     reload,
+		ConfigPath:    path,
+		Overlays:      overlays,
+		ConfigProblem: problem,
+		Config:        cfg,
+		Logger:        logger,
+		LogLevel:      level,
+		Version:       version,
+		Commit:        commit,
+		Date:          date,
+		Reload:        reload,
 	})
 	if err := a.Run(ctx); err != nil {
 		logger.Error("agent failed", "error", err)
