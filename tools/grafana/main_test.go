@@ -1,0 +1,46 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestDashboardsAreUpToDate regenerates the dashboards and compares them byte for byte
+// with the committed JSON: an edit to the code without `go run ./tools/grafana`, or a
+// hand edit of the JSON, fails here. It also refuses JSON files the generator does
+// not write.
+func TestDashboardsAreUpToDate(t *testing.T) {
+	files, err := render()
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := render()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join("..", "..", "examples", "grafana", "dashboards")
+	for name, want := range files {
+		if !bytes.Equal(want, again[name]) {
+			t.Errorf("%s: two renders differ; the output must be deterministic", name)
+		}
+		got, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Errorf("%s: %v; run go run ./tools/grafana", name, err)
+			continue
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("examples/grafana/dashboards/%s is not what tools/grafana writes; run go run ./tools/grafana and commit the result", name)
+		}
+	}
+	committed, err := filepath.Glob(filepath.Join(dir, "*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range committed {
+		if _, ok := files[filepath.Base(f)]; !ok {
+			t.Errorf("%s is not written by tools/grafana; dashboards are code: add it there or delete the file", f)
+		}
+	}
+}

@@ -1,0 +1,44 @@
+package main
+
+import "github.com/grafana/grafana-foundation-sdk/go/dashboard"
+
+// serviceDashboard is "service overview": one service's logs by level, its error
+// events and its failing traces, each a click away from the others through the
+// provisioned correlations (trace_id → Tempo, sentry_event_id → Sentry, traces → logs).
+func serviceDashboard() (*dashboard.DashboardBuilder, []panelInfo) {
+	bd := newBoard("outrider-service-overview", "service overview",
+		"One service as its outrider sidecar ships it: log volume by level (Loki), error events, error logs with links to their traces and Sentry events, and failing traces (Tempo) with links to their logs.",
+		"outrider")
+	svc := `service=~"$service"`
+	bd.b.WithVariable(datasourceVar(varLoki, "Loki", "loki", uidLoki)).
+		WithVariable(datasourceVar(varTempo, "Tempo", "tempo", uidTempo)).
+		WithVariable(datasourceVar(varPrometheus, "Prometheus", "prometheus", uidPrometheus)).
+		WithVariable(queryVar("service", "Service", lokiDS, "label_values(service)")).
+		WithVariable(queryVar("job", "Agent job", promDS, "label_values(outrider_build_info, job)")).
+		Link(dashboard.NewDashboardLinkBuilder("outrider agent").
+			Type(dashboard.DashboardLinkTypeDashboards).
+			Tags([]string{"outrider"}).
+			KeepTime(true).
+			IncludeVars(false))
+
+	bd.row("Logs")
+	bd.lokiTimeseries(16, "Log volume by level", "Lines per level, from the level label the agent sets when a record has one (the series without a level is the rest).",
+		q{`sum by (level) (count_over_time({` + svc + `} [$__interval]))`, "{{level}}"})
+	bd.lokiTimeseries(8, "Errors and fatals", "Lines at level error or fatal, by source (file source name, otlp, outrider-audit).",
+		q{`sum by (source) (count_over_time({` + svc + `, level=~"error|fatal"} [$__interval]))`, "{{source}}"})
+
+	bd.row("Error events")
+	bd.lokiTimeseries(12, "Error log lines sent to Sentry", "Log records that became Sentry events: the agent puts the event's ID in the line's structured metadata sentry_event_id.",
+		q{`sum by (level) (count_over_time({` + svc + `} | sentry_event_id != "" [$__interval]))`, "{{level}}"})
+	bd.timeseries(12, "Error events by source and result", "outrider_error_events_total of the chosen agents: events from logs, spans and the application's Sentry SDK, sent or held back by the per-fingerprint limit.", "short",
+		q{`sum by (source, result) (increase(outrider_error_events_total{job=~"$job"}[$__rate_interval]))`, "{{source}} {{result}}"})
+	bd.logs(24, 10, "Error logs", "Error and fatal records, newest first. Open a line: trace_id links to the trace in Tempo, sentry_event_id to the event in Sentry.",
+		`{`+svc+`, level=~"error|fatal"}`)
+
+	bd.row("Traces")
+	bd.traces(12, 10, "Failing traces", "Traces of the service with a span in status error. A trace's spans link to their logs in Loki (by trace_id).",
+		`{ resource.service.name =~ "${service:regex}" && status = error }`)
+	bd.traces(12, 10, "Slowest traces", "Traces of the service taking more than a second.",
+		`{ resource.service.name =~ "${service:regex}" && duration > 1s }`)
+	return bd.b, bd.panels
+}
