@@ -22,6 +22,8 @@ const (
 	DefaultBatchMaxBytes      = 1 << 20
 	DefaultMaxInflightBatches = 16
 	DefaultMaxRotatedFiles    = 16
+	DefaultFormat             = FormatRaw
+	DefaultPathMetadata       = PathMetadataNone
 )
 
 // Values of Config.StartAt.
@@ -56,7 +58,21 @@ type Config struct {
 	// RescanInterval is how often Path is expanded again to find new files (a
 	// notification on their directory finds them at once).
 	RescanInterval time.Duration `yaml:"rescan_interval"`
-	// MaxLineBytes caps a line; the rest of a longer line is dropped and counted.
+	// Format is how the files are written: "raw" (default) takes each line as it
+	// is; "cri" and "docker" read container runtime logs (the kubelet's
+	// /var/log/pods, Docker's json-file), joining the lines the runtime split and
+	// taking the runtime's time and stream (the "stream" label: stdout or stderr);
+	// "auto" picks one of the three for each file from its first line.
+	Format string `yaml:"format"`
+	// PathMetadata takes labels from each file's path: "none" (default),
+	// "kubernetes" (namespace, pod and container from /var/log/pods/<namespace>_
+	// <pod>_<uid>/<container>/<n>.log, the pod uid as metadata), or
+	// "kubernetes_container" (container from <container>/<n>.log in one pod's
+	// directory).
+	PathMetadata string `yaml:"path_metadata"`
+	// MaxLineBytes caps a line (with cri and docker, a line the application wrote,
+	// however many parts the runtime split it in); the rest of a longer line is
+	// dropped and counted.
 	MaxLineBytes confval.ByteSize `yaml:"max_line_bytes"`
 	// BatchMaxLines caps the records of one batch handed to the sink. A batch is
 	// also handed over as soon as the reader reaches the end of the file.
@@ -115,6 +131,12 @@ func (c *Config) ApplyDefaults() {
 	if c.MaxRotatedFiles == 0 {
 		c.MaxRotatedFiles = DefaultMaxRotatedFiles
 	}
+	if c.Format == "" {
+		c.Format = DefaultFormat
+	}
+	if c.PathMetadata == "" {
+		c.PathMetadata = DefaultPathMetadata
+	}
 	c.Multiline.ApplyDefaults()
 	c.Parser.ApplyDefaults()
 }
@@ -168,6 +190,20 @@ func (c *Config) Validate(p *confval.Problems) {
 	if c.MaxRotatedFiles <= 0 || c.MaxRotatedFiles > maxMaxRotatedFiles {
 		p.Addf("max_rotated_files", "must be between 1 and %d; got %d", maxMaxRotatedFiles, c.MaxRotatedFiles)
 	}
+	switch c.Format {
+	case FormatRaw, FormatCRI, FormatDocker, FormatAuto:
+	default:
+		p.Addf("format", "must be raw, cri, docker or auto; got %q", c.Format)
+	}
+	switch c.PathMetadata {
+	case PathMetadataNone:
+	case PathMetadataKubernetes, PathMetadataKubernetesContainer:
+		if c.Path != "" && filepath.IsAbs(c.Path) {
+			validatePathLayout(p, c.PathMetadata, c.Path)
+		}
+	default:
+		p.Addf("path_metadata", "must be none, kubernetes or kubernetes_container; got %q", c.PathMetadata)
+	}
 	c.Multiline.Validate(p.At("multiline"))
 	c.Parser.Validate(p.At("parser"))
 	names := make([]string, 0, len(c.Labels))
@@ -181,6 +217,11 @@ func (c *Config) Validate(p *confval.Problems) {
 			p.Addf("labels", "%q is not a valid label name; use [a-zA-Z_][a-zA-Z0-9_]*, not starting with __", k)
 		case k == "source":
 			p.Addf("labels.source", "the source label is set from name; set name instead")
+		case k == "stream" && c.Format != FormatRaw:
+			p.Addf("labels.stream", "with format %s the stream label is stdout or stderr, from the runtime; remove it", c.Format)
+		case (k == "namespace" || k == "pod" || k == "container") && c.PathMetadata == PathMetadataKubernetes,
+			k == "container" && c.PathMetadata == PathMetadataKubernetesContainer:
+			p.Addf("labels."+k, "with path_metadata %s the %s label comes from each file's path; remove it", c.PathMetadata, k)
 		}
 	}
 }

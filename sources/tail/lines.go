@@ -7,9 +7,10 @@ import (
 
 // lineSplitter cuts a byte stream, fed in chunks of any size, into lines of at most
 // max bytes. The bytes of a longer line past max are dropped. A trailing "\r" is
-// removed from each line.
+// removed from each line unless keepCR is set.
 type lineSplitter struct {
 	max     int
+	keepCR  bool   // keep a trailing "\r": it is part of the message (CRI)
 	partial []byte // the current line so far, at most max+1 bytes
 	over    bool   // bytes of the current line were dropped
 	skip    bool   // drop everything up to and including the next '\n'
@@ -95,7 +96,7 @@ func (s *lineSplitter) keep(b []byte) {
 }
 
 func (s *lineSplitter) finish(line []byte, cut bool) ([]byte, bool) {
-	if !cut && len(line) > 0 && line[len(line)-1] == '\r' {
+	if !cut && !s.keepCR && len(line) > 0 && line[len(line)-1] == '\r' {
 		line = line[:len(line)-1]
 	}
 	if len(line) > s.max {

@@ -30,6 +30,9 @@ type Metrics struct {
 	lostBytes       *prometheus.CounterVec
 	positionLag     *prometheus.GaugeVec
 	batchesInflight *prometheus.GaugeVec
+	malformed       *prometheus.CounterVec
+	pathUnmatched   *prometheus.CounterVec
+	partsJoined     *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: not registered).
@@ -56,10 +59,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"source", "reason"}),
 		positionLag:     gauge("outrider_tail_position_lag_bytes", "Bytes of the tailed files not yet acknowledged by the sink."),
 		batchesInflight: gauge("outrider_tail_batches_inflight", "Batches handed to the sink and not yet acknowledged."),
+		malformed:       counter("outrider_tail_malformed_lines_total", "Lines of a cri or docker file not in that format, passed on as they are."),
+		pathUnmatched:   counter("outrider_tail_path_metadata_unmatched_total", "Files whose path does not follow the path_metadata layout, read without the labels it gives."),
+		partsJoined:     counter("outrider_tail_runtime_parts_joined_total", "Parts of lines the container runtime split (CRI P, docker without a line end), joined back to the line."),
 	}
 	if reg != nil {
 		reg.MustRegister(m.linesRead, m.bytesRead, m.linesTruncated, m.invalidUTF8, m.filesOpen,
-			m.rotations, m.truncations, m.copies, m.cutLines, m.lostBytes, m.positionLag, m.batchesInflight)
+			m.rotations, m.truncations, m.copies, m.cutLines, m.lostBytes, m.positionLag, m.batchesInflight,
+			m.malformed, m.pathUnmatched, m.partsJoined)
 	}
 	return m
 }
@@ -70,6 +77,7 @@ type sourceMetrics struct {
 	rotations, truncations, copies, cutLines          prometheus.Counter
 	lostTruncated, lostDeleted                        prometheus.Counter
 	filesOpen, positionLag, batchesInflight           prometheus.Gauge
+	malformed, pathUnmatched, partsJoined             prometheus.Counter
 }
 
 func (m *Metrics) forSource(name string) sourceMetrics {
@@ -87,5 +95,8 @@ func (m *Metrics) forSource(name string) sourceMetrics {
 		filesOpen:       m.filesOpen.WithLabelValues(name),
 		positionLag:     m.positionLag.WithLabelValues(name),
 		batchesInflight: m.batchesInflight.WithLabelValues(name),
+		malformed:       m.malformed.WithLabelValues(name),
+		pathUnmatched:   m.pathUnmatched.WithLabelValues(name),
+		partsJoined:     m.partsJoined.WithLabelValues(name),
 	}
 }

@@ -31,6 +31,11 @@ type position struct {
 	Dev    uint64 `json:"dev"`
 	Inode  uint64 `json:"inode"`
 	Offset int64  `json:"offset"`
+	// Shipped holds, per stream of a cri or docker file (stdout, stderr, raw), the
+	// end offset of the last record acknowledged when it is past Offset: Offset is
+	// where an unfinished line of another stream begins, and the records of that
+	// stream up to Shipped are not sent again when the file is read again from Offset.
+	Shipped map[string]int64 `json:"shipped,omitempty"`
 	// Fingerprint is the FNV-1a 64-bit hash, in hex, of the first FingerprintBytes
 	// bytes of the file.
 	Fingerprint      string `json:"fingerprint"`
@@ -60,7 +65,7 @@ func loadPositions(path string) (map[fileID]position, error) {
 		return out, fmt.Errorf("positions file %s has version %d; this agent reads version %d", path, pf.Version, positionsVersion)
 	}
 	for _, p := range pf.Files {
-		if p.Offset < 0 || p.FingerprintBytes < 0 || p.FingerprintBytes > fingerprintBytes {
+		if p.Offset < 0 || p.FingerprintBytes < 0 || p.FingerprintBytes > fingerprintBytes || !validShipped(p) {
 			continue
 		}
 		out[p.id()] = p
@@ -94,4 +99,42 @@ func formatFingerprint(h uint64) string { return strconv.FormatUint(h, 16) }
 func (p position) matches(f io.ReaderAt) bool {
 	h, ok := hashPrefix(f, p.FingerprintBytes)
 	return ok && formatFingerprint(h) == p.Fingerprint
+}
+
+// shippedKey names stream i in position.Shipped.
+func shippedKey(i int) string {
+	if i == streamRaw {
+		return "raw"
+	}
+	return streamNames[i]
+}
+
+// validShipped reports whether p's shipped offsets name known streams and are not
+// before its offset.
+func validShipped(p position) bool {
+	for k, v := range p.Shipped {
+		if v < p.Offset {
+			return false
+		}
+		switch k {
+		case "raw", "stdout", "stderr":
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// shippedMap returns the shipped offsets past offset, by stream name, or nil.
+func shippedMap(shipped *[numStreams]int64, offset int64) map[string]int64 {
+	var m map[string]int64
+	for i, v := range shipped {
+		if v > offset {
+			if m == nil {
+				m = make(map[string]int64, numStreams)
+			}
+			m[shippedKey(i)] = v
+		}
+	}
+	return m
 }

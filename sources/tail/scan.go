@@ -13,7 +13,6 @@ import (
 	"github.com/fsnotify/fsnotify"
 
 	"github.com/outrider-dev/outrider/pipeline"
-	"github.com/outrider-dev/outrider/processors/multiline"
 )
 
 // scan expands the glob: files no longer matched are read to their end and closed,
@@ -90,7 +89,10 @@ func (s *Source) open(path string, id fileID) {
 		id = got
 	}
 	size := fi.Size()
-	var off int64
+	var (
+		off      int64
+		restored position
+	)
 	how, known := "new file", false
 	if pos, ok := s.saved[id]; ok {
 		switch {
@@ -98,7 +100,7 @@ func (s *Source) open(path string, id fileID) {
 			s.m.truncations.Inc()
 			how, known = "saved position past the end: file truncated", true
 		case pos.matches(f):
-			off, how, known = pos.Offset, "saved position", true
+			off, how, known, restored = pos.Offset, "saved position", true, pos
 		default:
 			how = "new file with the inode of a saved one"
 		}
@@ -115,6 +117,7 @@ func (s *Source) open(path string, id fileID) {
 		_ = f.Close()
 		return
 	}
+	t.restore(restored)
 	if prev := s.lastOwner[path]; prev != nil && prev != t {
 		prev.atEOF, prev.lastActive = false, time.Now()
 		s.m.rotations.Inc()
@@ -131,10 +134,6 @@ func (s *Source) newTailer(f *os.File, path string, id fileID, size, off int64) 
 			return nil, err
 		}
 	}
-	j, err := multiline.New(s.cfg.Multiline)
-	if err != nil {
-		return nil, err
-	}
 	n := int(min(size, fingerprintBytes))
 	fp, ok := hashPrefix(f, n)
 	if !ok {
@@ -145,10 +144,10 @@ func (s *Source) newTailer(f *os.File, path string, id fileID, size, off int64) 
 		opened:     time.Now(),
 		id:         id,
 		f:          f,
-		meta:       fileMeta(path),
 		readOff:    off,
-		split:      lineSplitter{max: int(s.cfg.MaxLineBytes)},
-		join:       j,
+		lineStart:  off,
+		kind:       kindOf(s.cfg.Format),
+		split:      lineSplitter{max: physicalMax(s.cfg.Format, s.maxLine), keepCR: s.cfg.Format == FormatCRI},
 		lastActive: time.Now(),
 		path:       path,
 		acked:      off,
@@ -156,6 +155,12 @@ func (s *Source) newTailer(f *os.File, path string, id fileID, size, off int64) 
 		fp:         fp,
 		fpLen:      n,
 	}
+	for i := range t.emitted {
+		t.emitted[i], t.shipped[i] = off, off
+	}
+	s.pathLabels(t, path)
+	t.meta = s.fileMeta(t, path)
+	s.state(t, streamRaw)
 	s.byID[id] = t
 	s.mu.Lock()
 	s.tailers = append(s.tailers, t)
@@ -164,15 +169,29 @@ func (s *Source) newTailer(f *os.File, path string, id fileID, size, off int64) 
 	return t, nil
 }
 
-func fileMeta(path string) []pipeline.Label {
+// fileMeta returns the metadata of t's records when its file is at path.
+func (s *Source) fileMeta(t *tailer, path string) []pipeline.Label {
+	if t.uid != "" {
+		return []pipeline.Label{{Name: "filename", Value: path}, {Name: "pod_uid", Value: t.uid}}[:2:2]
+	}
 	return []pipeline.Label{{Name: "filename", Value: path}}[:1:1]
+}
+
+// restore makes t skip the records of each stream that the saved position says
+// were shipped past its offset.
+func (t *tailer) restore(pos position) {
+	for i := range t.emitted {
+		if v, ok := pos.Shipped[shippedKey(i)]; ok && v > t.emitted[i] {
+			t.emitted[i], t.shipped[i] = v, v
+		}
+	}
 }
 
 func (s *Source) setPath(t *tailer, path string) {
 	s.mu.Lock()
 	t.path = path
 	s.mu.Unlock()
-	t.meta = fileMeta(path)
+	t.meta = s.fileMeta(t, path)
 	s.lastOwner[path] = t
 }
 
@@ -196,6 +215,7 @@ func (s *Source) recoverRotated() {
 			_ = f.Close()
 			continue
 		}
+		t.restore(pos)
 		t.gone = true
 		s.m.rotations.Inc()
 		s.log.Info("file rotated while stopped; reading the rest of it", "path", path, "was", pos.Path, "offset", pos.Offset)
@@ -320,6 +340,9 @@ func findByID(dir string, id fileID) (string, *os.File) {
 // positions file and its temporary files are never tailed, whatever the glob.
 func (s *Source) excluded(path string) bool {
 	base := filepath.Base(path)
+	if s.cfg.Format != FormatRaw && strings.HasSuffix(base, ".gz") {
+		return true // a rotated runtime log the kubelet or Docker compressed; read before
+	}
 	if s.posPath != "" && filepath.Dir(path) == filepath.Dir(s.posPath) {
 		pb := filepath.Base(s.posPath)
 		if base == pb || strings.HasPrefix(base, "."+pb+".tmp-") {

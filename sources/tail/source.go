@@ -70,12 +70,17 @@ type Settings struct {
 // Source tails the files of one configured file source. Build it with New and run it
 // once with Run.
 type Source struct {
-	cfg          Config
-	log          *slog.Logger
-	m            sourceMetrics
-	sink         pipeline.Sink
-	parser       parse.Parser
-	stream       *pipeline.Stream
+	cfg     Config
+	log     *slog.Logger
+	m       sourceMetrics
+	sink    pipeline.Sink
+	parser  parse.Parser
+	maxLine int // max_line_bytes
+	// baseLabels are the labels of every record; path_metadata adds to them.
+	baseLabels map[string]string
+	// streams are the streams of a file's records, by stream index, when
+	// path_metadata adds nothing.
+	streams      *[numStreams]*pipeline.Stream
 	posPath      string
 	drainTimeout time.Duration
 	syncInterval time.Duration
@@ -97,6 +102,13 @@ type Source struct {
 	warned    map[string]bool
 	watcher   *fsnotify.Watcher
 	watched   map[string]bool
+	scratch   []byte // a docker message, unescaped
+	// malformedLogged is when lines not in their file's format were last logged;
+	// malformedSince counts those seen since.
+	malformedLogged time.Time
+	malformedSince  int
+	// unmatchedLogged is when a path not in the path_metadata layout was last logged.
+	unmatchedLogged time.Time
 
 	readC chan struct{} // a watched file was written
 	scanC chan struct{} // a watched directory changed
@@ -155,7 +167,9 @@ func New(cfg Config, set Settings) (*Source, error) {
 	}
 	labels := make(map[string]string, len(set.StreamLabels)+len(cfg.Labels)+1)
 	for k, v := range set.StreamLabels {
-		if v != "" {
+		// The agent's identity describes the agent; with path_metadata kubernetes
+		// each file's path says which pod and container it is from.
+		if v != "" && cfg.PathMetadata != PathMetadataKubernetes {
 			labels[k] = v
 		}
 	}
@@ -171,7 +185,9 @@ func New(cfg Config, set Settings) (*Source, error) {
 		m:            m.forSource(cfg.Name),
 		sink:         set.Sink,
 		parser:       parser,
-		stream:       pipeline.NewStream(labels),
+		maxLine:      int(cfg.MaxLineBytes),
+		baseLabels:   labels,
+		streams:      newStreams(labels),
 		posPath:      set.PositionsFile,
 		drainTimeout: set.DrainTimeout,
 		syncInterval: set.SyncInterval,
@@ -331,7 +347,7 @@ func (s *Source) finish() {
 				done = false
 				continue
 			}
-			if t.join.Pending() {
+			if t.joinPending() {
 				s.flushJoined(t)
 			}
 			if len(t.batch) > 0 && !s.handOver(t, false) {
@@ -472,6 +488,7 @@ func (s *Source) write(durable bool) {
 			Dev:              t.id.dev,
 			Inode:            t.id.ino,
 			Offset:           t.acked,
+			Shipped:          shippedMap(&t.shipped, t.acked),
 			Fingerprint:      formatFingerprint(t.fp),
 			FingerprintBytes: t.fpLen,
 		})
@@ -538,4 +555,49 @@ func signal(c chan struct{}) {
 	case c <- struct{}{}:
 	default:
 	}
+}
+
+// newStreams returns the streams of a file's records with the given labels: raw
+// lines with them, stdout and stderr with the stream label too.
+func newStreams(labels map[string]string) *[numStreams]*pipeline.Stream {
+	var out [numStreams]*pipeline.Stream
+	out[streamRaw] = pipeline.NewStream(labels)
+	for i := streamStdout; i < numStreams; i++ {
+		l := make(map[string]string, len(labels)+1)
+		for k, v := range labels {
+			l[k] = v
+		}
+		l["stream"] = streamNames[i]
+		out[i] = pipeline.NewStream(l)
+	}
+	return &out
+}
+
+// pathLabels sets the streams and metadata path_metadata gives the file at path.
+func (s *Source) pathLabels(t *tailer, path string) {
+	t.labels = s.streams
+	if s.cfg.PathMetadata == PathMetadataNone {
+		return
+	}
+	m, ok := parsePodPath(s.cfg.PathMetadata, path)
+	if !ok {
+		s.m.pathUnmatched.Inc()
+		if now := time.Now(); now.Sub(s.unmatchedLogged) >= malformedEvery {
+			s.unmatchedLogged = now
+			s.log.Warn("file path does not follow the path_metadata layout; reading it without the labels the layout gives",
+				"path", path, "path_metadata", s.cfg.PathMetadata)
+		}
+		return
+	}
+	labels := make(map[string]string, len(s.baseLabels)+3)
+	for k, v := range s.baseLabels {
+		labels[k] = v
+	}
+	for k, v := range map[string]string{"namespace": m.namespace, "pod": m.pod, "container": m.container} {
+		if v != "" {
+			labels[k] = v
+		}
+	}
+	t.labels = newStreams(labels)
+	t.uid = m.uid
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/outrider-dev/outrider/pipeline"
-	"github.com/outrider-dev/outrider/processors/multiline"
 )
 
 // tailer follows one file.
@@ -21,13 +20,22 @@ type tailer struct {
 	readOff int64 // bytes of f read so far, held ones included
 	// held are bytes read and not yet split into lines: the batch filled up and could
 	// not be handed over. They are consumed before f is read again.
-	held     []byte
-	heldBuf  []byte
-	split    lineSplitter
-	join     *multiline.Joiner
-	ends     offsets // end offset of each line the joiner holds
+	held    []byte
+	heldBuf []byte
+	split   lineSplitter
+	// lineStart is the file offset the next line begins at.
+	lineStart int64
+	kind      formatKind // the file's format; kindUnknown until auto saw a line
+	st        [numStreams]*streamState
+	labels    *[numStreams]*pipeline.Stream // the stream of each of the file's streams
+	uid       string                        // the pod uid path_metadata found, or ""
+	// emitted is, per stream, the end offset of the last record batched (or
+	// shipped before a restart): a record ending there or before is not sent again.
+	emitted  [numStreams]int64
 	batch    []pipeline.Record
-	batchEnd int64 // offset just past the last record in batch
+	batchEnd int64 // where reading may resume once batch is shipped (streams.go)
+	// batchShipped is emitted as of the last record in batch.
+	batchShipped [numStreams]int64
 	// batchBytes is the size of batch, as pipeline.Record.Size counts it.
 	batchBytes int
 	lastLen    int // records in the last batch, to size the next
@@ -50,20 +58,23 @@ type tailer struct {
 	spans   []*span // batches handed over, in order, until acknowledged
 	unacked int     // spans not yet acknowledged, including those from before a truncation
 	acked   int64   // offset up to which every batch was acknowledged
-	size    int64   // last known size of the file
-	fp      uint64  // fingerprint of the first fpLen bytes
+	// shipped is, per stream, the end of the last acknowledged record (streams.go).
+	shipped [numStreams]int64
+	size    int64  // last known size of the file
+	fp      uint64 // fingerprint of the first fpLen bytes
 	fpLen   int
 }
 
 // span is a batch handed to the sink: the file offset just past its last record, and
 // its weight against max_inflight_batches.
 type span struct {
-	s     *Source
-	t     *tailer
-	end   int64
-	lines int
-	bytes int
-	done  bool
+	s       *Source
+	t       *tailer
+	end     int64
+	shipped [numStreams]int64
+	lines   int
+	bytes   int
+	done    bool
 }
 
 // ack records the acknowledgement of the span's batch. Acknowledgements may come in
@@ -82,6 +93,7 @@ func (sp *span) ack(error) {
 	advanced := false
 	for len(t.spans) > 0 && t.spans[0].done {
 		t.acked = t.spans[0].end
+		t.shipped = t.spans[0].shipped
 		t.spans[0] = nil
 		t.spans = t.spans[1:]
 		advanced = true
@@ -93,33 +105,6 @@ func (sp *span) ack(error) {
 		signal(s.saveC)
 	}
 }
-
-// offsets is a FIFO of file offsets.
-type offsets struct {
-	q    []int64
-	head int
-}
-
-func (o *offsets) push(v int64) {
-	if o.head == len(o.q) {
-		o.q, o.head = o.q[:0], 0
-	}
-	o.q = append(o.q, v)
-}
-
-// pop removes n offsets and returns the last of them.
-func (o *offsets) pop(n int) int64 {
-	o.head += n
-	if o.head > len(o.q) {
-		o.head = len(o.q)
-	}
-	if o.head == 0 {
-		return 0
-	}
-	return o.q[o.head-1]
-}
-
-func (o *offsets) reset() { o.q, o.head = o.q[:0], 0 }
 
 // turn is what a read turn left a file in.
 type turn int
@@ -247,8 +232,8 @@ func (s *Source) rewritten(t *tailer) bool {
 // and returns how many bytes of p it used.
 func (s *Source) feed(t *tailer, p []byte, base int64, now time.Time) int {
 	var lines, truncated, invalid int
+	defer func() { s.m.linesRead.Add(float64(lines)) }()
 	defer func() {
-		s.m.linesRead.Add(float64(lines))
 		if truncated > 0 {
 			s.m.linesTruncated.Add(float64(truncated))
 		}
@@ -267,36 +252,18 @@ func (s *Source) feed(t *tailer, p []byte, base int64, now time.Time) int {
 			break
 		}
 		lines++
+		end := base + int64(used)
+		start := t.lineStart
+		t.lineStart = end
+		cut, bad := s.takeLine(t, line, cut, start, end, now)
 		if cut {
 			truncated++
 		}
-		str, bad := lineString(line, t.split.max)
 		if bad {
 			invalid++
 		}
-		s.addLine(t, str, base+int64(used), now)
 	}
 	return used
-}
-
-// addLine feeds one line, which ends at file offset end, to the joiner and batches
-// the records it completes.
-func (s *Source) addLine(t *tailer, line string, end int64, now time.Time) {
-	t.ends.push(end)
-	for _, r := range t.join.Add(line) {
-		s.addRecord(t, r.Text, t.ends.pop(r.Lines), now)
-	}
-}
-
-// addRecord appends a record to t's batch.
-func (s *Source) addRecord(t *tailer, text string, end int64, now time.Time) {
-	if t.batch == nil {
-		t.batch = make([]pipeline.Record, 0, min(max(t.lastLen, 16), s.cfg.BatchMaxLines))
-	}
-	t.batch = append(t.batch, pipeline.Record{Time: now, Line: text, Stream: s.stream, Metadata: t.meta})
-	s.parser.Parse(text, &t.batch[len(t.batch)-1])
-	t.batchEnd = end
-	t.batchBytes += t.batch[len(t.batch)-1].Size()
 }
 
 // full reports whether t's batch is full.
@@ -304,29 +271,26 @@ func (s *Source) full(t *tailer) bool {
 	return len(t.batch) >= s.cfg.BatchMaxLines || t.batchBytes >= int(s.cfg.BatchMaxBytes)
 }
 
-// flushJoined hands the multi-line record the joiner holds to the batch: its lines are
-// complete.
-func (s *Source) flushJoined(t *tailer) {
-	now := time.Now()
-	for _, r := range t.join.Flush() {
-		s.addRecord(t, r.Text, t.ends.pop(r.Lines), now)
-	}
-}
-
 // flushPending hands over everything held for t: an unfinished last line, the pending
 // multi-line record and the batch. It is for a file that has been quiet for
 // flush_after.
 func (s *Source) flushPending(t *tailer) {
-	if line, cut, ok := t.split.flush(); ok {
+	if t.kind != kindRaw {
+		// The runtimes write whole lines; an unfinished one is still being written.
+	} else if line, cut, ok := t.split.flush(); ok {
 		s.m.linesRead.Inc()
 		if cut {
 			s.m.linesTruncated.Inc()
 		}
-		str, bad := lineString(line, t.split.max)
+		str, bad := lineString(line, s.maxLine)
 		if bad {
 			s.m.invalidUTF8.Inc()
 		}
-		s.addLine(t, str, t.readOff, time.Now())
+		s.addLine(t, streamRaw, str, t.lineStart, t.readOff, time.Now(), false)
+		// A '\n' right after is taken as the end of this line (lineSplitter.flush),
+		// so the next line starts past it; resume offsets of raw files are record
+		// ends, never line starts, so this byte does not matter.
+		t.lineStart = t.readOff
 	}
 	s.flushJoined(t)
 	if len(t.batch) > 0 {
@@ -354,7 +318,7 @@ func (s *Source) handOver(t *tailer, force bool) bool {
 		return true
 	}
 	recs, end, bytes := t.batch, t.batchEnd, t.batchBytes
-	sp := &span{s: s, t: t, end: end, lines: len(recs), bytes: bytes}
+	sp := &span{s: s, t: t, end: end, shipped: t.batchShipped, lines: len(recs), bytes: bytes}
 	s.mu.Lock()
 	if !force && s.inflight > 0 &&
 		(s.inflightLines+sp.lines > s.capLines || s.inflightBytes+sp.bytes > s.capBytes) {
@@ -431,10 +395,10 @@ func (s *Source) truncated(t *tailer, size int64) {
 		return
 	}
 	t.split.reset()
-	t.join.Reset()
-	t.ends.reset()
+	t.resetStreams()
 	t.batch, t.batchBytes = nil, 0
-	t.readOff = 0
+	t.readOff, t.lineStart = 0, 0
+	t.emitted = [numStreams]int64{}
 	t.atEOF = false
 	t.lastActive = time.Now()
 	n := int(min(size, fingerprintBytes))
@@ -446,6 +410,7 @@ func (s *Source) truncated(t *tailer, size int64) {
 	s.mu.Lock()
 	t.spans = nil // acknowledgements of the old content no longer move the position
 	t.acked = 0
+	t.shipped = [numStreams]int64{}
 	t.size = size
 	t.fp, t.fpLen = fp, n
 	s.mu.Unlock()
@@ -540,7 +505,7 @@ func (s *Source) housekeep(now time.Time) time.Duration {
 				s.log.Warn("dropped a line cut by copytruncate", "path", t.path, "bytes", n)
 			}
 		}
-		pending := t.split.pending() || t.join.Pending()
+		pending := (t.kind == kindRaw && t.split.pending()) || t.joinPending()
 		if !pending && !t.gone {
 			continue
 		}
@@ -549,13 +514,22 @@ func (s *Source) housekeep(now time.Time) time.Duration {
 			wake(due)
 			continue
 		}
+		if t.gone {
+			quiet := t.copy
+			if due := t.lastActive.Add(max(after, s.releaseQuiet)); !quiet && now.Before(due) {
+				wake(due)
+			} else if t.kind != kindRaw && (t.partsPending() || t.split.pending()) {
+				// The file is done: the rest of a line it holds parts of went to
+				// the next file, and is read there as a line of its own.
+				if n := s.finishParts(t); n > 0 {
+					s.log.Info("a file no longer written ends in part of a line; shipped that part as a line of its own",
+						"path", t.path, "bytes", n)
+				}
+				pending = true
+			}
+		}
 		if pending {
 			s.flushPending(t)
-		}
-		if t.gone && !t.copy {
-			if due := t.lastActive.Add(max(after, s.releaseQuiet)); now.Before(due) {
-				wake(due)
-			}
 		}
 	}
 	s.releaseFiles(now)
@@ -570,7 +544,7 @@ func (s *Source) housekeep(now time.Time) time.Duration {
 // until its writer reopens its path; a copy is complete).
 func (s *Source) readThrough(t *tailer, now time.Time) bool {
 	if !t.gone || t.f == nil || !t.atEOF || len(t.held) > 0 || len(t.batch) > 0 ||
-		t.split.pending() || t.join.Pending() {
+		t.split.pending() || t.joinPending() || t.partsPending() {
 		return false
 	}
 	if !t.copy && now.Sub(t.lastActive) < max(s.cfg.Multiline.FlushAfter, s.releaseQuiet) {
