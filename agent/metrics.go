@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/outrider-dev/outrider/exporters/exporterhelper"
+	"github.com/outrider-dev/outrider/exporters/lokiexporter"
 	"github.com/outrider-dev/outrider/exporters/sentryexporter"
 	"github.com/outrider-dev/outrider/processors/errorevents"
 	"github.com/outrider-dev/outrider/processors/redact"
@@ -40,6 +41,7 @@ type metrics struct {
 	errorEvents  *errorevents.Metrics
 	sentryIngest *sentryreceiver.Metrics
 	sentryExp    *sentryexporter.Metrics
+	lokiExp      *lokiexporter.Metrics
 }
 
 // Reload results, the values of the result label of outrider_config_reloads_total.
@@ -68,6 +70,7 @@ func newMetrics(bi BuildInfo) *metrics {
 		errorEvents:  errorevents.NewMetrics(reg),
 		sentryIngest: sentryreceiver.NewMetrics(reg),
 		sentryExp:    sentryexporter.NewMetrics(reg),
+		lokiExp:      lokiexporter.NewMetrics(reg),
 		badEntries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "outrider_queue_undecodable_entries_total",
 			Help: "Durable queue entries that could not be decoded (written by another version, or poison); each is set aside in the queue's quarantine folder, see outrider_queue_quarantined_total.",

@@ -22,6 +22,9 @@ const (
 	ReasonTooLarge     = exporterhelper.ReasonTooLarge
 	ReasonUnauthorized = exporterhelper.ReasonUnauthorized
 	ReasonBadRequest   = exporterhelper.ReasonBadRequest
+	// ReasonMetadataDisallowed drops entries Loki refused for carrying structured
+	// metadata, with structured_metadata: on.
+	ReasonMetadataDisallowed = "metadata_disallowed"
 )
 
 // maxErrorBody is how much of an error response is kept for the error message.
@@ -44,6 +47,7 @@ var rejections = []struct {
 	{"max_line_size", ReasonTooLarge},
 	{"max entry size", ReasonTooLarge},
 	{"too large", ReasonTooLarge},
+	{disallowedMessage, ReasonMetadataDisallowed},
 }
 
 // classify turns a push response into nil (delivered), a pipeline.Retryable error
@@ -70,15 +74,32 @@ func classify(resp *http.Response, now time.Time) error {
 		// Loki validates entries one by one and stores the valid ones of the request;
 		// the body of its 400 says what it refused.
 		r := parseRejection(full, cut)
+		var out error
 		switch {
 		case r.entries > 0 && !r.stream && !r.unknown:
-			return pipeline.PartlyRejected(reason, r.entries, err)
+			out = pipeline.PartlyRejected(reason, r.entries, err)
 		case r.stream && !r.unknown && r.entries == 0:
-			return exporterhelper.Splittable(&streamRejected{pipeline.Permanent(reason, err)})
+			out = exporterhelper.Splittable(&streamRejected{pipeline.Permanent(reason, err)})
+		default:
+			out = exporterhelper.Splittable(pipeline.Permanent(reason, err))
 		}
-		return exporterhelper.Splittable(pipeline.Permanent(reason, err))
+		if r.disallowed > 0 {
+			return &metadataRefused{err: out, r: r}
+		}
+		return out
 	})
 }
+
+// metadataRefused marks a 400 in which Loki refused entries for carrying structured
+// metadata (disallowedMessage). err is what the answer means otherwise: those entries
+// and any refused for other reasons are dropped, the rest were stored.
+type metadataRefused struct {
+	err error
+	r   rejection
+}
+
+func (e *metadataRefused) Error() string { return e.err.Error() }
+func (e *metadataRefused) Unwrap() error { return e.err }
 
 // streamRejected marks a 400 whose every message is about a stream's labels: Loki
 // refused every entry of those streams and stored the other streams' entries.
@@ -104,6 +125,9 @@ type rejection struct {
 	entries int  // entries refused by messages about single entries
 	stream  bool // some message refuses a whole stream (its labels)
 	unknown bool // some message is not one parseRejection knows, or the body was cut
+	// disallowed counts the entries (among entries) refused because they carry
+	// structured metadata and Loki does not allow it.
+	disallowed int
 }
 
 // Fragments of Loki's messages (pkg/validation, pkg/ingester) about one entry and
@@ -117,10 +141,17 @@ var (
 	}
 	entryMessages = []string{
 		"has timestamp too old", "has timestamp too new", "max entry size",
-		"includes structured metadata", "has structured metadata too large",
+		disallowedMessage, "has structured metadata too large",
 		"has too many structured metadata labels",
 	}
-	groupSep = regexp.MustCompile(`; (\d+) errors like: `)
+	// disallowedMessage is how Loki (pkg/validation DisallowedStructuredMetadataErrorMsg,
+	// 2.9 to 3.7) refuses an entry with structured metadata when
+	// limits_config.allow_structured_metadata is false: "stream '{…}' includes
+	// structured metadata, but this feature is disallowed. Please see
+	// `limits_config.allow_structured_metadata` or contact your Loki administrator
+	// to enable it." It is checked after the entry's timestamp and size.
+	disallowedMessage = "includes structured metadata, but this feature is disallowed"
+	groupSep          = regexp.MustCompile(`; (\d+) errors like: `)
 )
 
 // parseRejection reads a Loki 400 body. Loki groups its validation errors by message:
@@ -171,6 +202,9 @@ func parseRejection(body string, cut bool) rejection {
 			r.entries += ignored
 		case containsAny(lower, entryMessages):
 			r.entries += g.n
+			if strings.Contains(lower, disallowedMessage) {
+				r.disallowed += g.n
+			}
 		default:
 			r.unknown = true
 		}

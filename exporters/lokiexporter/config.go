@@ -44,7 +44,27 @@ type Config struct {
 	Retry exporterhelper.RetryConfig `yaml:"retry"`
 	// Concurrency is the number of pushes in flight at once; default 2.
 	Concurrency int `yaml:"concurrency"`
+	// StructuredMetadata says whether trace_id, span_id, request_id and the other
+	// record metadata are sent as Loki structured metadata: StructuredMetadataAuto
+	// (default), StructuredMetadataOn or StructuredMetadataOff. Without it, the IDs are
+	// written into the line (see lineWithIDs).
+	StructuredMetadata string `yaml:"structured_metadata"`
 }
+
+// Values of Config.StructuredMetadata.
+const (
+	// StructuredMetadataAuto sends structured metadata until Loki answers that it is
+	// disallowed (Loki 2.x, or 3.x with limits_config.allow_structured_metadata
+	// false); the refused entries are then sent again with the IDs in the line, and
+	// so is everything after, until Loki is asked again (ReprobeInterval) or the
+	// exporter is rebuilt by a reload.
+	StructuredMetadataAuto = "auto"
+	// StructuredMetadataOn always sends structured metadata: entries Loki refuses for
+	// it are dropped and counted (reason metadata_disallowed).
+	StructuredMetadataOn = "on"
+	// StructuredMetadataOff never sends structured metadata: the IDs go in the line.
+	StructuredMetadataOff = "off"
+)
 
 // BasicAuth is HTTP basic authentication. Password and PasswordFile are exclusive; the
 // file is re-read when it changes.
@@ -63,6 +83,9 @@ func (c *Config) ApplyDefaults() {
 	}
 	if c.Concurrency == 0 {
 		c.Concurrency = exporterhelper.DefaultConcurrency
+	}
+	if c.StructuredMetadata == "" {
+		c.StructuredMetadata = StructuredMetadataAuto
 	}
 	c.Batch.ApplyDefaults()
 	c.Retry.ApplyDefaults()
@@ -107,6 +130,11 @@ func (c *Config) Validate(p *confval.Problems) {
 		case strings.HasPrefix(name, "__"):
 			p.Addf("labels", "label name %q starts with \"__\", which Loki reserves", name)
 		}
+	}
+	switch c.StructuredMetadata {
+	case StructuredMetadataAuto, StructuredMetadataOn, StructuredMetadataOff:
+	default:
+		p.Addf("structured_metadata", "must be auto, on or off; got %q", c.StructuredMetadata)
 	}
 	exporterhelper.ValidateTimeout(p, "timeout", c.Timeout)
 	exporterhelper.ValidateConcurrency(p, "concurrency", c.Concurrency)

@@ -9,6 +9,12 @@
 // trace_id, span_id, request_id and record metadata are sent as structured metadata,
 // never as labels, so they cost no index cardinality.
 //
+// Loki without structured metadata (2.x, or allow_structured_metadata false) refuses
+// each entry carrying some with a 400 and stores the others. Config.StructuredMetadata
+// auto (metaPolicy) then sends the refused entries again at once without it, their
+// IDs written into the line (lineWithIDs), and so every entry after, asking Loki
+// again after ReprobeInterval; on drops them with a hint; off never sends it.
+//
 // Strings are made valid UTF-8 before they are sent (utf8Fixer, labelValue): Loki
 // refuses a push holding invalid UTF-8 in a label, and U+FFFD in a label value, as a
 // whole.

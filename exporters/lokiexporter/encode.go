@@ -66,10 +66,14 @@ func grow(b []byte, n int) []byte {
 // large request.
 const maxRetainedBuffer = 16 << 20
 
-// encode returns the compressed request body. It stays valid until reset.
-func (e *encoder) encode(recs []pipeline.Record, now time.Time) ([]byte, error) {
+// encode returns the compressed request body. It stays valid until reset. With strip,
+// no entry carries structured metadata: the IDs go into the line (lineWithIDs).
+func (e *encoder) encode(recs []pipeline.Record, now time.Time, strip bool) ([]byte, error) {
 	nmeta := 0
 	for i := range recs {
+		if strip {
+			break
+		}
 		r := &recs[i]
 		nmeta += len(r.Metadata)
 		if r.TraceID != "" {
@@ -99,6 +103,14 @@ func (e *encoder) encode(recs []pipeline.Record, now time.Time) ([]byte, error) 
 			idx = e.stream(k)
 			lastKey, lastIdx = k, idx
 		}
+		ts := r.Time
+		if ts.IsZero() {
+			ts = now
+		}
+		if strip {
+			e.streams[idx].Entries = append(e.streams[idx].Entries, push.Entry{Timestamp: ts, Line: lineWithIDs(r)})
+			continue
+		}
 		start := len(meta)
 		if r.TraceID != "" {
 			meta = append(meta, push.LabelAdapter{Name: MetaTraceID, Value: r.TraceID})
@@ -111,10 +123,6 @@ func (e *encoder) encode(recs []pipeline.Record, now time.Time) ([]byte, error) 
 		}
 		for _, m := range r.Metadata {
 			meta = append(meta, push.LabelAdapter{Name: metadataName(m.Name), Value: m.Value})
-		}
-		ts := r.Time
-		if ts.IsZero() {
-			ts = now
 		}
 		ent := push.Entry{Timestamp: ts, Line: r.Line}
 		if len(meta) > start {

@@ -51,7 +51,7 @@ func TestEncode(t *testing.T) {
 	}
 	enc := newEncoder(newLabelCache(map[string]string{"cluster": "eu1", "service": "ignored"}, nil), &rawBuffer{})
 	now := t0.Add(time.Hour)
-	body, err := enc.encode(recs, now)
+	body, err := enc.encode(recs, now, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,12 +109,12 @@ func TestEncoderReuse(t *testing.T) {
 		{Time: t0, Line: strings.Repeat("x", 1000), Stream: a, TraceID: "t1", Metadata: []pipeline.Label{{Name: "m", Value: "1"}}},
 		{Time: t0, Line: "b1", Stream: b},
 	}
-	if _, err := enc.encode(first, t0); err != nil {
+	if _, err := enc.encode(first, t0, false); err != nil {
 		t.Fatal(err)
 	}
 	enc.reset()
 	second := []pipeline.Record{{Time: t0, Line: "only", Stream: b}}
-	body, err := enc.encode(second, t0)
+	body, err := enc.encode(second, t0, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +173,7 @@ func BenchmarkEncode(b *testing.B) {
 	b.SetBytes(1 << 20)
 	var out int
 	for b.Loop() {
-		body, err := enc.encode(recs, now)
+		body, err := enc.encode(recs, now, false)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -30,6 +31,8 @@ type Exporter struct {
 	raw      rawBuffer     // shared by the encoders
 	sender   *exporterhelper.Sender[pipeline.Record]
 	utf8     utf8Fixer
+	meta     *metaPolicy
+	metrics  *Metrics
 	now      func() time.Time
 }
 
@@ -39,7 +42,7 @@ var (
 )
 
 // New builds an Exporter from cfg, which gets its defaults applied here.
-func New(cfg Config, set Settings) (*Exporter, error) {
+func New(cfg Config, set Settings, opts ...Option) (*Exporter, error) {
 	cfg.ApplyDefaults()
 	if set.Name == "" {
 		set.Name = "loki"
@@ -69,6 +72,22 @@ func New(cfg Config, set Settings) (*Exporter, error) {
 		},
 		now: time.Now,
 	}
+	for _, o := range opts {
+		o(e)
+	}
+	if e.metrics == nil {
+		e.metrics = NewMetrics(nil)
+	}
+	log := set.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	e.meta = &metaPolicy{
+		mode:  cfg.StructuredMetadata,
+		log:   log.With("exporter", set.Name),
+		gauge: e.metrics.disallowed.WithLabelValues(set.Name),
+	}
+	e.meta.gauge.Set(0)
 	// A free list rather than a sync.Pool: at most Concurrency pushes run at once, and
 	// their multi-megabyte buffers should survive garbage collections.
 	e.encoders = make(chan *encoder, cfg.Concurrency)
@@ -132,8 +151,91 @@ func (e *Exporter) split(recs []pipeline.Record, err error) [][]pipeline.Record 
 	return parts
 }
 
-// push sends one request; it is the queue's PushFunc.
+// push sends one request; it is the queue's PushFunc. With structured_metadata auto,
+// a request Loki refuses for its structured metadata is sent again at once: the
+// entries that carried some, with their IDs in the line (see resend).
 func (e *Exporter) push(ctx context.Context, recs []pipeline.Record) error {
+	strip := e.meta.strip(e.now())
+	err := e.send(ctx, recs, strip)
+	if strip {
+		return err
+	}
+	var mr *metadataRefused
+	if !errors.As(err, &mr) {
+		if err == nil || pipeline.RejectedCount(err) > 0 {
+			e.acceptedMetadata(recs)
+		}
+		return err
+	}
+	if e.meta.mode != StructuredMetadataAuto {
+		return fmt.Errorf("%w; loki does not allow structured metadata: set exporters.loki.structured_metadata to auto or off, "+
+			"or set limits_config.allow_structured_metadata: true in Loki", err)
+	}
+	e.meta.refused(e.now())
+	return e.resend(ctx, recs, mr)
+}
+
+// acceptedMetadata tells the policy that Loki stored a request, when some of its
+// entries carried structured metadata.
+func (e *Exporter) acceptedMetadata(recs []pipeline.Record) {
+	for i := range recs {
+		if hasMetadata(&recs[i]) {
+			e.meta.accepted()
+			return
+		}
+	}
+}
+
+// resend sends again, without structured metadata, the entries of recs that Loki
+// refused for carrying it (mr), and returns the outcome of the whole request. Loki
+// checks an entry's timestamp and size before its metadata, so of the entries that
+// carried metadata, those not refused for it were refused for another reason; the
+// entries without metadata that Loki refused are the other refusals less those. When
+// Loki's answer cannot be read that closely (it refused whole streams, or said
+// something unknown), every entry is sent again without structured metadata by a
+// retry: those Loki stored are sent identical (labels, timestamp, line), which Loki
+// ignores as duplicates.
+func (e *Exporter) resend(ctx context.Context, recs []pipeline.Record, mr *metadataRefused) error {
+	if mr.r.stream || mr.r.unknown {
+		return pipeline.Retryable(fmt.Errorf("loki refused structured metadata; sending the request again without it: %w", mr.err), 0)
+	}
+	var withMeta []pipeline.Record
+	for i := range recs {
+		if hasMetadata(&recs[i]) {
+			withMeta = append(withMeta, recs[i])
+		}
+	}
+	reason, _ := pipeline.IsPermanent(mr.err)
+	othersWithout := max(0, mr.r.entries-len(withMeta))
+	err := e.send(ctx, withMeta, true)
+	switch {
+	case err == nil:
+		if othersWithout > 0 {
+			return pipeline.PartlyRejected(reason, othersWithout, mr.err)
+		}
+		return nil
+	case exporterhelper.IsSplittable(err):
+		// The Sender splits the whole request and sends its parts without structured
+		// metadata; Loki ignores the entries it stored as duplicates.
+		return err
+	}
+	reason2, permanent := pipeline.IsPermanent(err)
+	if !permanent {
+		return err
+	}
+	dropped := pipeline.RejectedCount(err)
+	if dropped <= 0 || dropped > len(withMeta) {
+		dropped = len(withMeta)
+	}
+	dropped += othersWithout
+	if dropped >= len(recs) {
+		return pipeline.Permanent(reason2, err)
+	}
+	return pipeline.PartlyRejected(reason2, dropped, err)
+}
+
+// send encodes recs, with or without structured metadata, and pushes them.
+func (e *Exporter) send(ctx context.Context, recs []pipeline.Record, strip bool) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.url, nil)
 	if err != nil {
 		return pipeline.Permanent(ReasonBadRequest, err)
@@ -152,7 +254,7 @@ func (e *Exporter) push(ctx context.Context, recs []pipeline.Record) error {
 	}
 
 	enc := e.getEncoder()
-	payload, err := enc.encode(recs, e.now())
+	payload, err := enc.encode(recs, e.now(), strip)
 	if err != nil {
 		e.putEncoder(enc)
 		return pipeline.Permanent(ReasonBadRequest, err)

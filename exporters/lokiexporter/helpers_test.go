@@ -128,7 +128,7 @@ type harness struct {
 func newHarness(t *testing.T, cfg Config) *harness {
 	t.Helper()
 	h := &harness{reg: prometheus.NewRegistry(), log: &exportertest.LogBuffer{}}
-	exp, err := New(cfg, Settings{Logger: h.log.Logger(), QueueMetrics: exporterhelper.NewMetrics(h.reg)})
+	exp, err := New(cfg, Settings{Logger: h.log.Logger(), QueueMetrics: exporterhelper.NewMetrics(h.reg)}, WithMetrics(NewMetrics(h.reg)))
 	if err != nil {
 		t.Fatal(err)
 	}

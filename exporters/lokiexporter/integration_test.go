@@ -17,9 +17,9 @@ import (
 // max_label_value_length 2048.
 
 // startLoki starts a real Loki for the test and stops it at its end.
-func startLoki(ctx context.Context, t *testing.T) *lokitest.Loki {
+func startLoki(ctx context.Context, t *testing.T, opts ...lokitest.Option) *lokitest.Loki {
 	t.Helper()
-	l, err := lokitest.Start(ctx, t.TempDir())
+	l, err := lokitest.Start(ctx, t.TempDir(), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +31,12 @@ func startLoki(ctx context.Context, t *testing.T) *lokitest.Loki {
 // flushed) and returns the acknowledgement.
 func pushOne(ctx context.Context, t *testing.T, url string, recs []pipeline.Record) (*harness, error) {
 	t.Helper()
-	cfg := testConfig(url)
+	return pushOneWith(ctx, t, testConfig(url), recs)
+}
+
+// pushOneWith is pushOne with cfg (its batch settings are set here).
+func pushOneWith(ctx context.Context, t *testing.T, cfg Config, recs []pipeline.Record) (*harness, error) {
+	t.Helper()
 	cfg.Batch.MaxWait = time.Hour
 	cfg.Batch.MaxBytes = 4 << 20
 	h := newHarness(t, cfg)
