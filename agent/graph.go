@@ -73,7 +73,7 @@ func buildGraph(cfg *config.Config, m *metrics, scrub *redact.Registry, logger *
 			Logger:       logger.With("component", "exporter"),
 			QueueMetrics: m.queue,
 			Name:         "loki",
-		})
+		}, lokiexporter.WithMetrics(m.lokiExp))
 		if err != nil {
 			return nil, fmt.Errorf("exporters.loki: %w", err)
 		}
