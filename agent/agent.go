@@ -477,8 +477,15 @@ func (a *Agent) Status() Status {
 	return st
 }
 
-// setConfigProblem records that the configuration files are invalid, for /readyz.
+// setConfigProblem records that the configuration files are invalid, for /readyz. It
+// does so only for an agent with overlays: they are edited while the agent runs
+// (a ConfigMap), and an invalid one means settings someone relies on are not in
+// effect. Without overlays, a rejected reload leaves /readyz ready and shows in its
+// last_reload, as before.
 func (a *Agent) setConfigProblem(err error) {
+	if len(a.opts.Overlays) == 0 {
+		return
+	}
 	msg := "the configuration files are invalid, so the agent runs on its last good configuration; fix them (the agent reloads on save): " + err.Error()
 	a.configProblem.Store(&msg)
 }

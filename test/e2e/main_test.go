@@ -94,14 +94,14 @@ type agentProc struct {
 	err    error
 }
 
-func startAgent(t *testing.T, configPath string) *agentProc {
+func startAgent(t *testing.T, configPath string, extraArgs ...string) *agentProc {
 	t.Helper()
 	logPath := filepath.Join(filepath.Dir(configPath), fmt.Sprintf("agent-%d.log", time.Now().UnixNano()))
 	f, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(outriderBin, "agent", "--config", configPath)
+	cmd := exec.Command(outriderBin, append([]string{"agent", "--config", configPath}, extraArgs...)...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
