@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/outrider-dev/outrider/config"
+	"github.com/outrider-dev/outrider/exporters/exporterhelper"
 	"github.com/outrider-dev/outrider/exporters/lokiexporter"
 	"github.com/outrider-dev/outrider/exporters/otlpexporter"
 	"github.com/outrider-dev/outrider/exporters/sentryexporter"
@@ -33,6 +34,8 @@ type graph struct {
 	logSink pipeline.Sink
 	// traceSink is the trace exporter; nil when none is configured.
 	traceSink pipeline.TraceSink
+	// metricSink is the metrics exporter; nil when none is configured.
+	metricSink pipeline.MetricSink
 	// envelopeSink is the Sentry exporter; nil when none is configured.
 	envelopeSink pipeline.EnvelopeSink
 	m            *metrics
@@ -69,21 +72,12 @@ func buildGraph(cfg *config.Config, m *metrics, scrub *redact.Registry, logger *
 		g.envelopeSink = exp
 	}
 	if lc := cfg.Exporters.Loki; lc != nil {
-		exp, err := lokiexporter.New(*lc, lokiexporter.Settings{
-			Logger:       logger.With("component", "exporter"),
-			QueueMetrics: m.queue,
-			Name:         "loki",
-		}, lokiexporter.WithMetrics(m.lokiExp))
+		exp, err := lokiExporter(*lc, logger, m.queue, m.lokiExp)
 		if err != nil {
-			return nil, fmt.Errorf("exporters.loki: %w", err)
+			return nil, err
 		}
 		g.exporters = append(g.exporters, exp)
-		var next pipeline.Sink = exp
-		if cfg.Exporters.Sentry != nil && *cfg.Errors.FromLogs && errs != nil {
-			// After redaction: events are built from scrubbed lines.
-			next = errorevents.NewLogSink(exp, errs)
-		}
-		logSink = redact.NewSink(next, scrub)
+		logSink = logChain(cfg, exp, scrub, errs)
 		g.logSink = logSink
 	}
 	if oc := cfg.Exporters.OTLP; oc != nil {
@@ -98,25 +92,68 @@ func buildGraph(cfg *config.Config, m *metrics, scrub *redact.Registry, logger *
 		g.exporters = append(g.exporters, exp)
 		g.traceSink = exp
 	}
-	drain := cfg.Server.ShutdownTimeout * 3 / 4
+	if mc := cfg.Exporters.OTLPMetrics; mc != nil {
+		exp, err := otlpexporter.NewMetrics(*mc, otlpexporter.Settings{
+			Logger:       logger.With("component", "exporter"),
+			QueueMetrics: m.queue,
+			Name:         "otlp_metrics",
+		})
+		if err != nil {
+			return nil, fmt.Errorf("exporters.otlp_metrics: %w", err)
+		}
+		g.exporters = append(g.exporters, exp)
+		g.metricSink = exp
+	}
 	for i, sc := range cfg.Logs.Sources {
 		if logSink == nil {
 			return nil, fmt.Errorf("logs.sources[%d]: no log exporter configured", i)
 		}
-		src, err := tail.New(sc.Config, tail.Settings{
-			Logger:        logger.With("component", "tail", "source", sc.Name),
-			Metrics:       m.tail,
-			Sink:          logSink,
-			PositionsFile: filepath.Join(cfg.DataDir, "positions-"+sc.Name+".json"),
-			StreamLabels:  cfg.Identity.Labels(),
-			DrainTimeout:  drain,
-		})
+		set := fileSourceSettings(cfg, sc.Name, logSink, logger)
+		set.Metrics = m.tail
+		set.PositionsFile = filepath.Join(cfg.DataDir, "positions-"+sc.Name+".json")
+		src, err := tail.New(sc.Config, set)
 		if err != nil {
 			return nil, fmt.Errorf("logs.sources[%d] (%s): %w", i, sc.Name, err)
 		}
 		g.sources = append(g.sources, namedSource{name: sc.Name, src: src})
 	}
 	return g, nil
+}
+
+// lokiExporter builds the log exporter; nil metrics are unregistered ones.
+func lokiExporter(lc lokiexporter.Config, logger *slog.Logger, queue *exporterhelper.Metrics, lm *lokiexporter.Metrics) (*lokiexporter.Exporter, error) {
+	exp, err := lokiexporter.New(lc, lokiexporter.Settings{
+		Logger:       logger.With("component", "exporter"),
+		QueueMetrics: queue,
+		Name:         "loki",
+	}, lokiexporter.WithMetrics(lm))
+	if err != nil {
+		return nil, fmt.Errorf("exporters.loki: %w", err)
+	}
+	return exp, nil
+}
+
+// logChain is the sink that log records from every source go through before the log
+// exporter exp: the redaction of live secret values, then, with a Sentry exporter and
+// errors.from_logs, the error events derived from the scrubbed records (errs says where
+// they go; see intake.errorTarget).
+func logChain(cfg *config.Config, exp pipeline.Sink, scrub *redact.Registry, errs func() (*errorevents.Builder, errorevents.Appender)) pipeline.Sink {
+	next := exp
+	if cfg.Exporters.Sentry != nil && *cfg.Errors.FromLogs && errs != nil {
+		next = errorevents.NewLogSink(exp, errs)
+	}
+	return redact.NewSink(next, scrub)
+}
+
+// fileSourceSettings are the settings of the file source name that feeds sink, without
+// metrics or saved positions.
+func fileSourceSettings(cfg *config.Config, name string, sink pipeline.Sink, logger *slog.Logger) tail.Settings {
+	return tail.Settings{
+		Logger:       logger.With("component", "tail", "source", name),
+		Sink:         sink,
+		StreamLabels: cfg.Identity.Labels(),
+		DrainTimeout: cfg.Server.ShutdownTimeout * 3 / 4,
+	}
 }
 
 // start starts exporters first, then sources, among them a pump for each queue of in
@@ -142,6 +179,11 @@ func (g *graph) start(ctx context.Context, logger *slog.Logger, in *intake) erro
 			g.sources = append(g.sources, namedSource{name: "otlp-traces", src: &pump{
 				name: "traces", q: in.traces, traces: g.traceSink, bad: bad,
 				log: logger.With("component", "pump", "queue", "traces")}})
+		}
+		if in.metrics != nil && g.metricSink != nil {
+			g.sources = append(g.sources, namedSource{name: "otlp-metrics", src: &pump{
+				name: "metrics", q: in.metrics, metrics: g.metricSink, bad: bad,
+				log: logger.With("component", "pump", "queue", "metrics")}})
 		}
 		if in.errors != nil && g.envelopeSink != nil {
 			g.sources = append(g.sources, namedSource{name: "errors", src: &pump{

@@ -26,9 +26,11 @@ type intake struct {
 	cfg    *config.Config
 	traces *diskqueue.Queue // nil without a trace exporter
 	logs   *diskqueue.Queue // nil without a log exporter
-	errors *diskqueue.Queue // nil without a Sentry exporter
-	recv   *otlpreceiver.Receiver
-	sentry *sentryreceiver.Receiver
+	// metrics is nil without a metrics exporter.
+	metrics *diskqueue.Queue
+	errors  *diskqueue.Queue // nil without a Sentry exporter
+	recv    *otlpreceiver.Receiver
+	sentry  *sentryreceiver.Receiver
 	// events builds error events (from logs, spans and SDKs); nil without a Sentry
 	// exporter.
 	events *errorevents.Builder
@@ -114,6 +116,13 @@ func openIntake(cfg *config.Config, m *metrics, scrub *redact.Registry, logger *
 		}
 		set.Logs = fullAppender{in.logs}
 	}
+	if cfg.Exporters.OTLPMetrics != nil {
+		if in.metrics, err = open("metrics"); err != nil {
+			in.closeQueues()
+			return nil, err
+		}
+		set.MetricData = fullAppender{in.metrics}
+	}
 	if b, out := in.errorTarget(); b != nil && *cfg.Errors.FromSpans {
 		set.Errors = func(ctx context.Context, td ptrace.Traces) {
 			for _, ev := range b.FromTraces(td) {
@@ -178,7 +187,7 @@ func (in *intake) closeQueues() error {
 		return nil
 	}
 	var errs []error
-	for _, q := range []*diskqueue.Queue{in.traces, in.logs, in.errors} {
+	for _, q := range []*diskqueue.Queue{in.traces, in.logs, in.metrics, in.errors} {
 		if q != nil {
 			errs = append(errs, q.Close())
 		}

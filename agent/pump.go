@@ -29,10 +29,11 @@ import (
 // logged once, acknowledged) and goes on with the next, so one bad entry neither stops
 // the queue nor crashes the agent at every start.
 type pump struct {
-	name   string
-	q      *diskqueue.Queue
-	traces pipeline.TraceSink // for the traces queue
-	logs   pipeline.Sink      // for the logs queue
+	name    string
+	q       *diskqueue.Queue
+	traces  pipeline.TraceSink  // for the traces queue
+	logs    pipeline.Sink       // for the logs queue
+	metrics pipeline.MetricSink // for the metrics queue
 	// envelopes is for the errors queue, whose entries are Sentry envelopes as they
 	// are sent.
 	envelopes pipeline.EnvelopeSink
@@ -96,8 +97,8 @@ func (p *pump) process(ctx context.Context, e diskqueue.Entry) error {
 	ack := func(error) { p.q.Ack(id) }
 	var d decoded
 	var err error
-	// Only decoding can crash the process; trace entries pass undecoded, and their
-	// pump spares the two writes per entry.
+	// Only decoding can crash the process; trace and metrics entries pass undecoded,
+	// and their pumps spare the two writes per entry.
 	guard := p.logs != nil || p.envelopes != nil
 	if guard {
 		if n := p.q.Begin(id); n >= maxEntryCrashes {
@@ -123,6 +124,8 @@ func (p *pump) process(ctx context.Context, e diskqueue.Entry) error {
 		return p.envelopes.ExportEnvelope(ctx, pipeline.Envelope{Data: e.Payload, Ack: ack})
 	case d.traces:
 		return p.traces.ExportTraces(ctx, pipeline.TraceBatch{Data: d.data, Spans: d.spans, Ack: ack})
+	case d.metrics:
+		return p.metrics.ExportMetrics(ctx, pipeline.MetricBatch{Data: d.data, DataPoints: d.spans, Ack: ack})
 	case len(d.records) == 0:
 		ack(nil)
 		return nil
@@ -135,13 +138,14 @@ func (p *pump) process(ctx context.Context, e diskqueue.Entry) error {
 type decoded struct {
 	envelope bool // a valid Sentry envelope, exported as it is
 	traces   bool
-	data     []byte // traces: the request
-	spans    int
+	metrics  bool
+	data     []byte            // traces and metrics: the request
+	spans    int               // traces: spans; metrics: data points
 	records  []pipeline.Record // logs
 }
 
 // decode turns one entry into what its exporter takes: an envelope is checked to
-// parse, a traces entry is split from its framing, a logs entry is decoded. It never
+// parse, a traces or metrics entry is split from its framing, a logs entry is decoded. It never
 // panics: a panic while decoding or converting becomes an error wrapping errBadEntry,
 // as does anything that does not decode or does not fit this pump's sinks.
 func (p *pump) decode(payload []byte) (d decoded, err error) {
@@ -169,6 +173,8 @@ func (p *pump) decode(payload []byte) (d decoded, err error) {
 		return d, fmt.Errorf("%w: %w", errBadEntry, err)
 	case k == otlpreceiver.KindTraces && p.traces != nil:
 		return decoded{traces: true, data: data, spans: n}, nil
+	case k == otlpreceiver.KindMetrics && p.metrics != nil:
+		return decoded{metrics: true, data: data, spans: n}, nil
 	case k == otlpreceiver.KindLogs && p.logs != nil:
 		if err := otlpreceiver.CheckLogsDepth(data, maxEntryValueDepth); err != nil {
 			return d, fmt.Errorf("%w: %w", errBadEntry, err)

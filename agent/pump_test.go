@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/outrider-dev/outrider/exporters/exporterhelper"
@@ -45,6 +46,15 @@ func queueEntry(t testing.TB, k otlpreceiver.Kind) []byte {
 		var m ptrace.ProtoMarshaler
 		data, _ := m.MarshalTraces(td)
 		return frame(k, 1, data)
+	case otlpreceiver.KindMetrics:
+		md := pmetric.NewMetrics()
+		m := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+		m.SetName("queue.depth")
+		m.SetEmptyGauge().DataPoints().AppendEmpty().SetIntValue(3)
+		m.Gauge().DataPoints().AppendEmpty().SetIntValue(4)
+		var mm pmetric.ProtoMarshaler
+		data, _ := mm.MarshalMetrics(md)
+		return frame(k, 2, data)
 	default:
 		return logsEntry(t, "svc", "one", "two")
 	}
@@ -90,10 +100,19 @@ func deepLogsEntry(t testing.TB, depth int) []byte {
 }
 
 type batchSinks struct {
-	mu    sync.Mutex
-	spans int
-	lines []string
-	bad   int
+	mu     sync.Mutex
+	spans  int
+	points int
+	lines  []string
+	bad    int
+}
+
+func (s *batchSinks) ExportMetrics(_ context.Context, b pipeline.MetricBatch) error {
+	s.mu.Lock()
+	s.points += b.DataPoints
+	s.mu.Unlock()
+	b.Done(nil)
+	return nil
 }
 
 func (s *batchSinks) ExportTraces(_ context.Context, b pipeline.TraceBatch) error {
@@ -238,6 +257,38 @@ func TestPumpQuarantinesPoisonEntriesAcrossRestarts(t *testing.T) {
 	}
 	if got := metricValue(t, reg, "outrider_queue_quarantined_total"); got != float64(len(poison)) {
 		t.Errorf("outrider_queue_quarantined_total = %v, want %d", got, len(poison))
+	}
+}
+
+// TestPumpMetrics: the metrics pump hands metrics entries to the metrics sink
+// undecoded, with their data point count, and quarantines what is not a metrics entry
+// (a traces entry in the metrics queue, garbage) instead of stopping.
+func TestPumpMetrics(t *testing.T) {
+	dir := t.TempDir()
+	q, err := diskqueue.Open(diskqueue.Config{}, diskqueue.Settings{Name: "metrics", Dir: dir, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	good := queueEntry(t, otlpreceiver.KindMetrics)
+	for _, e := range [][]byte{good, queueEntry(t, otlpreceiver.KindTraces), {9, 9}, good} {
+		if err := q.Append(context.Background(), e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sinks := &batchSinks{}
+	bad := 0
+	runPumpUntilEmpty(t, &pump{name: "metrics", q: q, metrics: sinks, log: quiet(), bad: func() { bad++ }})
+	if sinks.points != 4 || sinks.spans != 0 || bad != 2 {
+		t.Errorf("delivered %d data points and %d spans, set aside %d; want 4, 0 and 2", sinks.points, sinks.spans, bad)
+	}
+	reasons := quarantineFiles(t, dir)
+	found := false
+	for reason := range reasons {
+		found = found || strings.Contains(reason, "a traces entry in the metrics queue")
+	}
+	if len(reasons) != 2 || !found {
+		t.Errorf("quarantine reasons %v; want two, one naming the traces entry", reasons)
 	}
 }
 
@@ -397,7 +448,7 @@ func TestCheckLogsDepth(t *testing.T) {
 // the queue is empty afterwards.
 func FuzzPumpEntry(f *testing.F) {
 	for _, seed := range [][]byte{
-		queueEntry(f, otlpreceiver.KindTraces), queueEntry(f, otlpreceiver.KindLogs), deepLogsEntry(f, maxEntryValueDepth+1),
+		queueEntry(f, otlpreceiver.KindTraces), queueEntry(f, otlpreceiver.KindLogs), queueEntry(f, otlpreceiver.KindMetrics), deepLogsEntry(f, maxEntryValueDepth+1),
 		deepLogsEntry(f, 10), {9, 9, 9}, {}, {byte(otlpreceiver.KindLogs)}, {byte(otlpreceiver.KindLogs), 1, 0x0a, 0xff},
 	} {
 		f.Add(seed)
@@ -423,7 +474,7 @@ func FuzzPumpEntry(f *testing.F) {
 			t.Fatal(err)
 		}
 		bad := 0
-		p := &pump{name: "fuzz", q: q, traces: sinks, logs: sinks, log: quiet(), bad: func() { bad++ }}
+		p := &pump{name: "fuzz", q: q, traces: sinks, logs: sinks, metrics: sinks, log: quiet(), bad: func() { bad++ }}
 		if err := p.process(ctx, e); err != nil {
 			t.Fatalf("process: %v", err)
 		}

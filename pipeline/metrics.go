@@ -21,3 +21,10 @@ type MetricBatch struct {
 type MetricSink interface {
 	ExportMetrics(ctx context.Context, b MetricBatch) error
 }
+
+// Done calls the batch's acknowledgement, if it has one.
+func (b *MetricBatch) Done(err error) {
+	if b.Ack != nil {
+		b.Ack(err)
+	}
+}

@@ -97,11 +97,7 @@ func (r *Receiver) admit(body []byte, k Kind, asJSON bool, res *inflight.Reserva
 		}
 		cost = costFactor*int64(len(body)) + costPerJSONValue*int64(values)
 	} else {
-		root := pTracesRequest
-		if k == KindLogs {
-			root = pLogsRequest
-		}
-		st, err := scanProto(body, root, r.cfg.MaxValueDepth)
+		st, err := scanProto(body, rootOf(k), r.cfg.MaxValueDepth)
 		if err != nil {
 			if errors.Is(err, errTooDeep) {
 				return &refusal{refuseTooDeep, fmt.Sprintf("OTLP %s request refused: %v", k, err)}
@@ -119,6 +115,17 @@ func (r *Receiver) admit(body []byte, k Kind, asJSON bool, res *inflight.Reserva
 		return r.busyRefusal()
 	}
 	return nil
+}
+
+// rootOf is the message the depth scan starts from for a request of kind k.
+func rootOf(k Kind) pkind {
+	switch k {
+	case KindLogs:
+		return pLogsRequest
+	case KindMetrics:
+		return pMetricsRequest
+	}
+	return pTracesRequest
 }
 
 // fastPathMaxValueDepth is the deepest value the trace fast path accepts: its walker
@@ -148,6 +155,7 @@ func (r *Receiver) scanJSON(body []byte, k Kind) (values int, ref *refusal) {
 
 // jsonMaxNesting bounds the plain JSON nesting of an OTLP/JSON request with values
 // up to depth deep: the request's own structure takes 12 levels down to a span
-// event's attribute value, and each map level 4 more ({"kvlistValue": {"values":
-// [{"value": ...). Nothing a decoder skips may nest deeper either.
+// event's attribute value and 14 down to a metric exemplar's, and each map level 4
+// more ({"kvlistValue": {"values": [{"value": ...). Nothing a decoder skips may nest
+// deeper either.
 func jsonMaxNesting(depth int) int { return 16 + 4*depth }

@@ -27,12 +27,26 @@ import (
 // malformed only where pdata would fail too (FuzzScanProto checks this against
 // pdata), and never stops before a part pdata would decode.
 
-// pkind is a message of the OTLP trace and log schemas the scan follows.
+// pkind is a message of the OTLP trace, log and metric schemas the scan follows.
 type pkind uint8
 
 const (
 	pTracesRequest pkind = iota
 	pLogsRequest
+	pMetricsRequest
+	pResourceMetrics
+	pScopeMetrics
+	pMetric
+	pNumberPoints    // a gauge or a sum: its data points
+	pHistogramPoints // a histogram's data points
+	pExpHistPoints   // an exponential histogram's data points
+	pSummaryPoints   // a summary's data points
+	pNumberDataPoint
+	pHistogramDataPoint
+	pExpHistDataPoint
+	pSummaryDataPoint
+	pExemplar
+	pPlain // a message pdata decodes whose fields are all scalars (buckets, quantiles)
 	pResourceSpans
 	pResourceLogs
 	pResource
@@ -61,6 +75,87 @@ func pchild(k pkind, num int32) pkind {
 	case pLogsRequest:
 		if num == 1 {
 			return pResourceLogs
+		}
+	case pMetricsRequest:
+		if num == 1 {
+			return pResourceMetrics
+		}
+	case pResourceMetrics:
+		switch num {
+		case 1:
+			return pResource
+		case 2, 1000:
+			return pScopeMetrics
+		}
+	case pScopeMetrics:
+		switch num {
+		case 1:
+			return pScope
+		case 2:
+			return pMetric
+		}
+	case pMetric:
+		switch num {
+		case 5, 7: // gauge, sum
+			return pNumberPoints
+		case 9:
+			return pHistogramPoints
+		case 10:
+			return pExpHistPoints
+		case 11:
+			return pSummaryPoints
+		case 12: // metadata
+			return pKeyValue
+		}
+	case pNumberPoints:
+		if num == 1 {
+			return pNumberDataPoint
+		}
+	case pHistogramPoints:
+		if num == 1 {
+			return pHistogramDataPoint
+		}
+	case pExpHistPoints:
+		if num == 1 {
+			return pExpHistDataPoint
+		}
+	case pSummaryPoints:
+		if num == 1 {
+			return pSummaryDataPoint
+		}
+	case pNumberDataPoint:
+		switch num {
+		case 7:
+			return pKeyValue
+		case 5:
+			return pExemplar
+		}
+	case pHistogramDataPoint:
+		switch num {
+		case 9:
+			return pKeyValue
+		case 8:
+			return pExemplar
+		}
+	case pExpHistDataPoint:
+		switch num {
+		case 1:
+			return pKeyValue
+		case 8, 9: // positive and negative buckets
+			return pPlain
+		case 11:
+			return pExemplar
+		}
+	case pSummaryDataPoint:
+		switch num {
+		case 7:
+			return pKeyValue
+		case 6: // quantile values
+			return pPlain
+		}
+	case pExemplar:
+		if num == 7 {
+			return pKeyValue
 		}
 	case pResourceSpans:
 		switch num {
@@ -186,7 +281,8 @@ type pframe struct {
 	end  int
 }
 
-// scanProto walks an OTLP request of kind root (pTracesRequest or pLogsRequest)
+// scanProto walks an OTLP request of kind root (pTracesRequest, pLogsRequest or
+// pMetricsRequest)
 // without recursion and refuses values nested more than maxDepth lists and maps deep.
 // Errors are *depthError.
 func scanProto(buf []byte, root pkind, maxDepth int) (scanStats, error) {

@@ -7,6 +7,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -83,6 +85,17 @@ func TestScanProtoEveryPlace(t *testing.T) {
 			checkScan(t, "logs "+name, body, pLogsRequest, depth, limit)
 			jbody, _ := plogotlp.NewExportRequestFromLogs(ld).MarshalJSON()
 			checkScanJSON(t, "logs JSON "+name, jbody, depth, limit)
+		}
+		for name, place := range placesMetrics {
+			md := testMetrics(1)
+			nest(place(md), depth)
+			body, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkScan(t, "metrics "+name, body, pMetricsRequest, depth, limit)
+			jbody, _ := pmetricotlp.NewExportRequestFromMetrics(md).MarshalJSON()
+			checkScanJSON(t, "metrics JSON "+name, jbody, depth, limit)
 		}
 	}
 }
@@ -222,6 +235,58 @@ func logsDepth(ld plog.Logs) int {
 	return d
 }
 
+// metricsDepth is the deepest value of md, in every place pdata keeps values.
+func metricsDepth(md pmetric.Metrics) int {
+	d := 0
+	exemplars := func(exs pmetric.ExemplarSlice) {
+		for i := 0; i < exs.Len(); i++ {
+			d = max(d, mapDepth(exs.At(i).FilteredAttributes()))
+		}
+	}
+	rms := md.ResourceMetrics()
+	for i := 0; i < rms.Len(); i++ {
+		d = max(d, mapDepth(rms.At(i).Resource().Attributes()))
+		sms := rms.At(i).ScopeMetrics()
+		for j := 0; j < sms.Len(); j++ {
+			d = max(d, mapDepth(sms.At(j).Scope().Attributes()))
+			ms := sms.At(j).Metrics()
+			for k := 0; k < ms.Len(); k++ {
+				m := ms.At(k)
+				d = max(d, mapDepth(m.Metadata()))
+				numbers := func(nps pmetric.NumberDataPointSlice) {
+					for p := 0; p < nps.Len(); p++ {
+						d = max(d, mapDepth(nps.At(p).Attributes()))
+						exemplars(nps.At(p).Exemplars())
+					}
+				}
+				switch m.Type() {
+				case pmetric.MetricTypeGauge:
+					numbers(m.Gauge().DataPoints())
+				case pmetric.MetricTypeSum:
+					numbers(m.Sum().DataPoints())
+				case pmetric.MetricTypeHistogram:
+					for p := 0; p < m.Histogram().DataPoints().Len(); p++ {
+						dp := m.Histogram().DataPoints().At(p)
+						d = max(d, mapDepth(dp.Attributes()))
+						exemplars(dp.Exemplars())
+					}
+				case pmetric.MetricTypeExponentialHistogram:
+					for p := 0; p < m.ExponentialHistogram().DataPoints().Len(); p++ {
+						dp := m.ExponentialHistogram().DataPoints().At(p)
+						d = max(d, mapDepth(dp.Attributes()))
+						exemplars(dp.Exemplars())
+					}
+				case pmetric.MetricTypeSummary:
+					for p := 0; p < m.Summary().DataPoints().Len(); p++ {
+						d = max(d, mapDepth(m.Summary().DataPoints().At(p).Attributes()))
+					}
+				}
+			}
+		}
+	}
+	return d
+}
+
 func seedsDepth(f *testing.F) {
 	for _, depth := range []int{0, 2, 5} {
 		td := testTraces(2, 0, map[string]string{"a": "b"})
@@ -272,6 +337,82 @@ func FuzzScanProto(f *testing.F) {
 			t.Fatalf("pdata's encoding at depth %d past %d not refused: %v", got, limit, cerr)
 		case got <= limit && (cerr != nil || cst.depth != got):
 			t.Fatalf("pdata's encoding at depth %d: scan %+v, %v", got, cst, cerr)
+		}
+	})
+}
+
+// FuzzScanProtoMetrics is FuzzScanProto for metrics requests: the scan never
+// refuses as malformed what pdata decodes, never measures less nesting than pdata
+// decoded, and measures pdata's own encoding of what it decoded exactly.
+func FuzzScanProtoMetrics(f *testing.F) {
+	for _, depth := range []int{0, 2, 5} {
+		md := testMetrics(2)
+		for _, place := range placesMetrics {
+			nest(place(md), depth)
+		}
+		b, _ := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
+		f.Add(b)
+	}
+	f.Add([]byte{0x0a, 0x03, 0x0b, 0x0c, 0x00})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		const limit = 6
+		st, err := scanProto(data, pMetricsRequest, limit)
+		if st.depth > limit {
+			t.Fatalf("scan measured %d past its limit %d", st.depth, limit)
+		}
+		req := pmetricotlp.NewExportRequest()
+		if perr := req.UnmarshalProto(data); perr != nil {
+			return // the scan may have passed it: pdata explains what is wrong
+		}
+		got := metricsDepth(req.Metrics())
+		switch {
+		case err != nil && !errors.Is(err, errTooDeep):
+			t.Fatalf("scan refused as malformed what pdata decodes: %v", err)
+		case err == nil && st.depth < got:
+			t.Fatalf("scan measured depth %d, pdata decoded %d", st.depth, got)
+		}
+		canonical, cerr := req.MarshalProto()
+		if cerr != nil {
+			t.Fatal(cerr)
+		}
+		cst, cerr := scanProto(canonical, pMetricsRequest, limit)
+		switch {
+		case got > limit && !errors.Is(cerr, errTooDeep):
+			t.Fatalf("pdata's encoding at depth %d past %d not refused: %v", got, limit, cerr)
+		case got <= limit && (cerr != nil || cst.depth != got):
+			t.Fatalf("pdata's encoding at depth %d: scan %+v, %v", got, cst, cerr)
+		}
+	})
+}
+
+// FuzzScanJSONMetrics is FuzzScanJSON for metrics requests.
+func FuzzScanJSONMetrics(f *testing.F) {
+	for _, depth := range []int{0, 3, 7} {
+		md := testMetrics(1)
+		for _, place := range placesMetrics {
+			nest(place(md), depth)
+		}
+		b, _ := pmetricotlp.NewExportRequestFromMetrics(md).MarshalJSON()
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		const limit = 6
+		r := &Receiver{cfg: Config{MaxValueDepth: limit}}
+		_, ref := r.scanJSON(data, KindMetrics)
+		req := pmetricotlp.NewExportRequest()
+		if err := req.UnmarshalJSON(data); err != nil {
+			return
+		}
+		got := metricsDepth(req.Metrics())
+		if ref == nil && got > limit {
+			t.Fatalf("accepted a request pdata decodes %d deep, past %d", got, limit)
+		}
+		canonical, err := req.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, cref := r.scanJSON(canonical, KindMetrics); (cref != nil) != (got > limit) {
+			t.Fatalf("pdata's encoding at depth %d (limit %d): %v", got, limit, cref)
 		}
 	})
 }

@@ -13,6 +13,8 @@ type Kind byte
 const (
 	KindTraces Kind = 1 // an ExportTraceServiceRequest; Count is spans
 	KindLogs   Kind = 2 // an ExportLogsServiceRequest; Count is log records
+	// KindMetrics is an ExportMetricsServiceRequest; Count is data points.
+	KindMetrics Kind = 3
 )
 
 func (k Kind) String() string {
@@ -21,6 +23,8 @@ func (k Kind) String() string {
 		return "traces"
 	case KindLogs:
 		return "logs"
+	case KindMetrics:
+		return "metrics"
 	}
 	return fmt.Sprintf("kind(%d)", byte(k))
 }
@@ -40,7 +44,7 @@ func DecodeEntry(entry []byte) (k Kind, count int, data []byte, err error) {
 		return 0, 0, nil, errors.New("otlp queue entry: too short")
 	}
 	k = Kind(entry[0])
-	if k != KindTraces && k != KindLogs {
+	if k != KindTraces && k != KindLogs && k != KindMetrics {
 		return 0, 0, nil, fmt.Errorf("otlp queue entry: unknown kind %d", entry[0])
 	}
 	n, w := binary.Uvarint(entry[1:])

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 )
 
@@ -17,7 +18,7 @@ func fuzzReceiver() (*Receiver, *memQueue) {
 	q := &memQueue{}
 	cfg := Config{}
 	cfg.ApplyDefaults()
-	return New(cfg, Settings{Traces: q, Logs: q, Redactor: fakeRedactor{"secret"}, Resource: map[string]string{"service.name": "svc"}}), q
+	return New(cfg, Settings{Traces: q, Logs: q, MetricData: q, Redactor: fakeRedactor{"secret"}, Resource: map[string]string{"service.name": "svc"}}), q
 }
 
 func checkHTTP(t *testing.T, r *Receiver, path, ct string, body []byte) {
@@ -35,7 +36,11 @@ func seeds(f *testing.F) {
 	tj, _ := ptraceotlp.NewExportRequestFromTraces(testTraces(2, 0, nil)).MarshalJSON()
 	ld, _ := plogotlp.NewExportRequestFromLogs(testLogs("x secret y")).MarshalProto()
 	lj, _ := plogotlp.NewExportRequestFromLogs(testLogs("x")).MarshalJSON()
-	for _, s := range [][]byte{td, tj, ld, lj, nil, []byte("{}"), []byte(`{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"zz"}]}]}]}`)} {
+	sm := testMetrics(1)
+	sm.ResourceMetrics().At(0).Resource().Attributes().PutStr("db", "x secret y")
+	md, _ := pmetricotlp.NewExportRequestFromMetrics(sm).MarshalProto()
+	mj, _ := pmetricotlp.NewExportRequestFromMetrics(testMetrics(1)).MarshalJSON()
+	for _, s := range [][]byte{td, tj, ld, lj, md, mj, nil, []byte("{}"), []byte(`{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"zz"}]}]}]}`)} {
 		f.Add(s)
 	}
 }
@@ -46,6 +51,7 @@ func FuzzHTTPProtobuf(f *testing.F) {
 		r, q := fuzzReceiver()
 		checkHTTP(t, r, TracesPath, contentProtobuf, body)
 		checkHTTP(t, r, LogsPath, contentProtobuf, body)
+		checkHTTP(t, r, MetricsPath, contentProtobuf, body)
 		for _, e := range q.entries {
 			if _, _, _, err := DecodeEntry(e); err != nil {
 				t.Fatalf("stored an undecodable entry: %v", err)
@@ -63,6 +69,7 @@ func FuzzHTTPJSON(f *testing.F) {
 		r, _ := fuzzReceiver()
 		checkHTTP(t, r, TracesPath, contentJSON, body)
 		checkHTTP(t, r, LogsPath, contentJSON, body)
+		checkHTTP(t, r, MetricsPath, contentJSON, body)
 	})
 }
 
@@ -76,6 +83,9 @@ func FuzzGRPCTraces(f *testing.F) {
 		ctx, done = tapped(t, r, KindLogs)
 		_, _ = r.exportLogsGRPC(ctx, body)
 		done()
+		ctx, done = tapped(t, r, KindMetrics)
+		_, _ = r.exportMetricsGRPC(ctx, body)
+		done()
 	})
 }
 
@@ -84,8 +94,11 @@ func FuzzGRPCTraces(f *testing.F) {
 func tapped(t testing.TB, r *Receiver, k Kind) (context.Context, context.CancelFunc) {
 	t.Helper()
 	method := "/" + traceServiceDesc.ServiceName + "/Export"
-	if k == KindLogs {
+	switch k {
+	case KindLogs:
 		method = "/" + logsServiceDesc.ServiceName + "/Export"
+	case KindMetrics:
+		method = "/" + metricsServiceDesc.ServiceName + "/Export"
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ctx, err := r.tapGRPC(ctx, &tap.Info{FullMethodName: method})

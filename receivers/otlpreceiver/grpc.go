@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -26,39 +27,34 @@ import (
 // request that does not decode is answered INVALID_ARGUMENT with the reason (gRPC's
 // own decoding would say INTERNAL) and the receiver controls every decode.
 var (
-	traceServiceDesc = grpc.ServiceDesc{
-		ServiceName: "opentelemetry.proto.collector.trace.v1.TraceService",
-		HandlerType: (*any)(nil),
-		Methods: []grpc.MethodDesc{{
-			MethodName: "Export",
-			Handler: func(srv any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
-				buf := grpcBodyPool.Get().(*[]byte)
-				defer putGRPCBody(buf)
-				if err := dec(buf); err != nil {
-					return nil, err
-				}
-				return srv.(*Receiver).exportTracesGRPC(ctx, *buf)
-			},
-		}},
-		Metadata: "opentelemetry/proto/collector/trace/v1/trace_service.proto",
-	}
-	logsServiceDesc = grpc.ServiceDesc{
-		ServiceName: "opentelemetry.proto.collector.logs.v1.LogsService",
-		HandlerType: (*any)(nil),
-		Methods: []grpc.MethodDesc{{
-			MethodName: "Export",
-			Handler: func(srv any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
-				buf := grpcBodyPool.Get().(*[]byte)
-				defer putGRPCBody(buf)
-				if err := dec(buf); err != nil {
-					return nil, err
-				}
-				return srv.(*Receiver).exportLogsGRPC(ctx, *buf)
-			},
-		}},
-		Metadata: "opentelemetry/proto/collector/logs/v1/logs_service.proto",
-	}
+	traceServiceDesc = exportService("opentelemetry.proto.collector.trace.v1.TraceService",
+		"opentelemetry/proto/collector/trace/v1/trace_service.proto", (*Receiver).exportTracesGRPC)
+	logsServiceDesc = exportService("opentelemetry.proto.collector.logs.v1.LogsService",
+		"opentelemetry/proto/collector/logs/v1/logs_service.proto", (*Receiver).exportLogsGRPC)
+	metricsServiceDesc = exportService("opentelemetry.proto.collector.metrics.v1.MetricsService",
+		"opentelemetry/proto/collector/metrics/v1/metrics_service.proto", (*Receiver).exportMetricsGRPC)
 )
+
+// exportService describes an OTLP service whose one method, Export, hands the raw
+// request to export.
+func exportService(name, metadata string, export func(*Receiver, context.Context, []byte) (any, error)) grpc.ServiceDesc {
+	return grpc.ServiceDesc{
+		ServiceName: name,
+		HandlerType: (*any)(nil),
+		Methods: []grpc.MethodDesc{{
+			MethodName: "Export",
+			Handler: func(srv any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+				buf := grpcBodyPool.Get().(*[]byte)
+				defer putGRPCBody(buf)
+				if err := dec(buf); err != nil {
+					return nil, err
+				}
+				return export(srv.(*Receiver), ctx, *buf)
+			},
+		}},
+		Metadata: metadata,
+	}
+}
 
 // grpcBodyPool holds request buffers; decoding copies what it keeps.
 var grpcBodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
@@ -92,6 +88,7 @@ func (r *Receiver) newGRPCServer() *grpc.Server {
 	)
 	s.RegisterService(&traceServiceDesc, r)
 	s.RegisterService(&logsServiceDesc, r)
+	s.RegisterService(&metricsServiceDesc, r)
 	return s
 }
 
@@ -115,6 +112,8 @@ func (r *Receiver) tapGRPC(ctx context.Context, info *tap.Info) (context.Context
 		k = KindTraces
 	case "/" + logsServiceDesc.ServiceName + "/Export":
 		k = KindLogs
+	case "/" + metricsServiceDesc.ServiceName + "/Export":
+		k = KindMetrics
 	default:
 		return ctx, nil
 	}
@@ -223,6 +222,30 @@ func (r *Receiver) exportLogsGRPC(ctx context.Context, in []byte) (any, error) {
 	return plogotlp.NewExportResponse().MarshalProto()
 }
 
+func (r *Receiver) exportMetricsGRPC(ctx context.Context, in []byte) (any, error) {
+	a, err := received(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if r.metrics == nil {
+		r.m.requests.WithLabelValues("metrics", "grpc", resultInvalid).Inc()
+		return nil, r.grpcStatus(errNoMetrics)
+	}
+	if err := r.admitGRPC(a, in, KindMetrics); err != nil {
+		return nil, err
+	}
+	req := pmetricotlp.NewExportRequest()
+	if err := req.UnmarshalProto(in); err != nil {
+		r.m.requests.WithLabelValues("metrics", "grpc", resultInvalid).Inc()
+		return nil, status.Errorf(codes.InvalidArgument, "cannot decode the OTLP metrics request: %v", err)
+	}
+	o := r.consumeMetrics(ctx, req.Metrics(), "grpc")
+	if o.err != nil {
+		return nil, r.grpcStatus(o.err)
+	}
+	return metricsResponse(o).MarshalProto()
+}
+
 // emptyResponse is the serialized ExportTraceServiceResponse without partial success.
 var emptyResponse = []byte{}
 
@@ -230,7 +253,7 @@ var emptyResponse = []byte{}
 // with RetryInfo (which OTLP clients need to retry it), a failed store UNAVAILABLE.
 func (r *Receiver) grpcStatus(err error) error {
 	switch {
-	case errors.Is(err, errNoTraces), errors.Is(err, errNoLogs):
+	case noExporter(err):
 		return status.Error(codes.Unimplemented, err.Error())
 	case errors.Is(err, pipeline.ErrFull):
 		return withRetryInfo(codes.ResourceExhausted, "outrider's queue is full; retry later: "+err.Error(), r.retryAfter)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
@@ -26,8 +27,9 @@ import (
 
 // OTLP/HTTP paths.
 const (
-	TracesPath = "/v1/traces"
-	LogsPath   = "/v1/logs"
+	TracesPath  = "/v1/traces"
+	LogsPath    = "/v1/logs"
+	MetricsPath = "/v1/metrics"
 )
 
 const (
@@ -39,8 +41,9 @@ func (r *Receiver) newHTTPServer() *http.Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc(TracesPath, func(w http.ResponseWriter, req *http.Request) { r.serveHTTP(w, req, KindTraces) })
 	mux.HandleFunc(LogsPath, func(w http.ResponseWriter, req *http.Request) { r.serveHTTP(w, req, KindLogs) })
+	mux.HandleFunc(MetricsPath, func(w http.ResponseWriter, req *http.Request) { r.serveHTTP(w, req, KindMetrics) })
 	mux.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
-		http.Error(w, fmt.Sprintf("no OTLP endpoint at %s; send traces to %s and logs to %s", req.URL.Path, TracesPath, LogsPath), http.StatusNotFound)
+		http.Error(w, fmt.Sprintf("no OTLP endpoint at %s; send traces to %s, logs to %s and metrics to %s", req.URL.Path, TracesPath, LogsPath, MetricsPath), http.StatusNotFound)
 	})
 	return &http.Server{
 		Handler:           mux,
@@ -95,12 +98,8 @@ func (r *Receiver) serveHTTP(w http.ResponseWriter, req *http.Request, k Kind) {
 		writeHTTPError(w, asJSON, &httpError{http.StatusMethodNotAllowed, "OTLP export requests must be POST"}, 0)
 		return
 	}
-	if (k == KindTraces && r.traces == nil) || (k == KindLogs && r.logs == nil) {
+	if q, err := r.appender(k); q == nil {
 		r.m.requests.WithLabelValues(signal, "http", resultInvalid).Inc()
-		err := errNoTraces
-		if k == KindLogs {
-			err = errNoLogs
-		}
 		r.writeRefusal(w, asJSON, err)
 		return
 	}
@@ -172,6 +171,12 @@ func (r *Receiver) serveHTTP(w http.ResponseWriter, req *http.Request, k Kind) {
 		if derr = unmarshal(ereq, buf.Bytes(), asJSON); derr == nil {
 			o = r.consumeLogs(req.Context(), ereq.Logs(), "http")
 			resp = plogotlp.NewExportResponse()
+		}
+	case k == KindMetrics:
+		ereq := pmetricotlp.NewExportRequest()
+		if derr = unmarshal(ereq, buf.Bytes(), asJSON); derr == nil {
+			o = r.consumeMetrics(req.Context(), ereq.Metrics(), "http")
+			resp = metricsResponse(o)
 		}
 	}
 	if derr != nil {
@@ -283,7 +288,7 @@ func (r *Receiver) writeHTTPRefusal(w http.ResponseWriter, asJSON bool, signal s
 // queue is full, 503 when storing failed, 404 when the signal has no exporter.
 func (r *Receiver) writeRefusal(w http.ResponseWriter, asJSON bool, err error) {
 	switch {
-	case errors.Is(err, errNoTraces), errors.Is(err, errNoLogs):
+	case noExporter(err):
 		writeHTTPError(w, asJSON, &httpError{http.StatusNotFound, err.Error()}, 0)
 	case errors.Is(err, pipeline.ErrFull):
 		writeHTTPError(w, asJSON, &httpError{http.StatusTooManyRequests, "outrider's queue is full; retry later: " + err.Error()}, r.retryAfter)

@@ -24,9 +24,9 @@ type Settings struct {
 	Logger *slog.Logger
 	// Metrics are shared by the process; nil uses an unregistered set.
 	Metrics *Metrics
-	// Traces and Logs store accepted requests. A nil Appender refuses its signal with
-	// a message saying which exporter to configure.
-	Traces, Logs Appender
+	// Traces, Logs and MetricData store accepted requests. A nil Appender refuses its
+	// signal with a message saying which exporter to configure.
+	Traces, Logs, MetricData Appender
 	// Redactor scrubs live secret values before anything is stored; nil scrubs nothing.
 	Redactor Redactor
 	// Resource are the agent's resource attributes (service.name, k8s.pod.name, ...);
@@ -53,6 +53,7 @@ type Receiver struct {
 	m          *Metrics
 	traces     Appender
 	logs       Appender
+	metrics    Appender
 	scrub      scrubber
 	enrich     enricher
 	retryAfter time.Duration
@@ -100,6 +101,7 @@ func New(cfg Config, set Settings) *Receiver {
 		m:          m,
 		traces:     set.Traces,
 		logs:       set.Logs,
+		metrics:    set.MetricData,
 		scrub:      scrubber{set.Redactor},
 		enrich:     newEnricher(res, cfg.Resource.Overwrite),
 		retryAfter: ra,
@@ -161,7 +163,7 @@ func (r *Receiver) Start(context.Context) error {
 		})
 	}
 	r.log.Info("otlp receiver listening", "grpc", addrString(r.grpcAddr), "http", addrString(r.httpAddr),
-		"traces", r.traces != nil, "logs", r.logs != nil)
+		"traces", r.traces != nil, "logs", r.logs != nil, "metrics", r.metrics != nil)
 	return nil
 }
 
@@ -217,7 +219,27 @@ type outcome struct {
 var (
 	errNoTraces = errors.New("this outrider has no trace exporter: configure exporters.otlp (e.g. Tempo's OTLP endpoint) to accept traces")
 	errNoLogs   = errors.New("this outrider has no log exporter: configure exporters.loki to accept logs")
+	// errNoMetrics is also the injector's cue: a pod without a metrics destination
+	// gets OTEL_METRICS_EXPORTER=none, so an SDK meets it only when configured by hand.
+	errNoMetrics = errors.New("this outrider has no metrics exporter: configure exporters.otlp_metrics (e.g. Prometheus' OTLP endpoint) to accept metrics, or set OTEL_METRICS_EXPORTER=none in the application")
 )
+
+// appender returns where requests of kind k are stored, and the error that refuses
+// them when nowhere.
+func (r *Receiver) appender(k Kind) (Appender, error) {
+	switch k {
+	case KindTraces:
+		return r.traces, errNoTraces
+	case KindLogs:
+		return r.logs, errNoLogs
+	}
+	return r.metrics, errNoMetrics
+}
+
+// noExporter reports an error that refuses a signal without an exporter.
+func noExporter(err error) bool {
+	return errors.Is(err, errNoTraces) || errors.Is(err, errNoLogs) || errors.Is(err, errNoMetrics)
+}
 
 // consumeTraces checks, enriches, scrubs and stores one request.
 func (r *Receiver) consumeTraces(ctx context.Context, td ptrace.Traces, transport string) outcome {
@@ -365,7 +387,7 @@ func resultOf(err error) string {
 	switch {
 	case errors.Is(err, pipeline.ErrFull):
 		return resultFull
-	case errors.Is(err, errNoTraces), errors.Is(err, errNoLogs):
+	case noExporter(err):
 		return resultInvalid
 	}
 	return resultError

@@ -303,7 +303,7 @@ func TestHTTPRefusals(t *testing.T) {
 	if resp, body := postHTTP(t, r, LogsPath, contentProtobuf, "", pb); resp.StatusCode != 404 || !strings.Contains(string(body), "exporters.loki") {
 		t.Fatalf("logs without exporter: %d %s", resp.StatusCode, body)
 	}
-	if resp, body := postHTTP(t, r, "/v1/metrics", contentProtobuf, "", pb); resp.StatusCode != 404 || !strings.Contains(string(body), TracesPath) {
+	if resp, body := postHTTP(t, r, "/v1/profiles", contentProtobuf, "", pb); resp.StatusCode != 404 || !strings.Contains(string(body), MetricsPath) {
 		t.Fatalf("unknown path: %d %s", resp.StatusCode, body)
 	}
 	req, _ := http.NewRequest(http.MethodGet, "http://"+r.HTTPAddr().String()+TracesPath, nil)
