@@ -5,6 +5,7 @@ package tail
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -32,15 +33,30 @@ func cpuTime(b *testing.B) time.Duration {
 // the start of Run to the last record.
 func BenchmarkTail(b *testing.B) {
 	const lines = 100_000
+	const payload = `{"ts":"2024-05-01T10:00:00.%06dZ","level":"info","msg":"request served","method":"GET","path":"/api/v1/orders/%d","status":200,"duration_ms":12,"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"}`
 	formats := []struct {
-		name string
-		line func(i int) string
+		name   string
+		format string
+		line   func(i int) string
 	}{
-		{"json", func(i int) string {
+		{"json", FormatRaw, func(i int) string {
 			return fmt.Sprintf(`{"ts":"2024-05-01T10:00:00.%06dZ","level":"info","msg":"request served","method":"GET","path":"/api/v1/orders/%d","status":200,"duration_ms":12,"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"}`, i%1000000, i)
 		}},
-		{"logfmt", func(i int) string {
+		{"logfmt", FormatRaw, func(i int) string {
 			return fmt.Sprintf(`ts=2024-05-01T10:00:00.%06dZ level=info msg="request served" method=GET path=/api/v1/orders/%d status=200 duration_ms=12 trace_id=4bf92f3577b34da6a3ce929d0e0e4736`, i%1000000, i)
+		}},
+		// The json lines as the kubelet's runtime writes them, stdout and stderr.
+		{"cri-json", FormatCRI, func(i int) string {
+			stream := "stdout"
+			if i%4 == 0 {
+				stream = "stderr"
+			}
+			return fmt.Sprintf("2024-05-01T10:00:00.%09dZ %s F "+payload, i, stream, i%1000000, i)
+		}},
+		// The json lines as Docker's json-file writes them.
+		{"docker-json", FormatDocker, func(i int) string {
+			b, _ := json.Marshal(map[string]string{"log": fmt.Sprintf(payload, i%1000000, i) + "\n", "stream": "stdout", "time": fmt.Sprintf("2024-05-01T10:00:00.%09dZ", i)})
+			return string(b)
 		}},
 	}
 	for _, f := range formats {
@@ -56,7 +72,7 @@ func BenchmarkTail(b *testing.B) {
 			}
 			// The last plain-text line waits flush_after for a continuation; keep that
 			// wait out of the measurement.
-			cfg := Config{Name: "bench", Path: path, Multiline: multiline.Config{FlushAfter: time.Millisecond}}
+			cfg := Config{Name: "bench", Path: path, Format: f.format, Multiline: multiline.Config{FlushAfter: time.Millisecond}}
 			b.SetBytes(int64(buf.Len()))
 			b.ReportAllocs()
 			cpu0 := cpuTime(b)
@@ -169,4 +185,30 @@ func BenchmarkReadLag(b *testing.B) {
 	b.ReportMetric(q(0.99), "p99-lag-ms")
 	b.ReportMetric(q(1), "max-lag-ms")
 	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkParseRuntimeLine parses one line of each runtime format: no allocation.
+func BenchmarkParseRuntimeLine(b *testing.B) {
+	cri := []byte(`2024-05-01T10:00:00.123456789Z stdout F {"level":"info","msg":"request served","path":"/api/v1/orders/1"}`)
+	docker := []byte(`{"log":"{\"level\":\"info\",\"msg\":\"request served\",\"path\":\"/api/v1/orders/1\"}\n","stream":"stdout","time":"2024-05-01T10:00:00.123456789Z"}`)
+	b.Run("cri", func(b *testing.B) {
+		b.SetBytes(int64(len(cri)))
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, ok := parseCRI(cri); !ok {
+				b.Fatal("not parsed")
+			}
+		}
+	})
+	b.Run("docker", func(b *testing.B) {
+		b.SetBytes(int64(len(docker)))
+		b.ReportAllocs()
+		buf := make([]byte, 0, 512)
+		for b.Loop() {
+			var ok bool
+			if _, buf, ok = parseDocker(docker, buf[:0]); !ok {
+				b.Fatal("not parsed")
+			}
+		}
+	})
 }
