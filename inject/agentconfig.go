@@ -44,6 +44,7 @@ type agentConfig struct {
 // sidecar's local Sentry endpoint. Problems are attributed to annotations.
 func (o *options) buildConfig(sentryKey string) (*agentConfig, problems) {
 	cfg, rules := o.configValue()
+	o.vaultK8s.applyConfig(&cfg, &rules)
 	root, err := encodeYAML(cfg)
 	if err != nil {
 		var p problems

@@ -59,6 +59,10 @@ type Defaults struct {
 	SecretsSizeLimit string `yaml:"secrets_size_limit"`
 	// QueueSizeLimit bounds the queue volume (AnnotationQueueSizeLimit).
 	QueueSizeLimit string `yaml:"queue_size_limit"`
+	// VaultK8sCompat also reads the vault.hashicorp.com/* annotations of HashiCorp's
+	// Vault Agent injector (vault-k8s), as docs/migrating-from-vault-k8s.md describes;
+	// off by default.
+	VaultK8sCompat bool `yaml:"vault_k8s_compat"`
 	// AgentPort is the port of the sidecar's /metrics, /healthz and /readyz, served on
 	// every address of the pod so that the kubelet can probe it; default 8686.
 	AgentPort int `yaml:"agent_port"`

@@ -108,7 +108,7 @@ func (in *Injector) mutate(req *admissionv1.AdmissionRequest) (*admissionv1.Admi
 	if err != nil {
 		return deny(req.UID, http.StatusBadRequest, "outrider: "+err.Error()), ResultError
 	}
-	ok, probs := wantsInjection(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Annotations: shape.Metadata.Annotations}})
+	ok, probs := in.wants(shape.Metadata.Annotations)
 	if len(probs) > 0 {
 		return deny(req.UID, http.StatusBadRequest, denyMessage(probs)), ResultDenied
 	}
@@ -142,9 +142,13 @@ func (in *Injector) mutate(req *admissionv1.AdmissionRequest) (*admissionv1.Admi
 // inject plans the injection into pod; salt makes the local Sentry key unique to the
 // request.
 func (in *Injector) inject(pod *corev1.Pod, salt string) (*plan, problems) {
-	o, probs := parseOptions(pod, &in.defaults)
+	view, vk, probs := in.vaultK8sView(pod)
 	if len(probs) > 0 {
 		return nil, probs
+	}
+	o, probs := parseOptionsWith(view, &in.defaults, vk)
+	if len(probs) > 0 {
+		return nil, vk.blame(probs)
 	}
 	key := sentryKey(pod, salt)
 	if o.hasSentry() {
@@ -153,9 +157,16 @@ func (in *Injector) inject(pod *corev1.Pod, salt string) (*plan, problems) {
 	}
 	ac, probs := o.buildConfig(key)
 	if len(probs) > 0 {
+		return nil, vk.blame(probs)
+	}
+	pl, probs := buildPatch(pod, o, ac)
+	if len(probs) > 0 {
+		return nil, vk.blame(probs)
+	}
+	if probs := vk.finish(pod, o, pl); len(probs) > 0 {
 		return nil, probs
 	}
-	return buildPatch(pod, o, ac)
+	return pl, nil
 }
 
 // sentryKey derives the public key of the sidecar's local Sentry endpoint from the

@@ -62,6 +62,7 @@ type options struct {
 	role, authPath, authMethod               string
 
 	files       []fileOptions
+	vaultK8s    *vaultK8s // what the pod's vault-k8s annotations add (compatibility mode)
 	secretsDir  string
 	secretsSize resource.Quantity
 
@@ -149,6 +150,12 @@ var knownAnnotations = map[string]bool{
 // parseOptions reads the pod's annotations over the defaults and checks everything
 // that can be checked without generating the agent's configuration.
 func parseOptions(pod *corev1.Pod, d *Defaults) (*options, problems) {
+	return parseOptionsWith(pod, d, nil)
+}
+
+// parseOptionsWith is parseOptions with the files and settings of a pod's vault-k8s
+// annotations (compatibility mode; nil without).
+func parseOptionsWith(pod *corev1.Pod, d *Defaults, vk *vaultK8s) (*options, problems) {
 	var p problems
 	ann := pod.Annotations
 	get := func(key, def string) string {
@@ -172,6 +179,7 @@ func parseOptions(pod *corev1.Pod, d *Defaults) (*options, problems) {
 		secretsDir:    get(AnnotationSecretsDir, DefaultSecretsDir),
 	}
 	o.vaultNamespace = get(AnnotationVaultNamespace, "")
+	o.vaultK8s, o.files = vk, vk.fileOptions()
 
 	switch o.mode {
 	case ModeNative, ModeClassic:

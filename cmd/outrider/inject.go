@@ -49,7 +49,7 @@ type injectFlags struct {
 }
 
 func (f *injectFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.config, "config", "", "YAML file with the injector's defaults (image, sidecar_mode, vault_addr, loki_url, tempo_endpoint, sentry_dsn_secret, cpu_request, cpu_limit, memory_request, memory_limit, secrets_size_limit, queue_size_limit, agent_port); flags given on the command line win")
+	fs.StringVar(&f.config, "config", "", "YAML file with the injector's defaults (image, sidecar_mode, vault_addr, loki_url, tempo_endpoint, sentry_dsn_secret, cpu_request, cpu_limit, memory_request, memory_limit, secrets_size_limit, queue_size_limit, agent_port, vault_k8s_compat); flags given on the command line win")
 	fs.StringVar(&f.listen, "listen", ":8443", "HTTPS address of /mutate, /healthz and /metrics")
 	fs.StringVar(&f.certFile, "tls-cert", "/etc/outrider-injector/tls/tls.crt", "serving certificate (PEM, with its chain); re-read when it changes")
 	fs.StringVar(&f.keyFile, "tls-key", "/etc/outrider-injector/tls/tls.key", "serving certificate's private key (PEM); re-read when it changes")
@@ -73,6 +73,7 @@ func (f *injectFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&d.SecretsSizeLimit, "secrets-size-limit", inject.DefaultSecretsSizeLimit, "size limit of the in-memory secrets volume ("+inject.AnnotationSecretsSizeLimit+")")
 	fs.StringVar(&d.QueueSizeLimit, "queue-size-limit", inject.DefaultQueueSizeLimit, "size limit of the queue volume ("+inject.AnnotationQueueSizeLimit+")")
 	fs.IntVar(&d.AgentPort, "agent-port", inject.DefaultAgentPort, "port of the sidecar's /metrics, /healthz and /readyz")
+	fs.BoolVar(&d.VaultK8sCompat, "vault-k8s-compat", false, "also read vault-k8s's vault.hashicorp.com/* annotations (docs/migrating-from-vault-k8s.md); config key vault_k8s_compat")
 
 	fs.BoolVar(&f.selfSigned, "self-signed", false, "generate a CA and a serving certificate for the Service into --out-dir, print the base64 caBundle, and exit")
 	fs.StringVar(&f.outDir, "out-dir", "", "with --self-signed: where to write ca.crt, tls.crt and tls.key (kept when still valid for the names)")
@@ -203,6 +204,7 @@ func overrides(d, flags *inject.Defaults) map[string]func() {
 		"secrets-size-limit": func() { d.SecretsSizeLimit = flags.SecretsSizeLimit },
 		"queue-size-limit":   func() { d.QueueSizeLimit = flags.QueueSizeLimit },
 		"agent-port":         func() { d.AgentPort = flags.AgentPort },
+		"vault-k8s-compat":   func() { d.VaultK8sCompat = flags.VaultK8sCompat },
 	}
 }
 
