@@ -1,6 +1,9 @@
 // Package otlpexporter is the exporter that sends spans to an OTLP backend — Tempo, and
 // anything else that speaks OTLP (Jaeger, a Collector) — over gRPC or OTLP/HTTP
 // (protobuf), wrapped in the shared batch → retry → timeout layers of exporters/exporterhelper.
+// MetricsExporter is the same machinery for metrics (to Prometheus' or Mimir's OTLP
+// endpoint): only the path, the gRPC method, the item counted (data points) and the
+// messages differ (signal.go); what follows about spans holds for data points.
 //
 // The hot path never decodes a span. Spans arrive as pipeline.TraceBatch values, each a
 // serialized ExportTraceServiceRequest; serialized requests concatenate into one valid

@@ -27,11 +27,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "outrider_otlp_requests_total",
-			Help: "OTLP export requests received, by signal (traces, logs), transport (grpc, http) and result (ok, partial, invalid, too_deep, too_large, busy, full, error).",
+			Help: "OTLP export requests received, by signal (traces, logs, metrics), transport (grpc, http) and result (ok, partial, invalid, too_deep, too_large, busy, full, error).",
 		}, []string{"signal", "transport", "result"}),
 		items: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "outrider_otlp_items_total",
-			Help: "Spans and log records received, by signal and result: accepted (stored in the queue), rejected (refused in a partial-success response) or refused (the whole request was refused and the client told to retry or fix it).",
+			Help: "Spans, log records and metric data points received, by signal and result: accepted (stored in the queue), rejected (refused in a partial-success response) or refused (the whole request was refused and the client told to retry or fix it).",
 		}, []string{"signal", "result"}),
 		connsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "outrider_otlp_connections_refused_total",
