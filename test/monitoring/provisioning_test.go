@@ -234,3 +234,39 @@ func TestDashboardProvider(t *testing.T) {
 		t.Errorf("%s: %+v, want one file provider with an absolute path", ProviderFile, f)
 	}
 }
+
+// TestAgentConfigsLinkProvisionedDatasources checks the agent configurations under
+// examples/: the datasource UIDs their grafana section gives Sentry events' links
+// must be provisioned datasources of the right type, or the links open nothing.
+func TestAgentConfigsLinkProvisionedDatasources(t *testing.T) {
+	types, _ := datasources(t)
+	files, err := filepath.Glob(filepath.Join(Root(), "examples", "*", "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cfg struct {
+			Grafana *struct {
+				URL   string `yaml:"url"`
+				Tempo string `yaml:"tempo_datasource_uid"`
+				Loki  string `yaml:"loki_datasource_uid"`
+			} `yaml:"grafana"`
+		}
+		if yaml.Unmarshal(data, &cfg) != nil || cfg.Grafana == nil {
+			continue // not an agent configuration
+		}
+		n++
+		rel, _ := filepath.Rel(Root(), f)
+		for _, c := range []struct{ key, uid, typ string }{{"tempo_datasource_uid", cfg.Grafana.Tempo, "tempo"}, {"loki_datasource_uid", cfg.Grafana.Loki, "loki"}} {
+			if c.uid != "" && types[c.uid] != c.typ {
+				t.Errorf("%s: grafana.%s %q is not a provisioned %s datasource (%s)", rel, c.key, c.uid, c.typ, DatasourcesFile)
+			}
+		}
+	}
+	t.Logf("%d agent configurations with a grafana section", n)
+}
