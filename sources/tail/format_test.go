@@ -369,6 +369,19 @@ func TestRuntimeFormatPathMetadata(t *testing.T) {
 	if uid != "0b9c1f7e-0000-4000-8000-000000000001" {
 		t.Errorf("pod_uid metadata = %q", uid)
 	}
+
+	// A file outside the layout is read without those labels, and counted.
+	other, err := s.newTailer(nil, "/var/log/pods/not-a-pod-dir/app/0.log", fileID{ino: 2}, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs = feedAll(s, other, []byte("2026-12-06T11:44:01Z stdout F hi\n"), nil)
+	if len(recs) != 1 || recs[0].Stream.Get("pod") != "" || recs[0].Stream.Get("stream") != "stdout" {
+		t.Fatalf("records %+v; want one without pod labels", recs)
+	}
+	if got := value(s.m.pathUnmatched); got != 1 {
+		t.Fatalf("path_metadata unmatched = %v; want 1", got)
+	}
 }
 
 func FuzzCRI(f *testing.F) {

@@ -2,6 +2,7 @@ package tail
 
 import (
 	"compress/gzip"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -22,8 +23,9 @@ const kubeletPart = 16 << 10
 // "<time> <stream> <P|F> <part>" line per write, long lines split into 16 KiB parts,
 // and rotation by rename, new file, reopen.
 type criWriter struct {
-	t    testing.TB
-	path string
+	t      testing.TB
+	format string // FormatCRI, or FormatDocker for Docker's json-file
+	path   string
 	f    *os.File
 	now  time.Time
 	sent [numStreams][]string
@@ -34,7 +36,7 @@ func newCRIWriter(t testing.TB, path string) *criWriter {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	w := &criWriter{t: t, path: path, now: time.Now().UTC().Truncate(time.Second)}
+	w := &criWriter{t: t, format: FormatCRI, path: path, now: time.Now().UTC().Truncate(time.Second)}
 	w.reopen()
 	t.Cleanup(func() { _ = w.f.Close() })
 	return w
@@ -69,7 +71,18 @@ func (w *criWriter) writeParts(st int, parts ...string) {
 func (w *criWriter) writeTagged(st int, tag, part string) {
 	w.t.Helper()
 	w.now = w.now.Add(time.Microsecond)
-	if _, err := fmt.Fprintf(w.f, "%s %s %s %s\n", w.now.Format(time.RFC3339Nano), streamNames[st], tag, part); err != nil {
+	line := fmt.Sprintf("%s %s %s %s\n", w.now.Format(time.RFC3339Nano), streamNames[st], tag, part)
+	if w.format == FormatDocker {
+		if tag == "F" {
+			part += "\n"
+		}
+		b, err := json.Marshal(map[string]string{"log": part, "stream": streamNames[st], "time": w.now.Format(time.RFC3339Nano)})
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		line = string(b) + "\n"
+	}
+	if _, err := w.f.WriteString(line); err != nil {
 		w.t.Fatal(err)
 	}
 }
@@ -252,12 +265,19 @@ func TestKubeletCRIFilesWithRotation(t *testing.T) {
 }
 
 // TestCRIRestartInsideASplitLine stops the source while a stdout line is only
-// partly written (its P parts read, stderr lines after them shipped), and starts
+// partly written (CRI, and Docker's json-file) (its P parts read, stderr lines after them shipped), and starts
 // it again: the line arrives once and whole, and no stderr line is sent twice.
 func TestCRIRestartInsideASplitLine(t *testing.T) {
+	for _, format := range []string{FormatCRI, FormatDocker} {
+		t.Run(format, func(t *testing.T) { testRestartInsideASplitLine(t, format) })
+	}
+}
+
+func testRestartInsideASplitLine(t *testing.T, format string) {
 	root := t.TempDir()
 	path := filepath.Join(root, "app", "0.log")
 	w := newCRIWriter(t, path)
+	w.format = format
 	cfg := testConfig(root)
 	cfg.Path = filepath.Join(root, "*", "*.log")
 	cfg.Format = FormatAuto
@@ -303,6 +323,55 @@ func TestCRIRestartInsideASplitLine(t *testing.T) {
 	for _, r := range second.records() {
 		if r.Stream.Get("container") != "app" {
 			t.Fatalf("container label %q; want app from the path", r.Stream.Get("container"))
+		}
+	}
+}
+
+// TestRuntimeRotationInsideASplitLine: the runtime reopened the path in the middle
+// of a long line, so the renamed file ends in a part. Once the renamed file is
+// quiet, that part is shipped as a line of its own; the rest arrives from the new
+// file. Nothing is lost.
+func TestRuntimeRotationInsideASplitLine(t *testing.T) {
+	root := t.TempDir()
+	path := filepath.Join(root, "app", "0.log")
+	w := newCRIWriter(t, path)
+	cfg := testConfig(root)
+	cfg.Path = filepath.Join(root, "*", "*.log")
+	cfg.Format = FormatCRI
+	noStackTraces(&cfg)
+	sink := newSink(true)
+	h := start(t, cfg, sink, "", quickRelease)
+	eventually(t, "0.log followed", func() bool { return value(h.src.m.filesOpen) == 1 })
+	w.line(streamStdout, "before")
+	w.writeTagged(streamStdout, "P", "first half ")
+	w.rotate(func() {})
+	w.writeTagged(streamStdout, "F", "second half")
+	w.line(streamStderr, "after")
+	waitLines(t, sink, 4)
+	time.Sleep(100 * time.Millisecond)
+	got := byStream(t, sink.records())
+	equalStreams(t, got, [numStreams][]string{
+		streamStdout: {"before", "first half ", "second half"},
+		streamStderr: {"after"},
+	})
+	eventually(t, "the renamed file released", func() bool { return value(h.src.m.filesOpen) == 1 })
+}
+
+func TestRuntimeFormatsSkipCompressedFiles(t *testing.T) {
+	for _, tt := range []struct {
+		format string
+		want   bool
+	}{{FormatRaw, false}, {FormatCRI, true}, {FormatDocker, true}, {FormatAuto, true}} {
+		cfg := Config{Path: "/var/log/pods/*/*/*", Format: tt.format}
+		s, err := New(cfg, Settings{Sink: newSink(true)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.excluded("/var/log/pods/a_b_c/app/0.log.20261206-114401.gz"); got != tt.want {
+			t.Errorf("format %s: excluded .gz = %v; want %v", tt.format, got, tt.want)
+		}
+		if s.excluded("/var/log/pods/a_b_c/app/0.log.20261206-114401") {
+			t.Errorf("format %s: the renamed file excluded", tt.format)
 		}
 	}
 }

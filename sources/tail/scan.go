@@ -117,7 +117,7 @@ func (s *Source) open(path string, id fileID) {
 		_ = f.Close()
 		return
 	}
-	t.restore(restored)
+	s.restore(t, restored)
 	if prev := s.lastOwner[path]; prev != nil && prev != t {
 		prev.atEOF, prev.lastActive = false, time.Now()
 		s.m.rotations.Inc()
@@ -179,7 +179,9 @@ func (s *Source) fileMeta(t *tailer, path string) []pipeline.Label {
 
 // restore makes t skip the records of each stream that the saved position says
 // were shipped past its offset.
-func (t *tailer) restore(pos position) {
+func (s *Source) restore(t *tailer, pos position) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for i := range t.emitted {
 		if v, ok := pos.Shipped[shippedKey(i)]; ok && v > t.emitted[i] {
 			t.emitted[i], t.shipped[i] = v, v
@@ -215,7 +217,7 @@ func (s *Source) recoverRotated() {
 			_ = f.Close()
 			continue
 		}
-		t.restore(pos)
+		s.restore(t, pos)
 		t.gone = true
 		s.m.rotations.Inc()
 		s.log.Info("file rotated while stopped; reading the rest of it", "path", path, "was", pos.Path, "offset", pos.Offset)
