@@ -26,9 +26,9 @@ type criWriter struct {
 	t      testing.TB
 	format string // FormatCRI, or FormatDocker for Docker's json-file
 	path   string
-	f    *os.File
-	now  time.Time
-	sent [numStreams][]string
+	f      *os.File
+	now    time.Time
+	sent   [numStreams][]string
 }
 
 func newCRIWriter(t testing.TB, path string) *criWriter {
