@@ -6,6 +6,7 @@
 //	outrider status [--addr HOST:PORT]       show a running agent's units and why it is not ready
 //	outrider inject [flags]                  run the Kubernetes admission webhook
 //	outrider inject -f FILE|-                print FILE's objects with their pods injected
+//	outrider logs test --config FILE < SAMPLE show what the pipeline would ship (dry run)
 //	outrider completion bash|zsh|fish        print a shell completion script
 //	outrider version                         print the version, commit, build date and Go version
 //	outrider help [COMMAND]                  show help
@@ -121,6 +122,7 @@ injected, as the webhook would inject them with the same defaults, and exits 1
 			flags:   func(fs *flag.FlagSet) { new(injectFlags).register(fs) },
 			run:     runInject,
 		},
+		logsCommand,
 		{
 			name: "completion", args: "bash|zsh|fish", summary: "print a shell completion script",
 			long:    `Prints a completion script for bash, zsh or fish.`,

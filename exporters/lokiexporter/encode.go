@@ -112,18 +112,7 @@ func (e *encoder) encode(recs []pipeline.Record, now time.Time, strip bool) ([]b
 			continue
 		}
 		start := len(meta)
-		if r.TraceID != "" {
-			meta = append(meta, push.LabelAdapter{Name: MetaTraceID, Value: r.TraceID})
-		}
-		if r.SpanID != "" {
-			meta = append(meta, push.LabelAdapter{Name: MetaSpanID, Value: r.SpanID})
-		}
-		if r.RequestID != "" {
-			meta = append(meta, push.LabelAdapter{Name: MetaRequestID, Value: r.RequestID})
-		}
-		for _, m := range r.Metadata {
-			meta = append(meta, push.LabelAdapter{Name: metadataName(m.Name), Value: m.Value})
-		}
+		meta = appendMetadata(meta, r)
 		ent := push.Entry{Timestamp: ts, Line: r.Line}
 		if len(meta) > start {
 			ent.StructuredMetadata = meta[start:len(meta):len(meta)]
@@ -167,6 +156,23 @@ func (e *encoder) encode(recs []pipeline.Record, now time.Time, strip bool) ([]b
 	}
 	e.out = grow(e.out, snappy.MaxEncodedLen(total))
 	return snappy.Encode(e.out, raw), nil
+}
+
+// appendMetadata appends r's structured metadata: its IDs, then its other metadata.
+func appendMetadata(meta []push.LabelAdapter, r *pipeline.Record) []push.LabelAdapter {
+	if r.TraceID != "" {
+		meta = append(meta, push.LabelAdapter{Name: MetaTraceID, Value: r.TraceID})
+	}
+	if r.SpanID != "" {
+		meta = append(meta, push.LabelAdapter{Name: MetaSpanID, Value: r.SpanID})
+	}
+	if r.RequestID != "" {
+		meta = append(meta, push.LabelAdapter{Name: MetaRequestID, Value: r.RequestID})
+	}
+	for _, m := range r.Metadata {
+		meta = append(meta, push.LabelAdapter{Name: metadataName(m.Name), Value: m.Value})
+	}
+	return meta
 }
 
 // stream returns the index of k's stream in this request, adding it when new. Two

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/outrider-dev/outrider/exporters/exporterhelper"
@@ -56,7 +57,7 @@ func New(cfg Config, set Settings, opts ...Option) (*Exporter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("url: %w", err)
 	}
-	tlsCfg, err := cfg.TLS.Load()
+	tlsCfg, err := cfg.TLS.LoadFor(hostOf(u))
 	if err != nil {
 		return nil, err
 	}
@@ -271,9 +272,12 @@ func (e *Exporter) send(ctx context.Context, recs []pipeline.Record, strip bool)
 	req.ContentLength = int64(len(payload))
 	resp, err := e.client.Do(req)
 	if err != nil {
-		return pipeline.Retryable(fmt.Errorf("push to loki: %w", err), 0)
+		return pipeline.Retryable(e.auth.transport(fmt.Errorf("push to loki: %w", err)), 0)
 	}
 	defer exporterhelper.CloseBody(resp.Body)
+	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+		return e.auth.refused(classify(resp, e.now()))
+	}
 	return classify(resp, e.now())
 }
 
@@ -292,4 +296,33 @@ func (e *Exporter) putEncoder(enc *encoder) {
 	case e.encoders <- enc:
 	default:
 	}
+}
+
+// Entry is what the exporter sends to Loki for one record.
+type Entry struct {
+	// Labels are the labels of the record's stream as sent, e.g. {level="error",
+	// service="shop", source="app"}.
+	Labels string
+	// Line is the line as sent.
+	Line string
+	// Metadata is the entry's structured metadata; empty when it is not sent.
+	Metadata []pipeline.Label
+}
+
+// Preview returns what the exporter would send for r now, sending nothing: r's
+// strings made valid UTF-8, its stream's labels, its structured metadata, and its
+// line, which holds the IDs when structured metadata is not sent (structured_metadata
+// off, or auto while Loki refuses it).
+func (e *Exporter) Preview(r pipeline.Record) Entry {
+	r.Metadata = slices.Clone(r.Metadata)
+	e.utf8.fix(&r)
+	out := Entry{Labels: e.labels.get(streamKey{stream: r.Stream, level: r.Level}), Line: r.Line}
+	if e.meta.strip(e.now()) {
+		out.Line = lineWithIDs(&r)
+		return out
+	}
+	for _, m := range appendMetadata(nil, &r) {
+		out.Metadata = append(out.Metadata, pipeline.Label{Name: m.Name, Value: m.Value})
+	}
+	return out
 }
