@@ -116,6 +116,10 @@ func (o *options) configValue() (config.Config, []blameRule) {
 		}
 		cfg.Logs.Sources = append(cfg.Logs.Sources, config.LogSource{Config: tail.Config{Name: name, Path: p}})
 	}
+	if o.stdout {
+		cfg.Logs.Sources = append(cfg.Logs.Sources, config.LogSource{Config: stdoutSource()})
+		rule(fmt.Sprintf("logs.sources[%d]", len(cfg.Logs.Sources)-1), AnnotationStdout)
+	}
 	rule("logs", AnnotationLogs)
 
 	if o.lokiURL != "" {
@@ -126,6 +130,10 @@ func (o *options) configValue() (config.Config, []blameRule) {
 	if o.tempoEndpoint != "" {
 		cfg.Exporters.OTLP = &otlpexporter.Config{Endpoint: o.tempoEndpoint}
 		rule("exporters.otlp", AnnotationTempoEndpoint)
+	}
+	if o.metricsEndpoint != "" {
+		cfg.Exporters.OTLPMetrics = &otlpexporter.MetricsConfig{Endpoint: o.metricsEndpoint}
+		rule("exporters.otlp_metrics", AnnotationMetricsEndpoint)
 	}
 	if o.hasOTLP() {
 		cfg.Receivers.OTLP = &otlpreceiver.Config{}
@@ -188,11 +196,32 @@ func (o *options) configValue() (config.Config, []blameRule) {
 	return cfg, rules
 }
 
+// stdoutSourceName names the source of AnnotationStdout.
+const stdoutSourceName = "stdout"
+
+// stdoutSource tails the CRI log files of the pod's containers, each in its
+// directory <container>/ of PodLogsDir, as the kubelet lays them out
+// (<container>/<restart>.log, rotated to <restart>.log.<timestamp>, compressed to
+// .gz), leaving out outrider's own. The lines are CRI log lines ("<time> <stream>
+// <P|F> <message>"), and each record is labelled with its container from the path.
+func stdoutSource() tail.Config {
+	return tail.Config{
+		Name:         stdoutSourceName,
+		Path:         path.Join(PodLogsDir, "*", "*.log"),
+		Format:       tail.FormatCRI,
+		PathMetadata: tail.PathMetadataKubernetesContainer,
+		Exclude: []string{
+			path.Join(PodLogsDir, SidecarName, "*"),
+			path.Join(PodLogsDir, InitName, "*"),
+		},
+	}
+}
+
 // queues counts the agent's durable queues: one per pushed signal (traces, logs,
-// errors) that has somewhere to go.
+// metrics, errors) that has somewhere to go.
 func (o *options) queues() int {
 	n := 0
-	for _, on := range []bool{o.tempoEndpoint != "", o.lokiURL != "", o.hasSentry()} {
+	for _, on := range []bool{o.tempoEndpoint != "", o.lokiURL != "", o.metricsEndpoint != "", o.hasSentry()} {
 		if on {
 			n++
 		}

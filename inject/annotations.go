@@ -34,6 +34,18 @@ const (
 	// --sidecar-mode, itself "native" by default.
 	AnnotationSidecarMode = "outrider.dev/sidecar-mode"
 
+	// AnnotationSidecarOrder places the native sidecar among a service mesh's init
+	// containers (Istio's istio-init/istio-validation and istio-proxy, Linkerd's
+	// linkerd-init/linkerd-network-validator and linkerd-proxy): "first" puts it
+	// before them, so its first Vault login and render happen before the mesh
+	// redirects the pod's traffic (with a mesh CNI plugin, which redirects from the
+	// start, exclude Vault's port from the redirection); "after-mesh" puts it right
+	// after the mesh's native proxy, which is then ready, so Vault is reached through
+	// the mesh (mTLS, mesh policies). A mesh whose proxy is a regular container
+	// cannot be waited for and denies after-mesh. See docs/annotations.md, "Beside a
+	// service mesh". Default: first.
+	AnnotationSidecarOrder = "outrider.dev/sidecar-order"
+
 	// AnnotationImage is the sidecar's image. Default: the injector's --image.
 	AnnotationImage = "outrider.dev/image"
 
@@ -161,6 +173,17 @@ const (
 	// limit.
 	AnnotationLogsSizeLimit = "outrider.dev/logs-size-limit"
 
+	// AnnotationStdout is "true" to also ship what the pod's containers write to
+	// stdout and stderr: the node's pod log directory (/var/log/pods, a hostPath) is mounted
+	// read-only in the sidecar at /var/log/outrider-pod, restricted with subPathExpr to
+	// the pod's own directory ($(POD_NAMESPACE)_$(POD_NAME)_$(POD_UID)), and the
+	// sidecar tails the CRI log files of every container but its own. The hostPath
+	// makes the pod fail Pod Security "baseline" and "restricted"; where those are
+	// enforced, run the node DaemonSet (deploy/node) instead. The sidecar then runs
+	// with group 0, the group of the runtime's log files (root:root, mode 0640).
+	// Default: false.
+	AnnotationStdout = "outrider.dev/stdout"
+
 	// AnnotationLokiURL is Loki's URL, such as http://loki.monitoring:3100. Default:
 	// the injector's --loki-url.
 	AnnotationLokiURL = "outrider.dev/loki-url"
@@ -171,6 +194,16 @@ const (
 	// AnnotationTempoEndpoint is the OTLP gRPC endpoint traces go to, such as
 	// http://tempo.monitoring:4317. Default: the injector's --tempo-endpoint.
 	AnnotationTempoEndpoint = "outrider.dev/tempo-endpoint"
+
+	// AnnotationMetricsEndpoint is the OTLP/HTTP endpoint metrics go to: a Prometheus
+	// or Mimir OTLP receiver such as
+	// http://prometheus.monitoring:9090/api/v1/otlp/v1/metrics. The app containers get
+	// OTEL_METRICS_EXPORTER=otlp, so that their SDK sends metrics to the sidecar, which
+	// queues them and forwards them there (exporters.otlp_metrics). Without it they
+	// get OTEL_METRICS_EXPORTER=none, so that SDKs stop exporting metrics instead of
+	// failing; a value the container sets itself is kept. Default: the injector's
+	// --metrics-endpoint, itself none.
+	AnnotationMetricsEndpoint = "outrider.dev/metrics-endpoint"
 
 	// AnnotationOTLPProtocol is the protocol the app's OpenTelemetry SDK speaks to the
 	// sidecar: "http/protobuf" (OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318) or
@@ -202,6 +235,12 @@ const (
 
 // StatusInjected is the value of AnnotationStatus on an injected pod.
 const StatusInjected = "injected"
+
+// Values of AnnotationSidecarOrder.
+const (
+	OrderFirst     = "first"
+	OrderAfterMesh = "after-mesh"
+)
 
 // Sidecar modes, the values of AnnotationSidecarMode.
 const (

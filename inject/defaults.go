@@ -40,6 +40,10 @@ type Defaults struct {
 	// TempoEndpoint is the OTLP gRPC endpoint for traces (AnnotationTempoEndpoint);
 	// traces are shipped only when it or the annotation is set.
 	TempoEndpoint string `yaml:"tempo_endpoint"`
+	// MetricsEndpoint is the OTLP/HTTP endpoint of a Prometheus or Mimir OTLP
+	// receiver (AnnotationMetricsEndpoint); metrics are shipped only when it or the
+	// annotation is set, and the app's SDK is told not to export them otherwise.
+	MetricsEndpoint string `yaml:"metrics_endpoint"`
 	// SentryDSNSecret is "<secret>/<key>", the default of
 	// AnnotationSentryDSNSecret: a Secret holding the upstream Sentry DSN, which must
 	// exist in the namespace of each pod that uses it. Errors are forwarded only when

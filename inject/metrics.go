@@ -18,7 +18,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "outrider_inject_requests_total",
-			Help: "Admission requests answered, by result: injected, skipped (no opt-in, injected already, not a pod creation), denied (invalid annotations), error (unreadable request).",
+			Help: "Admission requests answered, by result: injected, skipped (no opt-in, injected already, not a pod creation), reordered (injected already; the sidecar moved back to its sidecar-order place after a mesh's injector), denied (invalid annotations), error (unreadable request).",
 		}, []string{"result"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "outrider_inject_request_duration_seconds",
@@ -38,7 +38,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "When the serving certificate in use expires, in seconds since the epoch.",
 		}),
 	}
-	for _, r := range []string{ResultInjected, ResultSkipped, ResultDenied, ResultError} {
+	for _, r := range []string{ResultInjected, ResultSkipped, ResultReordered, ResultDenied, ResultError} {
 		m.requests.WithLabelValues(r)
 		m.duration.WithLabelValues(r)
 	}

@@ -20,8 +20,12 @@ import (
 const (
 	ResultInjected = "injected" // the sidecar was injected
 	ResultSkipped  = "skipped"  // allowed unchanged: no opt-in, injected already, not a pod creation
-	ResultDenied   = "denied"   // the pod's annotations are invalid or clash with it
-	ResultError    = "error"    // the request could not be read
+	// ResultReordered: a pod injected already, whose sidecar another webhook (a
+	// service mesh's injector) displaced, is given it back where
+	// AnnotationSidecarOrder puts it.
+	ResultReordered = "reordered"
+	ResultDenied    = "denied" // the pod's annotations are invalid or clash with it
+	ResultError     = "error"  // the request could not be read
 )
 
 // Injector decides what to add to each pod. It holds only the injector-wide
@@ -49,7 +53,7 @@ func NewInjector(d Defaults) (*Injector, error) {
 		probe.Annotations[AnnotationRole] = "probe"
 	}
 	in := &Injector{defaults: d}
-	if d.VaultAddr != "" || d.LokiURL != "" || d.TempoEndpoint != "" || d.SentryDSNSecret != "" {
+	if d.VaultAddr != "" || d.LokiURL != "" || d.TempoEndpoint != "" || d.MetricsEndpoint != "" || d.SentryDSNSecret != "" {
 		if _, probs := in.inject(probe, "probe"); len(probs) > 0 {
 			for _, msg := range probs {
 				p.Addf("", "%s", defaultsMessage(msg))
@@ -69,6 +73,7 @@ func defaultsMessage(msg string) string {
 		AnnotationVaultAddr:       "vault_addr (--vault-addr)",
 		AnnotationLokiURL:         "loki_url (--loki-url)",
 		AnnotationTempoEndpoint:   "tempo_endpoint (--tempo-endpoint)",
+		AnnotationMetricsEndpoint: "metrics_endpoint (--metrics-endpoint)",
 		AnnotationSentryDSNSecret: "sentry_dsn_secret (--sentry-dsn-secret)",
 		AnnotationQueueSizeLimit:  "queue_size_limit (--queue-size-limit)",
 		AnnotationMemoryLimit:     "memory_limit (--memory-limit)",
@@ -113,6 +118,9 @@ func (in *Injector) mutate(req *admissionv1.AdmissionRequest) (*admissionv1.Admi
 		return deny(req.UID, http.StatusBadRequest, denyMessage(probs)), ResultDenied
 	}
 	if !ok {
+		if shape.Metadata.Annotations[AnnotationStatus] == StatusInjected {
+			return in.reorder(req, shape, allow)
+		}
 		return allow, ResultSkipped
 	}
 	if probs := precheck(len(req.Object.Raw), shape); len(probs) > 0 {
@@ -137,6 +145,31 @@ func (in *Injector) mutate(req *admissionv1.AdmissionRequest) (*admissionv1.Admi
 	pt := admissionv1.PatchTypeJSONPatch
 	allow.Patch, allow.PatchType, allow.Warnings = patch, &pt, pl.warnings
 	return allow, ResultInjected
+}
+
+// reorder answers a pod that is injected already: unchanged, or with its sidecar
+// moved back to where its sidecar order puts it when a webhook called after this
+// one (a service mesh's injector, with reinvocationPolicy: IfNeeded) added init
+// containers around it.
+func (in *Injector) reorder(req *admissionv1.AdmissionRequest, shape *podShape, allow *admissionv1.AdmissionResponse) (*admissionv1.AdmissionResponse, string) {
+	if len(precheck(len(req.Object.Raw), shape)) > 0 {
+		return allow, ResultSkipped // never patched: its shape is past the limits
+	}
+	var pod corev1.Pod
+	if err := json.Unmarshal(req.Object.Raw, &pod); err != nil {
+		return allow, ResultSkipped
+	}
+	ops := reorder(&pod)
+	if len(ops) == 0 {
+		return allow, ResultSkipped
+	}
+	patch, err := json.Marshal(ops)
+	if err != nil {
+		return deny(req.UID, http.StatusInternalServerError, fmt.Sprintf("outrider: cannot encode the patch: %v", err)), ResultError
+	}
+	pt := admissionv1.PatchTypeJSONPatch
+	allow.Patch, allow.PatchType = patch, &pt
+	return allow, ResultReordered
 }
 
 // inject plans the injection into pod; salt makes the local Sentry key unique to the

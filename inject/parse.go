@@ -28,6 +28,15 @@ const (
 	// sidecar, its key as the file sentryDSNFile.
 	SentryDir     = "/etc/outrider-sentry"
 	sentryDSNFile = "dsn"
+	// PodLogsDir is where the sidecar sees its pod's directory of the node's pod
+	// logs (AnnotationStdout).
+	PodLogsDir = "/var/log/outrider-pod"
+	// NodePodLogsDir is the kubelet's directory of container logs on the node, one
+	// directory <namespace>_<pod>_<uid> per pod, one directory per container in it.
+	NodePodLogsDir = "/var/log/pods"
+	// podLogsSubPathExpr selects the pod's own directory of NodePodLogsDir, from the
+	// sidecar's downward-API environment (sidecarEnv).
+	podLogsSubPathExpr = "$(POD_NAMESPACE)_$(POD_NAME)_$(POD_UID)"
 	// DefaultSecretsDir is the default of AnnotationSecretsDir.
 	DefaultSecretsDir = "/vault/secrets"
 	// serviceAccountDir is where Kubernetes mounts the service-account token.
@@ -71,8 +80,15 @@ type options struct {
 	logPaths []string
 	logDirs  []string
 	logsSize *resource.Quantity
+	// stdout ships the containers' stdout and stderr from the node's pod log
+	// directory (AnnotationStdout).
+	stdout bool
+
+	// order is OrderFirst or OrderAfterMesh (AnnotationSidecarOrder).
+	order string
 
 	lokiURL, lokiTenant, tempoEndpoint string
+	metricsEndpoint                    string
 	otlpProtocol                       string
 
 	// sentrySecret holds the upstream Sentry DSN, which the injector never sees.
@@ -103,7 +119,9 @@ type fileOptions struct {
 
 func (o *options) hasSecrets() bool { return len(o.files) > 0 }
 func (o *options) hasSentry() bool  { return o.sentrySecret != nil }
-func (o *options) hasOTLP() bool    { return o.lokiURL != "" || o.tempoEndpoint != "" }
+func (o *options) hasOTLP() bool {
+	return o.lokiURL != "" || o.tempoEndpoint != "" || o.metricsEndpoint != ""
+}
 
 // problems collects what is wrong with a pod's annotations, each message starting with
 // the annotation it is about.
@@ -142,8 +160,8 @@ var knownAnnotations = map[string]bool{
 	AnnotationRole: true, AnnotationAuthPath: true, AnnotationAuthMethod: true,
 	AnnotationSecretsDir: true, AnnotationSecretsSizeLimit: true,
 	AnnotationReload: true, AnnotationReloadProcess: true,
-	AnnotationLogs: true, AnnotationLogsSizeLimit: true,
-	AnnotationLokiURL: true, AnnotationLokiTenant: true, AnnotationTempoEndpoint: true, AnnotationOTLPProtocol: true,
+	AnnotationLogs: true, AnnotationLogsSizeLimit: true, AnnotationStdout: true, AnnotationSidecarOrder: true,
+	AnnotationLokiURL: true, AnnotationLokiTenant: true, AnnotationTempoEndpoint: true, AnnotationOTLPProtocol: true, AnnotationMetricsEndpoint: true,
 	AnnotationSentryDSN: true, AnnotationSentryDSNSecret: true, AnnotationQueueSizeLimit: true,
 }
 
@@ -165,18 +183,20 @@ func parseOptionsWith(pod *corev1.Pod, d *Defaults, vk *vaultK8s) (*options, pro
 		return def
 	}
 	o := &options{
-		mode:          get(AnnotationSidecarMode, d.SidecarMode),
-		image:         get(AnnotationImage, d.Image),
-		port:          d.AgentPort,
-		logLevel:      get(AnnotationLogLevel, ""),
-		vaultAddr:     get(AnnotationVaultAddr, d.VaultAddr),
-		lokiURL:       get(AnnotationLokiURL, d.LokiURL),
-		lokiTenant:    get(AnnotationLokiTenant, ""),
-		tempoEndpoint: get(AnnotationTempoEndpoint, d.TempoEndpoint),
-		otlpProtocol:  get(AnnotationOTLPProtocol, protocolHTTP),
-		role:          get(AnnotationRole, ""),
-		authMethod:    get(AnnotationAuthMethod, "kubernetes"),
-		secretsDir:    get(AnnotationSecretsDir, DefaultSecretsDir),
+		mode:            get(AnnotationSidecarMode, d.SidecarMode),
+		image:           get(AnnotationImage, d.Image),
+		port:            d.AgentPort,
+		logLevel:        get(AnnotationLogLevel, ""),
+		vaultAddr:       get(AnnotationVaultAddr, d.VaultAddr),
+		lokiURL:         get(AnnotationLokiURL, d.LokiURL),
+		lokiTenant:      get(AnnotationLokiTenant, ""),
+		tempoEndpoint:   get(AnnotationTempoEndpoint, d.TempoEndpoint),
+		metricsEndpoint: get(AnnotationMetricsEndpoint, d.MetricsEndpoint),
+		otlpProtocol:    get(AnnotationOTLPProtocol, protocolHTTP),
+		role:            get(AnnotationRole, ""),
+		authMethod:      get(AnnotationAuthMethod, "kubernetes"),
+		secretsDir:      get(AnnotationSecretsDir, DefaultSecretsDir),
+		order:           get(AnnotationSidecarOrder, OrderFirst),
 	}
 	o.vaultNamespace = get(AnnotationVaultNamespace, "")
 	o.vaultK8s, o.files = vk, vk.fileOptions()
@@ -185,6 +205,18 @@ func parseOptionsWith(pod *corev1.Pod, d *Defaults, vk *vaultK8s) (*options, pro
 	case ModeNative, ModeClassic:
 	default:
 		p.add(AnnotationSidecarMode, "must be %q (Kubernetes 1.29 and later) or %q, got %q", ModeNative, ModeClassic, o.mode)
+	}
+	switch o.order {
+	case OrderFirst, OrderAfterMesh:
+	default:
+		p.add(AnnotationSidecarOrder, "must be %q (before a service mesh's init containers and proxy) or %q (after the mesh's proxy), got %q", OrderFirst, OrderAfterMesh, o.order)
+	}
+	if v, ok := ann[AnnotationStdout]; ok {
+		b, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err != nil {
+			p.add(AnnotationStdout, "%q is not a boolean; write \"true\" to ship the containers' stdout and stderr or \"false\"", v)
+		}
+		o.stdout = b
 	}
 	if msg := checkImage(o.image); msg != "" {
 		p.add(AnnotationImage, "%s", msg)
@@ -222,12 +254,15 @@ func parseOptionsWith(pod *corev1.Pod, d *Defaults, vk *vaultK8s) (*options, pro
 	if o.lokiTenant != "" && o.lokiURL == "" {
 		p.add(AnnotationLokiTenant, "is set but logs go nowhere: set %s or start the injector with --loki-url", AnnotationLokiURL)
 	}
+	if o.stdout && o.lokiURL == "" {
+		p.add(AnnotationStdout, "stdout and stderr have nowhere to go: set %s or start the injector with --loki-url", AnnotationLokiURL)
+	}
 	if len(o.logPaths) > 0 && o.lokiURL == "" {
 		p.add(AnnotationLogs, "the files have nowhere to go: set %s or start the injector with --loki-url", AnnotationLokiURL)
 	}
 	if !o.hasSecrets() && !o.hasOTLP() && !o.hasSentry() {
-		p.add(AnnotationInject, "the sidecar would have nothing to do: add %s<name> or %s<name> annotations, or a destination for telemetry (%s, %s, %s)",
-			AnnotationSecretPrefix, AnnotationTemplatePrefix, AnnotationLokiURL, AnnotationTempoEndpoint, AnnotationSentryDSNSecret)
+		p.add(AnnotationInject, "the sidecar would have nothing to do: add %s<name> or %s<name> annotations, or a destination for telemetry (%s, %s, %s, %s)",
+			AnnotationSecretPrefix, AnnotationTemplatePrefix, AnnotationLokiURL, AnnotationTempoEndpoint, AnnotationMetricsEndpoint, AnnotationSentryDSNSecret)
 	}
 	return o, p
 }
@@ -554,7 +589,7 @@ func checkPerms(s string) string {
 
 // reservedDirs are the sidecar's own mount points and kernel file systems: no
 // secrets or log directory may be one of them or under one of them.
-var reservedDirs = []string{ConfigDir, DataDir, VaultTLSDir, SentryDir, serviceAccountDir, "/proc", "/sys", "/dev"}
+var reservedDirs = []string{ConfigDir, DataDir, VaultTLSDir, SentryDir, PodLogsDir, serviceAccountDir, "/proc", "/sys", "/dev"}
 
 // checkMountDir says why dir cannot be where a volume is mounted, or "".
 func checkMountDir(dir string) string {

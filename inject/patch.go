@@ -22,6 +22,7 @@ const (
 	VolumeToken     = "outrider-token"
 	VolumeVaultTLS  = "outrider-vault-tls"
 	VolumeSentry    = "outrider-sentry"
+	VolumePodLogs   = "outrider-pod-logs"
 	portName        = "outrider-http"
 	defaultUID      = 65532
 	tokenExpiration = 3600
@@ -54,7 +55,14 @@ func buildPatch(pod *corev1.Pod, o *options, ac *agentConfig) (*plan, problems) 
 
 	tokenMount, tokenVolume := serviceAccountMount(pod, o)
 	uid, gid := runAs(pod, o)
+	if o.stdout {
+		// The runtime writes the container logs root:root with mode 0640.
+		gid = 0
+	}
 	volumes := o.volumes(tokenVolume)
+	at, meshProbs, meshWarnings := o.initPosition(pod)
+	p = append(p, meshProbs...)
+	pl.warnings = append(pl.warnings, meshWarnings...)
 
 	// Target containers first: their indexes are those of the pod as it is, before
 	// the sidecar is inserted at the front of initContainers.
@@ -97,10 +105,10 @@ func buildPatch(pod *corev1.Pod, o *options, ac *agentConfig) (*plan, problems) 
 			TimeoutSeconds:   1,
 			FailureThreshold: 300,
 		}
-		pl.ops = prependList(pl.ops, "/spec/initContainers", len(pod.Spec.InitContainers), sidecar)
+		pl.ops = insertList(pl.ops, "/spec/initContainers", len(pod.Spec.InitContainers), at, sidecar)
 	} else {
 		if o.hasSecrets() {
-			pl.ops = prependList(pl.ops, "/spec/initContainers", len(pod.Spec.InitContainers), o.initContainer(uid, gid, tokenMount))
+			pl.ops = insertList(pl.ops, "/spec/initContainers", len(pod.Spec.InitContainers), at, o.initContainer(uid, gid, tokenMount))
 		}
 		pl.ops = appendList(pl.ops, "/spec/containers", len(pod.Spec.Containers), []corev1.Container{sidecar})
 		if rp := pod.Spec.RestartPolicy; rp == corev1.RestartPolicyNever || rp == corev1.RestartPolicyOnFailure {
@@ -150,12 +158,15 @@ func appendList[T any](ops []patchOp, path string, n int, items []T) []patchOp {
 	return ops
 }
 
-// prependList inserts item at the front of the list at path, which has n elements.
-func prependList(ops []patchOp, path string, n int, item corev1.Container) []patchOp {
-	if n == 0 {
+// insertList inserts item at index at of the list at path, which has n elements.
+func insertList(ops []patchOp, path string, n, at int, item corev1.Container) []patchOp {
+	switch {
+	case n == 0:
 		return append(ops, patchOp{Op: "add", Path: path, Value: []corev1.Container{item}})
+	case at >= n:
+		return append(ops, patchOp{Op: "add", Path: path + "/-", Value: item})
 	}
-	return append(ops, patchOp{Op: "add", Path: path + "/0", Value: item})
+	return append(ops, patchOp{Op: "add", Path: path + "/" + strconv.Itoa(at), Value: item})
 }
 
 func mountAnnotation(m corev1.VolumeMount) string {
@@ -167,7 +178,7 @@ func mountAnnotation(m corev1.VolumeMount) string {
 
 // checkConflicts reports names the injector would add that the pod already uses.
 func checkConflicts(pod *corev1.Pod, p *problems) {
-	ours := map[string]bool{VolumeConfig: true, VolumeData: true, VolumeSecrets: true, VolumeLogs: true, VolumeToken: true, VolumeVaultTLS: true, VolumeSentry: true}
+	ours := map[string]bool{VolumeConfig: true, VolumeData: true, VolumeSecrets: true, VolumeLogs: true, VolumeToken: true, VolumeVaultTLS: true, VolumeSentry: true, VolumePodLogs: true}
 	for _, v := range pod.Spec.Volumes {
 		if ours[v.Name] {
 			p.add(AnnotationInject, "the pod already has a volume named %q; outrider adds volumes named outrider-*, so rename it", v.Name)
@@ -265,6 +276,13 @@ func (o *options) volumes(token *corev1.Volume) []corev1.Volume {
 			VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: o.logsSize}},
 		})
 	}
+	if o.stdout {
+		dir := corev1.HostPathDirectory
+		vs = append(vs, corev1.Volume{
+			Name:         VolumePodLogs,
+			VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: NodePodLogsDir, Type: &dir}},
+		})
+	}
 	if token != nil {
 		vs = append(vs, *token)
 	}
@@ -333,6 +351,17 @@ func (o *options) appEnv(c *corev1.Container) (add []corev1.EnvVar, skipped []st
 	have := map[string]bool{}
 	for _, e := range c.Env {
 		have[e.Name] = true
+	}
+	// SDKs export metrics by default: without a destination for them the sidecar
+	// would refuse every export, so the SDK is told not to; with one, it is told to
+	// export them to the sidecar. A container that sends its OTLP elsewhere itself
+	// keeps its metrics going there.
+	if o.hasOTLP() && !have["OTEL_EXPORTER_OTLP_ENDPOINT"] && !have["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"] {
+		metrics := "none"
+		if o.metricsEndpoint != "" {
+			metrics = "otlp"
+		}
+		env = append(env, corev1.EnvVar{Name: "OTEL_METRICS_EXPORTER", Value: metrics})
 	}
 	for _, e := range env {
 		if have[e.Name] {
@@ -420,6 +449,11 @@ func (o *options) sidecarContainer(uid, gid int64, token *corev1.VolumeMount) co
 	mounts = append(mounts, o.sentryMounts()...)
 	for i, dir := range o.logDirs {
 		mounts = append(mounts, corev1.VolumeMount{Name: VolumeLogs, MountPath: dir, SubPath: logSubPath(i), ReadOnly: true})
+	}
+	if o.stdout {
+		// Only the pod's own directory of the node's pod logs, from the sidecar's
+		// POD_NAMESPACE, POD_NAME and POD_UID.
+		mounts = append(mounts, corev1.VolumeMount{Name: VolumePodLogs, MountPath: PodLogsDir, SubPathExpr: podLogsSubPathExpr, ReadOnly: true})
 	}
 	return corev1.Container{
 		Name:            SidecarName,

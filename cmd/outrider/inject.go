@@ -46,10 +46,12 @@ type injectFlags struct {
 	kubeServer    string
 	kubeTokenFile string
 	kubeCAFile    string
+
+	file string
 }
 
 func (f *injectFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.config, "config", "", "YAML file with the injector's defaults (image, sidecar_mode, vault_addr, loki_url, tempo_endpoint, sentry_dsn_secret, cpu_request, cpu_limit, memory_request, memory_limit, secrets_size_limit, queue_size_limit, agent_port, vault_k8s_compat); flags given on the command line win")
+	fs.StringVar(&f.config, "config", "", "YAML file with the injector's defaults (image, sidecar_mode, vault_addr, loki_url, tempo_endpoint, metrics_endpoint, sentry_dsn_secret, cpu_request, cpu_limit, memory_request, memory_limit, secrets_size_limit, queue_size_limit, agent_port, vault_k8s_compat); flags given on the command line win")
 	fs.StringVar(&f.listen, "listen", ":8443", "HTTPS address of /mutate, /healthz and /metrics")
 	fs.StringVar(&f.certFile, "tls-cert", "/etc/outrider-injector/tls/tls.crt", "serving certificate (PEM, with its chain); re-read when it changes")
 	fs.StringVar(&f.keyFile, "tls-key", "/etc/outrider-injector/tls/tls.key", "serving certificate's private key (PEM); re-read when it changes")
@@ -64,6 +66,7 @@ func (f *injectFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&d.VaultAddr, "vault-addr", "", "Vault's URL ("+inject.AnnotationVaultAddr+")")
 	fs.StringVar(&d.LokiURL, "loki-url", "", "Loki's URL ("+inject.AnnotationLokiURL+"); logs are shipped only when set")
 	fs.StringVar(&d.TempoEndpoint, "tempo-endpoint", "", "OTLP gRPC endpoint for traces ("+inject.AnnotationTempoEndpoint+"); traces are shipped only when set")
+	fs.StringVar(&d.MetricsEndpoint, "metrics-endpoint", "", "OTLP/HTTP endpoint of a Prometheus or Mimir OTLP receiver ("+inject.AnnotationMetricsEndpoint+"); metrics are shipped only when set, and apps get OTEL_METRICS_EXPORTER=none otherwise")
 	fs.StringVar(&d.SentryDSNSecret, "sentry-dsn-secret", "", "<secret>/<key>: the Secret, in each pod's namespace, holding the upstream Sentry DSN ("+inject.AnnotationSentryDSNSecret+")")
 	fs.StringVar(&d.SentryDSN, "sentry-dsn", "", "refused: the DSN would be copied into every pod's annotations; use --sentry-dsn-secret")
 	fs.StringVar(&d.CPURequest, "cpu-request", inject.DefaultCPURequest, "sidecar CPU request ("+inject.AnnotationCPURequest+")")
@@ -75,6 +78,8 @@ func (f *injectFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&d.AgentPort, "agent-port", inject.DefaultAgentPort, "port of the sidecar's /metrics, /healthz and /readyz")
 	fs.BoolVar(&d.VaultK8sCompat, "vault-k8s-compat", false, "also read vault-k8s's vault.hashicorp.com/* annotations (docs/migrating-from-vault-k8s.md); config key vault_k8s_compat")
 
+	fs.StringVar(&f.file, "f", "", "print the objects of this YAML file (\"-\": standard input) with their pods injected, as the webhook would inject them, and exit; Pods, Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs and CronJobs, several documents or a List")
+	fs.StringVar(&f.file, "filename", "", "same as -f")
 	fs.BoolVar(&f.selfSigned, "self-signed", false, "generate a CA and a serving certificate for the Service into --out-dir, print the base64 caBundle, and exit")
 	fs.StringVar(&f.outDir, "out-dir", "", "with --self-signed: where to write ca.crt, tls.crt and tls.key (kept when still valid for the names)")
 	fs.StringVar(&f.service, "service", "outrider-injector", "with --self-signed: the webhook's Service name")
@@ -102,6 +107,13 @@ func runInject(args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "outrider inject: unexpected argument %q\n", fs.Arg(0))
 		return exitUsage
+	}
+	if f.file != "" {
+		if f.selfSigned {
+			fmt.Fprintln(stderr, "outrider inject: -f and --self-signed are exclusive")
+			return exitUsage
+		}
+		return injectFile(fs, &f, os.Stdin, stdout, stderr)
 	}
 	if f.selfSigned {
 		return runSelfSigned(&f, stdout, stderr)
@@ -195,6 +207,7 @@ func overrides(d, flags *inject.Defaults) map[string]func() {
 		"vault-addr":         func() { d.VaultAddr = flags.VaultAddr },
 		"loki-url":           func() { d.LokiURL = flags.LokiURL },
 		"tempo-endpoint":     func() { d.TempoEndpoint = flags.TempoEndpoint },
+		"metrics-endpoint":   func() { d.MetricsEndpoint = flags.MetricsEndpoint },
 		"sentry-dsn":         func() { d.SentryDSN = flags.SentryDSN },
 		"sentry-dsn-secret":  func() { d.SentryDSNSecret = flags.SentryDSNSecret },
 		"cpu-request":        func() { d.CPURequest = flags.CPURequest },
