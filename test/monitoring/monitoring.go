@@ -267,3 +267,48 @@ func AllQueries(root string) ([]Query, error) {
 	}
 	return append(DashboardQueries(ds), RuleQueries(pr)...), nil
 }
+
+// LabelUses returns, for each metric an expression selects, the label names it
+// relies on the metric having: those its selectors match on, and those the nearest
+// enclosing aggregation groups by (sum by (exporter) (rate(x[5m])) relies on x having
+// exporter). Without-clauses and __name__ are left out.
+func LabelUses(expr string) (map[string][]string, error) {
+	ast, err := Parse(expr)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]map[string]bool{}
+	parser.Inspect(ast, func(n parser.Node, path []parser.Node) error {
+		vs, ok := n.(*parser.VectorSelector)
+		if !ok || vs.Name == "" {
+			return nil
+		}
+		if out[vs.Name] == nil {
+			out[vs.Name] = map[string]bool{}
+		}
+		for _, m := range vs.LabelMatchers {
+			if m.Name != "__name__" {
+				out[vs.Name][m.Name] = true
+			}
+		}
+		for i := len(path) - 1; i >= 0; i-- {
+			if agg, ok := path[i].(*parser.AggregateExpr); ok {
+				if !agg.Without {
+					for _, l := range agg.Grouping {
+						out[vs.Name][l] = true
+					}
+				}
+				break
+			}
+		}
+		return nil
+	})
+	res := map[string][]string{}
+	for name, ls := range out {
+		for l := range ls {
+			res[name] = append(res[name], l)
+		}
+		sort.Strings(res[name])
+	}
+	return res, nil
+}
