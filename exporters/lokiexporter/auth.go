@@ -3,89 +3,107 @@ package lokiexporter
 import (
 	"encoding/base64"
 	"fmt"
-	"os"
+	"net/url"
 	"strings"
-	"sync"
-	"time"
+
+	"github.com/outrider-dev/outrider/internal/secretfile"
 )
 
-// fileValue is a secret read from a file and re-read when the file's size or
-// modification time changes (a rotated token or password). Surrounding whitespace,
-// such as a trailing newline, is trimmed.
-type fileValue struct {
-	path string
-
-	mu    sync.Mutex
-	val   string
-	size  int64
-	mtime time.Time
-	read  bool
-}
-
-func (f *fileValue) get() (string, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	st, err := os.Stat(f.path)
-	if err != nil {
-		return "", err
-	}
-	if f.read && st.Size() == f.size && st.ModTime().Equal(f.mtime) {
-		return f.val, nil
-	}
-	b, err := os.ReadFile(f.path)
-	if err != nil {
-		return "", err
-	}
-	v := strings.TrimSpace(string(b))
-	if v == "" {
-		return "", fmt.Errorf("%s is empty", f.path)
-	}
-	f.val, f.size, f.mtime, f.read = v, st.Size(), st.ModTime(), true
-	return v, nil
-}
-
-// authorizer computes the Authorization header of each request.
+// authorizer computes the Authorization header of each request. Credentials from
+// files are read again when the files change (a rotated Secret).
 type authorizer struct {
 	static string // a precomputed header value, or ""
 
-	bearerFile *fileValue
+	bearerFile *secretfile.File
 	user       string
-	passFile   *fileValue
+	userFile   *secretfile.File
+	passFile   *secretfile.File
+
+	// sources says where the credential and tls files come from, for the error of a
+	// refusal; "" when no file is used.
+	sources string
 }
 
 func newAuthorizer(c *Config) *authorizer {
 	a := &authorizer{}
+	ba := c.BasicAuth
 	switch {
-	case c.BasicAuth.PasswordFile != "":
-		a.user = c.BasicAuth.Username
-		a.passFile = &fileValue{path: c.BasicAuth.PasswordFile}
-	case c.BasicAuth.Username != "":
-		a.static = basicAuth(c.BasicAuth.Username, c.BasicAuth.Password.Reveal())
+	case ba.PasswordFile != "" || ba.UsernameFile != "":
+		a.user = ba.Username
+		if ba.UsernameFile != "" {
+			a.userFile = secretfile.New(ba.UsernameFile)
+		}
+		if ba.PasswordFile != "" {
+			a.passFile = secretfile.New(ba.PasswordFile)
+		} else {
+			a.static = ba.Password.Reveal()
+		}
+	case ba.Username != "":
+		a.static = basicAuth(ba.Username, ba.Password.Reveal())
 	case c.BearerTokenFile != "":
-		a.bearerFile = &fileValue{path: c.BearerTokenFile}
+		a.bearerFile = secretfile.New(c.BearerTokenFile)
 	case c.BearerToken != "":
 		a.static = "Bearer " + c.BearerToken.Reveal()
 	}
+	a.sources = c.CredentialSources.Describe(c.credentialFiles()...)
 	return a
 }
 
 // header returns the Authorization value, or "" for none.
 func (a *authorizer) header() (string, error) {
 	switch {
-	case a.passFile != nil:
-		p, err := a.passFile.get()
-		if err != nil {
-			return "", fmt.Errorf("read basic_auth.password_file: %w", err)
+	case a.userFile != nil || a.passFile != nil:
+		user, pass := a.user, a.static
+		if a.userFile != nil {
+			u, err := a.userFile.Get()
+			if err != nil {
+				return "", fmt.Errorf("basic_auth.username_file: %w", err)
+			}
+			user = u
 		}
-		return basicAuth(a.user, p), nil
+		if a.passFile != nil {
+			p, err := a.passFile.Get()
+			if err != nil {
+				return "", fmt.Errorf("basic_auth.password_file: %w", err)
+			}
+			pass = p
+		}
+		return basicAuth(user, pass), nil
 	case a.bearerFile != nil:
-		t, err := a.bearerFile.get()
+		t, err := a.bearerFile.Get()
 		if err != nil {
-			return "", fmt.Errorf("read bearer_token_file: %w", err)
+			return "", fmt.Errorf("bearer_token_file: %w", err)
 		}
 		return "Bearer " + t, nil
 	}
 	return a.static, nil
+}
+
+// refused adds to the error of a 401 or 403 where the credentials came from.
+func (a *authorizer) refused(err error) error {
+	if a.sources == "" {
+		return err
+	}
+	return fmt.Errorf("%w; the credentials were read from %s: fix them there", err, a.sources)
+}
+
+// hostOf returns the host of a URL pushURL accepted, for the TLS name check.
+func hostOf(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	return u.Hostname()
+}
+
+// transport adds to a failed connection's error, when it looks like a TLS failure,
+// where the certificates came from.
+func (a *authorizer) transport(err error) error {
+	msg := err.Error()
+	if a.sources == "" || !strings.Contains(msg, "tls") && !strings.Contains(msg, "certificate") {
+		return err
+	}
+	return fmt.Errorf("%w; check the certificates read from %s", err, a.sources)
 }
 
 func basicAuth(user, pass string) string {

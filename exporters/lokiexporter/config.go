@@ -4,12 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/outrider-dev/outrider/exporters/exporterhelper"
 	"github.com/outrider-dev/outrider/internal/confval"
+	"github.com/outrider-dev/outrider/internal/secretfile"
 	"github.com/outrider-dev/outrider/internal/tlsconfig"
 )
 
@@ -30,8 +30,13 @@ type Config struct {
 	// BearerTokenFile holds the bearer token; it is re-read when it changes, so a
 	// rotated token is used without a restart.
 	BearerTokenFile string `yaml:"bearer_token_file"`
-	// TLS configures the connection to an https URL.
+	// TLS configures the connection to an https URL. The CA bundle and the client
+	// certificate are read again when their files change.
 	TLS tlsconfig.Config `yaml:"tls"`
+	// CredentialSources says where the credential and tls files come from, such as
+	// {/etc/outrider-creds/loki-auth/password: 'Secret "loki-auth" key "password"'};
+	// a 401 or 403 from Loki names them. The injector writes it.
+	CredentialSources secretfile.Sources `yaml:"credential_sources"`
 	// Labels are static labels added to every stream. A stream's own label of the same
 	// name wins.
 	Labels map[string]string `yaml:"labels"`
@@ -66,10 +71,11 @@ const (
 	StructuredMetadataOff = "off"
 )
 
-// BasicAuth is HTTP basic authentication. Password and PasswordFile are exclusive; the
-// file is re-read when it changes.
+// BasicAuth is HTTP basic authentication. Username and UsernameFile are exclusive, as
+// are Password and PasswordFile; the files are re-read when they change.
 type BasicAuth struct {
 	Username     string         `yaml:"username"`
+	UsernameFile string         `yaml:"username_file"`
 	Password     confval.Secret `yaml:"password"`
 	PasswordFile string         `yaml:"password_file"`
 }
@@ -98,8 +104,13 @@ func (c *Config) Validate(p *confval.Problems) {
 	}
 	if c.BasicAuth.isSet() {
 		ba := p.At("basic_auth")
-		if c.BasicAuth.Username == "" {
-			ba.Addf("username", "is required with basic_auth")
+		switch {
+		case c.BasicAuth.Username == "" && c.BasicAuth.UsernameFile == "":
+			ba.Addf("username", "is required with basic_auth (or username_file)")
+		case c.BasicAuth.Username != "" && c.BasicAuth.UsernameFile != "":
+			ba.Addf("username_file", "set either username or username_file, not both")
+		case c.BasicAuth.UsernameFile != "":
+			checkFile(ba, "username_file", c.BasicAuth.UsernameFile)
 		}
 		switch {
 		case c.BasicAuth.Password != "" && c.BasicAuth.PasswordFile != "":
@@ -121,6 +132,7 @@ func (c *Config) Validate(p *confval.Problems) {
 		p.Addf("tenant_id", "must be a single line")
 	}
 	c.TLS.Validate(p.At("tls"))
+	c.CredentialSources.Validate(p.At("credential_sources"), c.credentialFiles())
 	for name, value := range c.Labels {
 		switch {
 		case value == "":
@@ -143,12 +155,13 @@ func (c *Config) Validate(p *confval.Problems) {
 }
 
 func checkFile(p *confval.Problems, field, path string) {
-	f, err := os.Open(path)
-	if err != nil {
-		p.Addf(field, "cannot read %q: %v", path, err)
-		return
-	}
-	f.Close()
+	secretfile.CheckReadable(p, field, path)
+}
+
+// credentialFiles lists the files the exporter reads credentials and certificates
+// from.
+func (c *Config) credentialFiles() []string {
+	return []string{c.BasicAuth.UsernameFile, c.BasicAuth.PasswordFile, c.BearerTokenFile, c.TLS.CAFile, c.TLS.CertFile, c.TLS.KeyFile}
 }
 
 // pushURL returns the push endpoint for a configured URL.

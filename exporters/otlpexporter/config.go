@@ -10,6 +10,7 @@ import (
 
 	"github.com/outrider-dev/outrider/exporters/exporterhelper"
 	"github.com/outrider-dev/outrider/internal/confval"
+	"github.com/outrider-dev/outrider/internal/secretfile"
 	"github.com/outrider-dev/outrider/internal/tlsconfig"
 )
 
@@ -54,10 +55,20 @@ type Config struct {
 	// Tempo or Authorization. Their values are secrets: never logged or printed. For
 	// gRPC the names are sent in lower case, as gRPC metadata requires.
 	Headers map[string]confval.Secret `yaml:"headers"`
+	// HeadersFromFiles are headers whose values are read from files, such as the keys
+	// of a mounted Kubernetes Secret: {Authorization: /etc/outrider-creds/tempo/token}.
+	// Each file is read again when it changes, so a rotated value is used without a
+	// restart. A header is set either here or in headers.
+	HeadersFromFiles map[string]string `yaml:"headers_from_files"`
 	// Compression is "gzip" (the default) or "none".
 	Compression string `yaml:"compression"`
-	// TLS configures the connection to an https endpoint.
+	// TLS configures the connection to an https endpoint. The CA bundle and the client
+	// certificate are read again when their files change.
 	TLS tlsconfig.Config `yaml:"tls"`
+	// CredentialSources says where the files of headers_from_files and tls come from,
+	// such as {/etc/outrider-creds/tempo/token: 'Secret "tempo" key "token"'}; a
+	// refusal by the backend names them. The injector writes it.
+	CredentialSources secretfile.Sources `yaml:"credential_sources"`
 	// Timeout bounds each export attempt; default 10s.
 	Timeout time.Duration `yaml:"timeout"`
 	// Batch controls request size and buffering; defaults max_bytes 1MiB (of
@@ -119,7 +130,9 @@ func (c *Config) validate(p *confval.Problems, sig *signal) {
 		p.Addf("compression", "must be %q or %q, got %q", CompressionGzip, CompressionNone, c.Compression)
 	}
 	validateHeaders(p.At("headers"), c.Headers)
+	validateHeaderFiles(p.At("headers_from_files"), c.HeadersFromFiles, c.Headers)
 	c.TLS.Validate(p.At("tls"))
+	c.CredentialSources.Validate(p.At("credential_sources"), c.credentialFiles())
 	exporterhelper.ValidateTimeout(p, "timeout", c.Timeout)
 	exporterhelper.ValidateConcurrency(p, "concurrency", c.Concurrency)
 	if c.MaxSpans <= 0 {
@@ -268,10 +281,20 @@ type MetricsConfig struct {
 	// Headers are sent with every request, e.g. X-Scope-OrgID for a multi-tenant
 	// Mimir, or Authorization. Their values are secrets: never logged or printed.
 	Headers map[string]confval.Secret `yaml:"headers"`
+	// HeadersFromFiles are headers whose values are read from files, such as the keys
+	// of a mounted Kubernetes Secret: {Authorization: /etc/outrider-creds/tempo/token}.
+	// Each file is read again when it changes, so a rotated value is used without a
+	// restart. A header is set either here or in headers.
+	HeadersFromFiles map[string]string `yaml:"headers_from_files"`
 	// Compression is "gzip" (the default) or "none".
 	Compression string `yaml:"compression"`
-	// TLS configures the connection to an https endpoint.
+	// TLS configures the connection to an https endpoint. The CA bundle and the client
+	// certificate are read again when their files change.
 	TLS tlsconfig.Config `yaml:"tls"`
+	// CredentialSources says where the files of headers_from_files and tls come from,
+	// such as {/etc/outrider-creds/tempo/token: 'Secret "tempo" key "token"'}; a
+	// refusal by the backend names them. The injector writes it.
+	CredentialSources secretfile.Sources `yaml:"credential_sources"`
 	// Timeout bounds each export attempt; default 10s.
 	Timeout time.Duration `yaml:"timeout"`
 	// Batch controls request size and buffering; defaults max_bytes 1MiB (of
@@ -310,7 +333,7 @@ func (c *MetricsConfig) config() Config {
 	return Config{
 		Endpoint: c.Endpoint, Protocol: c.Protocol, Headers: c.Headers, Compression: c.Compression,
 		TLS: c.TLS, Timeout: c.Timeout, Batch: c.Batch, MaxSpans: c.MaxDataPoints, Retry: c.Retry,
-		Concurrency: c.Concurrency,
+		Concurrency: c.Concurrency, HeadersFromFiles: c.HeadersFromFiles, CredentialSources: c.CredentialSources,
 	}
 }
 
@@ -318,6 +341,6 @@ func metricsConfigOf(c Config) MetricsConfig {
 	return MetricsConfig{
 		Endpoint: c.Endpoint, Protocol: c.Protocol, Headers: c.Headers, Compression: c.Compression,
 		TLS: c.TLS, Timeout: c.Timeout, Batch: c.Batch, MaxDataPoints: c.MaxSpans, Retry: c.Retry,
-		Concurrency: c.Concurrency,
+		Concurrency: c.Concurrency, HeadersFromFiles: c.HeadersFromFiles, CredentialSources: c.CredentialSources,
 	}
 }

@@ -9,12 +9,16 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/encoding/gzip"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 // init sets gRPC's gzip compressor to its fastest level. gRPC has one gzip compressor
@@ -37,12 +41,13 @@ type grpcClient struct {
 	opts   []grpc.CallOption
 	warn   func(string)
 	sig    *signal
+	creds  *headerFiles
 }
 
 func newGRPCClient(cfg *Config, ep endpoint, sig *signal, warn func(string)) (*grpcClient, error) {
 	creds := insecure.NewCredentials()
 	if ep.tls {
-		tc, err := cfg.TLS.Load()
+		tc, err := cfg.TLS.LoadFor(ep.host())
 		if err != nil {
 			return nil, err
 		}
@@ -69,7 +74,7 @@ func newGRPCClient(cfg *Config, ep endpoint, sig *signal, warn func(string)) (*g
 	if err != nil {
 		return nil, fmt.Errorf("endpoint: %w", err)
 	}
-	c := &grpcClient{conn: conn, target: ep.target, warn: warn, sig: sig,
+	c := &grpcClient{creds: newHeaderFiles(cfg), conn: conn, target: ep.target, warn: warn, sig: sig,
 		opts: []grpc.CallOption{grpc.ForceCodecV2(rawCodec{})}}
 	if cfg.Compression == CompressionGzip {
 		c.opts = append(c.opts, grpc.UseCompressor(gzip.Name))
@@ -84,13 +89,27 @@ func newGRPCClient(cfg *Config, ep endpoint, sig *signal, warn func(string)) (*g
 }
 
 func (c *grpcClient) push(ctx context.Context, chunks []chunk) error {
-	if c.md != nil {
-		ctx = metadata.NewOutgoingContext(ctx, c.md)
+	md := c.md
+	if len(c.creds.files) > 0 {
+		md = c.md.Copy()
+		if md == nil {
+			md = metadata.MD{}
+		}
+		if err := c.creds.apply(func(k, v string) { md.Set(k, v) }); err != nil {
+			return pipeline.Retryable(err, 0)
+		}
+	}
+	if md != nil {
+		ctx = metadata.NewOutgoingContext(ctx, md)
 	}
 	req := rawRequest{chunks: chunks}
 	var resp rawResponse
 	if err := c.conn.Invoke(ctx, c.sig.method, &req, &resp, c.opts...); err != nil {
-		return c.sig.classifyGRPC(err, c.target)
+		cerr := c.sig.classifyGRPC(err, c.target)
+		if code := status.Code(err); code == codes.Unauthenticated || code == codes.PermissionDenied {
+			cerr = c.creds.refused(cerr)
+		}
+		return cerr
 	}
 	return c.sig.partialSuccess(resp.data, c.target, c.warn)
 }

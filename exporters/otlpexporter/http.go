@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/outrider-dev/outrider/exporters/exporterhelper"
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 // maxResponseBody is how much of a response body is read: an
@@ -23,6 +24,7 @@ const gzipLevel = gzip.BestSpeed
 // httpClient posts requests as OTLP/HTTP protobuf bodies: the chunks' bytes as they
 // are, or gzip-compressed through a pooled writer into a pooled buffer.
 type httpClient struct {
+	creds    *headerFiles
 	url      string
 	header   http.Header
 	gzip     bool
@@ -34,7 +36,7 @@ type httpClient struct {
 }
 
 func newHTTPClient(cfg *Config, ep endpoint, sig *signal, warn func(string)) (*httpClient, error) {
-	tlsCfg, err := cfg.TLS.Load()
+	tlsCfg, err := cfg.TLS.LoadFor(ep.host())
 	if err != nil {
 		return nil, err
 	}
@@ -48,6 +50,7 @@ func newHTTPClient(cfg *Config, ep endpoint, sig *signal, warn func(string)) (*h
 		h.Set("Content-Encoding", "gzip")
 	}
 	return &httpClient{
+		creds:  newHeaderFiles(cfg),
 		url:    ep.url,
 		header: h,
 		gzip:   cfg.Compression == CompressionGzip,
@@ -67,6 +70,9 @@ func (c *httpClient) push(ctx context.Context, chunks []chunk) error {
 		return fmt.Errorf("build request for %s: %w", c.url, err)
 	}
 	req.Header = c.header.Clone()
+	if err := c.creds.apply(req.Header.Set); err != nil {
+		return pipeline.Retryable(err, 0)
+	}
 	if c.gzip {
 		enc := c.getEncoder()
 		payload, err := enc.compress(chunks)
@@ -100,7 +106,11 @@ func (c *httpClient) push(ctx context.Context, chunks []chunk) error {
 		// The status says the spans arrived; only the partial-success report is lost.
 		body, cut = nil, false
 	}
-	return c.sig.classifyHTTP(resp.StatusCode, resp.Header, body, cut, c.url, c.now(), c.warn)
+	err = c.sig.classifyHTTP(resp.StatusCode, resp.Header, body, cut, c.url, c.now(), c.warn)
+	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+		err = c.creds.refused(err)
+	}
+	return err
 }
 
 func (c *httpClient) close() { c.client.CloseIdleConnections() }

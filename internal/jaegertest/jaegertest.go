@@ -61,6 +61,7 @@ type Jaeger struct {
 	queryHTTPPort, queryGRPCPort int
 	// persistent stores traces with badger under Dir, so they survive Stop/Restart.
 	persistent bool
+	opts       Options
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -85,11 +86,36 @@ func StartPersistent(t testing.TB) *Jaeger {
 	return startT(t, true)
 }
 
+// Options configure the OTLP receiver of a Jaeger started with StartWith.
+type Options struct {
+	// TLSCertFile and TLSKeyFile, when set, make both OTLP receivers serve TLS with
+	// this certificate (PEM); OTLPHTTPEndpoint then starts with https://.
+	TLSCertFile, TLSKeyFile string
+	// ClientCAFile, with TLS, makes the receivers require a client certificate
+	// signed by these CAs (mutual TLS).
+	ClientCAFile string
+	// BasicAuth, "user:password", makes the receivers require an Authorization
+	// header with these credentials (Jaeger's basicauth extension): a request
+	// without it or with others is refused (gRPC Unauthenticated, HTTP 401).
+	BasicAuth string
+}
+
+// StartWith is Start with the receivers configured by o.
+func StartWith(t testing.TB, o Options) *Jaeger {
+	t.Helper()
+	return startOpts(t, false, o)
+}
+
 func startT(t testing.TB, persistent bool) *Jaeger {
+	t.Helper()
+	return startOpts(t, persistent, Options{})
+}
+
+func startOpts(t testing.TB, persistent bool, o Options) *Jaeger {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), ReadyTimeout+5*time.Second)
 	defer cancel()
-	j, err := startIn(ctx, t.TempDir(), persistent)
+	j, err := startIn(ctx, t.TempDir(), persistent, o)
 	if err != nil {
 		t.Fatalf("real Jaeger: %v", err)
 	}
@@ -106,10 +132,10 @@ func startT(t testing.TB, persistent bool) *Jaeger {
 // dir, and waits until its receivers and query service answer. It returns an error
 // that says how to build Jaeger when the binary is missing. The caller stops it.
 func StartIn(ctx context.Context, dir string) (*Jaeger, error) {
-	return startIn(ctx, dir, false)
+	return startIn(ctx, dir, false, Options{})
 }
 
-func startIn(ctx context.Context, dir string, persistent bool) (*Jaeger, error) {
+func startIn(ctx context.Context, dir string, persistent bool, o Options) (*Jaeger, error) {
 	bin := Binary()
 	if _, err := os.Stat(bin); err != nil {
 		return nil, fmt.Errorf("real Jaeger %s not found at %s: run `make backends` (or tools/backends/build.sh jaeger) to build it once per machine, or set %s", Version, bin, BinaryEnv)
@@ -121,7 +147,7 @@ func startIn(ctx context.Context, dir string, persistent bool) (*Jaeger, error) 
 	if err != nil {
 		return nil, fmt.Errorf("free ports for jaeger: %w", err)
 	}
-	j := &Jaeger{Dir: dir, otlpGRPCPort: ports[0], otlpHTTPPort: ports[1], queryHTTPPort: ports[2], queryGRPCPort: ports[3], persistent: persistent}
+	j := &Jaeger{Dir: dir, otlpGRPCPort: ports[0], otlpHTTPPort: ports[1], queryHTTPPort: ports[2], queryGRPCPort: ports[3], persistent: persistent, opts: o}
 	if err := os.WriteFile(j.configPath(), []byte(j.config()), 0o644); err != nil {
 		return nil, fmt.Errorf("write jaeger configuration: %w", err)
 	}
@@ -134,9 +160,15 @@ func startIn(ctx context.Context, dir string, persistent bool) (*Jaeger, error) 
 // OTLPGRPCEndpoint is the OTLP/gRPC receiver's address, host:port.
 func (j *Jaeger) OTLPGRPCEndpoint() string { return fmt.Sprintf("127.0.0.1:%d", j.otlpGRPCPort) }
 
-// OTLPHTTPEndpoint is the OTLP/HTTP receiver's base URL, http://host:port; traces go
-// to its /v1/traces.
-func (j *Jaeger) OTLPHTTPEndpoint() string { return fmt.Sprintf("http://127.0.0.1:%d", j.otlpHTTPPort) }
+// OTLPHTTPEndpoint is the OTLP/HTTP receiver's base URL, http://host:port (https://
+// with TLS); traces go to its /v1/traces.
+func (j *Jaeger) OTLPHTTPEndpoint() string {
+	scheme := "http"
+	if j.opts.TLSCertFile != "" {
+		scheme = "https"
+	}
+	return fmt.Sprintf("%s://127.0.0.1:%d", scheme, j.otlpHTTPPort)
+}
 
 // QueryURL is the query service's base URL, http://host:port (the UI and /api/...).
 func (j *Jaeger) QueryURL() string { return fmt.Sprintf("http://127.0.0.1:%d", j.queryHTTPPort) }
@@ -156,7 +188,7 @@ func (j *Jaeger) configPath() string { return filepath.Join(j.Dir, "jaeger.yaml"
 func (j *Jaeger) config() string {
 	return fmt.Sprintf(`# Jaeger v2 configuration written by internal/jaegertest.
 service:
-  extensions: [jaeger_storage, jaeger_query]
+  extensions: [jaeger_storage, jaeger_query%s]
   pipelines:
     traces:
       receivers: [otlp]
@@ -180,19 +212,52 @@ extensions:
       endpoint: 127.0.0.1:%d
     grpc:
       endpoint: 127.0.0.1:%d
-receivers:
+%sreceivers:
   otlp:
     protocols:
       grpc:
         endpoint: 127.0.0.1:%d
-      http:
+%s      http:
         endpoint: 127.0.0.1:%d
-processors:
+%sprocessors:
   batch: {}
 exporters:
   jaeger_storage_exporter:
     trace_storage: memstore
-`, j.storage(), j.queryHTTPPort, j.queryGRPCPort, j.otlpGRPCPort, j.otlpHTTPPort)
+`, j.authExtension(), j.storage(), j.queryHTTPPort, j.queryGRPCPort, j.authDefinition(), j.otlpGRPCPort, j.receiverSecurity(), j.otlpHTTPPort, j.receiverSecurity())
+}
+
+// authExtension names the basicauth extension in service.extensions and defines it,
+// when Options.BasicAuth is set.
+func (j *Jaeger) authExtension() string {
+	if j.opts.BasicAuth == "" {
+		return ""
+	}
+	return ", basicauth/server"
+}
+
+// authDefinition defines the basicauth extension under extensions:, when
+// Options.BasicAuth is set.
+func (j *Jaeger) authDefinition() string {
+	if j.opts.BasicAuth == "" {
+		return ""
+	}
+	return fmt.Sprintf("  basicauth/server:\n    htpasswd:\n      inline: %q\n", j.opts.BasicAuth)
+}
+
+// receiverSecurity is the tls and auth settings of one OTLP receiver protocol.
+func (j *Jaeger) receiverSecurity() string {
+	var b strings.Builder
+	if j.opts.TLSCertFile != "" {
+		fmt.Fprintf(&b, "        tls:\n          cert_file: %s\n          key_file: %s\n", j.opts.TLSCertFile, j.opts.TLSKeyFile)
+		if j.opts.ClientCAFile != "" {
+			fmt.Fprintf(&b, "          client_ca_file: %s\n", j.opts.ClientCAFile)
+		}
+	}
+	if j.opts.BasicAuth != "" {
+		b.WriteString("        auth:\n          authenticator: basicauth/server\n")
+	}
+	return b.String()
 }
 
 // storage is the storage backend's configuration: memory, or badger on disk.

@@ -5,6 +5,7 @@ package lokitest
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,9 +33,12 @@ func Binary() string { return backendtest.Binary("OUTRIDER_LOKI_BIN", "loki", Ve
 
 // Loki is a running Loki server.
 type Loki struct {
-	// URL is the base URL, e.g. http://127.0.0.1:41234.
+	// URL is the base URL, e.g. http://127.0.0.1:41234 (https:// with WithTLS).
 	URL string
 	Dir string
+	// Tenant is sent as X-Scope-OrgID with the queries; set it (or use ForTenant)
+	// for a Loki started WithAuth.
+	Tenant string
 
 	cmd      *exec.Cmd
 	exited   chan struct{}
@@ -49,6 +53,54 @@ type Option func(*options)
 
 type options struct {
 	noStructuredMetadata bool
+	auth                 bool
+	certFile, keyFile    string
+	clientCAFile         string
+	client               *http.Client
+}
+
+// WithAuth starts Loki with auth_enabled: true: every push and query must carry an
+// X-Scope-OrgID tenant (401 "no org id" without one), and tenants see only their own
+// streams. Loki itself checks no password or token; that is a gateway's job.
+func WithAuth() Option {
+	return func(o *options) { o.auth = true }
+}
+
+// WithTLS makes Loki serve HTTP over TLS with the certificate certFile and key
+// keyFile (PEM). With clientCAFile set, Loki requires a client certificate signed by
+// it (RequireAndVerifyClientCert). client is the TLS configuration the Loki value's
+// own requests (readiness, queries) use: it must trust the server's certificate and,
+// with clientCAFile, present a client certificate.
+func WithTLS(certFile, keyFile, clientCAFile string, client *tls.Config) Option {
+	return func(o *options) {
+		o.certFile, o.keyFile, o.clientCAFile = certFile, keyFile, clientCAFile
+		o.client = &http.Client{Transport: &http.Transport{TLSClientConfig: client}}
+	}
+}
+
+// ForTenant returns l for queries as tenant: the same server, another X-Scope-OrgID.
+// Stop and Restart stay with l.
+func (l *Loki) ForTenant(tenant string) *Loki {
+	return &Loki{URL: l.URL, Dir: l.Dir, Tenant: tenant, httpPort: l.httpPort, grpcPort: l.grpcPort, opts: l.opts}
+}
+
+func (l *Loki) httpClient() *http.Client {
+	if l.opts.client != nil {
+		return l.opts.client
+	}
+	return http.DefaultClient
+}
+
+// serverTLS is the server block's TLS settings.
+func (o *options) serverTLS() string {
+	if o.certFile == "" {
+		return ""
+	}
+	s := fmt.Sprintf("  http_tls_config:\n    cert_file: %s\n    key_file: %s\n", o.certFile, o.keyFile)
+	if o.clientCAFile != "" {
+		s += fmt.Sprintf("    client_auth_type: RequireAndVerifyClientCert\n    client_ca_file: %s\n", o.clientCAFile)
+	}
+	return s
 }
 
 // WithoutStructuredMetadata starts Loki with limits_config.allow_structured_metadata
@@ -74,6 +126,9 @@ func Start(ctx context.Context, dir string, opts ...Option) (*Loki, error) {
 		o(&l.opts)
 	}
 	l.URL = fmt.Sprintf("http://127.0.0.1:%d", l.httpPort)
+	if l.opts.certFile != "" {
+		l.URL = fmt.Sprintf("https://127.0.0.1:%d", l.httpPort)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -84,14 +139,14 @@ func Start(ctx context.Context, dir string, opts ...Option) (*Loki, error) {
 }
 
 func (l *Loki) config() string {
-	return fmt.Sprintf(`auth_enabled: false
+	return fmt.Sprintf(`auth_enabled: %[5]t
 server:
   http_listen_address: 127.0.0.1
   http_listen_port: %[1]d
   grpc_listen_address: 127.0.0.1
   grpc_listen_port: %[2]d
   log_level: warn
-common:
+%[6]scommon:
   instance_addr: 127.0.0.1
   path_prefix: %[3]s
   replication_factor: 1
@@ -130,7 +185,7 @@ query_range:
   cache_results: false
 analytics:
   reporting_enabled: false
-`, l.httpPort, l.grpcPort, l.Dir, !l.opts.noStructuredMetadata)
+`, l.httpPort, l.grpcPort, l.Dir, !l.opts.noStructuredMetadata, l.opts.auth, l.opts.serverTLS())
 }
 
 func (l *Loki) start(ctx context.Context) error {
@@ -161,7 +216,7 @@ func (l *Loki) waitReady(ctx context.Context, timeout time.Duration) error {
 			return ctx.Err()
 		case <-time.After(250 * time.Millisecond):
 		}
-		resp, err := http.Get(l.URL + "/ready")
+		resp, err := l.httpClient().Get(l.URL + "/ready")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -256,7 +311,10 @@ func (l *Loki) queryRange(ctx context.Context, query string, start, end time.Tim
 	// Without this flag Loki merges structured metadata into the stream labels; with
 	// it, labels and metadata come back apart, so tests can tell them apart.
 	req.Header.Set("X-Loki-Response-Encoding-Flags", "categorize-labels")
-	resp, err := http.DefaultClient.Do(req)
+	if l.Tenant != "" {
+		req.Header.Set("X-Scope-OrgID", l.Tenant)
+	}
+	resp, err := l.httpClient().Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("loki query: %w", err)
 	}

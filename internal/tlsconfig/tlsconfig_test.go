@@ -301,3 +301,76 @@ func TestClientCertificateRotation(t *testing.T) {
 		t.Fatalf("after rotation: %q, %v; want the new certificate (serial 99)", got, err)
 	}
 }
+
+func TestLoadForReloadsCA(t *testing.T) {
+	p := newPKI(t)
+	srv := p.serve(t, false, 0)
+	caFile := filepath.Join(t.TempDir(), "ca.crt")
+	other, err := os.ReadFile(p.otherCAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(caFile, other, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := (&Config{CAFile: caFile}).LoadFor("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := get(t, cfg, srv.URL); err == nil || !strings.Contains(err.Error(), "not trusted by tls.ca_file "+caFile) {
+		t.Fatalf("with the wrong CA: %v; want a refusal naming the file", err)
+	}
+	// The bundle is replaced as a Secret volume does it: a new file renamed over.
+	good, err := os.ReadFile(p.caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := caFile + ".tmp"
+	if err := os.WriteFile(tmp, append(good, '\n'), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, caFile); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := get(t, cfg, srv.URL); err != nil || got != "none" {
+		t.Fatalf("after the CA was replaced: %q, %v", got, err)
+	}
+	// A broken bundle written over it keeps the last good one.
+	if err := os.WriteFile(caFile, []byte("garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := get(t, cfg, srv.URL); err != nil {
+		t.Fatalf("with a broken bundle the last good one should stay: %v", err)
+	}
+}
+
+func TestLoadForChecksName(t *testing.T) {
+	p := newPKI(t)
+	srv := p.serve(t, false, 0)
+	cases := []struct {
+		name string
+		cfg  Config
+		host string
+		ok   bool
+	}{
+		{"ip in certificate", Config{CAFile: p.caFile}, "127.0.0.1", true},
+		{"other ip", Config{CAFile: p.caFile}, "127.0.0.2", false},
+		{"server_name wins", Config{CAFile: p.caFile, ServerName: "loki.test"}, "127.0.0.2", true},
+		{"wrong server_name", Config{CAFile: p.caFile, ServerName: "wrong.test"}, "127.0.0.1", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := tc.cfg.LoadFor(tc.host)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = get(t, cfg, srv.URL)
+			if (err == nil) != tc.ok {
+				t.Fatalf("GET error = %v, want ok=%v", err, tc.ok)
+			}
+		})
+	}
+	if _, err := (&Config{CAFile: p.caFile}).LoadFor(""); err == nil {
+		t.Error("LoadFor without a host or server_name succeeded")
+	}
+}
