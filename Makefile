@@ -21,14 +21,17 @@ test: backends
 	$(GO) test -count=1 -timeout 30m ./...
 
 backends:
-	tools/backends/build.sh loki vault postgres jaeger etcd kube-apiserver
+	tools/backends/build.sh loki vault postgres jaeger etcd kube-apiserver prometheus
 
 backends-bench:
 	tools/backends/build.sh loki vault postgres otelcol
 
-## demo: tail a generated log into a real Loki and print what arrived.
-demo: backends build
-	$(GO) run ./tools/demo --outrider $(BIN)
+## demo: the demo app (examples/demo-app) beside the agent, against a real Loki, Vault,
+## PostgreSQL and Jaeger (only the backends it uses are built); prints what arrived.
+demo: build
+	tools/backends/build.sh loki vault postgres jaeger
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/demo-app ./examples/demo-app
+	$(GO) run ./tools/demo --outrider $(BIN) --app bin/demo-app
 
 bench: bench-logs bench-redact bench-secrets bench-traces
 

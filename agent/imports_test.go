@@ -39,7 +39,7 @@ func under(p string, roots ...string) bool {
 // tests and test helpers (a package whose name ends in "test", such as internal/lokitest
 // or exporters/internal/exportertest).
 func isTooling(p string) bool {
-	return under(p, "tools", "test") || strings.HasSuffix(p[strings.LastIndex(p, "/")+1:], "test")
+	return under(p, "tools", "test", "examples") || strings.HasSuffix(p[strings.LastIndex(p, "/")+1:], "test")
 }
 
 // layerOf returns the layer of a package by its folder, or false for a folder that is in
@@ -143,7 +143,7 @@ func importViolations(imports map[string][]string) []string {
 //	3  agent (the runtime), inject (the injector)
 //	4  cmd/*
 //
-// Tooling is exempt: tools/*, test/* and test helper packages (named *test).
+// Tooling is exempt: tools/*, test/*, examples/* and test helper packages (named *test).
 //
 // Rules: no package imports a higher layer; pipeline imports nothing of ours; internal
 // helpers import only internal helpers; sources and receivers never import exporters;

@@ -1,15 +1,16 @@
 // Command demo runs outrider's main job locally against real backends: it starts a
-// real Loki, Vault and PostgreSQL on 127.0.0.1; the agent renders a KV secret and
-// database credentials into files for a demo app, rotates the credentials midway and
-// makes the app reload; the app writes a log (JSON lines with correlation IDs, errors,
-// a Java stack trace, a rotation, and a line leaking its API key), sends traces over
-// OTLP and reports an error with its Sentry SDK while logging a panic; and the demo
-// prints what arrived in Loki, in a real OTLP trace backend (Jaeger v2 standing in for
-// Tempo) and at a Sentry-protocol receiver — scrubbed, correlated by trace_id — with
-// the queries to see it. `make demo` runs it.
+// real Loki, Vault, PostgreSQL and Jaeger v2 (an OTLP trace backend standing in for
+// Tempo) on 127.0.0.1 and a strict Sentry-protocol receiver; the agent renders a KV
+// secret and database credentials for the demo app (examples/demo-app), which serves
+// requests from its load generator: JSON logs with correlation IDs, traces over OTLP,
+// errors and a panic reported with sentry-go to the sidecar, queries to PostgreSQL with
+// the rendered credentials. Midway the credentials rotate and the app reloads without
+// dropping a request. The demo prints what arrived in each backend — scrubbed,
+// correlated by trace_id — and the queries to see it. `make demo` runs it.
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -35,16 +36,17 @@ import (
 
 func main() {
 	bin := flag.String("outrider", "bin/outrider", "outrider binary")
-	lines := flag.Int("lines", 2000, "JSON lines the demo app writes")
-	keep := flag.Bool("keep", false, "keep Loki and the agent running until Ctrl-C")
+	appBin := flag.String("app", "bin/demo-app", "the demo app's binary (go build ./examples/demo-app)")
+	seconds := flag.Int("seconds", 30, "how long the load generator runs")
+	keep := flag.Bool("keep", false, "keep the backends, the agent and the app running until Ctrl-C")
 	flag.Parse()
-	if err := run(*bin, *lines, *keep); err != nil {
+	if err := run(*bin, *appBin, time.Duration(*seconds)*time.Second, *keep); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin string, n int, keep bool) error {
+func run(bin, appBin string, loadFor time.Duration, keep bool) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	dir, err := os.MkdirTemp("", "outrider-demo-")
@@ -91,21 +93,16 @@ func run(bin string, n int, keep bool) error {
 			return err
 		}
 	}
-	app, err := startApp(dir)
-	if err != nil {
-		return err
-	}
-	defer app.stop()
 	tokenFile := filepath.Join(dir, "vault-token")
 	if err := os.WriteFile(tokenFile, []byte(v.RootToken), 0o600); err != nil {
 		return err
 	}
-	ports, err := backendtest.FreePorts(4)
+	ports, err := backendtest.FreePorts(5)
 	if err != nil {
 		return err
 	}
 	port, otlpGRPC, otlpHTTP := ports[0], fmt.Sprintf("127.0.0.1:%d", ports[1]), fmt.Sprintf("127.0.0.1:%d", ports[2])
-	sentryAddr := fmt.Sprintf("127.0.0.1:%d", ports[3])
+	sentryAddr, appAddr := fmt.Sprintf("127.0.0.1:%d", ports[3]), fmt.Sprintf("127.0.0.1:%d", ports[4])
 	cfgPath := filepath.Join(dir, "outrider.yaml")
 	cfg := fmt.Sprintf(`data_dir: %[1]s/data
 identity: {service: demo-shop, namespace: demo, pod: demo-shop-0, container: app}
@@ -173,15 +170,52 @@ secrets:
 	step("agent ready: /readyz answered only after the secrets were rendered:\n    %s/app.env (%s)\n    %s/db.env  (%s, DB_USER=%s, password hidden)",
 		secretDir, fileMode(filepath.Join(secretDir, "app.env")), secretDir, fileMode(filepath.Join(secretDir, "db.env")), dbUser)
 
-	step("demo app writes %d JSON lines, an error with a Java stack trace, and rotates its log", n)
-	traceID, err := writeAppLogs(logDir, n)
+	logPath := filepath.Join(logDir, "app.log")
+	app, err := startApp(ctx, appBin, dir, []string{
+		"DEMO_LISTEN=" + appAddr,
+		"DEMO_LOG_FILE=" + logPath,
+		"DEMO_PID_FILE=" + filepath.Join(dir, "app.pid"),
+		"DB_CREDENTIALS_FILE=" + filepath.Join(secretDir, "db.env"),
+		fmt.Sprintf("DB_ADDR=%s:%d", pg.Host, pg.Port),
+		"API_KEY_FILE=" + filepath.Join(secretDir, "app.env"),
+		fmt.Sprintf("SENTRY_DSN=http://demo-local-key@%s/1", sentryAddr),
+		"OTEL_EXPORTER_OTLP_ENDPOINT=http://" + otlpHTTP,
+		"OTEL_SERVICE_NAME=demo-shop",
+		// This demo has no metrics backend: the SDK is told not to export metrics, as
+		// the injector does for a pod without one.
+		"OTEL_METRICS_EXPORTER=none",
+	})
 	if err != nil {
 		return err
 	}
-	want := n + 2 // plus the stack trace and the API key line
-	entries, err := loki.WaitCount(ctx, `{service="demo-shop", source="app"}`, start, want, 60*time.Second)
+	defer app.stop()
+	if err := waitFor(ctx, 60*time.Second, func() bool { return httpOK("http://" + appAddr + "/healthz") }); err != nil {
+		b, _ := os.ReadFile(logPath)
+		return fmt.Errorf("the demo app did not come up: %w\nits stderr: %s\nits log:\n%s", err, app.errors(), indent(string(b)))
+	}
+
+	step("demo app (examples/demo-app) serves on %s; its load generator runs for %s: orders, slow queries, declined payments, a panic now and then", appAddr, loadFor)
+	rep, err := runLoad(ctx, appBin, "http://"+appAddr, loadFor)
 	if err != nil {
 		return err
+	}
+	step("load: %d requests in %.0f s, by status %v, %d failed on purpose", rep.Requests, rep.Seconds, rep.Status, len(rep.Failed))
+	if rep.Status["error"] > 0 {
+		return fmt.Errorf("%d requests got no answer from the app", rep.Status["error"])
+	}
+
+	// The app keeps logging (a reload after each rotation), so the file and Loki are
+	// compared at the same moment until they agree.
+	var written int
+	var entries []lokitest.Entry
+	if err := waitFor(ctx, 60*time.Second, func() bool {
+		if written, err = countLines(logPath); err != nil {
+			return false
+		}
+		entries, err = loki.Query(ctx, `{service="demo-shop", source="app"}`, start, time.Now().Add(time.Minute))
+		return err == nil && len(entries) == written
+	}); err != nil {
+		return fmt.Errorf("Loki has %d entries of the app's %d lines (%v)", len(entries), written, err)
 	}
 	levels := map[string]int{}
 	withTrace := 0
@@ -191,35 +225,65 @@ secrets:
 			withTrace++
 		}
 	}
-	step("arrived in Loki: %d entries (%d written), %d with trace_id in structured metadata, by level %v", len(entries), want, withTrace, levels)
-	for _, e := range entries {
-		if strings.Contains(e.Line, "\tat ") {
-			step("the stack trace arrived as one entry (labels %v, metadata %v):\n%s", e.Labels, e.Metadata, indent(e.Line))
-			break
+	step("arrived in Loki: %d entries (%d lines written), %d with trace_id in structured metadata, by level %v", len(entries), written, withTrace, levels)
+
+	// Every failed request is one correlated error: its log line, its trace and its
+	// Sentry events share the trace ID.
+	var failed failure
+	for _, f := range rep.Failed {
+		if f.Kind == "panic" || failed.TraceID == "" {
+			failed = f
 		}
 	}
-	const nTraces = 20
-	step("demo app sends %d traces (%d spans) with the OpenTelemetry Go SDK to the agent's OTLP receiver %s", nTraces, nTraces*5, otlpGRPC)
-	traceIDs, err := sendTraces(ctx, otlpGRPC, nTraces)
-	if err != nil {
-		return err
+	if failed.TraceID == "" {
+		return fmt.Errorf("no failed request to follow (statuses %v)", rep.Status)
 	}
-	spans, stored, err := tracesArrived(ctx, jaeger, traceIDs)
+	spans, err := jaeger.WaitForTrace(ctx, failed.TraceID, 1)
 	if err != nil {
-		return fmt.Errorf("traces in Jaeger: %w", err)
+		return fmt.Errorf("the failed request's trace in Jaeger: %w", err)
 	}
-	step("arrived in the trace backend: %d of %d spans, with service.name, k8s.pod.name and k8s.namespace.name added by the agent;\n    the failed payment span's attribute with the API key was stored as %q\n    look one up: %s/api/v3/traces/%s", spans, nTraces*5, stored, jaeger.QueryURL(), traceIDs[nTraces/2])
+	found, totalSpans, sampled := 0, 0, 0
+	for i, id := range rep.Traces {
+		if i%max(1, len(rep.Traces)/50) != 0 || sampled == 50 {
+			continue
+		}
+		sampled++
+		got, err := jaeger.WaitForTrace(ctx, id, 1)
+		if err == nil {
+			found++
+			totalSpans += len(got)
+		}
+	}
+	step("arrived in the trace backend: %d of %d sampled traces (%d spans), with service.name, k8s.pod.name and k8s.namespace.name added by the agent", found, sampled, totalSpans)
 
-	failedTrace := traceIDs[nTraces/2]
-	step("errors: the app's Sentry SDK (DSN http://demo-local-key@%s/1) reports the failed payment, the app logs a Go panic in the same trace, and the failed span is in the trace backend", sentryAddr)
-	if err := reportWithSDK(fmt.Sprintf("http://demo-local-key@%s/1", sentryAddr), failedTrace, "00f067aa0ba902b7"); err != nil {
-		return err
+	minEvents := len(rep.Failed)
+	events, err := sentrySrv.WaitEvents(ctx, minEvents)
+	if err != nil {
+		return fmt.Errorf("events at the Sentry receiver: %w (got %d, want at least %d)", err, len(sentrySrv.Events()), minEvents)
 	}
-	if err := appendPanic(logDir, failedTrace); err != nil {
-		return err
+	if errs := sentrySrv.Errors(); len(errs) > 0 {
+		return fmt.Errorf("the Sentry receiver refused what it got: %v", errs)
 	}
-	step("arrived at the Sentry project (the Java error logged earlier, with no request; then events from the SDK, from the log's Go panic and from the error span, all with the failed request's trace_id %s):", failedTrace)
-	if err := printEvents(ctx, sentrySrv, 4); err != nil {
+	bySource := map[string]int{}
+	for _, e := range events {
+		src, _ := e.Tag("outrider.source")
+		bySource[src]++
+	}
+	step("arrived at the Sentry project: %d events, by source %v", len(events), bySource)
+
+	step("one correlated error: the %s request, trace_id %s", failed.Kind, failed.TraceID)
+	logLines, err := loki.WaitCount(ctx, fmt.Sprintf(`{service="demo-shop", level="error"} | trace_id="%s"`, failed.TraceID), start, 1, 30*time.Second)
+	if err != nil {
+		return fmt.Errorf("the failed request's error line in Loki: %w", err)
+	}
+	fmt.Printf("    Loki:   %s\n", clip(logLines[0].Line, 160))
+	for _, s := range spans {
+		fmt.Printf("    trace:  span %-28s %-6s status=%s %s\n", s.Name, s.Kind, s.StatusCode, s.StatusMessage)
+	}
+	if err := waitFor(ctx, 30*time.Second, func() bool { return len(eventsOf(sentrySrv, failed.TraceID)) > 0 }); err != nil {
+		return fmt.Errorf("no Sentry event carries the failed request's trace_id %s: %w", failed.TraceID, err)
+	}
+	if err := printEvents(sentrySrv, failed.TraceID); err != nil {
 		return err
 	}
 
@@ -230,11 +294,18 @@ secrets:
 		return fmt.Errorf("no rotation: %w", err)
 	}
 	newUser := envValue(filepath.Join(secretDir, "db.env"), "DB_USER")
+	if err := waitFor(ctx, 15*time.Second, func() bool { return app.reloads(logPath) > 0 }); err != nil {
+		return fmt.Errorf("the app did not reload after the rotation: %w", err)
+	}
 	_ = waitFor(ctx, 10*time.Second, func() bool { gone, _ := pg.RoleExists(ctx, dbUser); return !gone })
 	oldExists, _ := pg.RoleExists(ctx, dbUser)
 	newExists, _ := pg.RoleExists(ctx, newUser)
-	step("rotated: %s -> %s; the app reloaded %d time(s); old PostgreSQL role still there: %t, new role there: %t",
-		dbUser, newUser, app.reloads(), oldExists, newExists)
+	after, err := runLoad(ctx, appBin, "http://"+appAddr, 3*time.Second)
+	if err != nil {
+		return err
+	}
+	step("rotated: %s -> %s; the app reloaded %d time(s) on SIGHUP and kept serving (%d requests, by status %v, on the new credentials); old PostgreSQL role still there: %t, new role there: %t",
+		dbUser, newUser, app.reloads(logPath), rep.Requests+after.Requests, mergeStatus(rep.Status, after.Status), oldExists, newExists)
 
 	leak, err := loki.WaitCount(ctx, `{service="demo-shop"} |= "API key"`, start, 1, 30*time.Second)
 	if err == nil && len(leak) > 0 {
@@ -251,77 +322,23 @@ secrets:
 			}
 		}
 		step("audit events in Loki {source=\"outrider-audit\"}: %v", kinds)
-		for _, e := range audits {
-			if strings.Contains(e.Line, `"kind":"rotate"`) || strings.Contains(e.Line, `"kind":"revoke"`) {
-				fmt.Println("    " + e.Line)
-			}
-		}
 	}
-	step(`see it in Grafana/Explore or with logcli against %s:
+	step(`the queries behind Grafana's panels and links, against Loki %s and Jaeger %s:
     {service="demo-shop"}
-    {service="demo-shop", level="error"}
-    {service="demo-shop"} | trace_id="%s"
     sum by (level) (count_over_time({service="demo-shop"}[5m]))
-    {service="demo-shop", source="outrider-audit"} | json | kind="rotate"`, loki.URL, traceID)
+    {service="demo-shop", level="error"} | trace_id="%s"       (log -> trace: derived field trace_id)
+    %s/api/v3/traces/%s                                          (trace -> logs: by trace_id)
+    {service="demo-shop", source="outrider-audit"} | json | kind="rotate"`, loki.URL, jaeger.QueryURL(), failed.TraceID, jaeger.QueryURL(), failed.TraceID)
+	if dockerEngine() {
+		step("a Docker engine is running: `docker compose -f examples/compose/docker-compose.yml up` gives the same stack with Grafana on http://localhost:3000")
+	} else {
+		step("no Docker engine here; where one runs, `docker compose -f examples/compose/docker-compose.yml up` gives the same stack with Grafana")
+	}
 	if keep {
 		step("running; press Ctrl-C to stop")
 		<-ctx.Done()
 	}
 	return nil
-}
-
-func writeAppLogs(dir string, n int) (string, error) {
-	path := filepath.Join(dir, "app.log")
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return "", err
-	}
-	var errTrace string
-	for i := 0; i < n; i++ {
-		if i == n/2 {
-			f.Close()
-			if err := os.Rename(path, path+".1"); err != nil {
-				return "", err
-			}
-			if f, err = os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err != nil {
-				return "", err
-			}
-		}
-		traceID := fmt.Sprintf("%016x%016x", 0xdeadbeef, i+1)
-		level, msg := "info", fmt.Sprintf("GET /api/orders/%d 200", i)
-		if i%50 == 7 {
-			level, msg = "error", fmt.Sprintf("POST /api/orders/%d 500: payment declined", i)
-			errTrace = traceID
-		}
-		fmt.Fprintf(f, `{"time":%q,"level":%q,"msg":%q,"trace_id":%q,"span_id":"%016x","request_id":"req-%06d"}`+"\n",
-			time.Now().UTC().Format(time.RFC3339Nano), level, msg, traceID, i+1, i)
-		if i == 200 {
-			fmt.Fprintf(f, `{"time":%q,"level":"warn","msg":"calling payments with API key %s"}`+"\n", time.Now().UTC().Format(time.RFC3339Nano), demoAPIKey)
-		}
-		if i == 100 {
-			fmt.Fprintf(f, "java.lang.IllegalStateException: inventory out of sync\n\tat com.shop.Inventory.reserve(Inventory.java:88)\n\tat com.shop.Orders.place(Orders.java:42)\nCaused by: java.sql.SQLException: connection reset\n\tat org.postgresql.Driver.exec(Driver.java:310)\n\t... 2 more\n")
-		}
-		if i%200 == 0 {
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-	return errTrace, f.Close()
-}
-
-// appendPanic writes an error line carrying a Go panic and the failed request's trace
-// ID, as a crashing handler's logger would.
-func appendPanic(dir, traceID string) error {
-	f, err := os.OpenFile(filepath.Join(dir, "app.log"), os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	line, _ := json.Marshal(map[string]string{"time": time.Now().UTC().Format(time.RFC3339Nano), "level": "error",
-		"msg": "handler panicked", "trace_id": traceID, "request_id": "req-demo-payment", "stack": goPanic})
-	_, err = fmt.Fprintf(f, "%s\n", line)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 func step(format string, args ...any) {
@@ -360,30 +377,106 @@ func setupVault(c *api.Client, pg *pgtest.Server) error {
 	return nil
 }
 
-// demoApp stands in for the application: it writes its pid and counts SIGHUPs.
+// demoApp is the demo app's serving process.
 type demoApp struct {
-	cmd  *exec.Cmd
-	hups string
+	cmd    *exec.Cmd
+	stderr *bytes.Buffer
 }
 
-func startApp(dir string) (*demoApp, error) {
-	a := &demoApp{hups: filepath.Join(dir, "app.hups")}
-	a.cmd = exec.Command("sh", "-c", fmt.Sprintf(`echo $$ > %s/app.pid; trap 'echo reload >> %s' HUP; while :; do sleep 0.1; done`, dir, a.hups))
+func startApp(ctx context.Context, bin, dir string, env []string) (*demoApp, error) {
+	a := &demoApp{stderr: &bytes.Buffer{}}
+	a.cmd = exec.CommandContext(ctx, bin, "serve")
+	a.cmd.Env = append(os.Environ(), env...)
+	a.cmd.Stderr = a.stderr
 	a.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := a.cmd.Start(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("start the demo app %s (go build -o %s ./examples/demo-app): %w", bin, bin, err)
 	}
 	return a, nil
 }
 
-func (a *demoApp) reloads() int {
-	b, _ := os.ReadFile(a.hups)
-	return strings.Count(string(b), "reload")
+// reloads counts the app's log lines saying it took new credentials after SIGHUP.
+func (a *demoApp) reloads(logPath string) int {
+	b, _ := os.ReadFile(logPath)
+	return strings.Count(string(b), "reload: new database credentials in use")
 }
 
+func (a *demoApp) errors() string { return strings.TrimSpace(a.stderr.String()) }
+
 func (a *demoApp) stop() {
-	_ = a.cmd.Process.Kill()
-	_ = a.cmd.Wait()
+	_ = a.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = a.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		_ = a.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// loadReport is what `demo-app load` prints.
+type loadReport struct {
+	Requests int            `json:"requests"`
+	Status   map[string]int `json:"status"`
+	Failed   []failure      `json:"failed"`
+	Traces   []string       `json:"traces"`
+	Seconds  float64        `json:"seconds"`
+}
+
+type failure struct {
+	Kind    string `json:"kind"`
+	TraceID string `json:"trace_id"`
+}
+
+// runLoad runs the demo app's load generator against target for d.
+func runLoad(ctx context.Context, bin, target string, d time.Duration) (loadReport, error) {
+	var rep loadReport
+	cmd := exec.CommandContext(ctx, bin, "load", "-target", target, "-requests", "0", "-duration", d.String(),
+		"-rate", "40", "-concurrency", "4", "-decline-every", "60", "-crash-every", "300")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return rep, fmt.Errorf("load generator: %w: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	if err := json.Unmarshal(out, &rep); err != nil {
+		return rep, fmt.Errorf("load generator's report: %w", err)
+	}
+	return rep, nil
+}
+
+func mergeStatus(a, b map[string]int) map[string]int {
+	out := map[string]int{}
+	for k, v := range a {
+		out[k] += v
+	}
+	for k, v := range b {
+		out[k] += v
+	}
+	return out
+}
+
+func countLines(path string) (int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	return bytes.Count(b, []byte("\n")), nil
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// dockerEngine reports whether a Docker engine answers (the CLI alone is not enough).
+func dockerEngine() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return exec.CommandContext(ctx, "docker", "info", "--format", "{{.ServerVersion}}").Run() == nil
 }
 
 func envValue(path, key string) string {
