@@ -452,3 +452,30 @@ func checkReassembly(t *testing.T, format string, text []byte, part, chunk uint8
 	s, tr := memTailer(t, Config{Format: format})
 	checkStreams(t, feedAll(s, tr, data, []int{int(chunk) + 1}), msgs)
 }
+
+// TestRuntimeFormatEndlessPartBoundsMemory: a line the runtime keeps splitting
+// (the application never writes its end) holds at most max_line_bytes.
+func TestRuntimeFormatEndlessPartBoundsMemory(t *testing.T) {
+	const maxLine = 64 << 10
+	s, tr := memTailer(t, Config{Format: FormatCRI, MaxLineBytes: maxLine})
+	part := "2026-12-06T11:44:01.000000001Z stdout P " + strings.Repeat("p", 16<<10) + "\n"
+	var off int64
+	for range 640 { // 10 MiB of parts
+		s.feed(tr, []byte(part), off, time.Now())
+		off += int64(len(part))
+	}
+	ss := tr.st[streamStdout]
+	if !ss.partOn || len(ss.part) > maxLine+1 || cap(ss.part) > 2*(maxLine+1) {
+		t.Fatalf("held %d bytes (cap %d) of an endless line; want at most %d", len(ss.part), cap(ss.part), maxLine+1)
+	}
+	if len(tr.batch) != 0 {
+		t.Fatalf("%d records from an unfinished line", len(tr.batch))
+	}
+	recs := feedAll(s, tr, []byte("2026-12-06T11:44:02Z stdout F end\n"), nil)
+	if len(recs) != 1 {
+		t.Fatalf("got %d records; want 1", len(recs))
+	}
+	if len(recs[0].Line) != maxLine || value(s.m.linesTruncated) != 1 {
+		t.Fatalf("a line of %d bytes, %v truncated; want %d bytes, 1 truncated", len(recs[0].Line), value(s.m.linesTruncated), maxLine)
+	}
+}
