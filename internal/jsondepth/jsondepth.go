@@ -27,6 +27,11 @@ type Limits struct {
 	Keys []string
 	// MaxKeyDepth bounds KeyDepth: how many values of Keys enclose one another.
 	MaxKeyDepth int
+	// ItemWeights weighs the objects that are elements of an array value of the
+	// named members (compared after unescaping), for callers whose decoder
+	// allocates much more for some objects than for others: each adds its member's
+	// weight to Result.ItemWeight.
+	ItemWeights map[string]int
 }
 
 // Result is what Scan measured, up to where it stopped.
@@ -39,6 +44,8 @@ type Result struct {
 	// Values counts the scalars, objects and arrays (an estimate of the decoder's
 	// allocations).
 	Values int
+	// ItemWeight sums the weights of the objects Limits.ItemWeights names.
+	ItemWeight int
 }
 
 // Error is a limit that the document exceeds.
@@ -62,6 +69,7 @@ func (e *Error) Error() string {
 type frame struct {
 	object  bool // '{' rather than '['
 	counted bool // the value of one of Limits.Keys: counts in KeyDepth
+	weight  int  // an array value of one of Limits.ItemWeights: its objects' weight
 }
 
 // Scan measures data against lim. It returns an *Error at the first bracket past a
@@ -72,6 +80,9 @@ func Scan(data []byte, lim Limits) (Result, error) {
 		stack = make([]frame, 0, 32)
 		keyD  int  // counted frames on the stack
 		pend  bool // the last thing read is a key of Limits.Keys followed by ':'
+		// pendW is the weight of the key of Limits.ItemWeights just read and followed
+		// by ':', or 0.
+		pendW int
 		// lastStr is the last string read when it may be a key: its span in data.
 		lastStart, lastEnd = -1, -1
 	)
@@ -80,7 +91,7 @@ func Scan(data []byte, lim Limits) (Result, error) {
 		switch c {
 		case ' ', '\t', '\r', '\n', ',':
 			if c == ',' {
-				lastStart, pend = -1, false
+				lastStart, pend, pendW = -1, false, 0
 			}
 			continue
 		case '"':
@@ -93,22 +104,31 @@ func Scan(data []byte, lim Limits) (Result, error) {
 				i++
 			}
 			res.Values++
-			pend, lastStart, lastEnd = false, start, min(i+1, len(data))
+			pend, pendW, lastStart, lastEnd = false, 0, start, min(i+1, len(data))
 			continue
 		case ':':
-			pend = lastStart >= 0 && len(stack) > 0 && stack[len(stack)-1].object && isKey(data[lastStart:lastEnd], lim.Keys)
+			isMember := lastStart >= 0 && len(stack) > 0 && stack[len(stack)-1].object
+			pend = isMember && isKey(data[lastStart:lastEnd], lim.Keys)
+			if isMember && len(lim.ItemWeights) > 0 {
+				pendW = keyWeight(data[lastStart:lastEnd], lim.ItemWeights)
+			}
 			lastStart = -1
 			continue
 		case '{', '[':
-			counted := pend
-			pend, lastStart = false, -1
+			counted, weight := pend, 0
+			if c == '[' {
+				weight = pendW
+			} else if n := len(stack); n > 0 && !stack[n-1].object {
+				res.ItemWeight += stack[n-1].weight
+			}
+			pend, pendW, lastStart = false, 0, -1
 			if lim.MaxDepth > 0 && len(stack) >= lim.MaxDepth {
 				return res, &Error{Offset: i, Limit: lim.MaxDepth}
 			}
 			if counted && lim.MaxKeyDepth > 0 && keyD >= lim.MaxKeyDepth {
 				return res, &Error{Offset: i, Key: true, Limit: lim.MaxKeyDepth}
 			}
-			stack = append(stack, frame{object: c == '{', counted: counted})
+			stack = append(stack, frame{object: c == '{', counted: counted, weight: weight})
 			res.Values++
 			res.Depth = max(res.Depth, len(stack))
 			if counted {
@@ -116,7 +136,7 @@ func Scan(data []byte, lim Limits) (Result, error) {
 				res.KeyDepth = max(res.KeyDepth, keyD)
 			}
 		case '}', ']':
-			pend, lastStart = false, -1
+			pend, pendW, lastStart = false, 0, -1
 			if n := len(stack); n > 0 {
 				if stack[n-1].counted {
 					keyD--
@@ -125,7 +145,7 @@ func Scan(data []byte, lim Limits) (Result, error) {
 			}
 		default:
 			// A number or a literal: skip to its end.
-			pend, lastStart = false, -1
+			pend, pendW, lastStart = false, 0, -1
 			res.Values++
 			for i+1 < len(data) && !delim(data[i+1]) {
 				i++
@@ -141,6 +161,23 @@ func delim(c byte) bool {
 		return true
 	}
 	return false
+}
+
+// keyWeight returns the weight of the quoted string q (quotes included) in weights,
+// or 0.
+func keyWeight(q []byte, weights map[string]int) int {
+	if len(q) < 2 || q[len(q)-1] != '"' {
+		return 0
+	}
+	raw := q[1 : len(q)-1]
+	if !slices.Contains(raw, '\\') {
+		return weights[string(raw)]
+	}
+	var s string
+	if json.Unmarshal(q, &s) != nil {
+		return 0
+	}
+	return weights[s]
 }
 
 // isKey reports whether the quoted string q (quotes included) is one of keys.

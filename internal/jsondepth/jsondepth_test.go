@@ -126,3 +126,27 @@ func abs(n int) int {
 	}
 	return n
 }
+
+// TestItemWeights: the objects in an array value of a weighted member add its
+// weight, however the key is spelled; other objects, nested arrays and scalars do
+// not.
+func TestItemWeights(t *testing.T) {
+	w := map[string]int{"exemplars": 10, "dataPoints": 1}
+	for _, tt := range []struct {
+		doc  string
+		want int
+	}{
+		{`{"exemplars":[{},{},{}]}`, 30},
+		{`{"dataPoints":[{"exemplars":[{}]},{}]}`, 12},
+		{`{"ex\u0065mplars":[{}]}`, 10},
+		{`{"exemplars":[[{}],1,"x",{}]}`, 10},
+		{`{"exemplars":{"a":{}}}`, 0},
+		{`{"other":[{}],"list":["exemplars",{}]}`, 0},
+		{`["exemplars",[{}]]`, 0},
+	} {
+		res, err := Scan([]byte(tt.doc), Limits{ItemWeights: w})
+		if err != nil || res.ItemWeight != tt.want {
+			t.Errorf("%s: weight %d, %v; want %d", tt.doc, res.ItemWeight, err, tt.want)
+		}
+	}
+}

@@ -29,8 +29,8 @@ import (
 const costFactor = inflight.CostFactor
 
 // Per-item estimates of pdata's allocations when decoding, measured with
-// TestDecodeCostCoversPdata: a message (a KeyValue, AnyValue or list element with its
-// share of slice growth), and a JSON value.
+// TestDecodeCostCoversPdata: a message (an AnyValue or list element with its share of
+// slice growth; other kinds cost more, see pcost), and a JSON value.
 const (
 	costPerMessage   = 96
 	costPerJSONValue = 96
@@ -91,11 +91,11 @@ func (r *Receiver) reserve(ctx context.Context, size int64) (*inflight.Reservati
 func (r *Receiver) admit(body []byte, k Kind, asJSON bool, res *inflight.Reservation) *refusal {
 	var cost int64
 	if asJSON {
-		values, ref := r.scanJSON(body, k)
+		st, ref := r.scanJSON(body, k)
 		if ref != nil {
 			return ref
 		}
-		cost = costFactor*int64(len(body)) + costPerJSONValue*int64(values)
+		cost = jsonCost(len(body), st)
 	} else {
 		st, err := scanProto(body, rootOf(k), r.cfg.MaxValueDepth)
 		if err != nil {
@@ -104,7 +104,7 @@ func (r *Receiver) admit(body []byte, k Kind, asJSON bool, res *inflight.Reserva
 			}
 			return &refusal{refuseInvalid, fmt.Sprintf("cannot decode the OTLP %s request (protobuf): %v", k, err)}
 		}
-		cost = costFactor*int64(len(body)) + costPerMessage*int64(st.messages)
+		cost = costFactor*int64(len(body)) + st.cost
 	}
 	if cost > r.lim.Max() {
 		return &refusal{refuseTooLarge, fmt.Sprintf(
@@ -139,18 +139,31 @@ const fastPathMaxValueDepth = (maxDepth - 3) / 2
 // the fast path itself accepts.
 func (r *Receiver) fastBoundsDepth() bool { return r.cfg.MaxValueDepth >= fastPathMaxValueDepth }
 
+// jsonItemWeights are what pdata allocates for an object in these OTLP/JSON lists
+// beyond costPerJSONValue and costFactor times its bytes, measured with
+// TestDecodeCostCoversPdata on lists of empty objects, plus a tenth: a metric
+// exemplar costs pdata about 430 bytes, a data point about 150. Other objects take
+// costPerJSONValue; an empty span, the worst, allocates 2.5 times that.
+var jsonItemWeights = map[string]int{"exemplars": 360, "dataPoints": 48, "data_points": 48}
+
+// jsonCost estimates what decoding an OTLP/JSON request of size bytes takes.
+func jsonCost(size int, st jsondepth.Result) int64 {
+	return costFactor*int64(size) + costPerJSONValue*int64(st.Values) + int64(st.ItemWeight)
+}
+
 // scanJSON checks the nesting of an OTLP/JSON request and counts its values.
-func (r *Receiver) scanJSON(body []byte, k Kind) (values int, ref *refusal) {
+func (r *Receiver) scanJSON(body []byte, k Kind) (jsondepth.Result, *refusal) {
 	st, err := jsondepth.Scan(body, jsondepth.Limits{
 		MaxDepth: jsonMaxNesting(r.cfg.MaxValueDepth), Keys: otlpJSONValueKeys, MaxKeyDepth: r.cfg.MaxValueDepth,
+		ItemWeights: jsonItemWeights,
 	})
 	var je *jsondepth.Error
 	if errors.As(err, &je) {
-		return 0, &refusal{refuseTooDeep, fmt.Sprintf(
+		return st, &refusal{refuseTooDeep, fmt.Sprintf(
 			"OTLP/JSON %s request refused: attribute or log body values nested more than %d maps/lists deep (receivers.otlp.max_value_depth), or the JSON more than %d levels, at byte %d; flatten the value or raise the limit",
 			k, r.cfg.MaxValueDepth, jsonMaxNesting(r.cfg.MaxValueDepth), je.Offset)}
 	}
-	return st.Values, nil
+	return st, nil
 }
 
 // jsonMaxNesting bounds the plain JSON nesting of an OTLP/JSON request with values

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -171,8 +172,23 @@ func TestInflightBusy(t *testing.T) {
 	}
 }
 
+// emptyMessages is a request of root whose message at path (field numbers from the
+// request down) holds about 1 MiB of empty messages in its field last: the worst
+// case of pdata's allocations per byte for that kind of message.
+func emptyMessages(path []protowire.Number, last protowire.Number) []byte {
+	b := make([]byte, 0, 1<<20)
+	for len(b) < 1<<20 {
+		b = append(protowire.AppendTag(b, last, protowire.BytesType), 0x00)
+	}
+	for i := len(path) - 1; i >= 0; i-- {
+		b = protowire.AppendBytes(protowire.AppendTag(nil, path[i], protowire.BytesType), b)
+	}
+	return b
+}
+
 // TestDecodeCostCoversPdata checks the estimate the limiter is given against what
-// pdata really allocates, for ordinary requests and for many tiny values.
+// pdata really allocates, for ordinary requests, for many tiny values, and for
+// requests of nothing but empty messages of each kind.
 func TestDecodeCostCoversPdata(t *testing.T) {
 	flat := make([]byte, 0, 1<<20)
 	for len(flat) < 1<<20 {
@@ -185,24 +201,124 @@ func TestDecodeCostCoversPdata(t *testing.T) {
 	rl := protowire.AppendBytes(protowire.AppendTag(nil, 2, protowire.BytesType), sl)
 	tiny := protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), rl)
 	ordinary, _ := plogotlp.NewExportRequestFromLogs(testLogs(strings.Repeat("a line of text ", 20), "b", "c")).MarshalProto()
-	for name, body := range map[string][]byte{"tiny values": tiny, "ordinary": ordinary} {
-		st, err := scanProto(body, pLogsRequest, DefaultMaxValueDepth)
+	ordinaryMetrics, _ := pmetricotlp.NewExportRequestFromMetrics(testMetrics(20)).MarshalProto()
+	// slack is how many times the estimate pdata may allocate: 1, but 2.6 for the
+	// kinds that keep costPerMessage (see pcost) in their worst case.
+	type tc struct {
+		k     Kind
+		body  []byte
+		slack float64
+	}
+	tests := map[string]tc{
+		"tiny values":      {KindLogs, tiny, 1},
+		"ordinary logs":    {KindLogs, ordinary, 1},
+		"ordinary metrics": {KindMetrics, ordinaryMetrics, 1},
+	}
+	for name, m := range map[string]struct {
+		k     Kind
+		path  []protowire.Number
+		last  protowire.Number
+		slack float64
+	}{
+		"resource spans":          {KindTraces, nil, 1, 2.6},
+		"scope spans":             {KindTraces, []protowire.Number{1}, 2, 2.6},
+		"spans":                   {KindTraces, []protowire.Number{1, 2}, 2, 2.6},
+		"events":                  {KindTraces, []protowire.Number{1, 2, 2}, 11, 2.6},
+		"links":                   {KindTraces, []protowire.Number{1, 2, 2}, 13, 2.6},
+		"span attributes":         {KindTraces, []protowire.Number{1, 2, 2}, 9, 2.6},
+		"resource logs":           {KindLogs, nil, 1, 2.6},
+		"scope logs":              {KindLogs, []protowire.Number{1}, 2, 2.6},
+		"log records":             {KindLogs, []protowire.Number{1, 2}, 2, 2.6},
+		"log attributes":          {KindLogs, []protowire.Number{1, 2, 2}, 6, 2.6},
+		"metric metadata":         {KindMetrics, []protowire.Number{1, 2, 2}, 12, 2.6},
+		"point attributes":        {KindMetrics, []protowire.Number{1, 2, 2, 5, 1}, 7, 2.6},
+		"exemplar attributes":     {KindMetrics, []protowire.Number{1, 2, 2, 5, 1, 5}, 7, 2.6},
+		"resource metrics":        {KindMetrics, nil, 1, 1},
+		"scope metrics":           {KindMetrics, []protowire.Number{1}, 2, 1},
+		"metrics":                 {KindMetrics, []protowire.Number{1, 2}, 2, 1},
+		"gauge points":            {KindMetrics, []protowire.Number{1, 2, 2, 5}, 1, 1},
+		"histogram points":        {KindMetrics, []protowire.Number{1, 2, 2, 9}, 1, 1},
+		"exponential hist points": {KindMetrics, []protowire.Number{1, 2, 2, 10}, 1, 1},
+		"summary points":          {KindMetrics, []protowire.Number{1, 2, 2, 11}, 1, 1},
+		"quantiles":               {KindMetrics, []protowire.Number{1, 2, 2, 11, 1}, 6, 1},
+		"exemplars":               {KindMetrics, []protowire.Number{1, 2, 2, 9, 1}, 8, 1},
+	} {
+		tests["empty "+name] = tc{m.k, emptyMessages(m.path, m.last), m.slack}
+	}
+	for name, tt := range tests {
+		st, err := scanProto(tt.body, rootOf(tt.k), DefaultMaxValueDepth)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatal(name, err)
 		}
-		estimate := costFactor*int64(len(body)) + costPerMessage*int64(st.messages)
+		estimate := costFactor*int64(len(tt.body)) + st.cost
+		var req interface {
+			UnmarshalProto([]byte) error
+			MarshalProto() ([]byte, error)
+		}
+		switch tt.k {
+		case KindTraces:
+			req = ptraceotlp.NewExportRequest()
+		case KindLogs:
+			req = plogotlp.NewExportRequest()
+		default:
+			req = pmetricotlp.NewExportRequest()
+		}
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		req := plogotlp.NewExportRequest()
-		if err := req.UnmarshalProto(body); err != nil {
-			t.Fatal(err)
+		if err := req.UnmarshalProto(tt.body); err != nil {
+			t.Fatal(name, err)
 		}
 		out, _ := req.MarshalProto()
 		runtime.ReadMemStats(&after)
 		used := int64(after.TotalAlloc - before.TotalAlloc)
-		t.Logf("%s: %d bytes, %d messages: pdata decode+encode allocated %d, estimate %d", name, len(body), st.messages, used, estimate)
-		if used > estimate {
-			t.Errorf("%s: estimate %d below the %d bytes pdata allocated", name, estimate, used)
+		t.Logf("%s: %d bytes, %d messages: pdata decode+encode allocated %d, estimate %d", name, len(tt.body), st.messages, used, estimate)
+		if float64(used) > tt.slack*float64(estimate) {
+			t.Errorf("%s: %v times the estimate %d below the %d bytes pdata allocated", name, tt.slack, estimate, used)
+		}
+		_ = out
+	}
+}
+
+// TestDecodeCostCoversPdataJSON does the same for OTLP/JSON lists of empty objects,
+// the worst case per byte, and an ordinary metrics request.
+func TestDecodeCostCoversPdataJSON(t *testing.T) {
+	items := strings.TrimSuffix(strings.Repeat("{},", 300_000), ",")
+	ordinary, _ := pmetricotlp.NewExportRequestFromMetrics(testMetrics(20)).MarshalJSON()
+	for _, tt := range []struct {
+		name  string
+		k     Kind
+		body  string
+		slack float64
+	}{
+		{"exemplars", KindMetrics, `{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"x","histogram":{"dataPoints":[{"exemplars":[` + items + `]}]}}]}]}]}`, 1},
+		{"data points", KindMetrics, `{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"x","gauge":{"dataPoints":[` + items + `]}}]}]}]}`, 1},
+		{"ordinary metrics", KindMetrics, string(ordinary), 1},
+		{"spans", KindTraces, `{"resourceSpans":[{"scopeSpans":[{"spans":[` + items + `]}]}]}`, 2.6},
+	} {
+		r := &Receiver{cfg: Config{MaxValueDepth: DefaultMaxValueDepth}}
+		st, ref := r.scanJSON([]byte(tt.body), tt.k)
+		if ref != nil {
+			t.Fatal(tt.name, ref)
+		}
+		estimate := jsonCost(len(tt.body), st)
+		var req interface {
+			UnmarshalJSON([]byte) error
+			MarshalProto() ([]byte, error)
+		} = pmetricotlp.NewExportRequest()
+		if tt.k == KindTraces {
+			req = ptraceotlp.NewExportRequest()
+		}
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		if err := req.UnmarshalJSON([]byte(tt.body)); err != nil {
+			t.Fatal(tt.name, err)
+		}
+		out, _ := req.MarshalProto()
+		runtime.ReadMemStats(&after)
+		used := int64(after.TotalAlloc - before.TotalAlloc)
+		t.Logf("%s: %d bytes, %d values: pdata decode+encode allocated %d, estimate %d", tt.name, len(tt.body), st.Values, used, estimate)
+		if float64(used) > tt.slack*float64(estimate) {
+			t.Errorf("%s: %v times the estimate %d below the %d bytes pdata allocated", tt.name, tt.slack, estimate, used)
 		}
 		_ = out
 	}

@@ -14,8 +14,8 @@ import (
 // overflows the stack. scanProto walks the request's message tree with an explicit
 // stack, following exactly the fields pdata decodes as messages, and refuses a
 // request whose values nest more than max_value_depth maps and lists deep. It also
-// counts the messages, from which the receiver estimates the memory decoding will
-// take (see decodeCost).
+// counts the messages and what decoding them takes by their kind (pcost), from which
+// the receiver estimates the memory decoding will take.
 //
 // Past the check, every walk over values in the receiver — pdata's decoder and
 // encoder, Value.AsString when log attributes and bodies become Loki lines, the
@@ -240,6 +240,36 @@ func pchild(k pkind, num int32) pkind {
 	return pLeaf
 }
 
+// pcost is what the admission estimate counts for decoding a message of each kind
+// (and encoding it again), beyond costFactor times its bytes. The metric kinds take
+// pdata's worst case, measured with TestDecodeCostCoversPdata on requests of nothing
+// but empty messages of the kind (2 bytes each, in one long list) plus a tenth: an
+// exemplar costs pdata about 380 bytes. The trace and log kinds, and attributes
+// everywhere, keep costPerMessage, the estimate they always had: realistic requests
+// stay far below it, and their worst case exceeds it by at most 2.6 times (an empty
+// span: about 260 bytes), which max_inflight_bytes bounds.
+var pcost = func() (c [pLeaf + 1]int64) {
+	for k := range c {
+		c[k] = costPerMessage
+	}
+	for _, kinds := range []struct {
+		cost  int64
+		kinds []pkind
+	}{
+		{184, []pkind{pResourceMetrics}},
+		{168, []pkind{pScopeMetrics}},
+		{148, []pkind{pMetric, pNumberDataPoint, pSummaryDataPoint}},
+		{220, []pkind{pHistogramDataPoint}},
+		{260, []pkind{pExpHistDataPoint}},
+		{420, []pkind{pExemplar}},
+	} {
+		for _, k := range kinds.kinds {
+			c[k] = kinds.cost
+		}
+	}
+	return c
+}()
+
 // pchildren is pchild for the field numbers below 17, as a table.
 var pchildren = func() (t [pLeaf + 1][17]pkind) {
 	for k := range t {
@@ -252,8 +282,9 @@ var pchildren = func() (t [pLeaf + 1][17]pkind) {
 
 // scanStats is what scanProto counted.
 type scanStats struct {
-	depth    int // deepest nesting of list and map values
-	messages int // messages entered (each one an allocation or more when decoded)
+	depth    int   // deepest nesting of list and map values
+	messages int   // messages entered (each one an allocation or more when decoded)
+	cost     int64 // what decoding the messages takes, by pcost
 }
 
 // errTooDeep is wrapped by a scan error for values nested past the limit.
@@ -348,6 +379,7 @@ func scanProto(buf []byte, root pkind, maxDepth int) (scanStats, error) {
 			st.depth = max(st.depth, depth)
 		}
 		st.messages++
+		st.cost += pcost[child]
 		stack = append(stack, cur)
 		cur = pframe{kind: child, end: end}
 		pos = end - length
