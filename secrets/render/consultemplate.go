@@ -3,6 +3,7 @@ package render
 import (
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 	"text/template"
@@ -296,13 +297,14 @@ func (r *run) ctMustEnv(name string) (string, error) {
 	return v, nil
 }
 
-// ctEnvOrDefault is consul-template's envOrDefault: env, or def when unset.
+// ctEnvOrDefault is consul-template's envOrDefault: env, or def when the variable is
+// unset (a variable set to "" gives "").
 func (r *run) ctEnvOrDefault(name, def string) (string, error) {
 	v, err := r.env(name)
 	if err != nil {
 		return "", r.funcErr(err)
 	}
-	if v == "" {
+	if _, set := os.LookupEnv(name); !set {
 		return def, nil
 	}
 	return v, nil

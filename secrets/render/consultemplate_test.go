@@ -92,11 +92,18 @@ func TestConsulTemplateVaultAgentTemplates(t *testing.T) {
 			"[<no value>]",
 		},
 		{
+			"env functions",
+			`{{ env "OUTRIDER_CT_TEST_SET" }}|{{ envOrDefault "OUTRIDER_CT_TEST_EMPTY" "d" }}|{{ envOrDefault "OUTRIDER_CT_TEST_UNSET" "d" }}|{{ mustEnv "OUTRIDER_CT_TEST_SET" }}`,
+			"value||d|value",
+		},
+		{
 			"timestamp with a fixed layout",
 			`{{ timestamp "2006" | len }}`,
 			"4",
 		},
 	}
+	t.Setenv("OUTRIDER_CT_TEST_SET", "value")
+	t.Setenv("OUTRIDER_CT_TEST_EMPTY", "")
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := &mapFetcher{secrets: vaultK8sDocSecrets()}
