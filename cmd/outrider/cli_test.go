@@ -56,6 +56,8 @@ exporters: {loki: {url: "http://127.0.0.1:3100"}, otlp: {endpoint: "http://127.0
 		code   int
 		stderr []string
 		not    []string
+		// overlay, when set, is written to a file passed with --overlay.
+		overlay string
 	}{
 		{name: "every problem at once", yaml: r(base, dir, "/nonexistent/t.tmpl"), code: 2, stderr: []string{
 			"3 problems",
@@ -77,6 +79,10 @@ exporters: {loki: {url: "http://127.0.0.1:3100"}, otlp: {endpoint: "http://127.0
 		{name: "stdin invalid", yaml: "logz: 1\n", stdin: true, code: 2, stderr: []string{"<stdin>", "logz: unknown key"}},
 		{name: "data_dir not writable warns", yaml: r(clean, filepath.Join(blocker, "data"), tmpl), code: 0, stderr: []string{"warning: data_dir: " + blocker + " is not a directory"}},
 		{name: "data_dir offline", yaml: r(clean, filepath.Join(blocker, "data"), tmpl), args: []string{"--offline"}, code: 0, not: []string{"warning"}},
+		{name: "overlay merged", yaml: r(clean, dir, tmpl), overlay: "exporters: {loki: {batch: {max_wait: 2s}}}\n", code: 0},
+		{name: "overlay with a wrong key", yaml: r(clean, dir, tmpl), overlay: "exporters: {lokki: {}}\n", code: 2, stderr: []string{"overlay.yaml", "lokki"}},
+		{name: "overlay collides on this host", yaml: r(clean, dir, tmpl), overlay: "receivers: {otlp: {grpc: {listen: \"127.0.0.1:8686\"}}}\n", code: 2,
+			stderr: []string{"receivers.otlp.grpc.listen: 127.0.0.1:8686 takes the same port as server.listen"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdin *bytes.Reader
@@ -87,6 +93,9 @@ exporters: {loki: {url: "http://127.0.0.1:3100"}, otlp: {endpoint: "http://127.0
 			} else {
 				args = append(args, writeFile(t, t.TempDir(), "c.yaml", tc.yaml))
 				stdin = bytes.NewReader(nil)
+			}
+			if tc.overlay != "" {
+				args = append(args, "--overlay", writeFile(t, t.TempDir(), "overlay.yaml", tc.overlay))
 			}
 			var stdout, stderr bytes.Buffer
 			code := validate(append(args, tc.args...), stdin, &stdout, &stderr)

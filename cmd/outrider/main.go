@@ -93,7 +93,7 @@ SIGTERM drains and stops.`,
 			run:     runRender,
 		},
 		{
-			name: "validate", args: "--config FILE|- [--offline]", summary: "check a configuration; print every problem",
+			name: "validate", args: "--config FILE|- [--overlay FILE]... [--offline]", summary: "check a configuration; print every problem",
 			long: `Checks a configuration file ("-" reads standard input) and prints every problem with
 its field path. It also checks the host: listeners that collide (server.listen
 included), files the configuration names (template_file, tls files), whether

@@ -17,13 +17,15 @@ import (
 )
 
 type validateOpts struct {
-	config  string
-	offline bool
+	config   string
+	offline  bool
+	overlays overlayFlags
 }
 
 func (o *validateOpts) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.config, "config", "", "path of the YAML configuration file (required; - reads standard input)")
 	fs.BoolVar(&o.offline, "offline", false, "skip the checks of this host (files the configuration names, data_dir), for a file meant for another machine")
+	o.overlays.register(fs)
 }
 
 // runValidate checks a configuration: the file itself (every problem with its field
@@ -39,6 +41,22 @@ func validate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	name := o.config
+	if len(o.overlays) > 0 {
+		if name == "-" {
+			fmt.Fprintln(stderr, "outrider validate: with --overlay, --config must be a file")
+			return exitUsage
+		}
+		// The merged configuration, as the agent would run it.
+		layers, err := config.ReadLayers(o.config, o.overlays)
+		if err == nil {
+			var cfg *config.Config
+			if cfg, err = config.ParseLayers(layers); err == nil {
+				return validateHost(o, cfg, nil, name, stdout, stderr)
+			}
+		}
+		fmt.Fprintf(stderr, "outrider: invalid configuration %s with its overlays: %v\n", name, err)
+		return exitUsage
+	}
 	var (
 		data []byte
 		err  error
@@ -61,6 +79,12 @@ func validate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "outrider: invalid configuration %s: %v\n", name, err)
 		return exitUsage
 	}
+	return validateHost(o, cfg, err, name, stdout, stderr)
+}
+
+// validateHost lists the problems of a parsed configuration (err, from config.Check)
+// with those of the listeners and, unless --offline, of this host.
+func validateHost(o validateOpts, cfg *config.Config, err error, name string, stdout, stderr io.Writer) int {
 	var p confval.Problems
 	var ce *confval.Error
 	if errors.As(err, &ce) {
