@@ -105,6 +105,7 @@ func FuzzAnnotations(f *testing.F) {
 	f.Add("sentry-dsn-secret=s/k\x1eotlp-protocol=grpc\x1econtainer=web,proxy", uint8(4))
 	f.Add("service=$(X)$${Y}\x1eloki-tenant=t\x1equeue-size-limit=64Mi\x1elogs-size-limit=1Gi\x1elogs=/a/b.log,/c/*.log", uint8(8))
 	f.Add("inject=maybe\x1esecret-.x=y", uint8(0))
+	f.Add("stdout=true\x1esidecar-order=after-mesh\x1emetrics-endpoint=http://prometheus:9090/api/v1/otlp/v1/metrics\x1erole=r\x1esecret-x=a/b", uint8(2))
 
 	d := testDefaults()
 	d.SentryDSNSecret = "sentry/dsn"

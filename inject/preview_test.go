@@ -97,3 +97,38 @@ func TestInjectObject(t *testing.T) {
 		}
 	})
 }
+
+// FuzzInjectObject feeds InjectObject arbitrary documents, as `outrider inject -f`
+// reads them from a file: it never panics, an object it injects is JSON that a second
+// pass leaves unchanged, and every other outcome is an error or the object as it was.
+func FuzzInjectObject(f *testing.F) {
+	for _, seed := range []string{
+		`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"w","annotations":{"outrider.dev/inject":"true","outrider.dev/role":"r","outrider.dev/secret-db":"secret/data/db"}},"spec":{"containers":[{"name":"a","image":"a"}]}}`,
+		`{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"w"},"spec":{"template":{"metadata":{"annotations":{"outrider.dev/inject":"true","outrider.dev/stdout":"true"}},"spec":{"containers":[{"name":"a","image":"a"}]}}}}`,
+		`{"apiVersion":"batch/v1","kind":"CronJob","metadata":{"name":"w"},"spec":{"jobTemplate":{"spec":{"template":{"metadata":{"annotations":{"outrider.dev/inject":"true","outrider.dev/sidecar-order":"after-mesh"}},"spec":{"initContainers":[{"name":"istio-proxy","image":"p","restartPolicy":"Always"}],"containers":[{"name":"a","image":"a"}]}}}}}}`,
+		`{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"w"},"spec":{"template":[]}}`,
+		`{"kind":"Pod"}`, `[]`, `null`,
+	} {
+		f.Add([]byte(seed))
+	}
+	in := newTestInjector(f, testDefaults())
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		pv, err := in.InjectObject(doc)
+		if err != nil {
+			return
+		}
+		if !pv.Injected {
+			if string(pv.Object) != string(doc) {
+				t.Fatalf("not injected but changed:\n%s\n%s", doc, pv.Object)
+			}
+			return
+		}
+		if !json.Valid(pv.Object) {
+			t.Fatalf("injected object is not JSON: %s", pv.Object)
+		}
+		again, err := in.InjectObject(pv.Object)
+		if err != nil || again.Injected {
+			t.Fatalf("a second pass: err %v, injected %v\n%s", err, again != nil && again.Injected, pv.Object)
+		}
+	})
+}
