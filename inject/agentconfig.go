@@ -44,6 +44,10 @@ type agentConfig struct {
 // sidecar's local Sentry endpoint. Problems are attributed to annotations.
 func (o *options) buildConfig(sentryKey string) (*agentConfig, problems) {
 	cfg, rules := o.configValue()
+	var credProbs problems
+	if o.applyCredentials(&cfg, &rules, &credProbs); len(credProbs) > 0 {
+		return nil, credProbs
+	}
 	o.vaultK8s.applyConfig(&cfg, &rules)
 	root, err := encodeYAML(cfg)
 	if err != nil {
@@ -82,7 +86,7 @@ func (o *options) buildConfig(sentryKey string) (*agentConfig, problems) {
 		}
 	}
 	parsed, err := config.Parse(AnnotationConfig, checked)
-	if err != nil {
+	if err = withoutMountedFiles(err); err != nil {
 		return nil, blame(err, rules)
 	}
 	return &agentConfig{yaml: delivered, parsed: parsed}, nil

@@ -233,6 +233,67 @@ const (
 	AnnotationQueueSizeLimit = "outrider.dev/queue-size-limit"
 )
 
+// Annotations of backend credentials and configuration overlays (credentials.go,
+// overlay.go). They name Secrets and ConfigMaps of the pod's namespace, mounted into
+// the sidecar only: no value is ever written in an annotation or in the generated
+// configuration.
+const (
+	// AnnotationLokiBasicAuthSecret names a Secret of the pod's namespace holding
+	// Loki's basic-auth credentials in its keys username and password (the type
+	// kubernetes.io/basic-auth). It is mounted read-only at
+	// /etc/outrider-creds/<secret> in the sidecar, which reads the files again when
+	// the Secret changes. "none" turns the injector's default off. Default: the
+	// injector's loki_basic_auth_secret, itself none.
+	AnnotationLokiBasicAuthSecret = "outrider.dev/loki-basic-auth-secret"
+
+	// AnnotationLokiBearerTokenSecret is "<secret>/<key>": a Secret holding the
+	// bearer token sent to Loki, mounted like loki-basic-auth-secret. Default: the
+	// injector's loki_bearer_token_secret, itself none.
+	AnnotationLokiBearerTokenSecret = "outrider.dev/loki-bearer-token-secret"
+
+	// AnnotationTempoHeadersSecret lists, comma-separated, headers sent with every
+	// trace export and the Secret keys holding their values:
+	// "Authorization=tempo-auth/authorization,X-Scope-OrgID=tempo-auth/tenant".
+	// Default: the injector's tempo_headers_secret, itself none.
+	AnnotationTempoHeadersSecret = "outrider.dev/tempo-headers-secret"
+
+	// AnnotationLokiCASecret is "<secret>/<key>": a Secret holding the PEM CA
+	// certificates Loki's TLS certificate is checked against (re-read when it
+	// changes). Default: the injector's loki_ca_secret, else the system's roots.
+	AnnotationLokiCASecret = "outrider.dev/loki-ca-secret"
+
+	// AnnotationTempoCASecret is loki-ca-secret for the traces' OTLP endpoint.
+	// Default: the injector's tempo_ca_secret, else the system's roots.
+	AnnotationTempoCASecret = "outrider.dev/tempo-ca-secret"
+
+	// AnnotationSentryCASecret is loki-ca-secret for the upstream Sentry.
+	// Default: the injector's sentry_ca_secret, else the system's roots.
+	AnnotationSentryCASecret = "outrider.dev/sentry-ca-secret"
+
+	// AnnotationLokiClientCertSecret names a Secret of type kubernetes.io/tls (keys
+	// tls.crt and tls.key): the client certificate presented to Loki (mutual TLS),
+	// used for new connections once the Secret changes. Default: the injector's
+	// loki_client_cert_secret, itself none.
+	AnnotationLokiClientCertSecret = "outrider.dev/loki-client-cert-secret"
+
+	// AnnotationTempoClientCertSecret is loki-client-cert-secret for the traces' OTLP
+	// endpoint. Default: the injector's tempo_client_cert_secret, itself none.
+	AnnotationTempoClientCertSecret = "outrider.dev/tempo-client-cert-secret"
+
+	// AnnotationSentryClientCertSecret is loki-client-cert-secret for the upstream
+	// Sentry. Default: the injector's sentry_client_cert_secret, itself none.
+	AnnotationSentryClientCertSecret = "outrider.dev/sentry-client-cert-secret"
+
+	// AnnotationConfigOverlay is "<configmap>" or "<configmap>/<key>" (default key
+	// overlay.yaml): a ConfigMap of the pod's namespace holding an outrider
+	// configuration overlay (docs/configuration.md, "Overlays"), mounted at
+	// /etc/outrider-overlay/pod and merged over the generated configuration, after
+	// the namespace's overlay. A change is applied without a restart; an invalid
+	// overlay is reported on /readyz while the last good configuration runs. The
+	// ConfigMap must exist for the pod to start. Default: none.
+	AnnotationConfigOverlay = "outrider.dev/config-overlay"
+)
+
 // StatusInjected is the value of AnnotationStatus on an injected pod.
 const StatusInjected = "injected"
 

@@ -67,6 +67,13 @@ type Defaults struct {
 	// Vault Agent injector (vault-k8s), as docs/migrating-from-vault-k8s.md describes;
 	// off by default.
 	VaultK8sCompat bool `yaml:"vault_k8s_compat"`
+	// CredentialDefaults name the Secrets of the backends' credentials and
+	// certificates for pods that do not set the annotations (credentials.go).
+	CredentialDefaults `yaml:",inline"`
+	// NamespaceOverlays maps a namespace ("*": every namespace not listed) to the
+	// ConfigMap ("<configmap>[/<key>]") holding the configuration overlay of its
+	// pods, mounted optionally: a namespace without that ConfigMap gets none.
+	NamespaceOverlays map[string]string `yaml:"namespace_overlays"`
 	// AgentPort is the port of the sidecar's /metrics, /healthz and /readyz, served on
 	// every address of the pod so that the kubelet can probe it; default 8686.
 	AgentPort int `yaml:"agent_port"`
@@ -130,6 +137,8 @@ func (d *Defaults) Validate(p *confval.Problems) {
 			p.Addf("sentry_dsn_secret", "%s", msg)
 		}
 	}
+	d.CredentialDefaults.Validate(p)
+	validateNamespaceOverlays(func(field, msg string) { p.Addf(field, "%s", msg) }, d.NamespaceOverlays)
 	if d.AgentPort < 1 || d.AgentPort > 65535 {
 		p.Addf("agent_port", "must be a port between 1 and 65535, got %d", d.AgentPort)
 	}

@@ -96,6 +96,11 @@ type options struct {
 	// localDSN is the DSN the app's Sentry SDK is given: the sidecar's endpoint.
 	localDSN string
 
+	// creds are the backends' credentials and certificates, from Secrets.
+	creds *credentials
+	// nsOverlay and podOverlay are the configuration overlays' ConfigMaps.
+	nsOverlay, podOverlay *overlayRef
+
 	queueSize resource.Quantity
 }
 
@@ -163,6 +168,10 @@ var knownAnnotations = map[string]bool{
 	AnnotationLogs: true, AnnotationLogsSizeLimit: true, AnnotationStdout: true, AnnotationSidecarOrder: true,
 	AnnotationLokiURL: true, AnnotationLokiTenant: true, AnnotationTempoEndpoint: true, AnnotationOTLPProtocol: true, AnnotationMetricsEndpoint: true,
 	AnnotationSentryDSN: true, AnnotationSentryDSNSecret: true, AnnotationQueueSizeLimit: true,
+	AnnotationLokiBasicAuthSecret: true, AnnotationLokiBearerTokenSecret: true, AnnotationTempoHeadersSecret: true,
+	AnnotationLokiCASecret: true, AnnotationTempoCASecret: true, AnnotationSentryCASecret: true,
+	AnnotationLokiClientCertSecret: true, AnnotationTempoClientCertSecret: true, AnnotationSentryClientCertSecret: true,
+	AnnotationConfigOverlay: true,
 }
 
 // parseOptions reads the pod's annotations over the defaults and checks everything
@@ -247,6 +256,8 @@ func parseOptionsWith(pod *corev1.Pod, d *Defaults, vk *vaultK8s) (*options, pro
 	o.parseReload(ann, pod, &p)
 	o.parseLogs(ann, &p)
 	o.parseSentry(ann, d, &p)
+	o.parseCredentials(pod, &d.CredentialDefaults, &p)
+	o.parseOverlays(pod, d.NamespaceOverlays, &p)
 	o.parseSizes(ann, d, &p)
 	checkUnknown(ann, &p)
 	o.checkPorts(pod, d.AgentPort, &p)
@@ -589,7 +600,7 @@ func checkPerms(s string) string {
 
 // reservedDirs are the sidecar's own mount points and kernel file systems: no
 // secrets or log directory may be one of them or under one of them.
-var reservedDirs = []string{ConfigDir, DataDir, VaultTLSDir, SentryDir, PodLogsDir, serviceAccountDir, "/proc", "/sys", "/dev"}
+var reservedDirs = []string{ConfigDir, DataDir, VaultTLSDir, SentryDir, PodLogsDir, CredentialsDir, OverlayDir, serviceAccountDir, "/proc", "/sys", "/dev"}
 
 // checkMountDir says why dir cannot be where a volume is mounted, or "".
 func checkMountDir(dir string) string {

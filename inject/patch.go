@@ -292,6 +292,8 @@ func (o *options) volumes(token *corev1.Volume) []corev1.Volume {
 			VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: o.vaultCASecret}},
 		})
 	}
+	vs = append(vs, o.credentialVolumes()...)
+	vs = append(vs, o.overlayVolumes()...)
 	if s := o.sentrySecret; s != nil {
 		vs = append(vs, corev1.Volume{
 			Name: VolumeSentry,
@@ -440,13 +442,20 @@ func (o *options) sentryMounts() []corev1.VolumeMount {
 	return []corev1.VolumeMount{{Name: VolumeSentry, MountPath: SentryDir, ReadOnly: true}}
 }
 
+// configMounts are the mounts the sidecar and the init container need to load their
+// configuration: the upstream DSN's Secret and the credential Secrets.
+func (o *options) configMounts() []corev1.VolumeMount {
+	return append(o.sentryMounts(), o.credentialMounts()...)
+}
+
 func (o *options) sidecarContainer(uid, gid int64, token *corev1.VolumeMount) corev1.Container {
 	mounts := []corev1.VolumeMount{
 		{Name: VolumeConfig, MountPath: ConfigDir, ReadOnly: true},
 		{Name: VolumeData, MountPath: DataDir},
 	}
 	mounts = append(mounts, o.vaultMounts(token)...)
-	mounts = append(mounts, o.sentryMounts()...)
+	mounts = append(mounts, o.configMounts()...)
+	mounts = append(mounts, o.overlayMounts()...)
 	for i, dir := range o.logDirs {
 		mounts = append(mounts, corev1.VolumeMount{Name: VolumeLogs, MountPath: dir, SubPath: logSubPath(i), ReadOnly: true})
 	}
@@ -459,7 +468,7 @@ func (o *options) sidecarContainer(uid, gid int64, token *corev1.VolumeMount) co
 		Name:            SidecarName,
 		Image:           o.image,
 		ImagePullPolicy: corev1.PullIfNotPresent,
-		Args:            []string{"agent", "--config", path.Join(ConfigDir, configFile)},
+		Args:            append([]string{"agent", "--config", path.Join(ConfigDir, configFile)}, o.overlayArgs()...),
 		Ports:           []corev1.ContainerPort{{Name: portName, ContainerPort: int32(o.port), Protocol: corev1.ProtocolTCP}},
 		Env:             o.sidecarEnv(),
 		Resources:       o.resources,
@@ -477,7 +486,7 @@ func (o *options) sidecarContainer(uid, gid int64, token *corev1.VolumeMount) co
 
 func (o *options) initContainer(uid, gid int64, token *corev1.VolumeMount) corev1.Container {
 	mounts := append([]corev1.VolumeMount{{Name: VolumeConfig, MountPath: ConfigDir, ReadOnly: true}}, o.vaultMounts(token)...)
-	mounts = append(mounts, o.sentryMounts()...)
+	mounts = append(mounts, o.configMounts()...)
 	return corev1.Container{
 		Name:                     InitName,
 		Image:                    o.image,
