@@ -101,6 +101,12 @@ func New(cfg Config, set Settings, m *Metrics) (*Exporter, error) {
 		encoders: make(chan *gzipBuffer, workers),
 		now:      time.Now,
 	}
+	// A limit on every category and on errors (the category of the events outrider
+	// makes) exist at 0 from the start, so that the dashboard and alerts see a series
+	// before Sentry first limits the agent.
+	for _, c := range []string{"all", "error"} {
+		e.limited.WithLabelValues(c)
+	}
 	e.queue = newLimitQueue(e.limits, cfg.Concurrency)
 	qcfg := exporterhelper.Config{
 		// One envelope per request: the record limit of 1 cuts each one at once, so

@@ -113,6 +113,12 @@ func (m *Metrics) bind(queue string) *instrument {
 	if m == nil {
 		m = NewMetrics(nil)
 	}
+	corrupt := m.corrupt.MustCurryWith(prometheus.Labels{"queue": queue})
+	// Every reason exists at 0 from the start, so that the dashboard and alerts see a
+	// series (and increase() counts the first damage) before anything is damaged.
+	for _, r := range []string{ReasonChecksum, ReasonLength, ReasonHeader, ReasonTruncated, ReasonMissing} {
+		corrupt.WithLabelValues(r)
+	}
 	return &instrument{
 		bytes:           m.bytes.WithLabelValues(queue),
 		entries:         m.entries.WithLabelValues(queue),
@@ -122,7 +128,7 @@ func (m *Metrics) bind(queue string) *instrument {
 		ackedEntries:    m.ackedEntries.WithLabelValues(queue),
 		rejectedFull:    m.rejectedFull.WithLabelValues(queue),
 		writeErrors:     m.writeErrors.WithLabelValues(queue),
-		corrupt:         m.corrupt.MustCurryWith(prometheus.Labels{"queue": queue}),
+		corrupt:         corrupt,
 		fsync:           m.fsyncDuration.WithLabelValues(queue),
 		quarantined:     m.quarantined.WithLabelValues(queue),
 		quarantineBytes: m.quarantineBytes.WithLabelValues(queue),
