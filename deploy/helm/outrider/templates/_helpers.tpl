@@ -1,0 +1,117 @@
+{{/*
+The prefix of every object's name: the release name when it contains the chart's
+name, else <release>-<chart>, at most 50 characters so that the longest derived name
+(<prefix>-injector-selfsigned-ca) stays a valid 63-character label.
+*/}}
+{{- define "outrider.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 50 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 50 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 50 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The injector's name: its Deployment, Service, ServiceAccount, webhook configuration
+and the app.kubernetes.io/name label of its pods (outrider-injector for release
+"outrider", as in deploy/base).
+*/}}
+{{- define "outrider.injector" -}}
+{{- printf "%s-injector" (include "outrider.fullname" .) -}}
+{{- end -}}
+
+{{/* The self-signed mode's Secret holding the CA shared by the replicas. */}}
+{{- define "outrider.caSecret" -}}
+{{- printf "%s-selfsigned-ca" (include "outrider.injector" .) -}}
+{{- end -}}
+
+{{/* The Secret the injector serves its certificate from (cert-manager mode). */}}
+{{- define "outrider.tlsSecret" -}}
+{{- printf "%s-tls" (include "outrider.injector" .) -}}
+{{- end -}}
+
+{{/*
+The webhook's namespaceSelector: webhook.namespaceSelector, or when empty the
+namespaces labelled outrider.dev/injection=enabled.
+*/}}
+{{- define "outrider.namespaceSelector" -}}
+{{- if .Values.webhook.namespaceSelector -}}
+{{- toYaml .Values.webhook.namespaceSelector -}}
+{{- else -}}
+matchLabels:
+  outrider.dev/injection: enabled
+{{- end -}}
+{{- end -}}
+
+{{/* The image of the injector. */}}
+{{- define "outrider.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{/*
+The selector of the injector's pods. It is also what deploy/base selects, so that a
+release can take over objects applied with kustomize (selectors cannot change).
+*/}}
+{{- define "outrider.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "outrider.injector" . }}
+{{- end -}}
+
+{{/* The labels of every object: deploy/base's, and Helm's. */}}
+{{- define "outrider.labels" -}}
+{{ include "outrider.selectorLabels" . }}
+app.kubernetes.io/part-of: outrider
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/version: {{ default .Chart.AppVersion .Values.image.tag | quote }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end -}}
+
+{{/* The container securityContext of the injector's containers. */}}
+{{- define "outrider.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+capabilities:
+  drop:
+    - ALL
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{/*
+config.yaml of the injector's ConfigMap: injectorDefaults, with the sidecar image
+defaulting to the injector's own.
+*/}}
+{{- define "outrider.config" -}}
+{{- $d := deepCopy .Values.injectorDefaults -}}
+{{- if not $d.image -}}
+{{- $_ := set $d "image" (include "outrider.image" .) -}}
+{{- end -}}
+{{- toYaml $d -}}
+{{- end -}}
+
+{{/*
+Checks of the values that values.schema.json cannot express; each failure says what
+to change.
+*/}}
+{{- define "outrider.validate" -}}
+{{- if and .Values.podDisruptionBudget.enabled (ge (int .Values.podDisruptionBudget.minAvailable) (int .Values.replicas)) -}}
+{{- fail (printf "podDisruptionBudget.minAvailable (%d) must be below replicas (%d), or every node drain waits forever: raise replicas or set podDisruptionBudget.enabled: false" (int .Values.podDisruptionBudget.minAvailable) (int .Values.replicas)) -}}
+{{- end -}}
+{{- if hasKey .Values.injectorDefaults "sentry_dsn" -}}
+{{- fail "injectorDefaults.sentry_dsn: a DSN given to the injector would be copied in clear into every injected pod's outrider.dev/config annotation; put it in a Secret in each namespace and set injectorDefaults.sentry_dsn_secret: <secret>/<key> instead" -}}
+{{- end -}}
+{{- range .Values.webhook.objectSelector.matchExpressions -}}
+{{- if eq .key "app.kubernetes.io/name" -}}
+{{- fail "webhook.objectSelector: app.kubernetes.io/name is reserved: the chart excludes the injector's own pods with it; select on another label" -}}
+{{- end -}}
+{{- end -}}
+{{- if hasKey (default (dict) .Values.webhook.objectSelector.matchLabels) "app.kubernetes.io/name" -}}
+{{- fail "webhook.objectSelector: app.kubernetes.io/name is reserved: the chart excludes the injector's own pods with it; select on another label" -}}
+{{- end -}}
+{{- end -}}
