@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/outrider-dev/outrider/config"
 	"github.com/outrider-dev/outrider/secrets/reload"
@@ -63,6 +64,14 @@ const (
 	// VaultK8sAuthConfigPrefix, followed by a parameter, configures the auth method.
 	VaultK8sAuthConfigPrefix = VaultK8sPrefix + "auth-config-"
 )
+
+// VaultK8sExtraSecretDir is where the Secret of agent-extra-secret is mounted in the
+// sidecar, as vault-k8s mounts it in Vault Agent's containers: template files
+// (agent-inject-template-file-<name>) are read from there.
+const VaultK8sExtraSecretDir = "/vault/custom"
+
+// VolumeVaultK8sExtraSecret is the volume of agent-extra-secret.
+const VolumeVaultK8sExtraSecret = "outrider-vault-custom"
 
 // DefaultVaultK8sTemplate and DefaultVaultK8sJSONTemplate are vault-k8s's default
 // templates ("map" and "json"), where %s is the secret's path.
@@ -178,9 +187,14 @@ var vaultK8sRules = map[string]vaultK8sRule{
 		}
 		return ""
 	}},
-	VaultK8sPrefix + "ca-key":                                  {deny: "a CA directory is not read by outrider; give one CA file with tls-secret and ca-cert"},
-	VaultK8sPrefix + "agent-configmap":                         {deny: "a Vault Agent configuration (HCL) cannot be read by outrider; write each file as agent-inject-secret-/agent-inject-template- annotations"},
-	VaultK8sPrefix + "agent-extra-secret":                      {deny: "outrider mounts no extra Secret into its sidecar; put templates inline in agent-inject-template-<name>"},
+	VaultK8sPrefix + "ca-key":          {deny: "a CA directory is not read by outrider; give one CA file with tls-secret and ca-cert"},
+	VaultK8sPrefix + "agent-configmap": {deny: "a Vault Agent configuration (HCL) cannot be read by outrider; write each file as agent-inject-secret-/agent-inject-template- annotations"},
+	VaultK8sPrefix + "agent-extra-secret": {check: func(v string) string {
+		if errs := validation.IsDNS1123Subdomain(strings.TrimSpace(v)); len(errs) > 0 {
+			return fmt.Sprintf("%q is not a Secret name: %s", v, strings.Join(errs, "; "))
+		}
+		return ""
+	}},
 	VaultK8sPrefix + "agent-copy-volume-mounts":                {deny: "outrider mounts no application volumes into its sidecar"},
 	VaultK8sPrefix + "agent-json-patch":                        {deny: "patches Vault Agent's container, which outrider does not inject; use outrider.dev/* annotations"},
 	VaultK8sPrefix + "agent-init-json-patch":                   {deny: "patches Vault Agent's init container, which outrider does not inject; use outrider.dev/* annotations"},
@@ -192,15 +206,16 @@ var vaultK8sRules = map[string]vaultK8sRule{
 
 // vaultK8sFile is one file of the vault-k8s annotations.
 type vaultK8sFile struct {
-	raw        string // the name as written after the prefix
-	annotation string // the annotation that defines it
-	secretPath string
-	template   string
-	file       string
-	perms      string
-	command    string
-	missingKey bool
-	reload     *reload.Config
+	raw          string // the name as written after the prefix
+	annotation   string // the annotation that defines it
+	secretPath   string
+	template     string
+	templateFile string
+	file         string
+	perms        string
+	command      string
+	missingKey   bool
+	reload       *reload.Config
 }
 
 // vaultK8s is what the vault-k8s annotations of one pod add to its injection.
@@ -215,6 +230,7 @@ type vaultK8s struct {
 	skipVerify                            bool
 	timeout, minBackoff, maxBackoff, poll time.Duration
 	shareProcess                          *bool
+	extraSecret                           string
 }
 
 // wants reports whether the pod opted in: through outrider.dev/inject, or, in
@@ -303,6 +319,7 @@ func (in *Injector) vaultK8sView(pod *corev1.Pod) (*corev1.Pod, *vaultK8s, probl
 	vk.authConfig(view, pod.Annotations, &p)
 	vk.tlsSettings(&p)
 	vk.timings(&p)
+	vk.extraSecret = strings.TrimSpace(vk.ann[VaultK8sPrefix+"agent-extra-secret"])
 	vk.parseFiles(view, &p)
 	vk.mode(view, in.defaults.SidecarMode, &p)
 	if v, ok := vk.ann[VaultK8sPrefix+"agent-share-process-namespace"]; ok {
@@ -519,10 +536,14 @@ func (vk *vaultK8s) parseFiles(view map[string]string, p *problems) {
 					p.add(k, "is empty; give the Vault path to read, such as secret/data/%s", raw)
 				}
 			case VaultK8sTemplateFilePrefix:
-				p.add(k, "outrider's sidecar holds no template files of Vault Agent's (they come from agent-configmap or agent-extra-secret in vault-k8s); put the template itself in %s%s", VaultK8sTemplatePrefix, raw)
+				f.templateFile = strings.TrimSpace(v)
+				if f.template == "" {
+					f.annotation = k
+				}
 			case VaultK8sTemplatePrefix:
 				f.template = v
 				f.annotation = k
+				f.templateFile = "" // vault-k8s uses the template and ignores the file
 				if strings.TrimSpace(v) == "" {
 					p.add(k, "is empty; give a Vault Agent template such as {{ with secret \"secret/data/%s\" }}{{ .Data.data.password }}{{ end }}", raw)
 				}
@@ -605,7 +626,19 @@ func (vk *vaultK8s) parseFiles(view map[string]string, p *problems) {
 			continue
 		}
 		names[name] = f.annotation
-		if f.template == "" && f.secretPath != "" {
+		if f.template == "" && f.templateFile != "" {
+			clean := path.Clean(f.templateFile)
+			switch {
+			case vk.extraSecret == "":
+				p.add(VaultK8sTemplateFilePrefix+raw, "%q: outrider's sidecar holds template files only from %sagent-extra-secret, mounted at %s as in vault-k8s (agent-configmap is not read); name the Secret holding it, or put the template in %s%s", f.templateFile, VaultK8sPrefix, VaultK8sExtraSecretDir, VaultK8sTemplatePrefix, raw)
+				continue
+			case path.Dir(clean) != VaultK8sExtraSecretDir:
+				p.add(VaultK8sTemplateFilePrefix+raw, "%q must be a key of the agent-extra-secret %s, mounted at %s: write %s/<key>", f.templateFile, vk.extraSecret, VaultK8sExtraSecretDir, VaultK8sExtraSecretDir)
+				continue
+			}
+			f.templateFile = clean
+		}
+		if f.template == "" && f.templateFile == "" && f.secretPath != "" {
 			tmpl := DefaultVaultK8sTemplate
 			if jsonDefault {
 				tmpl = DefaultVaultK8sJSONTemplate
@@ -633,9 +666,6 @@ func (vk *vaultK8s) fileOptions() []fileOptions {
 	}
 	out := make([]fileOptions, 0, len(vk.files))
 	for _, f := range vk.files {
-		if f.template == "" {
-			continue
-		}
 		out = append(out, fileOptions{name: f.file, annotation: f.annotation, template: f.template, perms: f.perms})
 	}
 	return out
@@ -657,6 +687,10 @@ func (vk *vaultK8s) applyConfig(cfg *config.Config, rules *[]blameRule) {
 		}
 		fc := &s.Files[i]
 		fc.TemplateEngine = render.EngineConsulTemplate
+		if f.template == "" {
+			// Read by the sidecar from the mounted agent-extra-secret.
+			fc.TemplateFile = f.templateFile
+		}
 		missing := f.missingKey
 		fc.ErrorOnMissingKey = &missing
 		prefix := fmt.Sprintf("secrets.files[%d]", i)
@@ -735,6 +769,23 @@ func (vk *vaultK8s) finish(pod *corev1.Pod, o *options, pl *plan) problems {
 		p.add(VaultK8sCommandPrefix+"<name>", "signals a process of the app, which needs spec.shareProcessNamespace: true, but the pod sets it to false")
 		return p
 	}
+	if vk.extraSecret != "" {
+		for _, v := range pod.Spec.Volumes {
+			if v.Name == VolumeVaultK8sExtraSecret {
+				p.add(VaultK8sPrefix+"agent-extra-secret", "the pod already has a volume named %q; rename it", v.Name)
+			}
+		}
+		if within(o.secretsDir, VaultK8sExtraSecretDir) || within(VaultK8sExtraSecretDir, o.secretsDir) {
+			p.add(VaultK8sPrefix+"agent-extra-secret", "is mounted at %s, which overlaps the secrets directory %s; choose another secret-volume-path", VaultK8sExtraSecretDir, o.secretsDir)
+		}
+		if len(p) > 0 {
+			return p
+		}
+		pl.ops = append(pl.ops, patchOp{Op: "add", Path: "/spec/volumes/-", Value: corev1.Volume{
+			Name:         VolumeVaultK8sExtraSecret,
+			VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: vk.extraSecret}},
+		}})
+	}
 	vk.vaultFileEnv(pl)
 	pl.ops = append(pl.ops, patchOp{Op: "add", Path: "/metadata/annotations/" + pointerEscape(VaultK8sStatus), Value: StatusInjected})
 	return nil
@@ -742,12 +793,16 @@ func (vk *vaultK8s) finish(pod *corev1.Pod, o *options, pl *plan) problems {
 
 // vaultFileEnv points the Vault client of the sidecar (and of the classic init
 // container) at the ca-cert, client-cert and client-key files in the mounted
-// tls-secret, through the VAULT_* variables its configuration defaults to.
+// tls-secret, through the VAULT_* variables its configuration defaults to, and
+// mounts agent-extra-secret in them.
 func (vk *vaultK8s) vaultFileEnv(pl *plan) {
 	set := map[string]string{"VAULT_CACERT": vk.caFile, "VAULT_CLIENT_CERT": vk.certFile, "VAULT_CLIENT_KEY": vk.keyFile}
 	fix := func(c *corev1.Container) {
 		if c.Name != SidecarName && c.Name != InitName {
 			return
+		}
+		if vk.extraSecret != "" {
+			c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: VolumeVaultK8sExtraSecret, MountPath: VaultK8sExtraSecretDir, ReadOnly: true})
 		}
 		for _, name := range []string{"VAULT_CACERT", "VAULT_CLIENT_CERT", "VAULT_CLIENT_KEY"} {
 			v := set[name]

@@ -62,6 +62,7 @@ func TestVaultK8sTranslation(t *testing.T) {
 	mapTmpl := func(p string) string { return strings.Replace(DefaultVaultK8sTemplate, "%s", p, 1) }
 	type file struct {
 		path, template, mode string
+		templateFile         string
 		missingKeyError      bool
 		reload               string // method:signal:process
 	}
@@ -187,6 +188,24 @@ func TestVaultK8sTranslation(t *testing.T) {
 			},
 		},
 		{
+			name:  "template file from agent-extra-secret",
+			ann:   map[string]string{VaultK8sPrefix + "agent-extra-secret": "orgchart-templates", VaultK8sTemplateFilePrefix + "database-config.txt": "/vault/custom/db.ctmpl"},
+			files: []file{{path: "/vault/secrets/database-config.txt", templateFile: "/vault/custom/db.ctmpl"}},
+			check: func(t *testing.T, pod *corev1.Pod, cfg *config.Config) {
+				var vol bool
+				for _, v := range pod.Spec.Volumes {
+					vol = vol || (v.Name == VolumeVaultK8sExtraSecret && v.Secret != nil && v.Secret.SecretName == "orgchart-templates")
+				}
+				var mounted bool
+				for _, m := range pod.Spec.InitContainers[0].VolumeMounts {
+					mounted = mounted || (m.Name == VolumeVaultK8sExtraSecret && m.MountPath == VaultK8sExtraSecretDir && m.ReadOnly)
+				}
+				if !vol || !mounted {
+					t.Errorf("the agent-extra-secret is not mounted at %s in the sidecar (volume %v, mount %v)", VaultK8sExtraSecretDir, vol, mounted)
+				}
+			},
+		},
+		{
 			name:  "outrider's own annotations add telemetry",
 			ann:   map[string]string{AnnotationLogs: "/var/log/app/*.log", AnnotationService: "orgchart"},
 			files: []file{{path: "/vault/secrets/database-config.txt", template: mapTmpl("internal/data/database/config")}},
@@ -210,7 +229,7 @@ func TestVaultK8sTranslation(t *testing.T) {
 			}
 			for i, want := range tt.files {
 				got := cfg.Secrets.Files[i]
-				if got.Path != want.path || got.Template != want.template || got.TemplateEngine != render.EngineConsulTemplate {
+				if got.Path != want.path || got.Template != want.template || got.TemplateFile != want.templateFile || got.TemplateEngine != render.EngineConsulTemplate {
 					t.Errorf("files[%d] = %s %q (%s), want %s %q (consul-template)", i, got.Path, got.Template, got.TemplateEngine, want.path, want.template)
 				}
 				if want.mode == "" {
@@ -241,7 +260,9 @@ func TestVaultK8sDenied(t *testing.T) {
 		pod  func(*corev1.Pod)
 		want string
 	}{
-		{"template file", map[string]string{VaultK8sTemplateFilePrefix + "x": "/vault/configs/x.ctmpl"}, nil, VaultK8sTemplateFilePrefix + "x: outrider's sidecar holds no template files"},
+		{"template file without extra secret", map[string]string{VaultK8sTemplateFilePrefix + "x": "/vault/configs/x.ctmpl"}, nil, VaultK8sTemplateFilePrefix + `x: "/vault/configs/x.ctmpl": outrider's sidecar holds template files only from ` + VaultK8sPrefix + "agent-extra-secret"},
+		{"template file outside the extra secret", map[string]string{VaultK8sTemplateFilePrefix + "x": "/vault/configs/x.ctmpl", VaultK8sPrefix + "agent-extra-secret": "tmpl"}, nil, `"/vault/configs/x.ctmpl" must be a key of the agent-extra-secret tmpl, mounted at /vault/custom`},
+		{"extra secret over the secrets directory", map[string]string{VaultK8sTemplateFilePrefix + "x": "/vault/custom/x.ctmpl", VaultK8sPrefix + "agent-extra-secret": "tmpl", VaultK8sSecretVolumePath: "/vault/custom/s"}, nil, "overlaps the secrets directory /vault/custom/s"},
 		{"agent configmap", map[string]string{VaultK8sPrefix + "agent-configmap": "my-agent"}, nil, VaultK8sPrefix + "agent-configmap: a Vault Agent configuration (HCL)"},
 		{"world-readable perms", map[string]string{VaultK8sPermsPrefix + "database-config.txt": "0644"}, nil, VaultK8sPermsPrefix + `database-config.txt: "0644" gives access to other users`},
 		{"shell command", map[string]string{VaultK8sCommandPrefix + "database-config.txt": "sh -c 'touch /tmp/x'"}, nil, "outrider's sidecar has no shell"},

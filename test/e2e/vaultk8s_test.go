@@ -75,6 +75,13 @@ func TestVaultK8sEndToEnd(t *testing.T) {
 			"vault.hashicorp.com/agent-inject-secret-database-config.txt":   "internal/data/database/config",
 			"vault.hashicorp.com/agent-inject-template-database-config.txt": connTemplate,
 		},
+		// A template file from a Secret, mounted where vault-k8s mounts it.
+		"orgchart-file": {
+			"vault.hashicorp.com/agent-inject":                                   "true",
+			"vault.hashicorp.com/role":                                           "internal-app",
+			"vault.hashicorp.com/agent-extra-secret":                             "orgchart-templates",
+			"vault.hashicorp.com/agent-inject-template-file-database-config.txt": "/vault/custom/database-config.ctmpl",
+		},
 		// The json default template, with a file name and permissions.
 		"orgchart-json": {
 			"vault.hashicorp.com/agent-inject":                  "true",
@@ -107,11 +114,13 @@ func TestVaultK8sEndToEnd(t *testing.T) {
 		}
 		cfg := configFromPatch(t, resp.Patch)
 		dir := t.TempDir()
-		for _, d := range []string{"secrets", "logs", "data"} {
+		for _, d := range []string{"secrets", "logs", "data", "custom"} {
 			if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 				t.Fatal(err)
 			}
 		}
+		// The Secret orgchart-templates, as its volume shows it.
+		writeFile(t, filepath.Join(dir, "custom", "database-config.ctmpl"), connTemplate)
 		cfgPath := filepath.Join(dir, "outrider.yaml")
 		writeFile(t, cfgPath, localConfig(t, cfg, dir, tokenFile))
 		runs[name] = run{dir: dir, agent: startAgent(t, cfgPath)}
@@ -134,6 +143,7 @@ func TestVaultK8sEndToEnd(t *testing.T) {
 	}{
 		{"orgchart", "database-config.txt", wantMap, 0o400},
 		{"orgchart-template", "database-config.txt", "postgresql://db-readonly-user:db-secret-password@postgres:5432/wizard", 0o400},
+		{"orgchart-file", "database-config.txt", "postgresql://db-readonly-user:db-secret-password@postgres:5432/wizard", 0o400},
 		{"orgchart-json", "db.json", string(wantJSON) + "\n", 0o440},
 	}
 	for _, f := range files {
@@ -247,7 +257,7 @@ func configFromPatch(t *testing.T, patch []byte) map[string]any {
 }
 
 // localConfig turns a generated sidecar configuration into one that runs here: the
-// pod's directories moved under dir, the agent's port chosen by the kernel, and the
+// pod's directories (and the agent-extra-secret's) moved under dir, the agent's port chosen by the kernel, and the
 // login to Vault made with a token (there is no Kubernetes to log in with). Every
 // file, template and setting of the injector is kept as it is.
 func localConfig(t *testing.T, cfg map[string]any, dir, tokenFile string) string {
@@ -260,6 +270,9 @@ func localConfig(t *testing.T, cfg map[string]any, dir, tokenFile string) string
 	for _, f := range sec["files"].([]any) {
 		m := f.(map[string]any)
 		m["path"] = strings.Replace(m["path"].(string), inject.DefaultSecretsDir, filepath.Join(dir, "secrets"), 1)
+		if tf, ok := m["template_file"].(string); ok {
+			m["template_file"] = strings.Replace(tf, inject.VaultK8sExtraSecretDir, filepath.Join(dir, "custom"), 1)
+		}
 	}
 	if logs, ok := cfg["logs"].(map[string]any); ok {
 		for _, s := range logs["sources"].([]any) {

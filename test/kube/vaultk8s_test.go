@@ -131,6 +131,24 @@ func TestVaultK8sWebhook(t *testing.T) {
 			},
 		},
 		{
+			// A template file from a Secret (agent-extra-secret), mounted where
+			// vault-k8s mounts it.
+			name: "template-file",
+			ann: map[string]string{
+				"vault.hashicorp.com/agent-extra-secret":                             "orgchart-templates",
+				"vault.hashicorp.com/agent-inject-template-file-database-config.txt": "/vault/custom/database-config.ctmpl",
+			},
+			files: []file{{"/vault/secrets/database-config.txt", "", "0400"}},
+			check: func(t *testing.T, p *corev1.Pod, cfg *config.Config) {
+				if f := cfg.Secrets.Files[0].TemplateFile; f != "/vault/custom/database-config.ctmpl" {
+					t.Errorf("template_file = %q", f)
+				}
+				if m, ok := mountAt(p.Spec.InitContainers[0], inject.VaultK8sExtraSecretDir); !ok || !m.ReadOnly {
+					t.Errorf("the sidecar does not mount the agent-extra-secret at %s", inject.VaultK8sExtraSecretDir)
+				}
+			},
+		},
+		{
 			name: "perms-and-command",
 			ann: map[string]string{
 				"vault.hashicorp.com/agent-inject-secret-config":    "internal/data/database/config",
@@ -195,7 +213,7 @@ func TestVaultK8sWebhook(t *testing.T) {
 		{"template-file-from-configmap", map[string]string{
 			"vault.hashicorp.com/agent-configmap":                       "orgchart-agent",
 			"vault.hashicorp.com/agent-inject-template-file-config.txt": "/vault/configs/config.ctmpl",
-		}, "vault.hashicorp.com/agent-inject-template-file-config.txt: outrider's sidecar holds no template files"},
+		}, `vault.hashicorp.com/agent-inject-template-file-config.txt: "/vault/configs/config.ctmpl": outrider's sidecar holds template files only from vault.hashicorp.com/agent-extra-secret`},
 		{"world-readable", map[string]string{
 			"vault.hashicorp.com/agent-inject-secret-db": "internal/data/database/config",
 			"vault.hashicorp.com/agent-inject-perms-db":  "0644",
