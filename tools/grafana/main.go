@@ -6,7 +6,10 @@
 //
 //	go run ./tools/grafana            # rewrite examples/grafana/dashboards/*.json
 //	go run ./tools/grafana -list      # one line per panel: dashboard, title, query
+//	go generate ./tools/grafana       # the same as the first
 package main
+
+//go:generate go run . -out ../../examples/grafana/dashboards
 
 import (
 	"bytes"
