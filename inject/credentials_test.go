@@ -192,6 +192,15 @@ func TestBadCredentialDefaults(t *testing.T) {
 	}
 }
 
+func TestCredentialDefaultOnPlaintextEndpoint(t *testing.T) {
+	d := testDefaults()
+	d.TempoCASecret = "ca/ca.crt"
+	_, err := NewInjector(d)
+	if err == nil || !strings.Contains(err.Error(), "tempo_ca_secret: the sidecar's configuration would be invalid: exporters.otlp.tls: is set but endpoint http://tempo.monitoring.svc:4317 is plaintext") {
+		t.Fatalf("NewInjector = %v; want the default named with the reason", err)
+	}
+}
+
 func TestOverlaysInjected(t *testing.T) {
 	d := testDefaults()
 	d.NamespaceOverlays = map[string]string{"shop": "shop-outrider", "*": "all-outrider/base.yaml"}

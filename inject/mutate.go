@@ -82,6 +82,11 @@ func defaultsMessage(msg string) string {
 			return flag + ": " + rest
 		}
 	}
+	for _, a := range (&CredentialDefaults{}).credentialAnnotations() {
+		if rest, ok := strings.CutPrefix(msg, a.annotation+": "); ok {
+			return a.field + ": " + rest
+		}
+	}
 	return msg
 }
 
