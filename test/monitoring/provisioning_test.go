@@ -1,6 +1,7 @@
 package monitoring
 
 import (
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -269,4 +270,81 @@ func TestAgentConfigsLinkProvisionedDatasources(t *testing.T) {
 		}
 	}
 	t.Logf("%d agent configurations with a grafana section", n)
+}
+
+// TestComposeRunsTheProvisioning checks examples/compose against the provisioning it
+// mounts: Grafana gets the datasources and dashboard provider, the dashboards folder
+// lands at the provider's path, and every datasource URL names a service of the stack.
+func TestComposeRunsTheProvisioning(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(Root(), "examples", "compose", "docker-compose.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var compose struct {
+		Services map[string]struct {
+			Volumes []string `yaml:"volumes"`
+		} `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(data, &compose); err != nil {
+		t.Fatal(err)
+	}
+	g, ok := compose.Services["grafana"]
+	if !ok {
+		t.Fatal("examples/compose/docker-compose.yml has no grafana service")
+	}
+	var prov struct {
+		Providers []struct {
+			Options struct {
+				Path string `yaml:"path"`
+			} `yaml:"options"`
+		} `yaml:"providers"`
+	}
+	pdata, err := os.ReadFile(filepath.Join(Root(), ProviderFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(pdata, &prov); err != nil || len(prov.Providers) != 1 {
+		t.Fatalf("%s: %v", ProviderFile, err)
+	}
+	mounts := map[string]string{} // target → source, relative to the repository
+	for _, v := range g.Volumes {
+		parts := strings.Split(v, ":")
+		if len(parts) < 2 {
+			continue
+		}
+		src, _ := filepath.Rel(Root(), filepath.Join(Root(), "examples", "compose", parts[0]))
+		mounts[parts[1]] = src
+	}
+	for target, want := range map[string]string{
+		"/etc/grafana/provisioning/datasources": filepath.Dir(DatasourcesFile),
+		"/etc/grafana/provisioning/dashboards":  filepath.Dir(ProviderFile),
+		prov.Providers[0].Options.Path:          DashboardsDir,
+	} {
+		if mounts[target] != want {
+			t.Errorf("grafana mounts %q at %s, want %s", mounts[target], target, want)
+		}
+	}
+	var ds struct {
+		Datasources []struct {
+			Name string `yaml:"name"`
+			URL  string `yaml:"url"`
+		} `yaml:"datasources"`
+	}
+	ddata, err := os.ReadFile(filepath.Join(Root(), DatasourcesFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(ddata, &ds); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range ds.Datasources {
+		u, err := url.Parse(d.URL)
+		if err != nil || u.Hostname() == "" {
+			t.Errorf("%s: url %q", d.Name, d.URL)
+			continue
+		}
+		if _, ok := compose.Services[u.Hostname()]; !ok {
+			t.Errorf("%s: url %s names no service of examples/compose", d.Name, d.URL)
+		}
+	}
 }
