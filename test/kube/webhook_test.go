@@ -628,8 +628,9 @@ func checkInjected(ctx context.Context, t *testing.T, pod *corev1.Pod, w want) {
 }
 
 // sidecarOf returns the outrider sidecar of the pod in the given mode: the first init
-// container with restartPolicy Always and a startup probe on /readyz (native), or the
-// last container (classic).
+// container (right after the mesh's proxy with sidecar-order after-mesh) with
+// restartPolicy Always and a startup probe on /readyz (native), or the last container
+// (classic).
 func sidecarOf(t *testing.T, pod *corev1.Pod, mode string) corev1.Container {
 	t.Helper()
 	for _, ctr := range pod.Spec.Containers[:len(pod.Spec.Containers)-1] {
@@ -639,10 +640,15 @@ func sidecarOf(t *testing.T, pod *corev1.Pod, mode string) corev1.Container {
 	}
 	switch mode {
 	case inject.ModeNative:
-		if len(pod.Spec.InitContainers) == 0 || pod.Spec.InitContainers[0].Name != inject.SidecarName {
-			t.Fatalf("native mode: the first init container is not %s: %s", inject.SidecarName, mustJSON(t, pod.Spec.InitContainers))
+		at := 0
+		if pod.Annotations[inject.AnnotationSidecarOrder] == inject.OrderAfterMesh {
+			// Right after the mesh's native proxy (TestBesideMesh checks the order).
+			at = slices.IndexFunc(pod.Spec.InitContainers, func(c corev1.Container) bool { return c.Name == "istio-proxy" || c.Name == "linkerd-proxy" }) + 1
 		}
-		sc := pod.Spec.InitContainers[0]
+		if len(pod.Spec.InitContainers) <= at || pod.Spec.InitContainers[at].Name != inject.SidecarName {
+			t.Fatalf("native mode: init container %d is not %s: %s", at, inject.SidecarName, mustJSON(t, pod.Spec.InitContainers))
+		}
+		sc := pod.Spec.InitContainers[at]
 		if sc.RestartPolicy == nil || *sc.RestartPolicy != corev1.ContainerRestartPolicyAlways {
 			t.Errorf("native sidecar restartPolicy = %v, want Always", sc.RestartPolicy)
 		}
