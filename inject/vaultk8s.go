@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -231,6 +232,7 @@ type vaultK8s struct {
 	timeout, minBackoff, maxBackoff, poll time.Duration
 	shareProcess                          *bool
 	extraSecret                           string
+	extraMounts                           []string // more paths of the secrets volume in the app (secret-volume-path-<name>)
 }
 
 // wants reports whether the pod opted in: through outrider.dev/inject, or, in
@@ -595,8 +597,19 @@ func (vk *vaultK8s) parseFiles(view map[string]string, p *problems) {
 				if dir == "" {
 					dir = DefaultSecretsDir
 				}
-				if path.Clean(v) != path.Clean(dir) {
-					p.add(k, "%q differs from the secrets directory %s: outrider mounts one secrets directory; move the file there, or set %s for the whole pod", v, dir, VaultK8sSecretVolumePath)
+				dir, v = path.Clean(dir), path.Clean(v)
+				switch {
+				case v == dir:
+				case checkMountDir(v) != "":
+					p.add(k, "%s", checkMountDir(v))
+				case within(v, dir) || within(dir, v):
+					p.add(k, "%q is nested with the secrets directory %s; give a directory apart from it", v, dir)
+				default:
+					// vault-k8s mounts the secrets volume there too: every file is
+					// seen at every such path.
+					if !slices.Contains(vk.extraMounts, v) {
+						vk.extraMounts = append(vk.extraMounts, v)
+					}
 				}
 			case VaultK8sPreserveSecretCase + "-":
 				if _, err := strconv.ParseBool(v); err != nil {
@@ -785,6 +798,29 @@ func (vk *vaultK8s) finish(pod *corev1.Pod, o *options, pl *plan) problems {
 			Name:         VolumeVaultK8sExtraSecret,
 			VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: vk.extraSecret}},
 		}})
+	}
+	for i, dir := range vk.extraMounts {
+		for _, other := range vk.extraMounts[:i] {
+			if within(dir, other) || within(other, dir) {
+				p.add(VaultK8sSecretVolumePath+"-<name>", "directories %s and %s are nested; give directories apart from each other", other, dir)
+			}
+		}
+		for _, t := range o.targets {
+			c := containerOf(pod, t)
+			base := fmt.Sprintf("/spec/containers/%d", t.index)
+			if t.init {
+				base = fmt.Sprintf("/spec/initContainers/%d", t.index)
+			}
+			for _, m := range c.VolumeMounts {
+				if path.Clean(m.MountPath) == dir {
+					p.add(VaultK8sSecretVolumePath+"-<name>", "container %q already mounts volume %q at %s; remove that mount or choose another directory", c.Name, m.Name, dir)
+				}
+			}
+			pl.ops = append(pl.ops, patchOp{Op: "add", Path: base + "/volumeMounts/-", Value: corev1.VolumeMount{Name: VolumeSecrets, MountPath: dir, ReadOnly: true}})
+		}
+	}
+	if len(p) > 0 {
+		return p
 	}
 	vk.vaultFileEnv(pl)
 	pl.ops = append(pl.ops, patchOp{Op: "add", Path: "/metadata/annotations/" + pointerEscape(VaultK8sStatus), Value: StatusInjected})

@@ -206,6 +206,22 @@ func TestVaultK8sTranslation(t *testing.T) {
 			},
 		},
 		{
+			name:  "a file's own volume path",
+			ann:   map[string]string{VaultK8sSecretVolumePath + "-database-config.txt": "/etc/db"},
+			files: []file{{path: "/vault/secrets/database-config.txt", template: mapTmpl("internal/data/database/config")}},
+			check: func(t *testing.T, pod *corev1.Pod, cfg *config.Config) {
+				var at []string
+				for _, m := range pod.Spec.Containers[0].VolumeMounts {
+					if m.Name == VolumeSecrets && m.ReadOnly {
+						at = append(at, m.MountPath)
+					}
+				}
+				if strings.Join(at, ",") != "/vault/secrets,/etc/db" {
+					t.Errorf("the app mounts the secrets at %v, want /vault/secrets and /etc/db (as vault-k8s mounts them)", at)
+				}
+			},
+		},
+		{
 			name:  "outrider's own annotations add telemetry",
 			ann:   map[string]string{AnnotationLogs: "/var/log/app/*.log", AnnotationService: "orgchart"},
 			files: []file{{path: "/vault/secrets/database-config.txt", template: mapTmpl("internal/data/database/config")}},
@@ -272,7 +288,11 @@ func TestVaultK8sDenied(t *testing.T) {
 		{"ca-cert without tls-secret", map[string]string{VaultK8sPrefix + "ca-cert": "/etc/ssl/vault.pem"}, nil, "put it in a Secret"},
 		{"tls-secret without ca-cert", map[string]string{VaultK8sPrefix + "tls-secret": "vault-tls"}, nil, VaultK8sPrefix + "tls-secret: set " + VaultK8sPrefix + "ca-cert"},
 		{"file in a subdirectory", map[string]string{VaultK8sFilePrefix + "database-config.txt": "conf/db.txt"}, nil, `the file name "conf/db.txt" cannot be written`},
-		{"another volume path", map[string]string{VaultK8sSecretVolumePath + "-database-config.txt": "/etc/db"}, nil, "outrider mounts one secrets directory"},
+		{"nested volume path", map[string]string{VaultK8sSecretVolumePath + "-database-config.txt": "/vault/secrets/db"}, nil, `"/vault/secrets/db" is nested with the secrets directory /vault/secrets`},
+		{"volume path over a mount", map[string]string{VaultK8sSecretVolumePath + "-database-config.txt": "/etc/db"}, func(p *corev1.Pod) {
+			p.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "cfg", MountPath: "/etc/db"}}
+			p.Spec.Volumes = []corev1.Volume{{Name: "cfg", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+		}, `container "orgchart" already mounts volume "cfg" at /etc/db`},
 		{"unknown annotation", map[string]string{VaultK8sPrefix + "agent-inject-secrets-x": "y"}, nil, "unknown or unsupported vault-k8s annotation"},
 		{"orphan attribute", map[string]string{VaultK8sFilePrefix + "nope": "x"}, nil, "there is no " + VaultK8sSecretPrefix + "nope"},
 		{"two files one name", map[string]string{VaultK8sSecretPrefix + "DATABASE-CONFIG.TXT": "a/b"}, nil, "writes the file database-config.txt"},
