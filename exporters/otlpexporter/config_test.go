@@ -139,3 +139,43 @@ func FuzzParseEndpoint(f *testing.F) {
 		}
 	})
 }
+
+// TestMetricsConfig: the metrics exporter defaults to OTLP/HTTP, keeps a URL with a
+// path as it is (Prometheus' and Mimir's OTLP paths), appends /v1/metrics to one
+// without, and reports its own field names and examples.
+func TestMetricsConfig(t *testing.T) {
+	c := MetricsConfig{Endpoint: "http://prometheus:9090/api/v1/otlp/v1/metrics"}
+	c.ApplyDefaults()
+	if c.Protocol != ProtocolHTTP || c.Compression != CompressionGzip || c.MaxDataPoints != DefaultMaxDataPoints ||
+		c.Timeout != 10*time.Second || c.Concurrency != 2 || c.Batch.MaxBytes != exporterhelper.DefaultMaxBytes {
+		t.Fatalf("defaults %+v", c)
+	}
+	var p confval.Problems
+	c.Validate(&p)
+	if err := p.Err(); err != nil {
+		t.Fatalf("defaults do not validate: %v", err)
+	}
+	for raw, want := range map[string]string{
+		"http://prometheus:9090/api/v1/otlp/v1/metrics": "http://prometheus:9090/api/v1/otlp/v1/metrics",
+		"https://mimir.example.com/otlp/v1/metrics":     "https://mimir.example.com/otlp/v1/metrics",
+		"http://otel-collector:4318":                    "http://otel-collector:4318/v1/metrics",
+	} {
+		ep, err := parseEndpoint(raw, ProtocolHTTP, metricsSignal)
+		if err != nil || ep.url != want {
+			t.Errorf("%s: %q, %v; want %s", raw, ep.url, err, want)
+		}
+	}
+	bad := MetricsConfig{MaxDataPoints: -1}
+	bad.ApplyDefaults()
+	p = confval.Problems{}
+	bad.Validate(&p)
+	err := p.Err()
+	for _, want := range []string{"max_data_points: must be positive", "endpoint: is required, e.g. http://prometheus:9090/api/v1/otlp/v1/metrics"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("problems %v lack %q", err, want)
+		}
+	}
+	if err != nil && strings.Contains(err.Error(), "max_spans") {
+		t.Errorf("problems %v name the trace exporter's max_spans", err)
+	}
+}

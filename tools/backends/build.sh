@@ -2,7 +2,7 @@
 # Builds the pinned real backends the integration tests and benchmarks run against,
 # once per machine, into a cache outside the clone. Skips what is already cached.
 #
-#   tools/backends/build.sh            # everything the tests need (loki vault postgres jaeger etcd kube-apiserver)
+#   tools/backends/build.sh            # everything the tests need (loki vault postgres jaeger etcd kube-apiserver prometheus)
 #   tools/backends/build.sh loki       # one backend
 #
 # The cache is ${OUTRIDER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/outrider}/bin/NAME-VERSION.
@@ -22,6 +22,12 @@ JAEGER_VERSION=v1.76.0
 # etcd-server so that the version does not drift with the apt archive.
 KUBE_VERSION=v1.31.4
 ETCD_VERSION=v3.5.17
+# Prometheus (the OTLP metrics exporter's backend) from its module tag v0.316.0, which is
+# Prometheus 3.16.0; without the builtinassets tag the web UI is not embedded, so no npm,
+# and remove_all_sd leaves out every service discovery (the cloud SDKs are most of a
+# full build; the tests push over OTLP and scrape nothing). Its module carries a
+# go.work for its own sub-modules, hence GOWORK=off.
+PROMETHEUS_VERSION=v0.316.0
 
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${OUTRIDER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/outrider}
@@ -122,6 +128,21 @@ build_etcd() {
 	log "etcd $ETCD_VERSION: built $out"
 }
 
+build_prometheus() {
+	local out=$bin/prometheus-$PROMETHEUS_VERSION
+	if [ -x "$out" ]; then log "prometheus $PROMETHEUS_VERSION cached at $out"; return; fi
+	log "prometheus $PROMETHEUS_VERSION: building (cold build takes ~10 min on 2 cores)"
+	local dir=$src/prometheus-$PROMETHEUS_VERSION
+	copy_module github.com/prometheus/prometheus "$PROMETHEUS_VERSION" "$dir"
+	local pkg=github.com/prometheus/common/version
+	(cd "$dir" && GOWORK=off go build -mod=mod -trimpath -tags remove_all_sd \
+		-ldflags "-s -w -X $pkg.Version=$(cat VERSION) -X $pkg.Branch=HEAD -X $pkg.Revision=$PROMETHEUS_VERSION" \
+		-o "$out.tmp" ./cmd/prometheus)
+	mv "$out.tmp" "$out"
+	rm -rf "$dir"
+	log "prometheus $PROMETHEUS_VERSION: built $out"
+}
+
 # postgres installs Debian's PostgreSQL server (Vault's database secrets engine needs a
 # real database); the tests run it as the postgres user on 127.0.0.1.
 build_postgres() {
@@ -140,7 +161,7 @@ build_postgres() {
 }
 
 want=("$@")
-[ ${#want[@]} -gt 0 ] || want=(loki vault postgres jaeger etcd kube-apiserver)
+[ ${#want[@]} -gt 0 ] || want=(loki vault postgres jaeger etcd kube-apiserver prometheus)
 for b in "${want[@]}"; do
 	case $b in
 	loki) build_loki ;;
@@ -150,7 +171,8 @@ for b in "${want[@]}"; do
 	jaeger) build_jaeger ;;
 	etcd) build_etcd ;;
 	kube-apiserver) build_kube_apiserver ;;
-	*) echo "unknown backend $b (known: loki vault postgres jaeger etcd kube-apiserver otelcol)" >&2; exit 2 ;;
+	prometheus) build_prometheus ;;
+	*) echo "unknown backend $b (known: loki vault postgres jaeger etcd kube-apiserver prometheus otelcol)" >&2; exit 2 ;;
 	esac
 done
 log "done: $(ls "$bin" | tr '\n' ' ')"
