@@ -296,7 +296,11 @@ func (in *Injector) vaultK8sView(pod *corev1.Pod) (*corev1.Pod, *vaultK8s, probl
 		rule, known := vaultK8sRules[k]
 		switch {
 		case !known:
-			if !isVaultK8sFileAnnotation(k) {
+			switch {
+			case isVaultK8sFileAnnotation(k):
+			case strings.HasPrefix(k, VaultK8sPrefix+"agent-telemetry-"):
+				p.add(k, "Vault Agent's telemetry; outrider serves its own metrics at /metrics on its agent port")
+			default:
 				p.add(k, "unknown or unsupported vault-k8s annotation; docs/migrating-from-vault-k8s.md lists those outrider reads")
 			}
 			continue
@@ -496,9 +500,17 @@ func (vk *vaultK8s) mode(view map[string]string, def string, p *problems) {
 // -SIG $(pidof NAME), pkill -SIG NAME, killall -SIG NAME.
 var killCommand = regexp.MustCompile(`^(?:kill\s+-(?:s\s+)?([A-Za-z0-9]+)\s+(?:\$\(\s*pidof\s+([A-Za-z0-9._-]+)\s*\)|` + "`" + `\s*pidof\s+([A-Za-z0-9._-]+)\s*` + "`" + `)|(?:pkill|killall)\s+-(?:s\s+)?([A-Za-z0-9]+)\s+([A-Za-z0-9._-]+))$`)
 
+// shWrapper matches sh -c '…' or sh -c "…" (sh, /bin/sh, bash, /bin/bash).
+var shWrapper = regexp.MustCompile(`^(?:/bin/)?(?:ba)?sh\s+-c\s+(?:'([^']*)'|"([^"]*)")$`)
+
 // parseCommand turns a vault-k8s command into a signal reload, or says why it cannot.
 func parseCommand(cmd string) (*reload.Config, string) {
-	m := killCommand.FindStringSubmatch(strings.TrimSpace(cmd))
+	inner := strings.TrimSpace(cmd)
+	// sh -c '…' around one of the forms, as vault-k8s examples write it.
+	if m := shWrapper.FindStringSubmatch(inner); m != nil {
+		inner = strings.TrimSpace(m[1] + m[2])
+	}
+	m := killCommand.FindStringSubmatch(inner)
 	if m == nil {
 		return nil, fmt.Sprintf("%q cannot run: outrider's sidecar has no shell; write the reload as kill -HUP $(pidof <process>) or pkill -HUP <process> (a signal to the app, which outrider sends itself), or use %s: http:<URL>", cmd, AnnotationReload)
 	}

@@ -351,6 +351,9 @@ func TestParseCommand(t *testing.T) {
 		{"killall -HUP haproxy", "HUP", "haproxy"},
 		{"kill -HUP 1", "", ""},
 		{"kill -HUP $(pidof nginx); rm -rf /", "", ""},
+		{"sh -c 'kill -HUP $(pidof nginx)'", "HUP", "nginx"},
+		{`/bin/sh -c "pkill -USR2 app"`, "USR2", "app"},
+		{"sh -c 'kill -HUP $(pidof nginx) && curl x'", "", ""},
 		{"touch /vault/secrets/.changed", "", ""},
 	}
 	for _, tt := range tests {
