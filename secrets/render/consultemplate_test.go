@@ -312,3 +312,18 @@ func FuzzConsulTemplateParse(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkRenderConsulTemplate is BenchmarkRender's template executed by the
+// consul-template engine (which parses it at every render, as consul-template does).
+func BenchmarkRenderConsulTemplate(b *testing.B) {
+	tm := mustTemplate(b, typicalTemplate, consulEngine)
+	f := &cachedFetcher{secrets: testSecrets()}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		out, deps, err := tm.Render(ctx, f)
+		if err != nil || len(out) == 0 || len(deps) != 3 {
+			b.Fatal(err)
+		}
+	}
+}
