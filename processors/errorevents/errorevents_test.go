@@ -429,6 +429,8 @@ func TestLinksSpanTheEventTime(t *testing.T) {
 		{"unreadable: the agent's time", `"yesterday"`, clk.now()},
 		{"not a time: the agent's time", `{"t":1}`, clk.now()},
 		{"negative: the agent's time", `-5`, clk.now()},
+		{"year 9999: the agent's time", `"9999-12-31T23:59:59Z"`, clk.now()},
+		{"before 1970: the agent's time", `"1969-07-20T20:17:40Z"`, clk.now()},
 	} {
 		t.Run("sdk/"+tc.name, func(t *testing.T) {
 			raw := `{"event_id":"0123456789abcdef0123456789abcdef","message":"m` + tc.name + `","contexts":{"trace":{"trace_id":"` + traceID + `","span_id":"00f067aa0ba902b7"}}`

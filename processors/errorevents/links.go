@@ -64,16 +64,27 @@ func escapeLogQL(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s)
 }
 
+// latestEventTime bounds the times sdkEventTime accepts; later ones (and ones before
+// 1970) are an SDK's or clock's mistake, and the link uses the agent's time instead.
+var latestEventTime = time.Date(5000, 1, 1, 0, 0, 0, 0, time.UTC)
+
 // sdkEventTime reads an SDK event's "timestamp": Unix seconds as a number (or a
 // numeric string), or an RFC 3339 time, with or without a zone (UTC when absent, as
-// Sentry reads it). It returns false when the event has none it can read.
+// Sentry reads it). It returns false when the event has none it can read, or one
+// before 1970 or after the year 5000.
 func sdkEventTime(v any) (time.Time, bool) {
+	plausible := func(t time.Time) (time.Time, bool) {
+		if t.Unix() <= 0 || !t.Before(latestEventTime) {
+			return time.Time{}, false
+		}
+		return t.UTC(), true
+	}
 	secs := func(f float64) (time.Time, bool) {
-		if math.IsNaN(f) || math.IsInf(f, 0) || f <= 0 || f > 1e11 {
+		if math.IsNaN(f) || math.IsInf(f, 0) || f <= 0 || f >= float64(latestEventTime.Unix()) {
 			return time.Time{}, false
 		}
 		sec, frac := math.Modf(f)
-		return time.Unix(int64(sec), int64(frac*1e9)).UTC(), true
+		return plausible(time.Unix(int64(sec), int64(frac*1e9)))
 	}
 	switch x := v.(type) {
 	case float64:
@@ -90,7 +101,7 @@ func sdkEventTime(v any) (time.Time, bool) {
 		}
 		for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999"} {
 			if t, err := time.Parse(layout, x); err == nil {
-				return t.UTC(), true
+				return plausible(t)
 			}
 		}
 	}
