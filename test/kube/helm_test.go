@@ -129,13 +129,23 @@ type helmCase struct {
 var chartInjectorDefaults = map[string]any{
 	"sidecar_mode":      "classic",
 	"vault_addr":        "https://vault.vault.svc:8200",
-	"loki_url":          "http://loki.monitoring.svc:3100",
-	"tempo_endpoint":    "http://tempo.monitoring.svc:4317",
+	"loki_url":          "https://loki.monitoring.svc:3100",
+	"tempo_endpoint":    "https://tempo.monitoring.svc:4317",
 	"sentry_dsn_secret": "sentry/dsn",
 	"memory_limit":      "none",
 	"cpu_limit":         "200m",
 	"queue_size_limit":  "512Mi",
 	"agent_port":        9686,
+	"metrics_endpoint":  "http://mimir.monitoring.svc:8080/otlp",
+	// Backend credentials, by Secret.
+	"loki_basic_auth_secret":    "loki-auth",
+	"tempo_headers_secret":      "X-Scope-OrgID=tempo-auth/tenant, Authorization=tempo-auth/authorization",
+	"loki_ca_secret":            "backend-ca/ca.crt",
+	"tempo_ca_secret":           "backend-ca/ca.crt",
+	"sentry_ca_secret":          "backend-ca/ca.crt",
+	"tempo_client_cert_secret":  "tempo-client",
+	"sentry_client_cert_secret": "sentry-client",
+	"namespace_overlays":        map[string]any{"*": "outrider-overlay", helmAppsNamespace: "apps-overlay/outrider.yaml"},
 }
 
 var helmCases = []helmCase{
@@ -389,6 +399,14 @@ func checkChartRun(ctx context.Context, t *testing.T, c *kubetest.Cluster, m *ma
 	if err != nil || resp.StatusCode != http.StatusOK || out.Response == nil || out.Response.UID != review.Request.UID ||
 		!out.Response.Allowed || len(out.Response.Patch) == 0 {
 		t.Errorf("the injector with the chart's configuration answered %d %+v (%v), want the pod injected", resp.StatusCode, out.Response, err)
+	} else {
+		// The defaults took effect: the Secrets and the namespace's overlay are
+		// mounted.
+		for _, want := range []string{"loki-auth", "tempo-auth", "backend-ca", "tempo-client", "sentry-client", "apps-overlay"} {
+			if !strings.Contains(string(out.Response.Patch), want) {
+				t.Errorf("the injected pod does not mount %s, which the chart's injectorDefaults name:\n%s", want, out.Response.Patch)
+			}
+		}
 	}
 	if err := inj.stop(15 * time.Second); err != nil {
 		t.Error(err)
@@ -720,8 +738,14 @@ func TestHelmChartRejects(t *testing.T) {
 			[]string{"/injectorDefaults/sidecar_mode", "'native', 'classic'"}},
 		{"Sentry DSN by value", map[string]any{"injectorDefaults": map[string]any{"sentry_dsn": dsn}},
 			[]string{"injectorDefaults.sentry_dsn", "sentry_dsn_secret: <secret>/<key>"}},
-		{"Sentry DSN Secret reference", map[string]any{"injectorDefaults": map[string]any{"sentry_dsn_secret": "sentry"}},
-			[]string{"/injectorDefaults/sentry_dsn_secret"}},
+		{"bearer token by value", map[string]any{"injectorDefaults": map[string]any{"loki_bearer_token_secret": "0123456789abcdef"}},
+			[]string{"injectorDefaults.loki_bearer_token_secret must be <secret>/<key>"}},
+		{"header without a Secret", map[string]any{"injectorDefaults": map[string]any{"tempo_headers_secret": "X-Scope-OrgID=tenant1"}},
+			[]string{"injectorDefaults.tempo_headers_secret must list <Header>=<secret>/<key>"}},
+		{"overlay of a bad namespace", map[string]any{"injectorDefaults": map[string]any{"namespace_overlays": map[string]any{"Shop_1": "overlay"}}},
+			[]string{`injectorDefaults.namespace_overlays: key "Shop_1" is not a namespace name`}},
+		{"Sentry DSN Secret reference", map[string]any{"injectorDefaults": map[string]any{"sentry_dsn_secret": dsn}},
+			[]string{"injectorDefaults.sentry_dsn_secret must be <secret>/<key>"}},
 		{"PodDisruptionBudget blocks drains", map[string]any{"replicas": 2, "podDisruptionBudget": map[string]any{"minAvailable": 2}},
 			[]string{"podDisruptionBudget.minAvailable (2) must be below replicas (2)"}},
 		{"objectSelector on the reserved label", map[string]any{"webhook": map[string]any{"objectSelector": map[string]any{

@@ -106,6 +106,7 @@ to change.
 {{- if hasKey .Values.injectorDefaults "sentry_dsn" -}}
 {{- fail "injectorDefaults.sentry_dsn: a DSN given to the injector would be copied in clear into every injected pod's outrider.dev/config annotation; put it in a Secret in each namespace and set injectorDefaults.sentry_dsn_secret: <secret>/<key> instead" -}}
 {{- end -}}
+{{- include "outrider.validateCredentials" . -}}
 {{- range .Values.webhook.objectSelector.matchExpressions -}}
 {{- if eq .key "app.kubernetes.io/name" -}}
 {{- fail "webhook.objectSelector: app.kubernetes.io/name is reserved: the chart excludes the injector's own pods with it; select on another label" -}}
@@ -113,5 +114,42 @@ to change.
 {{- end -}}
 {{- if hasKey (default (dict) .Values.webhook.objectSelector.matchLabels) "app.kubernetes.io/name" -}}
 {{- fail "webhook.objectSelector: app.kubernetes.io/name is reserved: the chart excludes the injector's own pods with it; select on another label" -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Checks of the references to Secrets and ConfigMaps in injectorDefaults, here rather
+than in values.schema.json, whose messages repeat the value: a credential pasted in
+place of its Secret's name must not be printed back.
+*/}}
+{{- define "outrider.validateCredentials" -}}
+{{- $d := .Values.injectorDefaults -}}
+{{- $secret := "[a-z0-9]([-a-z0-9.]*[a-z0-9])?" -}}
+{{- $key := "[-._a-zA-Z0-9]+" -}}
+{{- $header := printf "\\s*[A-Za-z0-9!#$%%&'*+.^_`|~-]+\\s*=\\s*%s/%s\\s*" $secret $key -}}
+{{- range $k := list "sentry_dsn_secret" "loki_bearer_token_secret" "loki_ca_secret" "tempo_ca_secret" "sentry_ca_secret" -}}
+{{- $v := index $d $k -}}
+{{- if and $v (not (regexMatch (printf "^%s/%s$" $secret $key) (toString $v))) -}}
+{{- fail (printf "injectorDefaults.%s must be <secret>/<key>, naming a Secret of each injected pod's namespace and its key, such as backend-auth/token; never the credential itself (the value given is not repeated here)" $k) -}}
+{{- end -}}
+{{- end -}}
+{{- range $k := list "loki_basic_auth_secret" "loki_client_cert_secret" "tempo_client_cert_secret" "sentry_client_cert_secret" -}}
+{{- $v := index $d $k -}}
+{{- if and $v (or (gt (len (toString $v)) 253) (not (regexMatch (printf "^%s$" $secret) (toString $v)))) -}}
+{{- fail (printf "injectorDefaults.%s must be the name of a Secret of each injected pod's namespace, such as backend-auth; never the credential itself (the value given is not repeated here)" $k) -}}
+{{- end -}}
+{{- end -}}
+{{- with $d.tempo_headers_secret -}}
+{{- if not (regexMatch (printf "^%s(,%s)*$" $header $header) (toString .)) -}}
+{{- fail "injectorDefaults.tempo_headers_secret must list <Header>=<secret>/<key>, comma-separated, such as X-Scope-OrgID=tempo-auth/tenant,Authorization=tempo-auth/authorization; never the header values themselves (the value given is not repeated here)" -}}
+{{- end -}}
+{{- end -}}
+{{- range $ns, $ref := $d.namespace_overlays -}}
+{{- if not (or (eq $ns "*") (and (le (len $ns) 63) (regexMatch "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$" $ns))) -}}
+{{- fail (printf "injectorDefaults.namespace_overlays: key %q is not a namespace name (or \"*\" for every other namespace)" $ns) -}}
+{{- end -}}
+{{- if not (regexMatch (printf "^%s(/%s)?$" $secret $key) (toString $ref)) -}}
+{{- fail (printf "injectorDefaults.namespace_overlays.%s: %q must be <configmap> or <configmap>/<key>, a ConfigMap of that namespace" $ns (toString $ref)) -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
