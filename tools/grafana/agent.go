@@ -40,8 +40,8 @@ func agentDashboard() (*dashboard.DashboardBuilder, []panelInfo) {
 		q{`sum(increase(outrider_config_reloads_total{result=~"rejected|rolled_back", ` + sel + `}[$__range]))`, ""}, thresholds("green", 1.0, "orange")...)
 	bd.stat(6, "Since every secret was last fresh", "time() - outrider_secrets_last_success_timestamp_seconds: how long ago every secret file was last rendered and checked without error (the oldest agent).", "s",
 		q{"time() - min(outrider_secrets_last_success_timestamp_seconds{" + sel + "})", ""}, thresholds("green", 300.0, "orange", 900.0, "red")...)
-	bd.stat(6, "Vault token TTL", "outrider_vault_token_ttl_seconds as of the last login or renewal (the lowest agent); 0 is a token that never expires.", "s",
-		q{"min(outrider_vault_token_ttl_seconds{" + sel + "})", ""})
+	bd.stat(6, "Vault token TTL", "outrider_vault_token_ttl_seconds as of the last login or renewal, the lowest of the agents whose token expires (0, a token that never expires, is left out).", "s",
+		q{"min(outrider_vault_token_ttl_seconds{" + sel + "} > 0)", ""}, thresholds("red", 300.0, "orange", 900.0, "green")...)
 
 	bd.row("Logs")
 	bd.timeseries(8, "Lines read", "outrider_tail_lines_read_total: lines read from the followed files, by source.", "short",
@@ -65,8 +65,8 @@ func agentDashboard() (*dashboard.DashboardBuilder, []panelInfo) {
 		q{increase("outrider_tail_cut_lines_dropped_total", "source"), "cut lines {{source}}"})
 
 	bd.row("Durable queue and receivers")
-	bd.timeseries(8, "Queue fill", "outrider_queue_bytes against outrider_queue_capacity_bytes (queue.max_size), by queue. At 100% the receivers refuse requests with 429 / RESOURCE_EXHAUSTED.", "percentunit",
-		q{"max by (queue) (outrider_queue_bytes{" + sel + "}) / max by (queue) (outrider_queue_capacity_bytes{" + sel + "})", "{{queue}}"}).
+	bd.timeseries(8, "Queue fill", "outrider_queue_bytes against outrider_queue_capacity_bytes (queue.max_size), by queue, the fullest agent. At 100% the receivers refuse requests with 429 / RESOURCE_EXHAUSTED.", "percentunit",
+		q{"max by (queue) (outrider_queue_bytes{" + sel + "} / outrider_queue_capacity_bytes{" + sel + "})", "{{queue}}"}).
 		Min(0).Max(1)
 	bd.timeseries(8, "Queue bytes and capacity", "outrider_queue_bytes on disk and outrider_queue_capacity_bytes, by queue.", "bytes",
 		q{"max by (queue) (outrider_queue_bytes{" + sel + "})", "{{queue}} on disk"},
