@@ -58,13 +58,33 @@ var runtimeWants = map[string]runtimeWant{
 
 	"dart/unhandled":       {"dart", "FormatException", 8},
 	"dart/unhandled_async": {"dart", "StateError", 2},
+
+	// testdata/runtimes: the runtimes' usual loggers.
+	"go/log_panic":       {"go", "panic", 3},
+	"node/console_error": {"node", "Error", 8},
+	"ruby/logger":        {"ruby", "KeyError", 3},
+}
+
+// loggerCases log an error through the runtime's usual logger (testdata/runtimes);
+// runtimetest's own cases do so for java.util.logging and Python's logging.
+func loggerCases(t *testing.T) []runtimetest.Case {
+	root, err := filepath.Abs(filepath.Join("testdata", "runtimes"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []runtimetest.Case{
+		{Lang: "go", Name: "log_panic", File: "logpanic/main.go", Root: root},
+		{Lang: "node", Name: "console_error", File: "logged.js", Root: root},
+		{Lang: "ruby", Name: "logger", File: "logged.rb", Root: root},
+	}
 }
 
 // TestRuntimeCrashesEndToEnd runs the crashing programs of runtimetest in their real
 // runtimes now (Go, Java, Python, Node from the machine; Ruby and PHP from Debian;
 // .NET and Dart are the captured files of processors/stacktrace/testdata/runtimes,
-// whose README states their origin), uncaught and through each runtime's logger
-// where the case logs (java.util.logging, Python logging). Each output goes into a
+// whose README states their origin), uncaught and through each runtime's usual
+// logger (java.util.logging and Python's logging there; log.Panicf, console.error and
+// Ruby's Logger in testdata/runtimes). Each output goes into a
 // log file of its own between two ordinary timestamped lines, and the real outrider
 // binary ships the files to a real Loki and the strict Sentry receiver. For every
 // case: every line of the file is in exactly one Loki entry; the crash is exactly one
@@ -76,7 +96,7 @@ func TestRuntimeCrashesEndToEnd(t *testing.T) {
 	loki := sharedLoki(t)
 	sentrySrv := sentrytest.Start(t, sentrytest.WithPublicKey("runtimes-key"), sentrytest.WithProject(11))
 
-	cases := runtimetest.Cases
+	cases := append(append([]runtimetest.Case(nil), runtimetest.Cases...), loggerCases(t)...)
 	outputs := make([]string, len(cases))
 	t.Run("run", func(t *testing.T) {
 		for i, c := range cases {

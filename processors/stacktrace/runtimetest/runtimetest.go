@@ -39,6 +39,9 @@ type Case struct {
 	File string
 	// Captured marks output captured elsewhere rather than produced by running File.
 	Captured bool
+	// Root, when set, is the directory holding <Lang>/<File> in place of
+	// testdata/runtimes, for programs a test keeps with itself.
+	Root string
 }
 
 // Cases lists every program and captured output.
@@ -92,7 +95,11 @@ func Dir(t testing.TB) string {
 // runtime printed.
 func Output(t testing.TB, c Case) string {
 	t.Helper()
-	dir := filepath.Join(Dir(t), c.Lang)
+	root := c.Root
+	if root == "" {
+		root = Dir(t)
+	}
+	dir := filepath.Join(root, c.Lang)
 	if c.Captured {
 		data, err := os.ReadFile(filepath.Join(dir, c.File))
 		if err != nil {
