@@ -4,6 +4,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -177,5 +178,67 @@ func TestMetricsConfig(t *testing.T) {
 	}
 	if err != nil && strings.Contains(err.Error(), "max_spans") {
 		t.Errorf("problems %v name the trace exporter's max_spans", err)
+	}
+}
+
+// fill sets every field reachable in v to a non-zero value.
+func fill(v reflect.Value) {
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString("x")
+	case reflect.Bool:
+		v.SetBool(true)
+	case reflect.Int, reflect.Int64, reflect.Int32:
+		v.SetInt(3)
+	case reflect.Uint, reflect.Uint64, reflect.Uint32:
+		v.SetUint(3)
+	case reflect.Float64:
+		v.SetFloat(3)
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() {
+				fill(v.Field(i))
+			}
+		}
+	case reflect.Map:
+		m := reflect.MakeMap(v.Type())
+		k, e := reflect.New(v.Type().Key()).Elem(), reflect.New(v.Type().Elem()).Elem()
+		fill(k)
+		fill(e)
+		m.SetMapIndex(k, e)
+		v.Set(m)
+	case reflect.Slice:
+		s := reflect.MakeSlice(v.Type(), 1, 1)
+		fill(s.Index(0))
+		v.Set(s)
+	case reflect.Pointer:
+		p := reflect.New(v.Type().Elem())
+		fill(p.Elem())
+		v.Set(p)
+	}
+}
+
+// TestMetricsConfigCarriesEveryField: MetricsConfig has the trace Config's keys
+// (max_data_points for max_spans), and its conversion to the shared Config and back
+// keeps every one, so a key added to both is not silently dropped.
+func TestMetricsConfigCarriesEveryField(t *testing.T) {
+	keys := func(typ reflect.Type, rename map[string]string) []string {
+		var out []string
+		for i := range typ.NumField() {
+			k := typ.Field(i).Tag.Get("yaml")
+			if r, ok := rename[k]; ok {
+				k = r
+			}
+			out = append(out, k)
+		}
+		return sorted(out)
+	}
+	if tk, mk := keys(reflect.TypeFor[Config](), nil), keys(reflect.TypeFor[MetricsConfig](), map[string]string{"max_data_points": "max_spans"}); !reflect.DeepEqual(tk, mk) {
+		t.Fatalf("keys differ:\n traces  %v\n metrics %v", tk, mk)
+	}
+	var m MetricsConfig
+	fill(reflect.ValueOf(&m).Elem())
+	if back := metricsConfigOf(m.config()); !reflect.DeepEqual(back, m) {
+		t.Fatalf("round trip lost fields:\n %+v\n %+v", m, back)
 	}
 }
