@@ -24,7 +24,6 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
 
-	"github.com/outrider-dev/outrider/internal/backendtest"
 	"github.com/outrider-dev/outrider/internal/jaegertest"
 	"github.com/outrider-dev/outrider/internal/sentrytest"
 	"github.com/outrider-dev/outrider/internal/vaulttest"
@@ -85,44 +84,23 @@ func TestDashboardAndAlertMetricsExist(t *testing.T) {
 	}
 
 	const service = "metricnames-e2e"
-	dir := t.TempDir()
-	mkdirs(t, filepath.Join(dir, "logs"), filepath.Join(dir, "secrets"))
-	tokenFile := filepath.Join(dir, "vault-token")
+	// The secrets' side lives outside the agent's folder, which errorsAgent makes.
+	sdir := t.TempDir()
+	tokenFile := filepath.Join(sdir, "vault-token")
 	writeFile(t, tokenFile, v.RootToken)
-	reloadMark := filepath.Join(dir, "reloaded")
-	ports, err := backendtest.FreePorts(3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	otlpGRPC, otlpHTTP, sentryAddr := fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1]), fmt.Sprintf("127.0.0.1:%d", ports[2])
-	cfgPath := filepath.Join(dir, "outrider.yaml")
-	writeFile(t, cfgPath, fmt.Sprintf(`data_dir: %[1]s/data
-identity: {service: %[2]s, namespace: e2e, pod: %[2]s-0, container: app, environment: e2e}
-server: {listen: "127.0.0.1:0", shutdown_timeout: 10s}
-logs:
-  sources:
-    - name: app
-      path: %[1]s/logs/*.log
-      parser: {format: json}
-receivers:
-  otlp: {grpc: {listen: "%[3]s"}, http: {listen: "%[4]s"}}
-  sentry: {listen: "%[5]s", public_key: e2e-public-key}
-exporters:
-  loki: {url: %[6]s, batch: {max_wait: 200ms}}
-  otlp: {endpoint: "http://%[7]s", batch: {max_wait: 200ms}}
-  sentry: {dsn: "%[8]s"}
-grafana: {url: "https://grafana.example.com", tempo_datasource_uid: tempo, loki_datasource_uid: loki}
-secrets:
+	reloadMark := filepath.Join(sdir, "reloaded")
+	dir, cfgPath, otlpGRPC, sentryAddr := errorsAgent(t, service, loki.URL, j.OTLPGRPCEndpoint(), sentrySrv.DSN("upstream-key", 7), fmt.Sprintf(`secrets:
   vault:
-    address: %[9]s
-    auth: {method: token, token_file: %[10]s}
+    address: %[1]s
+    auth: {method: token, token_file: %[2]s}
   poll_interval: 1s
   revoke_grace: 100ms
-  reload: {method: exec, command: ["/bin/sh", "-c", "echo reloaded >> %[11]s"]}
+  reload: {method: exec, command: ["/bin/sh", "-c", "echo reloaded >> %[3]s"]}
   files:
-    - path: %[1]s/secrets/tls.pem
+    - path: %[4]s/tls.pem
       template: '{{ with pkiCert "pki/issue/app" "common_name=app.e2e.test" "ttl=6s" }}{{ .Cert }}{{ end }}'
-`, dir, service, otlpGRPC, otlpHTTP, sentryAddr, loki.URL, j.OTLPGRPCEndpoint(), sentrySrv.DSN("upstream-key", 7), v.Addr, tokenFile, reloadMark))
+`, v.Addr, tokenFile, reloadMark, sdir))
+	mkdirs(t, filepath.Join(dir, "logs"))
 
 	start := time.Now().Add(-time.Minute)
 	agent := startAgent(t, cfgPath)
