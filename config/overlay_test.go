@@ -170,3 +170,36 @@ func FuzzParseLayers(f *testing.F) {
 		}
 	})
 }
+
+// TestOverlayDocExamples merges each example of docs/configuration.md's "Overlays"
+// section over a base, so the examples stay valid.
+func TestOverlayDocExamples(t *testing.T) {
+	doc, err := os.ReadFile("../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(doc)
+	start := strings.Index(text, "\n## Overlays\n")
+	if start < 0 {
+		t.Fatal("docs/configuration.md has no Overlays section")
+	}
+	section := text[start+1:]
+	if end := strings.Index(section, "\n## "); end >= 0 {
+		section = section[:end]
+	}
+	examples := strings.Split(section, "```yaml\n")[1:]
+	if len(examples) < 3 {
+		t.Fatalf("%d examples in the Overlays section, want at least 3", len(examples))
+	}
+	for i, ex := range examples {
+		body, _, _ := strings.Cut(ex, "```")
+		cfg, err := ParseLayers([]Layer{{"base.yaml", []byte(overlayBase)}, {"example.yaml", []byte(body)}})
+		if err != nil {
+			t.Errorf("example %d does not merge: %v\n%s", i+1, err, body)
+			continue
+		}
+		if i == 2 && cfg.Exporters.OTLP != nil {
+			t.Errorf("example 3 should turn exporters.otlp off")
+		}
+	}
+}

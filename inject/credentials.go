@@ -35,31 +35,9 @@ const (
 	tlsKeyKey            = "tls.key"
 )
 
-// CredentialDefaults are the injector-wide defaults of the credential annotations:
-// each applies to the pods that do not set the annotation (which may say "none").
-// They name Secrets, which must exist in the namespace of each pod that uses them.
-type CredentialDefaults struct {
-	// LokiBasicAuthSecret is the default of AnnotationLokiBasicAuthSecret.
-	LokiBasicAuthSecret string `yaml:"loki_basic_auth_secret"`
-	// LokiBearerTokenSecret is the default of AnnotationLokiBearerTokenSecret.
-	LokiBearerTokenSecret string `yaml:"loki_bearer_token_secret"`
-	// TempoHeadersSecret is the default of AnnotationTempoHeadersSecret.
-	TempoHeadersSecret string `yaml:"tempo_headers_secret"`
-	// LokiCASecret, TempoCASecret and SentryCASecret are the defaults of the
-	// <backend>-ca-secret annotations.
-	LokiCASecret   string `yaml:"loki_ca_secret"`
-	TempoCASecret  string `yaml:"tempo_ca_secret"`
-	SentryCASecret string `yaml:"sentry_ca_secret"`
-	// LokiClientCertSecret, TempoClientCertSecret and SentryClientCertSecret are
-	// the defaults of the <backend>-client-cert-secret annotations.
-	LokiClientCertSecret   string `yaml:"loki_client_cert_secret"`
-	TempoClientCertSecret  string `yaml:"tempo_client_cert_secret"`
-	SentryClientCertSecret string `yaml:"sentry_client_cert_secret"`
-}
-
 // credentialAnnotations pairs each credential annotation with its default's field
 // and key in the injector's configuration.
-func (d *CredentialDefaults) credentialAnnotations() []struct{ annotation, field, value string } {
+func (d *Defaults) credentialAnnotations() []struct{ annotation, field, value string } {
 	return []struct{ annotation, field, value string }{
 		{AnnotationLokiBasicAuthSecret, "loki_basic_auth_secret", d.LokiBasicAuthSecret},
 		{AnnotationLokiBearerTokenSecret, "loki_bearer_token_secret", d.LokiBearerTokenSecret},
@@ -73,8 +51,9 @@ func (d *CredentialDefaults) credentialAnnotations() []struct{ annotation, field
 	}
 }
 
-// Validate reports defaults that do not parse, with their field names.
-func (d *CredentialDefaults) Validate(p *confval.Problems) {
+// validateCredentials reports credential defaults that do not parse, with their
+// field names.
+func (d *Defaults) validateCredentials(p *confval.Problems) {
 	for _, a := range d.credentialAnnotations() {
 		if a.value == "" {
 			continue
@@ -120,7 +99,7 @@ type credentials struct {
 }
 
 // parseCredentials reads the credential annotations over the defaults.
-func (o *options) parseCredentials(pod *corev1.Pod, d *CredentialDefaults, p *problems) {
+func (o *options) parseCredentials(pod *corev1.Pod, d *Defaults, p *problems) {
 	c := &credentials{annotations: map[string]bool{}}
 	for _, a := range d.credentialAnnotations() {
 		v, ok := pod.Annotations[a.annotation]

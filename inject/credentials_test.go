@@ -183,9 +183,9 @@ func TestCredentialsDenied(t *testing.T) {
 func TestBadCredentialDefaults(t *testing.T) {
 	d := testDefaults()
 	d.LokiCASecret = "no-key"
-	d.NamespaceOverlays = map[string]string{"Shop": "x", "web": "Bad/"}
+	d.NamespaceOverlays = "Shop=x,web=Bad/,shop"
 	_, err := NewInjector(d)
-	for _, want := range []string{"loki_ca_secret:", "namespace_overlays: key Shop", "namespace_overlays.web"} {
+	for _, want := range []string{"loki_ca_secret:", `namespace_overlays: "Shop" is not a namespace name`, `namespace_overlays: web: "Bad/" must be`, `namespace_overlays: "shop" must be <namespace>=<configmap>`} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("NewInjector error %v does not contain %q", err, want)
 		}
@@ -203,7 +203,7 @@ func TestCredentialDefaultOnPlaintextEndpoint(t *testing.T) {
 
 func TestOverlaysInjected(t *testing.T) {
 	d := testDefaults()
-	d.NamespaceOverlays = map[string]string{"shop": "shop-outrider", "*": "all-outrider/base.yaml"}
+	d.NamespaceOverlays = "shop=shop-outrider, *=all-outrider/base.yaml"
 	in := newTestInjector(t, d)
 	pod := basePod()
 	pod.Annotations[AnnotationConfigOverlay] = "web-outrider"

@@ -67,13 +67,26 @@ type Defaults struct {
 	// Vault Agent injector (vault-k8s), as docs/migrating-from-vault-k8s.md describes;
 	// off by default.
 	VaultK8sCompat bool `yaml:"vault_k8s_compat"`
-	// CredentialDefaults name the Secrets of the backends' credentials and
-	// certificates for pods that do not set the annotations (credentials.go).
-	CredentialDefaults `yaml:",inline"`
-	// NamespaceOverlays maps a namespace ("*": every namespace not listed) to the
-	// ConfigMap ("<configmap>[/<key>]") holding the configuration overlay of its
-	// pods, mounted optionally: a namespace without that ConfigMap gets none.
-	NamespaceOverlays map[string]string `yaml:"namespace_overlays"`
+	// LokiBasicAuthSecret, LokiBearerTokenSecret and TempoHeadersSecret are the
+	// defaults of the annotations of the same names (credentials.go): Secrets of
+	// each pod's namespace, which must exist where they are used.
+	LokiBasicAuthSecret   string `yaml:"loki_basic_auth_secret"`
+	LokiBearerTokenSecret string `yaml:"loki_bearer_token_secret"`
+	TempoHeadersSecret    string `yaml:"tempo_headers_secret"`
+	// LokiCASecret, TempoCASecret and SentryCASecret are the defaults of the
+	// <backend>-ca-secret annotations.
+	LokiCASecret   string `yaml:"loki_ca_secret"`
+	TempoCASecret  string `yaml:"tempo_ca_secret"`
+	SentryCASecret string `yaml:"sentry_ca_secret"`
+	// LokiClientCertSecret, TempoClientCertSecret and SentryClientCertSecret are the
+	// defaults of the <backend>-client-cert-secret annotations.
+	LokiClientCertSecret   string `yaml:"loki_client_cert_secret"`
+	TempoClientCertSecret  string `yaml:"tempo_client_cert_secret"`
+	SentryClientCertSecret string `yaml:"sentry_client_cert_secret"`
+	// NamespaceOverlays is "<namespace>=<configmap>[/<key>],…" ("*" for every
+	// namespace not listed): the ConfigMap holding the configuration overlay of each
+	// namespace's pods, mounted optionally, so a namespace without it gets none.
+	NamespaceOverlays string `yaml:"namespace_overlays"`
 	// AgentPort is the port of the sidecar's /metrics, /healthz and /readyz, served on
 	// every address of the pod so that the kubelet can probe it; default 8686.
 	AgentPort int `yaml:"agent_port"`
@@ -137,8 +150,8 @@ func (d *Defaults) Validate(p *confval.Problems) {
 			p.Addf("sentry_dsn_secret", "%s", msg)
 		}
 	}
-	d.CredentialDefaults.Validate(p)
-	validateNamespaceOverlays(func(field, msg string) { p.Addf(field, "%s", msg) }, d.NamespaceOverlays)
+	d.validateCredentials(p)
+	validateNamespaceOverlays(p, d.NamespaceOverlays)
 	if d.AgentPort < 1 || d.AgentPort > 65535 {
 		p.Addf("agent_port", "must be a port between 1 and 65535, got %d", d.AgentPort)
 	}

@@ -82,7 +82,7 @@ func defaultsMessage(msg string) string {
 			return flag + ": " + rest
 		}
 	}
-	for _, a := range (&CredentialDefaults{}).credentialAnnotations() {
+	for _, a := range (&Defaults{}).credentialAnnotations() {
 		if rest, ok := strings.CutPrefix(msg, a.annotation+": "); ok {
 			return a.field + ": " + rest
 		}

@@ -1,11 +1,14 @@
 package inject
 
 import (
+	"fmt"
 	"path"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/outrider-dev/outrider/internal/confval"
 )
 
 // Where the overlays' ConfigMaps are mounted in the sidecar, and their volumes.
@@ -42,15 +45,49 @@ func parseOverlayRef(ref string) (overlayRef, string) {
 	return overlayRef{name, key}, ""
 }
 
-// parseOverlays reads AnnotationConfigOverlay and the injector's overlay for the
-// pod's namespace.
-func (o *options) parseOverlays(pod *corev1.Pod, nsOverlays map[string]string, p *problems) {
-	ns, ok := nsOverlays[pod.Namespace]
-	if !ok {
-		ns = nsOverlays[namespaceOverlayAny]
+// parseNamespaceOverlays parses "<namespace>=<configmap>[/<key>],…".
+func parseNamespaceOverlays(s string) (map[string]overlayRef, []string) {
+	m := map[string]overlayRef{}
+	var probs []string
+	for _, item := range strings.Split(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		ns, ref, ok := strings.Cut(item, "=")
+		ns = strings.TrimSpace(ns)
+		if !ok {
+			probs = append(probs, fmt.Sprintf("%q must be <namespace>=<configmap>[/<key>], such as payments=payments-outrider (\"*\" for every other namespace)", item))
+			continue
+		}
+		if ns != namespaceOverlayAny && len(validation.IsDNS1123Label(ns)) > 0 {
+			probs = append(probs, fmt.Sprintf("%q is not a namespace name (or \"*\" for every other namespace)", ns))
+			continue
+		}
+		if _, dup := m[ns]; dup {
+			probs = append(probs, fmt.Sprintf("namespace %s is listed twice; keep one", ns))
+			continue
+		}
+		r, msg := parseOverlayRef(ref)
+		if msg != "" {
+			probs = append(probs, fmt.Sprintf("%s: %q %s", ns, ref, msg))
+			continue
+		}
+		m[ns] = r
 	}
-	if ns != "" {
-		if ref, msg := parseOverlayRef(ns); msg == "" {
+	return m, probs
+}
+
+// parseOverlays reads AnnotationConfigOverlay and the injector's overlay for the
+// pod's namespace (checked by NewInjector).
+func (o *options) parseOverlays(pod *corev1.Pod, nsOverlays string, p *problems) {
+	if nsOverlays != "" {
+		m, _ := parseNamespaceOverlays(nsOverlays)
+		ref, ok := m[pod.Namespace]
+		if !ok {
+			ref, ok = m[namespaceOverlayAny]
+		}
+		if ok {
 			o.nsOverlay = &ref
 		}
 	}
@@ -70,16 +107,10 @@ func (o *options) parseOverlays(pod *corev1.Pod, nsOverlays map[string]string, p
 }
 
 // validateNamespaceOverlays checks the injector's namespace_overlays.
-func validateNamespaceOverlays(add func(field, msg string), m map[string]string) {
-	for ns, ref := range m {
-		if ns != namespaceOverlayAny {
-			if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
-				add("namespace_overlays", "key "+ns+" is not a namespace name (or \"*\" for every other namespace)")
-			}
-		}
-		if _, msg := parseOverlayRef(ref); msg != "" {
-			add("namespace_overlays."+ns, "\""+ref+"\" "+msg)
-		}
+func validateNamespaceOverlays(p *confval.Problems, s string) {
+	_, probs := parseNamespaceOverlays(s)
+	for _, msg := range probs {
+		p.Addf("namespace_overlays", "%s", msg)
 	}
 }
 

@@ -256,7 +256,7 @@ func parseOptionsWith(pod *corev1.Pod, d *Defaults, vk *vaultK8s) (*options, pro
 	o.parseReload(ann, pod, &p)
 	o.parseLogs(ann, &p)
 	o.parseSentry(ann, d, &p)
-	o.parseCredentials(pod, &d.CredentialDefaults, &p)
+	o.parseCredentials(pod, d, &p)
 	o.parseOverlays(pod, d.NamespaceOverlays, &p)
 	o.parseSizes(ann, d, &p)
 	checkUnknown(ann, &p)

@@ -51,7 +51,7 @@ type injectFlags struct {
 }
 
 func (f *injectFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.config, "config", "", "YAML file with the injector's defaults (image, sidecar_mode, vault_addr, loki_url, tempo_endpoint, metrics_endpoint, sentry_dsn_secret, cpu_request, cpu_limit, memory_request, memory_limit, secrets_size_limit, queue_size_limit, agent_port, vault_k8s_compat); flags given on the command line win")
+	fs.StringVar(&f.config, "config", "", "YAML file with the injector's defaults (image, sidecar_mode, vault_addr, loki_url, tempo_endpoint, metrics_endpoint, sentry_dsn_secret, cpu_request, cpu_limit, memory_request, memory_limit, secrets_size_limit, queue_size_limit, agent_port, vault_k8s_compat, the credential Secrets loki_basic_auth_secret, loki_bearer_token_secret, tempo_headers_secret, {loki,tempo,sentry}_ca_secret, {loki,tempo,sentry}_client_cert_secret, and namespace_overlays); flags given on the command line win")
 	fs.StringVar(&f.listen, "listen", ":8443", "HTTPS address of /mutate, /healthz and /metrics")
 	fs.StringVar(&f.certFile, "tls-cert", "/etc/outrider-injector/tls/tls.crt", "serving certificate (PEM, with its chain); re-read when it changes")
 	fs.StringVar(&f.keyFile, "tls-key", "/etc/outrider-injector/tls/tls.key", "serving certificate's private key (PEM); re-read when it changes")
@@ -76,6 +76,23 @@ func (f *injectFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&d.SecretsSizeLimit, "secrets-size-limit", inject.DefaultSecretsSizeLimit, "size limit of the in-memory secrets volume ("+inject.AnnotationSecretsSizeLimit+")")
 	fs.StringVar(&d.QueueSizeLimit, "queue-size-limit", inject.DefaultQueueSizeLimit, "size limit of the queue volume ("+inject.AnnotationQueueSizeLimit+")")
 	fs.IntVar(&d.AgentPort, "agent-port", inject.DefaultAgentPort, "port of the sidecar's /metrics, /healthz and /readyz")
+	for _, c := range []struct {
+		v          *string
+		name, help string
+	}{
+		{&d.LokiBasicAuthSecret, "loki-basic-auth-secret", "<secret>: a kubernetes.io/basic-auth Secret (username, password) in each pod's namespace, for Loki (" + inject.AnnotationLokiBasicAuthSecret + ")"},
+		{&d.LokiBearerTokenSecret, "loki-bearer-token-secret", "<secret>/<key>: Loki's bearer token (" + inject.AnnotationLokiBearerTokenSecret + ")"},
+		{&d.TempoHeadersSecret, "tempo-headers-secret", "<Header>=<secret>/<key>,…: headers of the trace exports (" + inject.AnnotationTempoHeadersSecret + ")"},
+		{&d.LokiCASecret, "loki-ca-secret", "<secret>/<key>: the CA bundle Loki's certificate is checked against (" + inject.AnnotationLokiCASecret + ")"},
+		{&d.TempoCASecret, "tempo-ca-secret", "<secret>/<key>: the CA bundle of the traces' endpoint (" + inject.AnnotationTempoCASecret + ")"},
+		{&d.SentryCASecret, "sentry-ca-secret", "<secret>/<key>: the CA bundle of the upstream Sentry (" + inject.AnnotationSentryCASecret + ")"},
+		{&d.LokiClientCertSecret, "loki-client-cert-secret", "<secret>: a kubernetes.io/tls Secret, the client certificate for Loki (" + inject.AnnotationLokiClientCertSecret + ")"},
+		{&d.TempoClientCertSecret, "tempo-client-cert-secret", "<secret>: the client certificate for the traces' endpoint (" + inject.AnnotationTempoClientCertSecret + ")"},
+		{&d.SentryClientCertSecret, "sentry-client-cert-secret", "<secret>: the client certificate for the upstream Sentry (" + inject.AnnotationSentryClientCertSecret + ")"},
+		{&d.NamespaceOverlays, "namespace-overlays", "<namespace>=<configmap>[/<key>],… (\"*\": every other namespace): the ConfigMap holding each namespace's configuration overlay"},
+	} {
+		fs.StringVar(c.v, c.name, "", c.help)
+	}
 	fs.BoolVar(&d.VaultK8sCompat, "vault-k8s-compat", false, "also read vault-k8s's vault.hashicorp.com/* annotations (docs/migrating-from-vault-k8s.md); config key vault_k8s_compat")
 
 	fs.StringVar(&f.file, "f", "", "print the objects of this YAML file (\"-\": standard input) with their pods injected, as the webhook would inject them, and exit; Pods, Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs and CronJobs, several documents or a List")
@@ -218,6 +235,17 @@ func overrides(d, flags *inject.Defaults) map[string]func() {
 		"queue-size-limit":   func() { d.QueueSizeLimit = flags.QueueSizeLimit },
 		"agent-port":         func() { d.AgentPort = flags.AgentPort },
 		"vault-k8s-compat":   func() { d.VaultK8sCompat = flags.VaultK8sCompat },
+
+		"loki-basic-auth-secret":    func() { d.LokiBasicAuthSecret = flags.LokiBasicAuthSecret },
+		"loki-bearer-token-secret":  func() { d.LokiBearerTokenSecret = flags.LokiBearerTokenSecret },
+		"tempo-headers-secret":      func() { d.TempoHeadersSecret = flags.TempoHeadersSecret },
+		"loki-ca-secret":            func() { d.LokiCASecret = flags.LokiCASecret },
+		"tempo-ca-secret":           func() { d.TempoCASecret = flags.TempoCASecret },
+		"sentry-ca-secret":          func() { d.SentryCASecret = flags.SentryCASecret },
+		"loki-client-cert-secret":   func() { d.LokiClientCertSecret = flags.LokiClientCertSecret },
+		"tempo-client-cert-secret":  func() { d.TempoClientCertSecret = flags.TempoClientCertSecret },
+		"sentry-client-cert-secret": func() { d.SentryClientCertSecret = flags.SentryClientCertSecret },
+		"namespace-overlays":        func() { d.NamespaceOverlays = flags.NamespaceOverlays },
 	}
 }
 

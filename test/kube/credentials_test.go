@@ -81,7 +81,7 @@ func TestCredentialsAndOverlays(t *testing.T) {
 		}
 	}
 	injectorCfg := filepath.Join(t.TempDir(), "injector.yaml")
-	if err := os.WriteFile(injectorCfg, []byte("image: "+sidecarImage+"\ntempo_ca_secret: backend-ca/ca.crt\nnamespace_overlays:\n  "+ns+": ns-outrider\n"), 0o600); err != nil {
+	if err := os.WriteFile(injectorCfg, []byte("image: "+sidecarImage+"\ntempo_ca_secret: backend-ca/ca.crt\nnamespace_overlays: "+ns+"=ns-outrider\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	pod := injectedByBinary(ctx, t, []byte(credentialsPod), "--config", injectorCfg, "--tempo-endpoint", "https://tempo.monitoring.svc:4317")
