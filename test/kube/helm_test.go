@@ -145,7 +145,25 @@ var chartInjectorDefaults = map[string]any{
 	"sentry_ca_secret":          "backend-ca/ca.crt",
 	"tempo_client_cert_secret":  "tempo-client",
 	"sentry_client_cert_secret": "sentry-client",
-	"namespace_overlays":        map[string]any{"*": "outrider-overlay", helmAppsNamespace: "apps-overlay/outrider.yaml"},
+	"namespace_overlays":        namespaceOverlays(map[string]string{"*": "outrider-overlay", helmAppsNamespace: "apps-overlay/outrider.yaml"}),
+}
+
+// namespaceOverlays is overlays in the form inject.Defaults reads namespace_overlays
+// in: a map, or <namespace>=<configmap>[/<key>],... (the chart takes either).
+func namespaceOverlays(overlays map[string]string) any {
+	f, ok := reflect.TypeFor[inject.Defaults]().FieldByName("NamespaceOverlays")
+	if ok && f.Type.Kind() == reflect.String {
+		var items []string
+		for _, ns := range slices.Sorted(maps.Keys(overlays)) {
+			items = append(items, ns+"="+overlays[ns])
+		}
+		return strings.Join(items, ",")
+	}
+	out := map[string]any{}
+	for ns, ref := range overlays {
+		out[ns] = ref
+	}
+	return out
 }
 
 var helmCases = []helmCase{
@@ -304,7 +322,13 @@ func TestHelmChart(t *testing.T) {
 			m.into(t, "Deployment", ns+"-injector", &im.dep)
 			admitTemplate(ctx, t, c, im)
 			if tc.run {
-				checkChartRun(ctx, t, c, m, ns)
+				bundle := checkChartRun(ctx, t, c, m, ns)
+				// An upgrade applies the manifests again, which have no caBundle:
+				// the init container's must stay.
+				applyAndReadBack(ctx, t, c, m.confineWebhooks(t, helmAppsNamespace))
+				if got := caBundle(ctx, t, c, ns+"-injector"); string(got) != string(bundle) {
+					t.Errorf("applying the chart again changed the caBundle:\n%s\nwas:\n%s", got, bundle)
+				}
 			}
 		})
 	}
@@ -317,8 +341,8 @@ func TestHelmChart(t *testing.T) {
 // the real injector starts with the container's arguments and the chart's
 // config.yaml, serving the certificate the init container wrote, and a webhook call
 // trusting only the caBundle, for the Service's name, must come back with the pod
-// injected.
-func checkChartRun(ctx context.Context, t *testing.T, c *kubetest.Cluster, m *manifests, ns string) {
+// injected. It returns the caBundle.
+func checkChartRun(ctx context.Context, t *testing.T, c *kubetest.Cluster, m *manifests, ns string) []byte {
 	t.Helper()
 	name := ns + "-injector"
 	var dep appsv1.Deployment
@@ -411,6 +435,7 @@ func checkChartRun(ctx context.Context, t *testing.T, c *kubetest.Cluster, m *ma
 	if err := inj.stop(15 * time.Second); err != nil {
 		t.Error(err)
 	}
+	return bundle
 }
 
 // chartDiff lists where the chart's objects differ from want, a kustomize build: an
@@ -743,7 +768,9 @@ func TestHelmChartRejects(t *testing.T) {
 		{"header without a Secret", map[string]any{"injectorDefaults": map[string]any{"tempo_headers_secret": "X-Scope-OrgID=tenant1"}},
 			[]string{"injectorDefaults.tempo_headers_secret must list <Header>=<secret>/<key>"}},
 		{"overlay of a bad namespace", map[string]any{"injectorDefaults": map[string]any{"namespace_overlays": map[string]any{"Shop_1": "overlay"}}},
-			[]string{`injectorDefaults.namespace_overlays: key "Shop_1" is not a namespace name`}},
+			[]string{`injectorDefaults.namespace_overlays: "Shop_1" is not a namespace name`}},
+		{"overlays without a ConfigMap", map[string]any{"injectorDefaults": map[string]any{"namespace_overlays": "shop=overlay,search"}},
+			[]string{`injectorDefaults.namespace_overlays: the overlay of search, "", must be <configmap>`}},
 		{"Sentry DSN Secret reference", map[string]any{"injectorDefaults": map[string]any{"sentry_dsn_secret": dsn}},
 			[]string{"injectorDefaults.sentry_dsn_secret must be <secret>/<key>"}},
 		{"PodDisruptionBudget blocks drains", map[string]any{"replicas": 2, "podDisruptionBudget": map[string]any{"minAvailable": 2}},

@@ -144,12 +144,21 @@ place of its Secret's name must not be printed back.
 {{- fail "injectorDefaults.tempo_headers_secret must list <Header>=<secret>/<key>, comma-separated, such as X-Scope-OrgID=tempo-auth/tenant,Authorization=tempo-auth/authorization; never the header values themselves (the value given is not repeated here)" -}}
 {{- end -}}
 {{- end -}}
-{{- range $ns, $ref := $d.namespace_overlays -}}
+{{- $overlays := $d.namespace_overlays -}}
+{{- if kindIs "string" $overlays -}}
+{{- $m := dict -}}
+{{- range $item := splitList "," $overlays -}}
+{{- $kv := splitn "=" 2 (trim $item) -}}
+{{- $_ := set $m (trim $kv._0) (trim (default "" $kv._1)) -}}
+{{- end -}}
+{{- $overlays = $m -}}
+{{- end -}}
+{{- range $ns, $ref := $overlays -}}
 {{- if not (or (eq $ns "*") (and (le (len $ns) 63) (regexMatch "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$" $ns))) -}}
-{{- fail (printf "injectorDefaults.namespace_overlays: key %q is not a namespace name (or \"*\" for every other namespace)" $ns) -}}
+{{- fail (printf "injectorDefaults.namespace_overlays: %q is not a namespace name (or \"*\" for every other namespace)" $ns) -}}
 {{- end -}}
 {{- if not (regexMatch (printf "^%s(/%s)?$" $secret $key) (toString $ref)) -}}
-{{- fail (printf "injectorDefaults.namespace_overlays.%s: %q must be <configmap> or <configmap>/<key>, a ConfigMap of that namespace" $ns (toString $ref)) -}}
+{{- fail (printf "injectorDefaults.namespace_overlays: the overlay of %s, %q, must be <configmap> or <configmap>/<key>, a ConfigMap of that namespace" $ns (toString $ref)) -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
