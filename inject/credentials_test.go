@@ -242,3 +242,51 @@ func TestOverlaysInjected(t *testing.T) {
 		}
 	}
 }
+
+// FuzzCredentialAnnotations feeds any value to the credential and overlay
+// annotations: the injector always answers, allowing the pod or denying it with a
+// reason, and never panics.
+func FuzzCredentialAnnotations(f *testing.F) {
+	f.Add(AnnotationTempoHeadersSecret, "Authorization=tempo-auth/authorization,X-Scope-OrgID=t/k")
+	f.Add(AnnotationLokiBasicAuthSecret, "loki-auth")
+	f.Add(AnnotationLokiCASecret, "ca/ca.crt")
+	f.Add(AnnotationConfigOverlay, "web-outrider/overlay.yaml")
+	f.Add(AnnotationTempoHeadersSecret, "=,==,a=b/c/d")
+	in, err := NewInjector(testDefaults())
+	if err != nil {
+		f.Fatal(err)
+	}
+	keys := []string{AnnotationTempoHeadersSecret, AnnotationLokiBasicAuthSecret, AnnotationLokiBearerTokenSecret,
+		AnnotationLokiCASecret, AnnotationTempoClientCertSecret, AnnotationConfigOverlay}
+	f.Fuzz(func(t *testing.T, key, value string) {
+		known := false
+		for _, k := range keys {
+			known = known || k == key
+		}
+		if !known {
+			key = keys[len(value)%len(keys)]
+		}
+		pod := basePod()
+		pod.Annotations[key] = value
+		resp := in.Mutate(requestFor(t, pod))
+		if resp == nil {
+			t.Fatal("no response")
+		}
+		if !resp.Allowed && (resp.Result == nil || !strings.Contains(resp.Result.Message, "outrider")) {
+			t.Fatalf("denied without a reason: %+v", resp.Result)
+		}
+	})
+}
+
+func FuzzNamespaceOverlays(f *testing.F) {
+	f.Add("payments=payments-outrider,*=all/overlay.yaml")
+	f.Add("=,a=,=b")
+	f.Fuzz(func(t *testing.T, s string) {
+		m, probs := parseNamespaceOverlays(s)
+		for ns, ref := range m {
+			if ns == "" || ref.configMap == "" || ref.key == "" {
+				t.Fatalf("accepted an empty part: %q=%+v from %q (problems %v)", ns, ref, s, probs)
+			}
+		}
+	})
+}
