@@ -5,8 +5,11 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -254,5 +257,138 @@ func TestRealLokiStructuredMetadataAllowed(t *testing.T) {
 				t.Errorf("gauge = %v, want 0", v)
 			}
 		})
+	}
+}
+
+// TestRealLokiStructuredMetadataReprobe: after Loki refused structured metadata, the
+// exporter sends without it; once ReprobeInterval has passed it sends it again, and a
+// Loki that now allows it (restarted with allow_structured_metadata true) gets it: the
+// gauge goes back to 0 and the agent log says so.
+func TestRealLokiStructuredMetadataReprobe(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	l := startLoki(ctx, t, lokitest.WithoutStructuredMetadata())
+	service := fmt.Sprintf("reprobe-%d", time.Now().UnixNano())
+	s := pipeline.NewStream(map[string]string{"service": service})
+
+	cfg := testConfig(l.URL)
+	cfg.Batch.MaxWait = time.Hour
+	h := newHarness(t, cfg)
+	var skew atomic.Int64
+	h.exp.now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	a := exportertest.NewAcks()
+	push := func(id int, line string) {
+		t.Helper()
+		rec := pipeline.Record{Stream: s, Time: time.Now(), Line: line, TraceID: testTrace}
+		if err := h.exp.Export(ctx, pipeline.Batch{Records: []pipeline.Record{rec}, Ack: a.Func(id)}); err != nil {
+			t.Fatal(err)
+		}
+		h.exp.sender.Flush()
+		if err := a.Wait(t, id); err != nil {
+			t.Fatalf("push %d: %v", id, err)
+		}
+	}
+	push(1, "while refused")
+	if v := h.metric(t, "outrider_loki_structured_metadata_disallowed", nil); v != 1 {
+		t.Fatalf("gauge = %v after the refusal, want 1", v)
+	}
+
+	conf := filepath.Join(l.Dir, "loki.yaml")
+	data, err := os.ReadFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	allowed := strings.Replace(string(data), "allow_structured_metadata: false", "allow_structured_metadata: true", 1)
+	if allowed == string(data) {
+		t.Fatal("loki.yaml does not say allow_structured_metadata: false")
+	}
+	if err := os.WriteFile(conf, []byte(allowed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	push(2, "before the recheck")
+	skew.Store(int64(ReprobeInterval + time.Minute))
+	push(3, "after the recheck")
+
+	got, err := l.WaitCount(ctx, fmt.Sprintf(`{service=%q}`, service), time.Now().Add(-time.Hour), 3, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byLine := map[string]lokitest.Entry{}
+	for _, e := range got {
+		byLine[e.Line] = e
+	}
+	for _, line := range []string{"while refused", "before the recheck"} {
+		if _, ok := byLine[line+" trace_id="+testTrace]; !ok {
+			t.Errorf("%q not in Loki with its ID in the line: %v", line, byLine)
+		}
+	}
+	if e, ok := byLine["after the recheck"]; !ok || e.Metadata[MetaTraceID] != testTrace {
+		t.Errorf("after the recheck the entry must carry trace_id as structured metadata: %+v", byLine)
+	}
+	if v := h.metric(t, "outrider_loki_structured_metadata_disallowed", nil); v != 0 {
+		t.Errorf("gauge = %v once Loki accepted structured metadata, want 0", v)
+	}
+	if !strings.Contains(h.log.String(), "loki accepts structured metadata again") {
+		t.Errorf("the log does not say Loki accepts structured metadata again:\n%s", h.log.String())
+	}
+}
+
+// TestRealLokiStructuredMetadataDisallowedWithStreamRefusal: when Loki's 400 refuses
+// structured metadata and also a whole stream (a label value over its limit), the
+// exporter cannot tell from the answer which entries were stored, so the request is
+// sent again whole without structured metadata: the entries Loki had stored come
+// again identical and Loki ignores them, so every good line is there exactly once and
+// only the refused stream's records are dropped.
+func TestRealLokiStructuredMetadataDisallowedWithStreamRefusal(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	l := startLoki(ctx, t, lokitest.WithoutStructuredMetadata())
+	service := fmt.Sprintf("nosm-stream-%d", time.Now().UnixNano())
+	good := pipeline.NewStream(map[string]string{"service": service})
+	bad := pipeline.NewStream(map[string]string{"service": service, "source": strings.Repeat("x", 3000)})
+	now := time.Now()
+	var recs []pipeline.Record
+	var want []string
+	for i := range 6 {
+		r := pipeline.Record{Stream: good, Time: now.Add(time.Duration(i) * time.Millisecond), Line: fmt.Sprintf("good %d", i)}
+		w := r.Line
+		if i%2 == 0 {
+			r.TraceID = testTrace
+			w += " trace_id=" + testTrace
+		}
+		recs = append(recs, r)
+		want = append(want, w)
+	}
+	recs = append(recs, pipeline.Record{Stream: bad, Time: now, Line: "in a refused stream", TraceID: testTrace},
+		pipeline.Record{Stream: bad, Time: now, Line: "in a refused stream too"})
+	h, ackErr := pushOne(ctx, t, l.URL, recs)
+	if _, perm := pipeline.IsPermanent(ackErr); !perm {
+		t.Errorf("ack %v, want the permanent error of the refused stream", ackErr)
+	}
+	got, err := l.WaitCount(ctx, fmt.Sprintf(`{service=%q}`, service), now.Add(-time.Hour), len(want), 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	if got, err = l.Query(ctx, fmt.Sprintf(`{service=%q}`, service), now.Add(-time.Hour), time.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for _, e := range got {
+		seen[e.Line]++
+	}
+	for _, w := range want {
+		if seen[w] != 1 {
+			t.Errorf("%q is in Loki %d times, want once: %v", w, seen[w], seen)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("Loki holds %d entries, want %d: %v", len(got), len(want), seen)
+	}
+	if v := h.metric(t, "outrider_exporter_dropped_records_total", nil); v != 2 {
+		t.Errorf("dropped %v, want the refused stream's 2 records", v)
 	}
 }
