@@ -145,6 +145,12 @@ func redactKey(msg, raw string) string {
 	return msg
 }
 
+// hostname is the DSN's host without its port, which the server's TLS certificate
+// must hold.
+func (d *dsn) hostname() string {
+	return (&url.URL{Host: d.host}).Hostname()
+}
+
 // envelopeURL is the project's envelope endpoint.
 func (d *dsn) envelopeURL() string {
 	u := url.URL{Scheme: d.scheme, Host: d.host, Path: d.path + "/api/" + d.project + "/envelope/"}

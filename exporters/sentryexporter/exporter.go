@@ -76,7 +76,7 @@ func New(cfg Config, set Settings, m *Metrics) (*Exporter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", field, err)
 	}
-	tlsCfg, err := cfg.TLS.Load()
+	tlsCfg, err := cfg.TLS.LoadFor(d.hostname())
 	if err != nil {
 		return nil, err
 	}
