@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
@@ -76,7 +77,9 @@ func runLogsWith(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	)
 	enc := json.NewEncoder(stdout)
 	enc.SetEscapeHTML(false)
-	err := agent.DryRun(ctx, cfg, stdin, agent.DryRunSettings{Source: o.source}, func(r agent.DryRunRecord) {
+	// The components' warnings (a line cut at max_line_bytes, ...) go to stderr.
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	err := agent.DryRun(ctx, cfg, stdin, agent.DryRunSettings{Source: o.source, Logger: logger}, func(r agent.DryRunRecord) {
 		records++
 		if r.Event != nil {
 			events++
