@@ -21,6 +21,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -42,6 +43,10 @@ const chartDir = deployDir + "/helm/outrider"
 // helmReleaseName is the release whose objects are named as deploy/ names them
 // (outrider-injector): the chart's README installs it under this name.
 const helmReleaseName = "outrider"
+
+// helmPriorityClass is the PriorityClass TestHelmChart creates for the injector's
+// pods.
+const helmPriorityClass = "outrider-helm-test"
 
 // helmAppsNamespace is the only namespace the webhook configurations applied by
 // TestHelmChart select.
@@ -255,6 +260,30 @@ var helmCases = []helmCase{
 		},
 	},
 	{
+		name: "pod placement",
+		values: map[string]any{
+			"podLabels":         map[string]any{"team": "platform"},
+			"podAnnotations":    map[string]any{"example.com/owner": "platform"},
+			"priorityClassName": helmPriorityClass,
+			"nodeSelector":      map[string]any{"kubernetes.io/os": "linux"},
+			"tolerations":       []any{map[string]any{"key": "dedicated", "operator": "Equal", "value": "infra", "effect": "NoSchedule"}},
+			"imagePullSecrets":  []any{map[string]any{"name": "regcred"}},
+		},
+		overlay: "overlays/self-signed",
+		patch: func(t *testing.T, m *manifests) {
+			setField(t, m, "Deployment", injectorName, "platform", "spec", "template", "metadata", "labels", "team")
+			setField(t, m, "Deployment", injectorName, map[string]any{"example.com/owner": "platform"}, "spec", "template", "metadata", "annotations")
+			for k, v := range map[string]any{
+				"priorityClassName": helmPriorityClass,
+				"nodeSelector":      map[string]any{"kubernetes.io/os": "linux"},
+				"tolerations":       []any{map[string]any{"key": "dedicated", "operator": "Equal", "value": "infra", "effect": "NoSchedule"}},
+				"imagePullSecrets":  []any{map[string]any{"name": "regcred"}},
+			} {
+				setField(t, m, "Deployment", injectorName, v, "spec", "template", "spec", k)
+			}
+		},
+	},
+	{
 		name: "no PodDisruptionBudget or NetworkPolicy",
 		values: map[string]any{
 			"podDisruptionBudget": map[string]any{"enabled": false},
@@ -285,6 +314,12 @@ func TestHelmChart(t *testing.T) {
 	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
 		Name: helmAppsNamespace, Labels: map[string]string{injectionLabel: "enabled"},
 	}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Create(ctx, &schedulingv1.PriorityClass{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "scheduling.k8s.io/v1", Kind: "PriorityClass"},
+		ObjectMeta: metav1.ObjectMeta{Name: helmPriorityClass}, Value: 1000000,
+	}); err != nil {
 		t.Fatal(err)
 	}
 	for i, tc := range helmCases {
@@ -775,6 +810,8 @@ func TestHelmChartRejects(t *testing.T) {
 			[]string{"injectorDefaults.sentry_dsn_secret must be <secret>/<key>"}},
 		{"PodDisruptionBudget blocks drains", map[string]any{"replicas": 2, "podDisruptionBudget": map[string]any{"minAvailable": 2}},
 			[]string{"podDisruptionBudget.minAvailable (2) must be below replicas (2)"}},
+		{"podLabels on a selector label", map[string]any{"podLabels": map[string]any{"app.kubernetes.io/name": "web"}},
+			[]string{"podLabels: app.kubernetes.io/name is set by the chart"}},
 		{"objectSelector on the reserved label", map[string]any{"webhook": map[string]any{"objectSelector": map[string]any{
 			"matchLabels": map[string]any{"app.kubernetes.io/name": "web"}}}},
 			[]string{"webhook.objectSelector: app.kubernetes.io/name is reserved"}},

@@ -106,6 +106,11 @@ to change.
 {{- if hasKey .Values.injectorDefaults "sentry_dsn" -}}
 {{- fail "injectorDefaults.sentry_dsn: a DSN given to the injector would be copied in clear into every injected pod's outrider.dev/config annotation; put it in a Secret in each namespace and set injectorDefaults.sentry_dsn_secret: <secret>/<key> instead" -}}
 {{- end -}}
+{{- range $l := list "app.kubernetes.io/name" "app.kubernetes.io/component" "app.kubernetes.io/part-of" "app.kubernetes.io/instance" -}}
+{{- if hasKey $.Values.podLabels $l -}}
+{{- fail (printf "podLabels: %s is set by the chart (the Service, PodDisruptionBudget and webhook select the injector's pods by it); use another label" $l) -}}
+{{- end -}}
+{{- end -}}
 {{- include "outrider.validateCredentials" . -}}
 {{- range .Values.webhook.objectSelector.matchExpressions -}}
 {{- if eq .key "app.kubernetes.io/name" -}}
