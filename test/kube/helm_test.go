@@ -150,25 +150,7 @@ var chartInjectorDefaults = map[string]any{
 	"sentry_ca_secret":          "backend-ca/ca.crt",
 	"tempo_client_cert_secret":  "tempo-client",
 	"sentry_client_cert_secret": "sentry-client",
-	"namespace_overlays":        namespaceOverlays(map[string]string{"*": "outrider-overlay", helmAppsNamespace: "apps-overlay/outrider.yaml"}),
-}
-
-// namespaceOverlays is overlays in the form inject.Defaults reads namespace_overlays
-// in: a map, or <namespace>=<configmap>[/<key>],... (the chart takes either).
-func namespaceOverlays(overlays map[string]string) any {
-	f, ok := reflect.TypeFor[inject.Defaults]().FieldByName("NamespaceOverlays")
-	if ok && f.Type.Kind() == reflect.String {
-		var items []string
-		for _, ns := range slices.Sorted(maps.Keys(overlays)) {
-			items = append(items, ns+"="+overlays[ns])
-		}
-		return strings.Join(items, ",")
-	}
-	out := map[string]any{}
-	for ns, ref := range overlays {
-		out[ns] = ref
-	}
-	return out
+	"namespace_overlays":        map[string]any{"*": "outrider-overlay", helmAppsNamespace: "apps-overlay/outrider.yaml"},
 }
 
 var helmCases = []helmCase{
@@ -257,6 +239,8 @@ var helmCases = []helmCase{
 		overlay: "overlays/self-signed",
 		patch: func(t *testing.T, m *manifests) {
 			setConfig(t, m, chartInjectorDefaults)
+			// The map, as the injector reads it.
+			setConfig(t, m, map[string]any{"namespace_overlays": "*=outrider-overlay," + helmAppsNamespace + "=apps-overlay/outrider.yaml"})
 		},
 	},
 	{
@@ -806,6 +790,8 @@ func TestHelmChartRejects(t *testing.T) {
 			[]string{`injectorDefaults.namespace_overlays: "Shop_1" is not a namespace name`}},
 		{"overlays without a ConfigMap", map[string]any{"injectorDefaults": map[string]any{"namespace_overlays": "shop=overlay,search"}},
 			[]string{`injectorDefaults.namespace_overlays: the overlay of search, "", must be <configmap>`}},
+		{"overlays listed twice", map[string]any{"injectorDefaults": map[string]any{"namespace_overlays": "shop=overlay, shop=other"}},
+			[]string{`injectorDefaults.namespace_overlays: namespace shop is listed twice`}},
 		{"Sentry DSN Secret reference", map[string]any{"injectorDefaults": map[string]any{"sentry_dsn_secret": dsn}},
 			[]string{"injectorDefaults.sentry_dsn_secret must be <secret>/<key>"}},
 		{"PodDisruptionBudget blocks drains", map[string]any{"replicas": 2, "podDisruptionBudget": map[string]any{"minAvailable": 2}},

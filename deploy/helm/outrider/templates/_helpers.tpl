@@ -85,12 +85,20 @@ seccompProfile:
 
 {{/*
 config.yaml of the injector's ConfigMap: injectorDefaults, with the sidecar image
-defaulting to the injector's own.
+defaulting to the injector's own, and namespace_overlays given as a map written the
+way the injector reads it (<namespace>=<configmap>[/<key>],...).
 */}}
 {{- define "outrider.config" -}}
 {{- $d := deepCopy .Values.injectorDefaults -}}
 {{- if not $d.image -}}
 {{- $_ := set $d "image" (include "outrider.image" .) -}}
+{{- end -}}
+{{- if kindIs "map" $d.namespace_overlays -}}
+{{- $items := list -}}
+{{- range $ns := keys $d.namespace_overlays | sortAlpha -}}
+{{- $items = append $items (printf "%s=%s" $ns (index $d.namespace_overlays $ns)) -}}
+{{- end -}}
+{{- $_ := set $d "namespace_overlays" (join "," $items) -}}
 {{- end -}}
 {{- toYaml $d -}}
 {{- end -}}
@@ -153,8 +161,14 @@ place of its Secret's name must not be printed back.
 {{- if kindIs "string" $overlays -}}
 {{- $m := dict -}}
 {{- range $item := splitList "," $overlays -}}
+{{- if trim $item -}}
 {{- $kv := splitn "=" 2 (trim $item) -}}
-{{- $_ := set $m (trim $kv._0) (trim (default "" $kv._1)) -}}
+{{- $ns := trim $kv._0 -}}
+{{- if hasKey $m $ns -}}
+{{- fail (printf "injectorDefaults.namespace_overlays: namespace %s is listed twice; keep one" $ns) -}}
+{{- end -}}
+{{- $_ := set $m $ns (trim (default "" $kv._1)) -}}
+{{- end -}}
 {{- end -}}
 {{- $overlays = $m -}}
 {{- end -}}
