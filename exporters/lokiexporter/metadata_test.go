@@ -1,10 +1,14 @@
 package lokiexporter
 
 import (
+	"context"
 	"encoding/json"
+	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/outrider-dev/outrider/exporters/internal/exportertest"
 	"github.com/outrider-dev/outrider/pipeline"
 )
 
@@ -87,4 +91,54 @@ func FuzzLineWithIDs(f *testing.F) {
 			t.Fatalf("%q does not keep %q", got, line)
 		}
 	})
+}
+
+// TestResendFailsThenRetried injects what a real Loki cannot be made to do on cue: it
+// refuses structured metadata (storing the entry without any), then fails the resend
+// with a 503. The retry sends the whole request without structured metadata; nothing
+// is dropped and the acknowledgement waits for it.
+func TestResendFailsThenRetried(t *testing.T) {
+	disallowed := "stream '{service=\"api\"}' includes structured metadata, but this feature is disallowed. Please see `limits_config.allow_structured_metadata` or contact your Loki administrator to enable it."
+	loki := newFakeLoki(t, func(call int, _ *http.Request) (int, map[string]string, string) {
+		switch call {
+		case 1:
+			return http.StatusBadRequest, nil, disallowed
+		case 2:
+			return http.StatusServiceUnavailable, nil, "ingester unavailable"
+		}
+		return http.StatusNoContent, nil, ""
+	}).start()
+	h := newHarness(t, testConfig(loki.srv.URL))
+	s := pipeline.NewStream(map[string]string{"service": "api"})
+	recs := []pipeline.Record{
+		{Stream: s, Line: "with id", TraceID: testTrace},
+		{Stream: s, Line: "without"},
+	}
+	a := exportertest.NewAcks()
+	if err := h.exp.Export(context.Background(), pipeline.Batch{Records: recs, Ack: a.Func(1)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Wait(t, 1); err != nil {
+		t.Fatalf("ack: %v", err)
+	}
+	calls := loki.calls()
+	if len(calls) != 3 {
+		t.Fatalf("%d pushes, want 3 (refused, resend failed, retry)", len(calls))
+	}
+	want := [][]string{{"with id", "without"}, {"with id trace_id=" + testTrace}, {"with id trace_id=" + testTrace, "without"}}
+	for i, c := range calls {
+		if got := lines([]received{c}); !slices.Equal(got, want[i]) {
+			t.Errorf("push %d sent %q, want %q", i+1, got, want[i])
+		}
+		for _, st := range c.req.Streams {
+			for _, e := range st.Entries {
+				if len(e.StructuredMetadata) > 0 && i > 0 {
+					t.Errorf("push %d: %q carries structured metadata", i+1, e.Line)
+				}
+			}
+		}
+	}
+	if v := h.metric(t, "outrider_exporter_dropped_records_total", nil); v != 0 {
+		t.Errorf("dropped %v", v)
+	}
 }
