@@ -112,7 +112,7 @@ func DryRun(ctx context.Context, cfg *config.Config, in io.Reader, set DryRunSet
 	scrub := redact.NewRegistry(nil)
 	events := &eventCapture{byID: map[string]*DryRunEvent{}}
 	var errs func() (*errorevents.Builder, errorevents.Appender)
-	if cfg.Exporters.Sentry != nil {
+	if cfg.ErrorEventsOn() {
 		b := errorevents.New(cfg.Errors, cfg.Grafana, errorevents.Settings{
 			Resource: cfg.Identity.ResourceAttributes(),
 			Redactor: scrub,

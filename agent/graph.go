@@ -36,7 +36,9 @@ type graph struct {
 	traceSink pipeline.TraceSink
 	// metricSink is the metrics exporter; nil when none is configured.
 	metricSink pipeline.MetricSink
-	// envelopeSink is the Sentry exporter; nil when none is configured.
+	// envelopeSink is where the errors queue's envelopes go: the Sentry exporter,
+	// behind the Loki summary lines with errors.to_loki; nil when neither is
+	// configured.
 	envelopeSink pipeline.EnvelopeSink
 	m            *metrics
 	logger       *slog.Logger
@@ -79,6 +81,10 @@ func buildGraph(cfg *config.Config, m *metrics, scrub *redact.Registry, logger *
 		g.exporters = append(g.exporters, exp)
 		logSink = logChain(cfg, exp, scrub, errs)
 		g.logSink = logSink
+		if cfg.Errors.ToLoki {
+			// Summary lines skip the log-derived events' sink: they are events already.
+			g.envelopeSink = errorevents.NewLokiSink(redact.NewSink(exp, scrub), g.envelopeSink, cfg.Identity.Labels())
+		}
 	}
 	if oc := cfg.Exporters.OTLP; oc != nil {
 		exp, err := otlpexporter.New(*oc, otlpexporter.Settings{
@@ -134,12 +140,12 @@ func lokiExporter(lc lokiexporter.Config, logger *slog.Logger, queue *exporterhe
 }
 
 // logChain is the sink that log records from every source go through before the log
-// exporter exp: the redaction of live secret values, then, with a Sentry exporter and
-// errors.from_logs, the error events derived from the scrubbed records (errs says where
+// exporter exp: the redaction of live secret values, then, with error events on (a
+// Sentry exporter or errors.to_loki) and errors.from_logs, the error events derived from the scrubbed records (errs says where
 // they go; see intake.errorTarget).
 func logChain(cfg *config.Config, exp pipeline.Sink, scrub *redact.Registry, errs func() (*errorevents.Builder, errorevents.Appender)) pipeline.Sink {
 	next := exp
-	if cfg.Exporters.Sentry != nil && *cfg.Errors.FromLogs && errs != nil {
+	if cfg.ErrorEventsOn() && *cfg.Errors.FromLogs && errs != nil {
 		next = errorevents.NewLogSink(exp, errs)
 	}
 	return redact.NewSink(next, scrub)

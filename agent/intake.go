@@ -28,11 +28,11 @@ type intake struct {
 	logs   *diskqueue.Queue // nil without a log exporter
 	// metrics is nil without a metrics exporter.
 	metrics *diskqueue.Queue
-	errors  *diskqueue.Queue // nil without a Sentry exporter
+	errors  *diskqueue.Queue // nil without error events (config.ErrorEventsOn)
 	recv    *otlpreceiver.Receiver
 	sentry  *sentryreceiver.Receiver
-	// events builds error events (from logs, spans and SDKs); nil without a Sentry
-	// exporter.
+	// events builds error events (from logs, spans and SDKs); nil without error
+	// events.
 	events *errorevents.Builder
 }
 
@@ -46,7 +46,7 @@ func (in *intake) errorTarget() (*errorevents.Builder, errorevents.Appender) {
 
 // wantsIntake reports whether cfg has anything pushed in or makes error events.
 func wantsIntake(cfg *config.Config) bool {
-	return cfg.Receivers.OTLP != nil || cfg.Receivers.Sentry != nil || cfg.Exporters.Sentry != nil
+	return cfg.Receivers.OTLP != nil || cfg.Receivers.Sentry != nil || cfg.ErrorEventsOn()
 }
 
 // openIntake opens the queues and builds the receivers without serving; nil when
@@ -79,7 +79,7 @@ func openIntake(cfg *config.Config, m *metrics, scrub *redact.Registry, logger *
 		Listen:   listen,
 	}
 	var err error
-	if cfg.Exporters.Sentry != nil {
+	if cfg.ErrorEventsOn() {
 		if in.errors, err = open("errors"); err != nil {
 			return nil, err
 		}

@@ -40,8 +40,9 @@ type Config struct {
 	// Queue is the durable queue that pushed telemetry (OTLP traces and logs) is
 	// written to before the client is answered; it lives in data_dir/queue.
 	Queue diskqueue.Config `yaml:"queue"`
-	// Errors configures the error events sent to Sentry (from logs, spans and the
-	// application's SDK); used when exporters.sentry is set.
+	// Errors configures the error events (from logs, spans and the application's
+	// SDK) sent to Sentry and, with to_loki, to Loki; used when exporters.sentry is
+	// set or errors.to_loki is true.
 	Errors errorevents.Config `yaml:"errors"`
 	// Grafana, when its url is set, adds links to Tempo and Loki to every error event.
 	Grafana errorevents.Grafana `yaml:"grafana"`
@@ -252,6 +253,12 @@ func Load(path string) (*Config, error) {
 	return Parse(path, data)
 }
 
+// ErrorEventsOn reports whether c makes error events: they go to Sentry
+// (exporters.sentry), to Loki (errors.to_loki with exporters.loki), or both.
+func (c *Config) ErrorEventsOn() bool {
+	return c.Exporters.Sentry != nil || (c.Errors.ToLoki && c.Exporters.Loki != nil)
+}
+
 // Validate reports every problem of c with its field path.
 func (c *Config) Validate() error {
 	p := &confval.Problems{}
@@ -307,19 +314,24 @@ func (c *Config) Validate() error {
 	}
 	if c.Exporters.Sentry != nil {
 		c.Exporters.Sentry.Validate(p.At("exporters.sentry"))
+	}
+	if c.Errors.ToLoki && c.Exporters.Loki == nil {
+		p.Addf("errors.to_loki", "needs exporters.loki: add exporters.loki.url, or remove to_loki")
+	}
+	if c.ErrorEventsOn() {
 		c.Errors.Validate(p.At("errors"))
 		c.Grafana.Validate(p.At("grafana"))
 	}
 	if r := c.Receivers.Sentry; r != nil {
 		r.Validate(p.At("receivers.sentry"))
-		if c.Exporters.Sentry == nil {
-			p.Addf("receivers.sentry", "has nowhere to send events: add exporters.sentry.dsn (your Sentry project's DSN)")
+		if !c.ErrorEventsOn() {
+			p.Addf("receivers.sentry", "has nowhere to send events: add exporters.sentry.dsn (your Sentry project's DSN), or errors.to_loki: true with exporters.loki")
 		}
 		if o := c.Receivers.OTLP; o != nil && !otlpreceiver.AnyPort(r.Listen) && (r.Listen == o.GRPC.Listen || r.Listen == o.HTTP.Listen) {
 			p.Addf("receivers.sentry.listen", "%s is already used by receivers.otlp; give each its own port", r.Listen)
 		}
 	}
-	if c.Receivers.OTLP != nil || c.Receivers.Sentry != nil || c.Exporters.Sentry != nil {
+	if c.Receivers.OTLP != nil || c.Receivers.Sentry != nil || c.ErrorEventsOn() {
 		c.Queue.Validate(p.At("queue"))
 	}
 	if r := c.Receivers.OTLP; r != nil {

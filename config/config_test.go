@@ -252,3 +252,44 @@ func TestIdentityResourceAttributes(t *testing.T) {
 		t.Error("empty values must be left out")
 	}
 }
+
+// TestErrorsToLoki: error events need somewhere to go — Sentry, or Loki with
+// errors.to_loki — and to_loki needs the Loki exporter.
+func TestErrorsToLoki(t *testing.T) {
+	const head = "data_dir: /var/lib/outrider\n"
+	const loki = "  loki: {url: \"http://loki:3100\"}\n"
+	const sentry = "  sentry: {dsn: \"https://key@sentry.example.com/7\"}\n"
+	const recv = "receivers: {sentry: {public_key: k}}\n"
+	for _, tt := range []struct {
+		name, yaml, want string
+		on               bool
+	}{
+		{"sentry receiver, loki, to_loki", head + recv + "exporters:\n" + loki + "errors: {to_loki: true}\n", "", true},
+		{"sentry receiver and both", head + recv + "exporters:\n" + loki + sentry + "errors: {to_loki: true}\n", "", true},
+		{"sentry only", head + recv + "exporters:\n" + sentry, "", true},
+		{"to_loki without the receiver", head + "exporters:\n" + loki + "errors: {to_loki: true}\n", "", true},
+		{"loki without to_loki", head + "exporters:\n" + loki, "", false},
+		{"sentry receiver, loki, no to_loki", head + recv + "exporters:\n" + loki,
+			"receivers.sentry: has nowhere to send events: add exporters.sentry.dsn (your Sentry project's DSN), or errors.to_loki: true with exporters.loki", false},
+		{"to_loki without loki", head + "exporters:\n" + sentry + "errors: {to_loki: true}\n",
+			"errors.to_loki: needs exporters.loki: add exporters.loki.url, or remove to_loki", false},
+		{"errors validated with to_loki only", head + "exporters:\n" + loki + "errors: {to_loki: true, per_window: -1}\n",
+			"errors.per_window", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Parse("t.yaml", []byte(tt.yaml))
+			if tt.want != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.want) {
+					t.Fatalf("error %v, want %q", err, tt.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.ErrorEventsOn() != tt.on {
+				t.Errorf("ErrorEventsOn() = %v, want %v", cfg.ErrorEventsOn(), tt.on)
+			}
+		})
+	}
+}

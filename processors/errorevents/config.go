@@ -28,6 +28,10 @@ type Config struct {
 	// Environment and Release are set on events that do not have them.
 	Environment string `yaml:"environment"`
 	Release     string `yaml:"release"`
+	// ToLoki also writes every event sent (after the limit and sampling) to Loki, one
+	// line per event in the stream {source="outrider-errors"}, with or without a
+	// Sentry exporter; it needs exporters.loki. Default false.
+	ToLoki bool `yaml:"to_loki"`
 }
 
 // Grafana configures links from events to Grafana's Explore.

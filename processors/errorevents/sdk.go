@@ -175,14 +175,7 @@ func sdkFingerprint(ev map[string]any) string {
 		}
 		return fingerprint("app", strings.Join(parts, "\x00"), nil)
 	}
-	var values []any
-	switch x := ev["exception"].(type) {
-	case map[string]any:
-		values, _ = x["values"].([]any)
-	case []any:
-		values = x
-	}
-	if len(values) > 0 {
+	if values := exceptionValues(ev); len(values) > 0 {
 		last, _ := values[len(values)-1].(map[string]any)
 		typ, _ := last["type"].(string)
 		val, _ := last["value"].(string)
@@ -213,4 +206,17 @@ func sdkFingerprint(ev map[string]any) string {
 		msg, _ = le["message"].(string)
 	}
 	return fingerprint("message", msg, nil)
+}
+
+// exceptionValues is the event's list of exceptions, in either form the protocol
+// allows: {"values": [...]} or the list itself.
+func exceptionValues(ev map[string]any) []any {
+	switch x := ev["exception"].(type) {
+	case map[string]any:
+		values, _ := x["values"].([]any)
+		return values
+	case []any:
+		return x
+	}
+	return nil
 }
