@@ -1,10 +1,16 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +22,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/outrider-dev/outrider/internal/backendtest"
 	"github.com/outrider-dev/outrider/internal/promtest"
@@ -241,4 +248,148 @@ func TestMetricsSurvivePrometheusOutageAndAgentKill(t *testing.T) {
 	if found != want {
 		t.Errorf("found %d of %d series", found, want)
 	}
+}
+
+// nestedPointAttr is an ExportMetricsServiceRequest whose one gauge data point has an
+// attribute nested depth lists deep, built back to front in one buffer.
+func nestedPointAttr(depth int) []byte {
+	buf := make([]byte, 16*depth+16)
+	p := len(buf)
+	prepend := func(b []byte) { p -= len(b); copy(buf[p:], b) }
+	prepend([]byte{0x0a, 1, 'x'}) // AnyValue.string_value
+	for range depth {
+		prepend(protowire.AppendVarint(nil, uint64(len(buf)-p)))
+		prepend([]byte{0x0a}) // ArrayValue.values
+		prepend(protowire.AppendVarint(nil, uint64(len(buf)-p)))
+		prepend([]byte{0x2a}) // AnyValue.array_value
+	}
+	v := buf[p:]
+	kv := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), "deep")
+	kv = protowire.AppendBytes(protowire.AppendTag(kv, 2, protowire.BytesType), v)
+	msg := protowire.AppendBytes(protowire.AppendTag(nil, 7, protowire.BytesType), kv) // NumberDataPoint.attributes
+	for _, f := range []protowire.Number{1, 5, 2, 2, 1} { // Gauge.data_points, Metric.gauge, ScopeMetrics.metrics, ResourceMetrics.scope_metrics, request.resource_metrics
+		if f == 5 {
+			msg = append(protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), "deep.metric"), protowire.AppendBytes(protowire.AppendTag(nil, f, protowire.BytesType), msg)...)
+			continue
+		}
+		msg = protowire.AppendBytes(protowire.AppendTag(nil, f, protowire.BytesType), msg)
+	}
+	return msg
+}
+
+// emptyExemplars is an ExportMetricsServiceRequest of one histogram data point with
+// about size bytes of empty exemplars: 2 bytes each on the wire, about 380 bytes
+// each once decoded.
+func emptyExemplars(size int) []byte {
+	ex := make([]byte, 0, size)
+	for len(ex) < size {
+		ex = append(ex, 0x42, 0x00) // HistogramDataPoint.exemplars
+	}
+	msg := protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), ex) // Histogram.data_points
+	msg = append(protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), "bomb"),
+		protowire.AppendBytes(protowire.AppendTag(nil, 9, protowire.BytesType), msg)...) // Metric.histogram
+	for _, f := range []protowire.Number{2, 2, 1} {
+		msg = protowire.AppendBytes(protowire.AppendTag(nil, f, protowire.BytesType), msg)
+	}
+	return msg
+}
+
+// peakRSSMB is the process's peak resident memory (VmHWM) in MiB.
+func peakRSSMB(t *testing.T, pid int) float64 {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, _ := strconv.Atoi(f[1])
+			return float64(kb) / 1024
+		}
+	}
+	t.Fatal("no VmHWM")
+	return 0
+}
+
+// TestMetricsHostileRequestsRefused sends the real agent metrics built to hurt it —
+// a data point attribute nested 200,000 lists deep, and 3.9 MB of empty exemplars
+// (protobuf and JSON) that would decode to about 700 MB — 8 at a time, 24 in all:
+// each is refused with the limit it passed (400 naming max_value_depth, 413 naming
+// max_inflight_bytes), the agent's peak RSS stays within a 96 MiB sidecar, and an
+// SDK's metrics pushed afterwards arrive in Prometheus.
+func TestMetricsHostileRequestsRefused(t *testing.T) {
+	p := startPrometheus(t)
+	const job = "metrics-hostile"
+	a := metricsConfig(t, job, p.OTLPURL())
+	agent := a.start(t)
+	deep := nestedPointAttr(200_000)
+	bomb := emptyExemplars(3_900_000)
+	jsonBomb := []byte(`{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"bomb","histogram":{"dataPoints":[{"exemplars":[` +
+		strings.TrimSuffix(strings.Repeat("{},", 1_300_000), ",") + `]}]}}]}]}]}`)
+	url := "http://" + a.http + "/v1/metrics"
+	type result struct {
+		status int
+		body   string
+	}
+	attacks := []struct {
+		name, ct string
+		body     []byte
+		status   int
+		says     string
+	}{
+		{"deep attribute", "application/x-protobuf", deep, 400, "receivers.otlp.max_value_depth"},
+		{"exemplar bomb", "application/x-protobuf", bomb, 413, "receivers.otlp.max_inflight_bytes"},
+		{"JSON exemplar bomb", "application/json", jsonBomb, 413, "receivers.otlp.max_inflight_bytes"},
+	}
+	results := make([][]result, len(attacks))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for i, at := range attacks {
+		results[i] = make([]result, 8)
+		for j := range 8 {
+			wg.Go(func() {
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				resp, err := http.Post(url, at.ct, bytes.NewReader(at.body))
+				if err != nil {
+					results[i][j] = result{0, err.Error()}
+					return
+				}
+				defer resp.Body.Close()
+				out, _ := io.ReadAll(resp.Body)
+				results[i][j] = result{resp.StatusCode, string(out)}
+			})
+		}
+	}
+	start := time.Now()
+	wg.Wait()
+	t.Logf("24 hostile requests answered in %s", time.Since(start).Round(time.Millisecond))
+	for i, at := range attacks {
+		refused := 0
+		for _, r := range results[i] {
+			switch {
+			case r.status == at.status && strings.Contains(r.body, at.says):
+				refused++
+			case r.status == 429: // busy while others hold the in-flight budget
+			default:
+				t.Errorf("%s: %d %.200q; want %d saying %s", at.name, r.status, r.body, at.status, at.says)
+			}
+		}
+		if refused == 0 {
+			t.Errorf("%s: no request was answered %d saying %s", at.name, at.status, at.says)
+		}
+	}
+	peak := peakRSSMB(t, agent.cmd.Process.Pid)
+	t.Logf("peak RSS after 24 hostile metrics requests: %.1f MiB", peak)
+	if peak > 96 {
+		t.Errorf("peak RSS %.1f MiB, more than a 96 MiB sidecar", peak)
+	}
+	start = time.Now()
+	recordSeries(t, sdkMeters(t, a.http))
+	t.Logf("SDK push answered in %s", time.Since(start).Round(time.Millisecond))
+	start = time.Now()
+	if found, want := findSeries(t, p, job); found != want {
+		t.Errorf("after the attacks: found %d of %d series", found, want)
+	}
+	t.Logf("found in Prometheus after %s", time.Since(start).Round(time.Millisecond))
 }
