@@ -267,7 +267,7 @@ func nestedPointAttr(depth int) []byte {
 	kv := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), "deep")
 	kv = protowire.AppendBytes(protowire.AppendTag(kv, 2, protowire.BytesType), v)
 	msg := protowire.AppendBytes(protowire.AppendTag(nil, 7, protowire.BytesType), kv) // NumberDataPoint.attributes
-	for _, f := range []protowire.Number{1, 5, 2, 2, 1} { // Gauge.data_points, Metric.gauge, ScopeMetrics.metrics, ResourceMetrics.scope_metrics, request.resource_metrics
+	for _, f := range []protowire.Number{1, 5, 2, 2, 1} {                              // Gauge.data_points, Metric.gauge, ScopeMetrics.metrics, ResourceMetrics.scope_metrics, request.resource_metrics
 		if f == 5 {
 			msg = append(protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), "deep.metric"), protowire.AppendBytes(protowire.AppendTag(nil, f, protowire.BytesType), msg)...)
 			continue
