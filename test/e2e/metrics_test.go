@@ -267,7 +267,9 @@ func nestedPointAttr(depth int) []byte {
 	kv := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), "deep")
 	kv = protowire.AppendBytes(protowire.AppendTag(kv, 2, protowire.BytesType), v)
 	msg := protowire.AppendBytes(protowire.AppendTag(nil, 7, protowire.BytesType), kv) // NumberDataPoint.attributes
-	for _, f := range []protowire.Number{1, 5, 2, 2, 1} {                              // Gauge.data_points, Metric.gauge, ScopeMetrics.metrics, ResourceMetrics.scope_metrics, request.resource_metrics
+	// Gauge.data_points, Metric.gauge, ScopeMetrics.metrics, ResourceMetrics.scope_metrics,
+	// the request's resource_metrics.
+	for _, f := range []protowire.Number{1, 5, 2, 2, 1} {
 		if f == 5 {
 			msg = append(protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), "deep.metric"), protowire.AppendBytes(protowire.AppendTag(nil, f, protowire.BytesType), msg)...)
 			continue
