@@ -90,12 +90,12 @@ func jsonDepth(v any) int {
 }
 
 func FuzzScan(f *testing.F) {
-	for _, s := range []string{`{}`, `[1,[2,[3]]]`, `{"a":"\"[","b":{"c":[]}}`, `{"arrayValue":{"values":[{"kvlistValue":{}}]}}`, `"\\"`, `[{"a":1e5,"b":null}]`} {
+	for _, s := range []string{`{}`, `{"dataPoints":[{"exemplars":[{},{}]},{}]}`, `[1,[2,[3]]]`, `{"a":"\"[","b":{"c":[]}}`, `{"arrayValue":{"values":[{"kvlistValue":{}}]}}`, `"\\"`, `[{"a":1e5,"b":null}]`} {
 		f.Add([]byte(s), 3)
 	}
 	f.Fuzz(func(t *testing.T, data []byte, limit int) {
 		limit = 1 + abs(limit)%16
-		res, err := Scan(data, Limits{MaxDepth: limit, Keys: otlpKeys, MaxKeyDepth: limit})
+		res, err := Scan(data, Limits{MaxDepth: limit, Keys: otlpKeys, MaxKeyDepth: limit, ItemWeights: fuzzWeights})
 		if res.Depth > limit || res.KeyDepth > limit || res.KeyDepth > res.Depth {
 			t.Fatalf("result %+v past limit %d", res, limit)
 		}
@@ -117,7 +117,38 @@ func FuzzScan(f *testing.F) {
 		case err != nil && !e.Key && want <= limit:
 			t.Fatalf("refused depth %d within limit %d: %v", want, limit, err)
 		}
+		// The weight never falls short of the objects encoding/json finds in the
+		// weighted lists (it may count more: a key written twice counts twice).
+		if w := itemWeight(v, fuzzWeights); err == nil && res.ItemWeight < w {
+			t.Fatalf("item weight %d, encoding/json finds %d", res.ItemWeight, w)
+		}
 	})
+}
+
+var fuzzWeights = map[string]int{"exemplars": 10, "dataPoints": 1}
+
+// itemWeight is Result.ItemWeight computed on the decoded document (recursively: the
+// fuzzed documents are at most 16 deep).
+func itemWeight(v any, w map[string]int) int {
+	n := 0
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			if list, ok := e.([]any); ok {
+				for _, it := range list {
+					if _, ok := it.(map[string]any); ok {
+						n += w[k]
+					}
+				}
+			}
+			n += itemWeight(e, w)
+		}
+	case []any:
+		for _, e := range x {
+			n += itemWeight(e, w)
+		}
+	}
+	return n
 }
 
 func abs(n int) int {
