@@ -331,7 +331,7 @@ func TestErrorEventsToLokiWaitOnDiskWhileLokiIsDown(t *testing.T) {
 	start := time.Now().Add(-time.Minute)
 	traceID := trace.TraceID{0x30, 0xc3, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}
 	sdkID := sdkCapture(t, sentryAddr, traceID.String(), "dd01020304050607", "req-down-1", "ledger unreachable")
-	time.Sleep(time.Second) // the pump hands it to the Loki exporter, which cannot send it
+	time.Sleep(time.Second)      // the pump hands it to the Loki exporter, which cannot send it
 	_ = p.stop(30 * time.Second) // the exporter's flush fails: Loki is down
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
