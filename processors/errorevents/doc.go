@@ -8,4 +8,8 @@
 // when configured, a stable fingerprint per error kind, and admission by a
 // per-fingerprint limiter, so that a crash loop yields a bounded number of events that
 // carry the count of what they stand for.
+//
+// LokiSink (errors.to_loki) turns each event on its way out of the errors queue into a
+// one-line summary in Loki's {source="outrider-errors"} stream, with the event ID,
+// exception type and fingerprint as structured metadata, before it goes to Sentry.
 package errorevents
