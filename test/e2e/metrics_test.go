@@ -26,6 +26,7 @@ import (
 
 	"github.com/outrider-dev/outrider/internal/backendtest"
 	"github.com/outrider-dev/outrider/internal/promtest"
+	"github.com/outrider-dev/outrider/internal/vaulttest"
 )
 
 // metricsSeries is how many series of each instrument the SDK pushes.
@@ -394,4 +395,106 @@ func TestMetricsHostileRequestsRefused(t *testing.T) {
 		t.Errorf("after the attacks: found %d of %d series", found, want)
 	}
 	t.Logf("found in Prometheus after %s", time.Since(start).Round(time.Millisecond))
+}
+
+// TestMetricsSecretScrubbedBeforePrometheus renders a live secret from a real Vault,
+// pushes metrics holding it everywhere a request can (resource, scope, metric name,
+// description and unit, data point and exemplar attributes, keys and values, over
+// HTTP and gRPC), and reads back every series and label of the job from the real
+// Prometheus: neither the value nor a piece of it arrives, and the series do,
+// scrubbed. (Prometheus keeps no OTLP descriptions to read back; the receiver's
+// TestScrubMetricsEverywhere covers them.)
+func TestMetricsSecretScrubbedBeforePrometheus(t *testing.T) {
+	p := startPrometheus(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	v, err := vaulttest.Start(ctx, t.TempDir())
+	if err != nil {
+		t.Fatalf("real Vault is required: %v", err)
+	}
+	t.Cleanup(v.Stop)
+	pw := liveSecret(t)
+	if _, err := v.Client.KVv2("secret").Put(ctx, "app", map[string]any{"db_password": pw}); err != nil {
+		t.Fatal(err)
+	}
+	const job = "metrics-scrub"
+	a := metricsConfig(t, job, p.OTLPURL())
+	tokenFile, secretFile := filepath.Join(a.dir, "vault-token"), filepath.Join(a.dir, "app.json")
+	writeFile(t, tokenFile, v.RootToken)
+	cfg, err := os.ReadFile(a.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, a.config, string(cfg)+fmt.Sprintf(`secrets:
+  vault:
+    address: %s
+    auth: {method: token, token_file: %s}
+  files:
+    - {path: %s, source: secret/app, format: json}
+`, v.Addr, tokenFile, secretFile))
+	a.start(t)
+	waitFor(t, 30*time.Second, "the secret file rendered", func() bool { return renderedPassword(secretFile) == pw })
+
+	md := pmetric.NewMetrics()
+	rm := md.ResourceMetrics().AppendEmpty()
+	rm.Resource().Attributes().PutStr("db.url", "postgres://shop:"+pw+"@db/shop")
+	sm := rm.ScopeMetrics().AppendEmpty()
+	sm.Scope().SetName("scope " + pw)
+	now := pcommon.NewTimestampFromTime(time.Now())
+	g := sm.Metrics().AppendEmpty()
+	g.SetName("db.connections")
+	g.SetDescription("connections made with " + pw)
+	dp := g.SetEmptyGauge().DataPoints().AppendEmpty()
+	dp.SetTimestamp(now)
+	dp.SetIntValue(7)
+	dp.Attributes().PutStr("dsn", "user=shop password="+pw)
+	dp.Attributes().PutStr("pw-"+pw, "key")
+	dp.Exemplars().AppendEmpty().FilteredAttributes().PutStr("token", pw)
+	c := sm.Metrics().AppendEmpty()
+	c.SetName("logins." + pw)
+	c.SetUnit(pw)
+	c.SetEmptySum().SetIsMonotonic(true)
+	c.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	cp := c.Sum().DataPoints().AppendEmpty()
+	cp.SetTimestamp(now)
+	cp.SetIntValue(3)
+	body, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, out := postOTLP(t, "http://"+a.http+"/v1/metrics", body); resp.StatusCode != 200 {
+		t.Fatalf("HTTP push: %d %s", resp.StatusCode, out)
+	}
+	if _, err := pmetricotlp.NewGRPCClient(dial(t, a.grpc)).Export(ctx, pmetricotlp.NewExportRequestFromMetrics(md)); err != nil {
+		t.Fatalf("gRPC push: %v", err)
+	}
+
+	series, err := p.WaitCount(ctx, fmt.Sprintf(`{job=%q}`, job), 3, time.Minute) // the gauge, the counter, target_info
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dump strings.Builder
+	redacted := 0
+	for _, s := range series {
+		for k, v := range s.Labels {
+			fmt.Fprintf(&dump, "%s=%s\n", k, v)
+			redacted += strings.Count(v, "[REDACTED]")
+		}
+	}
+	for _, leak := range findLeaks([]byte(dump.String()), pw) {
+		t.Errorf("Prometheus holds the secret: %s", leak)
+	}
+	// Metric and label names are rewritten to [a-zA-Z0-9_]: look for the value's
+	// random hex on either side of its special characters too.
+	for _, part := range strings.Fields(strings.NewReplacer("&Pw/é<", " ", "+@x", " ").Replace(pw)) {
+		if strings.Contains(dump.String(), part) {
+			t.Errorf("Prometheus holds a piece of the secret: %q", part)
+		}
+	}
+	// Label values keep the marker; names (from the metric name, unit and an
+	// attribute key) hold it rewritten.
+	if redacted < 2 || !strings.Contains(dump.String(), "pw__REDACTED_=key") || !strings.Contains(dump.String(), "__name__=logins_REDACTED_") {
+		t.Errorf("the scrubbed series did not arrive as expected (%d markers):\n%s", redacted, dump.String())
+	}
+	t.Logf("searched the %d series of the job in Prometheus (%d B of labels)", len(series), dump.Len())
 }
