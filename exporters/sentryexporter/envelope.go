@@ -23,6 +23,9 @@ type envelope struct {
 	cats    []string       // data categories of the items, sorted, unique
 	key     string         // cats joined, the limitQueue's lane
 	err     error          // set when data is not an envelope: dropped as ReasonInvalidEnvelope
+	// upstreamTrace: the trace header's public_key is upstream's key (it was the
+	// application's), so it follows the DSN when dsn_file changes before sending.
+	upstreamTrace bool
 
 	// Guarded by the limitQueue's mutex.
 	seq    uint64 // arrival order
@@ -67,6 +70,7 @@ func newEnvelope(data []byte, upstream *upstreamIDs) *envelope {
 		if trace, ok := env.header["trace"].(map[string]any); ok && appKey != "" {
 			if pk, ok := trace["public_key"].(string); ok && pk == appKey {
 				trace["public_key"] = upstream.key
+				env.upstreamTrace = true
 			}
 		}
 	}
@@ -89,11 +93,19 @@ func dsnKey(s string) string {
 	return key
 }
 
-// appendHeader appends the envelope's header line as sent at now, newline included,
-// with "sent_at" set to now: Sentry corrects clock drift with it, so it is the time
-// of this attempt, not of the first. The items follow it unchanged.
-func (e *envelope) appendHeader(dst []byte, now time.Time) []byte {
+// appendHeader appends the envelope's header line as sent at now to upstream, newline
+// included, with "sent_at" set to now: Sentry corrects clock drift with it, so it is
+// the time of this attempt, not of the first. The DSN (and the trace's public_key
+// newEnvelope rewrote) are upstream's, which differ from newEnvelope's after the
+// DSN in dsn_file changed. The items follow it unchanged.
+func (e *envelope) appendHeader(dst []byte, now time.Time, upstream *upstreamIDs) []byte {
 	e.header["sent_at"] = now.UTC().Format(time.RFC3339Nano)
+	if _, ok := e.header["dsn"]; ok {
+		e.header["dsn"] = upstream.dsn
+	}
+	if trace, ok := e.header["trace"].(map[string]any); ok && e.upstreamTrace {
+		trace["public_key"] = upstream.key
+	}
 	h := sentryenv.Envelope{Header: e.header}
 	return h.AppendMarshal(dst)
 }

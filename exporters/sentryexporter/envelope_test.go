@@ -79,7 +79,7 @@ func TestNewEnvelope(t *testing.T) {
 
 			// On the wire: a valid envelope with sent_at and the same items.
 			now := time.Date(2026, 5, 1, 12, 0, 0, 123456789, time.FixedZone("x", 3600))
-			wire := append(env.appendHeader(nil, now), env.items...)
+			wire := append(env.appendHeader(nil, now, testUpstream), env.items...)
 			parsed, err := sentryenv.Parse(wire, sentryenv.Limits{})
 			if err != nil {
 				t.Fatalf("sent envelope does not parse: %v\n%s", err, wire)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/outrider-dev/outrider/exporters/exporterhelper"
 	"github.com/outrider-dev/outrider/internal/confval"
+	"github.com/outrider-dev/outrider/internal/secretfile"
 	"github.com/outrider-dev/outrider/pipeline"
 )
 
@@ -37,10 +38,7 @@ const workersPerSlot = 4
 //
 // It is a pipeline.EnvelopeSink and a pipeline.Component.
 type Exporter struct {
-	upstream upstreamIDs
-	url      string
-	auth     string
-	client   *http.Client
+	targets  *targets
 	limits   *rateLimits
 	queue    *limitQueue
 	sender   *exporterhelper.Sender[*envelope]
@@ -89,13 +87,10 @@ func New(cfg Config, set Settings, m *Metrics) (*Exporter, error) {
 	}
 	workers := workersPerSlot * cfg.Concurrency
 	e := &Exporter{
-		upstream: upstreamIDs{dsn: d.public(), key: d.publicKey},
-		url:      d.envelopeURL(),
-		auth:     d.authHeader(UserAgent),
-		client:   exporterhelper.NewHTTPClient(tlsCfg, cfg.Concurrency),
-		limits:   newRateLimits(),
-		log:      log.With("exporter", set.Name),
-		limited:  m.rateLimited.MustCurryWith(prometheus.Labels{"exporter": set.Name}),
+		targets: &targets{tls: cfg.TLS, concurrency: cfg.Concurrency},
+		limits:  newRateLimits(),
+		log:     log.With("exporter", set.Name),
+		limited: m.rateLimited.MustCurryWith(prometheus.Labels{"exporter": set.Name}),
 		// A free list rather than a sync.Pool: few envelopes are compressed at once,
 		// and their buffers should survive garbage collections.
 		encoders: make(chan *gzipBuffer, workers),
@@ -106,6 +101,16 @@ func New(cfg Config, set Settings, m *Metrics) (*Exporter, error) {
 	// before Sentry first limits the agent.
 	for _, c := range []string{"all", "error"} {
 		e.limited.WithLabelValues(c)
+	}
+	e.targets.cur.Store(newTarget(raw, d, exporterhelper.NewHTTPClient(tlsCfg, cfg.Concurrency)))
+	if cfg.DSNFile != "" {
+		e.targets.file = secretfile.New(cfg.DSNFile)
+		e.targets.onChange = func(old, cur *target) {
+			e.log.Info("the DSN in dsn_file changed; sending to it from now on", "dsn_file", cfg.DSNFile, "was", old.redacted, "now", cur.redacted)
+		}
+		e.targets.onProblem = func(err error) {
+			e.log.Warn("cannot use the DSN in dsn_file; sending with the last good DSN until it is fixed", "error", err)
+		}
 	}
 	e.queue = newLimitQueue(e.limits, cfg.Concurrency)
 	qcfg := exporterhelper.Config{
@@ -132,7 +137,7 @@ func (e *Exporter) Start(ctx context.Context) error { return e.sender.Start(ctx)
 // Start and more than once.
 func (e *Exporter) Shutdown(ctx context.Context) error {
 	err := e.sender.Shutdown(ctx)
-	e.client.CloseIdleConnections()
+	e.targets.cur.Load().client.CloseIdleConnections()
 	return err
 }
 
@@ -142,7 +147,7 @@ func (e *Exporter) Shutdown(ctx context.Context) error {
 // when it was dropped (rejected by Sentry, or not a valid envelope) — or never, when
 // the exporter stops first.
 func (e *Exporter) ExportEnvelope(ctx context.Context, env pipeline.Envelope) error {
-	item := newEnvelope(env.Data, &e.upstream)
+	item := newEnvelope(env.Data, &e.targets.cur.Load().ids)
 	ack := env.Ack
 	items := [1]*envelope{item}
 	return e.sender.Add(ctx, items[:], func(err error) {
@@ -190,8 +195,9 @@ func (e *Exporter) push(ctx context.Context, envs []*envelope) error {
 
 // send posts the envelope, gzip-compressed, with "sent_at" set to now.
 func (e *Exporter) send(ctx context.Context, env *envelope, now time.Time) (*http.Response, error) {
+	t := e.targets.get()
 	enc := e.getEncoder()
-	payload, err := enc.compress(env, now)
+	payload, err := enc.compress(env, now, &t.ids)
 	if err != nil {
 		e.putEncoder(enc)
 		return nil, fmt.Errorf("compress envelope: %w", err)
@@ -204,7 +210,7 @@ func (e *Exporter) send(ctx context.Context, env *envelope, now time.Time) (*htt
 			e.putEncoder(enc)
 		}
 	}()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.url, rb)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, rb)
 	if err != nil {
 		rb.Close()
 		return nil, err
@@ -214,8 +220,8 @@ func (e *Exporter) send(ctx context.Context, env *envelope, now time.Time) (*htt
 	req.Header.Set("Content-Type", "application/x-sentry-envelope")
 	req.Header.Set("Content-Encoding", "gzip")
 	req.Header.Set("User-Agent", UserAgent)
-	req.Header.Set("X-Sentry-Auth", e.auth)
-	return e.client.Do(req)
+	req.Header.Set("X-Sentry-Auth", t.auth)
+	return t.client.Do(req)
 }
 
 // record counts and logs the rate limits a response started or extended. A line is
@@ -284,12 +290,12 @@ func newGzipBuffer() *gzipBuffer {
 	return g
 }
 
-// compress gzips the envelope as sent at now; the result is valid until the next
+// compress gzips the envelope as sent at now to upstream; the result is valid until the next
 // compress.
-func (g *gzipBuffer) compress(env *envelope, now time.Time) ([]byte, error) {
+func (g *gzipBuffer) compress(env *envelope, now time.Time, upstream *upstreamIDs) ([]byte, error) {
 	g.buf.Reset()
 	g.zw.Reset(&g.buf)
-	g.header = env.appendHeader(g.header[:0], now)
+	g.header = env.appendHeader(g.header[:0], now, upstream)
 	if _, err := g.zw.Write(g.header); err != nil {
 		return nil, err
 	}
