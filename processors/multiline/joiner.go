@@ -276,6 +276,10 @@ func (j *Joiner) headed(line string, ts state) (state, bool) {
 		return stJava, true
 	case stacktrace.IsGoroutineHeader(line):
 		return stGo, true
+	case trimSpace(line) == "Stack trace:" && stacktrace.PHPExceptionHead(last) >= 0:
+		// PHP's Throwable::__toString as an application logs it (error_log("failed: "
+		// . $e)): "… RuntimeException: msg in /app/x.php:12", then "Stack trace:".
+		return stPHP, true
 	case isNestedIs(last) && isIndented(line):
 		// java.rmi's "msg; nested exception is:" then the cause on the next line.
 		return j.state, true

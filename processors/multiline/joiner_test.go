@@ -137,6 +137,18 @@ func TestJoinerCases(t *testing.T) {
 			want:  []string{"java.lang.IllegalStateException: x\n\tat a.B.c(B.java:1)\n\t... 3 more", "next"},
 		},
 		{
+			name: "a PHP exception logged with error_log is one record, its previous one included",
+			lines: []string{"INFO before", "[06-Dec-2026 15:58:39 UTC] payment failed: RuntimeException: refused: db in /app/p.php:8", "Stack trace:",
+				"#0 /app/p.php(14): connect()", "#1 {main}", "", "Next LogicException: charge failed in /app/p.php:16", "Stack trace:", "#0 {main}", "INFO after"},
+			want: []string{"INFO before", "[06-Dec-2026 15:58:39 UTC] payment failed: RuntimeException: refused: db in /app/p.php:8\nStack trace:\n" +
+				"#0 /app/p.php(14): connect()\n#1 {main}\n\nNext LogicException: charge failed in /app/p.php:16\nStack trace:\n#0 {main}", "INFO after"},
+		},
+		{
+			name:  "Stack trace: after a line that is no PHP exception starts nothing",
+			lines: []string{"payment failed in /app/p.php:8", "Stack trace:", "#0 {main}"},
+			want:  []string{"payment failed in /app/p.php:8", "Stack trace:", "#0 {main}"},
+		},
+		{
 			name:  "indented text after a plain line is not a frame",
 			lines: []string{"config:", "  attempts: 3"},
 			want:  []string{"config:", "  attempts: 3"},

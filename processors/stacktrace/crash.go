@@ -39,7 +39,9 @@ func Classify(text string) Crash {
 			return Fatal
 		}
 	case LangPHP:
-		return Fatal
+		if first, _, _ := strings.Cut(text, "\n"); IsPHPFatal(first) {
+			return Fatal
+		}
 	}
 	return Uncaught
 }

@@ -13,9 +13,53 @@ func IsPHPFatal(line string) bool {
 	return strings.HasPrefix(trimLeft(line[i+len("Fatal error: "):]), "Uncaught ")
 }
 
-// parsePHP parses an uncaught PHP exception: the "Uncaught Type: msg in file:line"
-// line, "Stack trace:" and "#N file(line): function()" frames, then a "Next Type: msg
-// in file:line" block for each exception wrapping the previous one (PHP prints the
+// PHPExceptionHead returns where the exception begins in line, the first line of a
+// PHP exception as Throwable::__toString writes it and an application logs it with
+// error_log("payment failed: " . $e): "… RuntimeException: msg in /app/x.php:12",
+// which "Stack trace:" follows. The type is the first word before ": " that names an
+// exception (ends in Exception, Error or Throwable, or is namespaced), else the last
+// capitalised one (not in capitals only: that is a level); the line must end in the
+// throw position. -1: line is not such a line.
+func PHPExceptionHead(line string) int {
+	_, pos := phpMessageEnd(line)
+	if pos.Lineno == 0 || pos.Filename == "" {
+		return -1
+	}
+	fallback := -1
+	for i := 0; i < len(line); {
+		k := strings.Index(line[i:], ": ")
+		if k < 0 {
+			break
+		}
+		end := i + k
+		start := end
+		for start > 0 && isPHPNameByte(line[start-1]) {
+			start--
+		}
+		if start < end && (start == 0 || line[start-1] == ' ' || line[start-1] == ']' || line[start-1] == ':') {
+			word := line[start:end]
+			switch {
+			case word[0] >= '0' && word[0] <= '9':
+			case strings.HasSuffix(word, "Exception"), strings.HasSuffix(word, "Error"),
+				strings.HasSuffix(word, "Throwable"), strings.Contains(word, `\`):
+				return start
+			case word[0] >= 'A' && word[0] <= 'Z' && strings.ToUpper(word) != word:
+				fallback = start
+			}
+		}
+		i = end + 2
+	}
+	return fallback
+}
+
+func isPHPNameByte(c byte) bool {
+	return c == '_' || c == '\\' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
+
+// parsePHP parses a PHP exception: the "Uncaught Type: msg in file:line" line of an
+// uncaught one (or "… Type: msg in file:line" of one an application logged),
+// "Stack trace:" and "#N file(line): function()" frames, then a "Next Type: msg in
+// file:line" block for each exception wrapping the previous one (PHP prints the
 // innermost first), and "thrown in file on line N".
 func parsePHP(text string) (Trace, bool) {
 	r := lineReader{s: text}
@@ -35,6 +79,8 @@ func parsePHP(text string) (Trace, bool) {
 		case cur < 0 && IsPHPFatal(line):
 			i := strings.Index(line, "Uncaught ")
 			head = line[i+len("Uncaught "):]
+		case cur < 0 && PHPExceptionHead(line) >= 0 && trimLeft(r.peek()) == "Stack trace:":
+			head = line[PHPExceptionHead(line):]
 		case cur >= 0 && strings.HasPrefix(t, "Next "):
 			head = t[len("Next "):]
 		case cur >= 0 && t == "Stack trace:", cur >= 0 && strings.HasPrefix(t, "thrown in "):

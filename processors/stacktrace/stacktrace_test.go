@@ -487,3 +487,65 @@ func TestGoManyNestedPanics(t *testing.T) {
 		t.Errorf("oldest kept = %+v, want p16", first)
 	}
 }
+
+// TestPHPExceptionHead finds the exception's type in the first line of a logged
+// Throwable::__toString, whatever the application wrote before it.
+func TestPHPExceptionHead(t *testing.T) {
+	for _, tt := range []struct{ line, want string }{
+		{"payment failed: RuntimeException: card declined in /app/pay.php:12", "RuntimeException: card declined in /app/pay.php:12"},
+		{"[06-Dec-2026 15:58:39 UTC] payment failed: RuntimeException: a: b in /app/pay.php:12", "RuntimeException: a: b in /app/pay.php:12"},
+		{"ERROR: TypeError: f(): Argument #1 must be of type int in /app/x.php:3", "TypeError: f(): Argument #1 must be of type int in /app/x.php:3"},
+		{`Order 7: App\Payment\Declined: card expired in /app/src/Pay.php:40`, `App\Payment\Declined: card expired in /app/src/Pay.php:40`},
+		{"ERROR: PaymentDeclined: card expired in /app/x.php:3", "PaymentDeclined: card expired in /app/x.php:3"},
+		{"RuntimeException: boom in /app/x.php:3", "RuntimeException: boom in /app/x.php:3"},
+		{"payment failed: card declined in /app/x.php:3", ""}, // no type
+		{"ERROR: RuntimeException: boom", ""},                                                      // no position
+		{"Checkout: RuntimeException: boom in the cart", ""},                                       // not a position
+		{"WARN: 42Exception: x in /app/x.php:3", ""},                                               // not a name
+		{"request done: Status: 200 OK in /app/index.php:9", "Status: 200 OK in /app/index.php:9"}, // the fallback; "Stack trace:" must follow too
+	} {
+		i := PHPExceptionHead(tt.line)
+		got := ""
+		if i >= 0 {
+			got = tt.line[i:]
+		}
+		if got != tt.want {
+			t.Errorf("PHPExceptionHead(%q) = %q, want %q", tt.line, got, tt.want)
+		}
+	}
+}
+
+// TestParsePHPLogged parses an exception with a previous one as error_log writes it:
+// the outermost (Next) is the main exception, the first its cause.
+func TestParsePHPLogged(t *testing.T) {
+	text := "[06-Dec-2026 15:58:39 UTC] payment failed: RuntimeException: connection refused: db:5432 in /app/pay.php:8\n" +
+		"Stack trace:\n" +
+		"#0 /app/pay.php(14): connect()\n" +
+		"#1 /app/index.php(21): charge()\n" +
+		"#2 {main}\n" +
+		"\n" +
+		"Next LogicException: charge of 1250 failed in /app/pay.php:16\n" +
+		"Stack trace:\n" +
+		"#0 /app/index.php(21): charge()\n" +
+		"#1 {main}"
+	tr, ok := Parse(text)
+	if !ok || tr.Language != LangPHP || len(tr.Exceptions) != 2 {
+		t.Fatalf("Parse: ok %v, %+v", ok, tr)
+	}
+	cause, main := tr.Exceptions[0], tr.Exceptions[1]
+	if cause.Type != "RuntimeException" || cause.Value != "connection refused: db:5432" {
+		t.Errorf("cause %s: %q", cause.Type, cause.Value)
+	}
+	if main.Type != "LogicException" || main.Value != "charge of 1250 failed" {
+		t.Errorf("main %s: %q", main.Type, main.Value)
+	}
+	if got := Classify(text); got != Uncaught {
+		t.Errorf("Classify = %v, want Uncaught: a logged exception is an error, not a fatal one", got)
+	}
+	if got := Classify("PHP Fatal error:  Uncaught " + text[strings.Index(text, "RuntimeException"):]); got != Fatal {
+		t.Errorf("Classify of the uncaught form = %v, want Fatal", got)
+	}
+	if _, ok := Parse("payment failed: RuntimeException: boom in /app/pay.php:8\nnext line"); ok {
+		t.Error("a line like an exception without \"Stack trace:\" after it parsed as a trace")
+	}
+}

@@ -234,6 +234,13 @@ func (r *lineReader) next() (line string, start int, ok bool) {
 	return line, start, true
 }
 
+// peek returns the line next would return, or "" at the end.
+func (r *lineReader) peek() string {
+	c := *r
+	line, _, _ := c.next()
+	return line
+}
+
 // node is an exception while it is parsed: its frames are in printed order and its
 // place in the chain is an index in the parser's node slice.
 type node struct {

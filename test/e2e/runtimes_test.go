@@ -63,6 +63,7 @@ var runtimeWants = map[string]runtimeWant{
 	"go/log_panic":       {"go", "panic", 3},
 	"node/console_error": {"node", "Error", 8},
 	"ruby/logger":        {"ruby", "KeyError", 3},
+	"php/logged":         {"php", "LogicException", 2},
 }
 
 // loggerCases log an error through the runtime's usual logger (testdata/runtimes);
@@ -76,6 +77,7 @@ func loggerCases(t *testing.T) []runtimetest.Case {
 		{Lang: "go", Name: "log_panic", File: "logpanic/main.go", Root: root},
 		{Lang: "node", Name: "console_error", File: "logged.js", Root: root},
 		{Lang: "ruby", Name: "logger", File: "logged.rb", Root: root},
+		{Lang: "php", Name: "logged", File: "logged.php", Root: root},
 	}
 }
 
@@ -83,8 +85,8 @@ func loggerCases(t *testing.T) []runtimetest.Case {
 // runtimes now (Go, Java, Python, Node from the machine; Ruby and PHP from Debian;
 // .NET and Dart are the captured files of processors/stacktrace/testdata/runtimes,
 // whose README states their origin), uncaught and through each runtime's usual
-// logger (java.util.logging and Python's logging there; log.Panicf, console.error and
-// Ruby's Logger in testdata/runtimes). Each output goes into a
+// logger (java.util.logging and Python's logging there; log.Panicf, console.error,
+// Ruby's Logger and PHP's error_log in testdata/runtimes). Each output goes into a
 // log file of its own between two ordinary timestamped lines, and the real outrider
 // binary ships the files to a real Loki and the strict Sentry receiver. For every
 // case: every line of the file is in exactly one Loki entry; the crash is exactly one
