@@ -57,12 +57,12 @@ const (
 type matcher struct {
 	minLen int // the shortest text that may hold an occurrence: min(shortest pattern, cutMin)
 	stride int
-	// first is a bitset: bit hash >> firstShift is set for every indexed gram (the
-	// top bits of a multiplicative hash are its best mixed: hex grams, common in
-	// logs and in hex-encoded values, collided in lower ones).
-	first      []uint64
-	firstMask  uint64
-	firstShift uint64
+	// first is a bitset of a power of two words: for every indexed gram with hash
+	// h, bit h >> 58 of word (h >> 32) & (len(first)-1) is set. Both come from the
+	// high half of a multiplicative hash, which every bit of the gram mixes into
+	// (hex grams, common in logs and in hex-encoded values, collided in lower
+	// bits); both shifts are constants, which keeps the probe short.
+	first []uint64
 	// second is the blocked Bloom filter: word (hash2 >> 48) & secondMask, bits
 	// (hash2 >> 36) & 63 and (hash2 >> 42) & 63.
 	second     []uint64
@@ -124,8 +124,6 @@ func newMatcher(forms []form) *matcher {
 	// The first bitset takes 64 B to 2 MiB, the second 512 B to 512 KiB.
 	firstBits := pow2(n*firstBitsPerGram, 1<<9, 1<<24)
 	m.first = make([]uint64, firstBits/64)
-	m.firstMask = uint64(firstBits - 1)
-	m.firstShift = uint64(64 - bits.TrailingZeros(uint(firstBits)))
 	secondWords := pow2(n*secondBitsPerGram/64, 1<<6, 1<<16)
 	m.second = make([]uint64, secondWords)
 	m.secondMask = uint64(secondWords - 1)
@@ -136,10 +134,10 @@ func newMatcher(forms []form) *matcher {
 	for _, p := range m.patterns {
 		for off := range stride {
 			g := gramAt(p, off)
-			h := m.firstBit(g)
-			m.first[h>>6] |= 1 << (h & 63)
-			w, mask := m.secondWord(g)
-			m.second[w] |= mask
+			w, bit := firstBit(g, len(m.first))
+			m.first[w] |= bit
+			w2, mask := m.secondWord(g)
+			m.second[w2] |= mask
 			m.bucket[m.bucketOf(g)+1]++
 		}
 	}
@@ -162,8 +160,12 @@ func newMatcher(forms []form) *matcher {
 	return m
 }
 
-// firstBit returns the bit of first that gram g sets.
-func (m *matcher) firstBit(g uint32) uint64 { return uint64(g) * hashFirst >> (m.firstShift & 63) }
+// firstBit returns the word of a first filter of n words (a power of two) and the
+// bit in it that gram g sets.
+func firstBit(g uint32, n int) (word int, bit uint64) {
+	h := uint64(g) * hashFirst
+	return int(h>>32) & (n - 1), 1 << (h >> 58)
+}
 
 // secondWord returns the word of second and the two bits of it that gram g sets.
 func (m *matcher) secondWord(g uint32) (word, mask uint64) {
@@ -175,8 +177,7 @@ func (m *matcher) bucketOf(g uint32) uint32 { return (g * hashBucket) >> m.bucke
 
 // mayMatch reports whether gram g passes both filters: whether it may be indexed.
 func (m *matcher) mayMatch(g uint32) bool {
-	h := m.firstBit(g)
-	if m.first[h>>6]&(1<<(h&63)) == 0 {
+	if w, bit := firstBit(g, len(m.first)); m.first[w]&bit == 0 {
 		return false
 	}
 	w, mask := m.secondWord(g)
@@ -207,13 +208,41 @@ func (m *matcher) redact(s string) (string, bool) {
 // the hot path: on text without secrets nearly every probe stops at the first
 // filter.
 func (m *matcher) firstHit(s string) int {
-	first, shift, stride := m.first, m.firstShift, m.stride
-	for p := 0; p <= len(s)-gramLen; p += stride {
-		// gramAt and firstBit, written out: this form lets the compiler drop all but
-		// one bounds check.
-		t := s[p:]
-		h := (uint64(uint32(t[0])|uint32(t[1])<<8|uint32(t[2])<<16|uint32(t[3])<<24) | foldGram) * hashFirst >> (shift & 63)
-		if first[h>>6]&(1<<(h&63)) == 0 {
+	first := m.first
+	wmask := len(first) - 1 // first is never empty: this drops its bounds checks
+	if wmask < 0 {
+		return -1
+	}
+	p := 0
+	if m.stride == 5 {
+		// Every pattern set whose shortest pattern has 8 bytes or more. Five probes
+		// per step, their filter words ORed: one bounds check and one branch for 25
+		// bytes of text.
+		for ; p+24 <= len(s); p += 25 {
+			t := s[p : p+24]
+			x0 := gram64(t[0:]) * hashFirst
+			x1 := gram64(t[5:]) * hashFirst
+			x2 := gram64(t[10:]) * hashFirst
+			x3 := gram64(t[15:]) * hashFirst
+			x4 := gram64(t[20:]) * hashFirst
+			hit := first[int(x0>>32)&wmask]>>(x0>>58) |
+				first[int(x1>>32)&wmask]>>(x1>>58) |
+				first[int(x2>>32)&wmask]>>(x2>>58) |
+				first[int(x3>>32)&wmask]>>(x3>>58) |
+				first[int(x4>>32)&wmask]>>(x4>>58)
+			if hit&1 == 0 {
+				continue
+			}
+			for q := p; q <= p+20; q += 5 {
+				if m.mayMatch(gramAt(s, q)) && m.matchesAt(s, q) {
+					return q
+				}
+			}
+		}
+	}
+	for ; p <= len(s)-gramLen; p += m.stride {
+		x := gram64(s[p:]) * hashFirst
+		if first[int(x>>32)&wmask]&(1<<(x>>58)) == 0 {
 			continue
 		}
 		if m.matchesAt(s, p) {
@@ -221,6 +250,12 @@ func (m *matcher) firstHit(s string) int {
 		}
 	}
 	return -1
+}
+
+// gram64 returns the first 4 bytes of t as a little-endian integer, folded (gramAt
+// for the probe loop, where its bounds are known).
+func gram64(t string) uint64 {
+	return uint64(uint32(t[0])|uint32(t[1])<<8|uint32(t[2])<<16|uint32(t[3])<<24) | foldGram
 }
 
 // mayHold reports whether s holds an occurrence of a pattern or, anywhere, a prefix

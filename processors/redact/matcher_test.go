@@ -120,7 +120,7 @@ func TestMatcherFilterSizes(t *testing.T) {
 			}
 			m := newMatcher(exact(pats...))
 			grams := len(pats) * m.stride
-			if got := len(m.first) * 64; got < min(grams*firstBitsPerGram, 1<<24) || got != int(m.firstMask)+1 {
+			if got := len(m.first) * 64; got < min(grams*firstBitsPerGram, 1<<24) || len(m.first)&(len(m.first)-1) != 0 {
 				t.Errorf("first filter has %d bits for %d grams", got, grams)
 			}
 			if got := len(m.second) * 64; got < min(grams*secondBitsPerGram, 1<<22) || len(m.second) != int(m.secondMask)+1 {
@@ -205,6 +205,28 @@ func TestMayHold(t *testing.T) {
 			}
 			if got := m.mayHold(text); got != want {
 				t.Fatalf("patterns %q\ntext %q: mayHold = %v, want %v", texts(pats), text, got, want)
+			}
+		}
+	}
+}
+
+// TestMatcherEveryOffset puts a pattern at every offset of texts up to 80 bytes
+// long, whole and cut at the end, for each stride: the probe loop handles blocks of
+// five probes and a tail of single ones, and each must see every occurrence.
+func TestMatcherEveryOffset(t *testing.T) {
+	for _, pat := range []string{"k3y-6b", "k3y-7by", "k3y-8byt", "k3y-9byte", "k3y-10-byte-value-long"} {
+		m := newMatcher(exact(pat))
+		for n := 0; n <= 80; n++ {
+			filler := strings.Repeat(".", n)
+			for at := 0; at <= n; at++ {
+				for _, end := range []int{len(pat), min(len(pat), cutMin)} {
+					text := filler[:at] + pat[:end] + filler[at:]
+					got, ok := m.redact(text)
+					want, wantOK := naiveRedact(text, exact(pat))
+					if got != want || ok != wantOK {
+						t.Fatalf("stride %d, %q: got %q, %v; want %q, %v", m.stride, text, got, ok, want, wantOK)
+					}
+				}
 			}
 		}
 	}
