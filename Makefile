@@ -11,7 +11,7 @@ FUZZTIME ?= 10s
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@2025.1.1
 export OUTRIDER_CACHE := $(CACHE)
 
-.PHONY: build test backends backends-bench demo bench bench-logs bench-redact bench-secrets bench-traces lint fuzz clean
+.PHONY: build test backends backends-bench demo bench bench-idle bench-logs bench-redact bench-secrets bench-traces lint fuzz clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/outrider
@@ -33,7 +33,7 @@ demo: build
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/demo-app ./examples/demo-app
 	$(GO) run ./tools/demo --outrider $(BIN) --app bin/demo-app
 
-bench: bench-logs bench-redact bench-secrets bench-traces
+bench: bench-idle bench-logs bench-redact bench-secrets bench-traces
 
 bench-logs: backends-bench build
 	$(GO) run ./tools/bench/cmd/benchlogs -outrider $(BIN) -otelcol $(CACHE)/bin/otelcol-v0.160.0 -lines 1000000 -min-cpu-ratio 3 -max-rss-mb 40
@@ -43,6 +43,15 @@ bench-logs: backends-bench build
 ## forwarding 1,000,000 spans to a counting sink.
 bench-traces: build backends-bench
 	$(GO) run ./tools/bench/cmd/benchtraces -outrider $(BIN) -otelcol $(CACHE)/bin/otelcol-v0.160.0 -spans 1000000 -min-cpu-ratio 1.5
+
+## bench-idle: the sidecar as the injector makes it for a sample pod (file source, OTLP and
+## Sentry receivers, Loki, OTLP and Sentry exporters, one secret from a real Vault; real
+## Loki), Vault Agent rendering the same secret beside it: exec -> /readyz with the secret
+## rendered (5 starts; gate on start-up less the agent's Vault request time), RSS after
+## 30 s idle and 30 s after a burst of logs, spans and Sentry events (3 runs).
+bench-idle: build
+	tools/backends/build.sh loki vault
+	$(GO) run ./tools/bench/cmd/benchidle -outrider $(BIN) -max-startup 150ms -max-idle-mb 15 -max-after-burst-mb 18
 
 ## bench-secrets: propagation latency (Vault write -> app signalled) p50/p99 over 100
 ## changes at a 1 s poll interval, and Vault requests per secret per minute, against a

@@ -37,6 +37,12 @@ type Process struct {
 // kernel kills the process if this one dies first (on Linux), so no measured
 // process outlives an interrupted benchmark. name labels log lines and messages.
 func Start(logger *slog.Logger, name, bin string, args []string, dir string) (*Process, error) {
+	return StartEnv(logger, name, bin, args, dir, nil)
+}
+
+// StartEnv is Start with the process's environment env (KEY=value) instead of this
+// process's; nil inherits it, as Start does.
+func StartEnv(logger *slog.Logger, name, bin string, args []string, dir string, env []string) (*Process, error) {
 	path := filepath.Join(dir, name+".log")
 	output, err := os.Create(path)
 	if err != nil {
@@ -44,6 +50,7 @@ func Start(logger *slog.Logger, name, bin string, args []string, dir string) (*P
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
+	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = output, output
 	KillWithParent(cmd)
 	logger.Info("starting", "system", name, "command", cmd.String())
@@ -84,8 +91,12 @@ func (p *Process) Exited() bool {
 // Output is the path of the file holding the process's output.
 func (p *Process) Output() string { return p.output.Name() }
 
+// Pid is the process's id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
 // Usage reads the process's CPU time and peak RSS so far from /proc. It fails once
 // the process has exited: read it before Stop.
+
 func (p *Process) Usage() (procstat.Usage, error) {
 	return procstat.Read(p.cmd.Process.Pid)
 }

@@ -157,3 +157,52 @@ func parseKB(s []byte) (int64, error) {
 	}
 	return v * 1024, nil
 }
+
+// Memory is where a process's resident memory is, from /proc/PID/smaps_rollup.
+type Memory struct {
+	// RSS is the resident set; Anon the part of it not backed by a file (heap,
+	// stacks, runtime structures), File the rest (the mapped executable's text and
+	// data, shared libraries).
+	RSS, Anon, File int64
+}
+
+// ReadMemory reads the resident memory of process pid from /proc/PID/smaps_rollup.
+func ReadMemory(pid int) (Memory, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return Memory{}, fmt.Errorf("read memory map of process %d: %w", pid, err)
+	}
+	m, err := ParseSmapsRollup(data)
+	if err != nil {
+		return Memory{}, fmt.Errorf("process %d: %w", pid, err)
+	}
+	return m, nil
+}
+
+// ParseSmapsRollup parses the contents of /proc/PID/smaps_rollup.
+func ParseSmapsRollup(data []byte) (Memory, error) {
+	var m Memory
+	var haveRSS, haveAnon bool
+	for line := range bytes.Lines(data) {
+		var dst *int64
+		var n int
+		switch {
+		case bytes.HasPrefix(line, []byte("Rss:")):
+			dst, n, haveRSS = &m.RSS, 4, true
+		case bytes.HasPrefix(line, []byte("Anonymous:")):
+			dst, n, haveAnon = &m.Anon, 10, true
+		default:
+			continue
+		}
+		v, err := parseKB(line[n:])
+		if err != nil {
+			return Memory{}, fmt.Errorf("malformed smaps_rollup line %q: %w", bytes.TrimSpace(line), err)
+		}
+		*dst = v
+	}
+	if !haveRSS || !haveAnon {
+		return Memory{}, errors.New("smaps_rollup has no Rss/Anonymous lines")
+	}
+	m.File = max(m.RSS-m.Anon, 0)
+	return m, nil
+}

@@ -197,3 +197,34 @@ func FuzzParseStatusMemory(f *testing.F) {
 		}
 	})
 }
+
+func TestParseSmapsRollup(t *testing.T) {
+	tests := []struct {
+		name, data string
+		want       Memory
+		wantErr    bool
+	}{
+		{name: "kernel format", data: "559e00bcb000-7ffc23473000 ---p 00000000 00:00 0   [rollup]\nRss:                1820 kB\nPss:                 372 kB\nAnonymous:           116 kB\nSwap:                  0 kB\n",
+			want: Memory{RSS: 1820 << 10, Anon: 116 << 10, File: (1820 - 116) << 10}},
+		{name: "no anonymous line", data: "Rss: 10 kB\n", wantErr: true},
+		{name: "bad number", data: "Rss: x kB\nAnonymous: 1 kB\n", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseSmapsRollup([]byte(tt.data))
+			if (err != nil) != tt.wantErr || got != tt.want {
+				t.Errorf("ParseSmapsRollup = %+v, %v; want %+v, error %v", got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestReadMemorySelf(t *testing.T) {
+	m, err := ReadMemory(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.RSS <= 0 || m.Anon <= 0 || m.Anon+m.File != m.RSS {
+		t.Errorf("ReadMemory(self) = %+v", m)
+	}
+}
