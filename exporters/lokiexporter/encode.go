@@ -1,13 +1,15 @@
 package lokiexporter
 
 import (
+	"cmp"
+	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
-	"github.com/golang/snappy"
-	"github.com/grafana/loki/pkg/push"
+	"github.com/klauspost/compress/s2"
 
 	"github.com/outrider-dev/outrider/pipeline"
 )
@@ -19,21 +21,50 @@ const (
 	MetaRequestID = "request_id"
 )
 
-// encoder turns records into a snappy-compressed push.PushRequest. Encoders are pooled
-// and keep their buffers between requests, so a steady stream of requests allocates
-// (almost) nothing per record. Each encoder keeps its compressed output, which must
-// live until its request is sent; the uncompressed protobuf is only needed while
-// compressing, so all encoders of an exporter share one buffer for it.
+// encoder turns records into a snappy-compressed Loki push request (the protobuf
+// message push.PushRequest), written by hand straight from the records: the same bytes
+// gogo/protobuf's Marshal writes for the request the records make (encode_test.go
+// checks this against it, fuzzed), without building that request first. Encoders are
+// pooled and keep their buffers between requests, so a steady stream of requests
+// allocates (almost) nothing per record, and what they keep holds no pointers per
+// record. Each encoder keeps its compressed output, which must live until its request
+// is sent; the uncompressed protobuf is only needed while compressing, so all encoders
+// of an exporter share one buffer for it.
 type encoder struct {
 	labels *labelCache
 	raw    *rawBuffer
 
-	streams  []push.Stream
+	streams  []streamEntries
 	index    map[streamKey]int
 	byLabels map[string]int
-	meta     []push.LabelAdapter
-	sizes    []int
-	out      []byte
+	// times and sizes are, per record, the timestamp sent and the size of its Entry
+	// message; lines, with strip, the line sent.
+	times []timestamp
+	sizes []int
+	lines []string
+	out   []byte
+}
+
+// timestamp is a time as a protobuf Timestamp holds it.
+type timestamp struct {
+	sec  int64
+	nsec int32
+}
+
+func (a timestamp) compare(b timestamp) int {
+	switch {
+	case a.sec != b.sec:
+		return cmp.Compare(a.sec, b.sec)
+	default:
+		return cmp.Compare(a.nsec, b.nsec)
+	}
+}
+
+// streamEntries is one stream of a request: its labels and its records, by index.
+type streamEntries struct {
+	labels  string
+	entries []int32
+	size    int // of the Stream message
 }
 
 // rawBuffer is the uncompressed-protobuf buffer the encoders of one exporter share.
@@ -66,31 +97,38 @@ func grow(b []byte, n int) []byte {
 // large request.
 const maxRetainedBuffer = 16 << 20
 
+// The range of times a protobuf Timestamp holds: [0001-01-01, 10000-01-01).
+const (
+	minTimestampSeconds = -62135596800
+	maxTimestampSeconds = 253402300800
+)
+
+// errTimestamp is returned for a record whose time no Timestamp holds.
+var errTimestamp = errors.New("timestamp out of range [0001-01-01, 10000-01-01)")
+
+// Field tags (field number << 3 | wire type 2, length-delimited; 1 and 2 varint) of the
+// messages written.
+const (
+	tagRequestStream = 0x0a // PushRequest.streams
+	tagStreamLabels  = 0x0a // Stream.labels
+	tagStreamEntry   = 0x12 // Stream.entries
+	tagEntryTime     = 0x0a // Entry.timestamp
+	tagEntryLine     = 0x12 // Entry.line
+	tagEntryMeta     = 0x1a // Entry.structuredMetadata
+	tagPairName      = 0x0a // LabelPairAdapter.name
+	tagPairValue     = 0x12 // LabelPairAdapter.value
+	tagTimeSeconds   = 0x08 // Timestamp.seconds
+	tagTimeNanos     = 0x10 // Timestamp.nanos
+)
+
 // encode returns the compressed request body. It stays valid until reset. With strip,
 // no entry carries structured metadata: the IDs go into the line (lineWithIDs).
 func (e *encoder) encode(recs []pipeline.Record, now time.Time, strip bool) ([]byte, error) {
-	nmeta := 0
-	for i := range recs {
-		if strip {
-			break
-		}
-		r := &recs[i]
-		nmeta += len(r.Metadata)
-		if r.TraceID != "" {
-			nmeta++
-		}
-		if r.SpanID != "" {
-			nmeta++
-		}
-		if r.RequestID != "" {
-			nmeta++
-		}
+	e.times = slices.Grow(e.times[:0], len(recs))[:len(recs)]
+	e.sizes = slices.Grow(e.sizes[:0], len(recs))[:len(recs)]
+	if strip {
+		e.lines = slices.Grow(e.lines[:0], len(recs))[:len(recs)]
 	}
-	if cap(e.meta) < nmeta {
-		e.meta = make([]push.LabelAdapter, 0, nmeta)
-	}
-	meta := e.meta[:0]
-
 	var (
 		lastKey streamKey
 		lastIdx = -1
@@ -107,70 +145,175 @@ func (e *encoder) encode(recs []pipeline.Record, now time.Time, strip bool) ([]b
 		if ts.IsZero() {
 			ts = now
 		}
+		t := timestamp{sec: ts.Unix(), nsec: int32(ts.Nanosecond())}
+		if t.sec < minTimestampSeconds || t.sec >= maxTimestampSeconds {
+			return nil, fmt.Errorf("encode push request: %w: %s", errTimestamp, strconv.FormatInt(t.sec, 10))
+		}
+		e.times[i] = t
+		line := r.Line
 		if strip {
-			e.streams[idx].Entries = append(e.streams[idx].Entries, push.Entry{Timestamp: ts, Line: lineWithIDs(r)})
-			continue
+			line = lineWithIDs(r)
+			e.lines[i] = line
 		}
-		start := len(meta)
-		meta = appendMetadata(meta, r)
-		ent := push.Entry{Timestamp: ts, Line: r.Line}
-		if len(meta) > start {
-			ent.StructuredMetadata = meta[start:len(meta):len(meta)]
-		}
-		e.streams[idx].Entries = append(e.streams[idx].Entries, ent)
+		e.sizes[i] = entrySize(t, line, r, strip)
+		st := &e.streams[idx]
+		st.entries = append(st.entries, int32(i))
 	}
-	e.meta = meta
 
 	total := 0
-	e.sizes = e.sizes[:0]
 	for i := range e.streams {
 		st := &e.streams[i]
-		if !slices.IsSortedFunc(st.Entries, cmpEntryTime) {
-			slices.SortStableFunc(st.Entries, cmpEntryTime)
+		times := e.times
+		if !slices.IsSortedFunc(st.entries, func(a, b int32) int { return times[a].compare(times[b]) }) {
+			slices.SortStableFunc(st.entries, func(a, b int32) int { return times[a].compare(times[b]) })
 		}
-		n := st.Size()
-		e.sizes = append(e.sizes, n)
+		n := fieldSize(len(st.labels))
+		for _, j := range st.entries {
+			n += 1 + varintLen(uint64(e.sizes[j])) + e.sizes[j]
+		}
+		st.size = n
 		total += 1 + varintLen(uint64(n)) + n
 	}
+
 	e.raw.mu.Lock()
 	defer e.raw.mu.Unlock()
 	if cap(e.raw.buf) > maxRetainedBuffer && total <= maxRetainedBuffer {
 		e.raw.buf = nil
 	}
-	raw := grow(e.raw.buf, total)
-	e.raw.buf = raw
-	off := 0
+	raw := grow(e.raw.buf, total)[:0]
 	for i := range e.streams {
-		// PushRequest field 1 (streams), wire type 2.
-		raw[off] = 0xa
-		off++
-		off = putVarint(raw, off, uint64(e.sizes[i]))
-		n, err := e.streams[i].MarshalToSizedBuffer(raw[off : off+e.sizes[i]])
-		if err != nil {
-			return nil, fmt.Errorf("encode push request: %w", err)
+		st := &e.streams[i]
+		raw = append(raw, tagRequestStream)
+		raw = appendVarint(raw, uint64(st.size))
+		raw = appendString(raw, tagStreamLabels, st.labels)
+		for _, j := range st.entries {
+			raw = append(raw, tagStreamEntry)
+			raw = appendVarint(raw, uint64(e.sizes[j]))
+			line := recs[j].Line
+			if strip {
+				line = e.lines[j]
+			}
+			raw = appendEntry(raw, e.times[j], line, &recs[j], strip)
 		}
-		if n != e.sizes[i] {
-			return nil, fmt.Errorf("encode push request: stream encoded to %d bytes, sized %d", n, e.sizes[i])
-		}
-		off += n
 	}
-	e.out = grow(e.out, snappy.MaxEncodedLen(total))
-	return snappy.Encode(e.out, raw), nil
+	e.raw.buf = raw
+	if len(raw) != total {
+		return nil, fmt.Errorf("encode push request: encoded %d bytes, sized %d", len(raw), total)
+	}
+	e.out = grow(e.out, s2.MaxEncodedLen(total))
+	return s2.EncodeSnappy(e.out, raw), nil
+}
+
+// entrySize returns the size of the Entry message for a record sent with time ts and
+// line line, and with its structured metadata unless strip.
+func entrySize(ts timestamp, line string, r *pipeline.Record, strip bool) int {
+	t := timestampSize(ts)
+	n := 1 + varintLen(uint64(t)) + t + fieldSize(len(line))
+	if strip {
+		return n
+	}
+	if r.TraceID != "" {
+		n += pairSize(MetaTraceID, r.TraceID)
+	}
+	if r.SpanID != "" {
+		n += pairSize(MetaSpanID, r.SpanID)
+	}
+	if r.RequestID != "" {
+		n += pairSize(MetaRequestID, r.RequestID)
+	}
+	for _, m := range r.Metadata {
+		n += pairSize(metadataName(m.Name), m.Value)
+	}
+	return n
+}
+
+// appendEntry appends the contents of the Entry message entrySize sized.
+func appendEntry(b []byte, ts timestamp, line string, r *pipeline.Record, strip bool) []byte {
+	b = append(b, tagEntryTime)
+	b = appendVarint(b, uint64(timestampSize(ts)))
+	if ts.sec != 0 {
+		b = append(b, tagTimeSeconds)
+		b = appendVarint(b, uint64(ts.sec))
+	}
+	if ts.nsec != 0 {
+		b = append(b, tagTimeNanos)
+		b = appendVarint(b, uint64(ts.nsec))
+	}
+	b = appendString(b, tagEntryLine, line)
+	if strip {
+		return b
+	}
+	if r.TraceID != "" {
+		b = appendPair(b, MetaTraceID, r.TraceID)
+	}
+	if r.SpanID != "" {
+		b = appendPair(b, MetaSpanID, r.SpanID)
+	}
+	if r.RequestID != "" {
+		b = appendPair(b, MetaRequestID, r.RequestID)
+	}
+	for _, m := range r.Metadata {
+		b = appendPair(b, metadataName(m.Name), m.Value)
+	}
+	return b
+}
+
+// timestampSize returns the size of the Timestamp message for t.
+func timestampSize(t timestamp) int {
+	n := 0
+	if t.sec != 0 {
+		n += 1 + varintLen(uint64(t.sec))
+	}
+	if t.nsec != 0 {
+		n += 1 + varintLen(uint64(t.nsec))
+	}
+	return n
+}
+
+// fieldSize returns the size of a string field of n bytes; an empty one is not sent.
+func fieldSize(n int) int {
+	if n == 0 {
+		return 0
+	}
+	return 1 + varintLen(uint64(n)) + n
+}
+
+// pairSize returns the size of a structuredMetadata field holding name and value.
+func pairSize(name, value string) int {
+	n := fieldSize(len(name)) + fieldSize(len(value))
+	return 1 + varintLen(uint64(n)) + n
+}
+
+func appendPair(b []byte, name, value string) []byte {
+	b = append(b, tagEntryMeta)
+	b = appendVarint(b, uint64(fieldSize(len(name))+fieldSize(len(value))))
+	b = appendString(b, tagPairName, name)
+	return appendString(b, tagPairValue, value)
+}
+
+// appendString appends a string field; an empty one is not sent.
+func appendString(b []byte, tag byte, s string) []byte {
+	if len(s) == 0 {
+		return b
+	}
+	b = append(b, tag)
+	b = appendVarint(b, uint64(len(s)))
+	return append(b, s...)
 }
 
 // appendMetadata appends r's structured metadata: its IDs, then its other metadata.
-func appendMetadata(meta []push.LabelAdapter, r *pipeline.Record) []push.LabelAdapter {
+func appendMetadata(meta []pipeline.Label, r *pipeline.Record) []pipeline.Label {
 	if r.TraceID != "" {
-		meta = append(meta, push.LabelAdapter{Name: MetaTraceID, Value: r.TraceID})
+		meta = append(meta, pipeline.Label{Name: MetaTraceID, Value: r.TraceID})
 	}
 	if r.SpanID != "" {
-		meta = append(meta, push.LabelAdapter{Name: MetaSpanID, Value: r.SpanID})
+		meta = append(meta, pipeline.Label{Name: MetaSpanID, Value: r.SpanID})
 	}
 	if r.RequestID != "" {
-		meta = append(meta, push.LabelAdapter{Name: MetaRequestID, Value: r.RequestID})
+		meta = append(meta, pipeline.Label{Name: MetaRequestID, Value: r.RequestID})
 	}
 	for _, m := range r.Metadata {
-		meta = append(meta, push.LabelAdapter{Name: metadataName(m.Name), Value: m.Value})
+		meta = append(meta, pipeline.Label{Name: metadataName(m.Name), Value: m.Value})
 	}
 	return meta
 }
@@ -188,12 +331,11 @@ func (e *encoder) stream(k streamKey) int {
 		if idx < cap(e.streams) {
 			// Keep the entry slice the pooled stream already has.
 			e.streams = e.streams[:idx+1]
-			e.streams[idx].Entries = e.streams[idx].Entries[:0]
+			e.streams[idx].entries = e.streams[idx].entries[:0]
 		} else {
-			e.streams = append(e.streams, push.Stream{})
+			e.streams = append(e.streams, streamEntries{})
 		}
-		e.streams[idx].Labels = ls
-		e.streams[idx].Hash = 0
+		e.streams[idx].labels = ls
 		e.byLabels[ls] = idx
 	}
 	e.index[k] = idx
@@ -203,20 +345,18 @@ func (e *encoder) stream(k streamKey) int {
 // reset drops every reference to the last request's records, keeping capacity.
 func (e *encoder) reset() {
 	for i := range e.streams {
-		clear(e.streams[i].Entries)
-		e.streams[i].Entries = e.streams[i].Entries[:0]
+		e.streams[i].labels = ""
+		e.streams[i].entries = e.streams[i].entries[:0]
 	}
 	e.streams = e.streams[:0]
-	clear(e.meta[:cap(e.meta)])
-	e.meta = e.meta[:0]
+	clear(e.lines[:cap(e.lines)])
+	e.lines = e.lines[:0]
 	clear(e.index)
 	clear(e.byLabels)
 	if cap(e.out) > maxRetainedBuffer {
 		e.out = nil
 	}
 }
-
-func cmpEntryTime(a, b push.Entry) int { return a.Timestamp.Compare(b.Timestamp) }
 
 func varintLen(v uint64) int {
 	n := 1
@@ -227,12 +367,10 @@ func varintLen(v uint64) int {
 	return n
 }
 
-func putVarint(b []byte, off int, v uint64) int {
+func appendVarint(b []byte, v uint64) []byte {
 	for v >= 0x80 {
-		b[off] = byte(v) | 0x80
+		b = append(b, byte(v)|0x80)
 		v >>= 7
-		off++
 	}
-	b[off] = byte(v)
-	return off + 1
+	return append(b, byte(v))
 }

@@ -124,16 +124,14 @@ func TestEncoderReuse(t *testing.T) {
 		t.Fatalf("second request carries leftovers of the first: %+v", req)
 	}
 	enc.reset()
-	for _, m := range enc.meta[:cap(enc.meta)] {
-		if m.Value != "" {
-			t.Fatal("reset kept a reference to a metadata value")
+	for _, s := range enc.streams[:cap(enc.streams)] {
+		if s.labels != "" {
+			t.Fatal("reset kept a reference to a stream's labels")
 		}
 	}
-	for _, s := range enc.streams[:cap(enc.streams)] {
-		for _, e := range s.Entries[:cap(s.Entries)] {
-			if e.Line != "" {
-				t.Fatal("reset kept a reference to a line")
-			}
+	for _, l := range enc.lines[:cap(enc.lines)] {
+		if l != "" {
+			t.Fatal("reset kept a reference to a line")
 		}
 	}
 }
