@@ -123,14 +123,24 @@ func (p *pump) process(ctx context.Context, e diskqueue.Entry) error {
 	case d.envelope:
 		return p.envelopes.ExportEnvelope(ctx, pipeline.Envelope{Data: e.Payload, Ack: ack})
 	case d.traces:
-		return p.traces.ExportTraces(ctx, pipeline.TraceBatch{Data: d.data, Spans: d.spans, Ack: ack})
+		return p.traces.ExportTraces(ctx, pipeline.TraceBatch{Data: d.data, Spans: d.spans, Ack: ackRelease(ack, e.Payload)})
 	case d.metrics:
-		return p.metrics.ExportMetrics(ctx, pipeline.MetricBatch{Data: d.data, DataPoints: d.spans, Ack: ack})
+		return p.metrics.ExportMetrics(ctx, pipeline.MetricBatch{Data: d.data, DataPoints: d.spans, Ack: ackRelease(ack, e.Payload)})
 	case len(d.records) == 0:
 		ack(nil)
 		return nil
 	default:
 		return p.logs.Export(ctx, pipeline.Batch{Records: d.records, Ack: ack})
+	}
+}
+
+// ackRelease acknowledges an entry whose payload the exporter holds until then, and
+// hands the payload back to the queue's buffers: the OTLP exporter reads a batch's
+// bytes only until it acknowledges it.
+func ackRelease(ack pipeline.AckFunc, payload []byte) pipeline.AckFunc {
+	return func(err error) {
+		ack(err)
+		diskqueue.Release(payload)
 	}
 }
 

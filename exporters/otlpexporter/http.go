@@ -73,29 +73,29 @@ func (c *httpClient) push(ctx context.Context, chunks []chunk) error {
 	if err := c.creds.apply(req.Header.Set); err != nil {
 		return pipeline.Retryable(err, 0)
 	}
+	// The body is built in a buffer of the client's, compressed or not: net/http may
+	// still read a body after Do returns, and the chunks are the caller's again once
+	// the request is acknowledged (the queue reuses their memory).
+	enc := c.getEncoder()
+	var payload []byte
 	if c.gzip {
-		enc := c.getEncoder()
-		payload, err := enc.compress(chunks)
-		if err != nil {
-			c.putEncoder(enc)
-			return fmt.Errorf("compress request: %w", err)
-		}
-		b := exporterhelper.NewRequestBody(payload)
-		defer func() {
-			// The transport may still read the body after Do returns; reuse the buffer
-			// only once it has closed it.
-			if b.Wait() {
-				c.putEncoder(enc)
-			}
-		}()
-		req.Body, req.ContentLength = b, int64(len(payload))
-		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(payload)), nil }
+		payload, err = enc.compress(chunks)
 	} else {
-		// The chunks are never changed, so the transport may read them whenever.
-		r := newChunkReader(chunks)
-		req.Body, req.ContentLength = io.NopCloser(r), r.size
-		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(newChunkReader(chunks)), nil }
+		payload = enc.concat(chunks)
 	}
+	if err != nil {
+		c.putEncoder(enc)
+		return fmt.Errorf("compress request: %w", err)
+	}
+	b := exporterhelper.NewRequestBody(payload)
+	defer func() {
+		// Reuse the buffer only once the transport has closed the body.
+		if b.Wait() {
+			c.putEncoder(enc)
+		}
+	}()
+	req.Body, req.ContentLength = b, int64(len(payload))
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(payload)), nil }
 	resp, err := c.client.Do(req)
 	if err != nil {
 		return classifyTransport(fmt.Errorf("export to %s: %w", c.url, err))
@@ -166,49 +166,12 @@ func (g *gzipBuffer) compress(chunks []chunk) ([]byte, error) {
 	return g.buf.Bytes(), nil
 }
 
-// chunkReader reads the chunks' bytes one after the other, without copying them into
-// one buffer.
-type chunkReader struct {
-	chunks []chunk
-	off    int // in chunks[0]
-	size   int64
-}
-
-func newChunkReader(chunks []chunk) *chunkReader {
-	r := &chunkReader{chunks: chunks}
+// concat copies the chunks' bytes one after the other into the buffer; the result is
+// valid until the next compress or concat.
+func (g *gzipBuffer) concat(chunks []chunk) []byte {
+	g.buf.Reset()
 	for _, c := range chunks {
-		r.size += int64(len(c.data))
+		g.buf.Write(c.data)
 	}
-	return r
-}
-
-func (r *chunkReader) Read(p []byte) (int, error) {
-	n := 0
-	for n < len(p) && len(r.chunks) > 0 {
-		m := copy(p[n:], r.chunks[0].data[r.off:])
-		n += m
-		r.off += m
-		if r.off == len(r.chunks[0].data) {
-			r.chunks, r.off = r.chunks[1:], 0
-		}
-	}
-	if n == 0 && len(r.chunks) == 0 {
-		return 0, io.EOF
-	}
-	return n, nil
-}
-
-// WriteTo lets io.Copy and the transport write the chunks straight from their memory.
-func (r *chunkReader) WriteTo(w io.Writer) (int64, error) {
-	var total int64
-	for len(r.chunks) > 0 {
-		n, err := w.Write(r.chunks[0].data[r.off:])
-		total += int64(n)
-		r.off += n
-		if err != nil {
-			return total, err
-		}
-		r.chunks, r.off = r.chunks[1:], 0
-	}
-	return total, nil
+	return g.buf.Bytes()
 }

@@ -1,7 +1,6 @@
 package otlpexporter
 
 import (
-	"bytes"
 	"compress/gzip"
 	"context"
 	"io"
@@ -347,33 +346,4 @@ func TestHTTPTLS(t *testing.T) {
 			t.Fatalf("push = %v, want a retryable error with the TLS hint", perr)
 		}
 	})
-}
-
-func TestChunkReader(t *testing.T) {
-	chunks := []chunk{{data: []byte("abc")}, {data: nil}, {data: []byte("defgh")}, {data: []byte("i")}}
-	for _, size := range []int{1, 2, 4, 100} {
-		r := newChunkReader(chunks)
-		if r.size != 9 {
-			t.Fatalf("size %d", r.size)
-		}
-		var out bytes.Buffer
-		buf := make([]byte, size)
-		for {
-			n, err := r.Read(buf)
-			out.Write(buf[:n])
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
-		if out.String() != "abcdefghi" {
-			t.Fatalf("read %q with a %d-byte buffer", out.String(), size)
-		}
-	}
-	var out bytes.Buffer
-	if n, err := newChunkReader(chunks).WriteTo(&out); err != nil || n != 9 || out.String() != "abcdefghi" {
-		t.Fatalf("WriteTo = %d, %v, %q", n, err, out.String())
-	}
 }

@@ -43,10 +43,12 @@
 //
 // # Reading and damage
 //
-// Next reads segments in order through a 64 KiB buffer (from the page cache), never
-// past the writer's published length of the segment being written; the queue keeps no
-// entries in memory, only 32 bytes of bookkeeping per entry handed out and not yet
-// acknowledged. A record's length is checked against the
+// Next reads segments in order through a 64 KiB buffer (from the page cache; a
+// payload larger than what the buffer holds is read straight into its own memory),
+// never past the writer's published length of the segment being written; the queue
+// keeps no entries in memory, only 32 bytes of bookkeeping per entry handed out and
+// not yet acknowledged. Payloads are read into buffers that the consumer may hand
+// back with Release once nothing reads them (see payload.go). A record's length is checked against the
 // segment's header and the bytes left in the file before anything is allocated. A bad
 // header, an impossible length or a checksum mismatch is counted in
 // outrider_queue_corrupt_total{reason="header"|"length"|"checksum"}, logged once as a

@@ -212,6 +212,7 @@ func Open(cfg Config, set Settings) (*Queue, error) {
 		done:        make(chan struct{}),
 	}
 	q.scond = sync.NewCond(&q.smu)
+	q.rd.alloc = payloadBuffer
 	if err := q.load(); err != nil {
 		_ = lock.Close()
 		return nil, err

@@ -208,7 +208,7 @@ func (r *segmentReader) next() ([]byte, int64, error) {
 	} else {
 		p = make([]byte, n)
 	}
-	if _, err := io.ReadFull(r.br, p); err != nil {
+	if err := r.readPayload(p); err != nil {
 		return nil, start, r.readError(start, err)
 	}
 	if payloadCRC(p) != sum {
@@ -216,6 +216,24 @@ func (r *segmentReader) next() ([]byte, int64, error) {
 	}
 	r.off = start + frameSize + n
 	return p, start, nil
+}
+
+// directRead is the least part of a payload, beyond what the buffer holds, that is
+// read from the file straight into the payload rather than through the buffer.
+const directRead = 8 << 10
+
+// readPayload fills p with the next bytes: what the buffer holds, then, when the
+// rest is large, straight from the file, so that a large payload is copied once
+// rather than twice. The buffer is empty when the file is read directly, so it goes
+// on from the file position after p.
+func (r *segmentReader) readPayload(p []byte) error {
+	n, _ := r.br.Read(p[:min(len(p), r.br.Buffered())])
+	if rest := len(p) - n; rest >= directRead {
+		_, err := io.ReadFull(&r.sec, p[n:])
+		return err
+	}
+	_, err := io.ReadFull(r.br, p[n:])
+	return err
 }
 
 // readError turns an end of file inside the limit (the file shrank) into damage and
