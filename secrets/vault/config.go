@@ -48,7 +48,9 @@ type Config struct {
 	TLS tlsconfig.Config `yaml:"tls"`
 	// MaxRequestsPerSecond is a hard cap on HTTP requests to Vault from this client,
 	// renewals, logins and retries included: requests are spaced at least
-	// 1/MaxRequestsPerSecond apart, so retries can never become a storm. Default 10.
+	// 1/MaxRequestsPerSecond apart, so retries can never become a storm; only a new
+	// client's first 4 requests (its first login and render) go out at once. Default
+	// 10.
 	MaxRequestsPerSecond float64 `yaml:"max_requests_per_second"`
 	// Timeout bounds each HTTP request to Vault (not the time spent waiting for the
 	// rate cap); default 30s.

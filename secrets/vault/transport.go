@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -45,12 +47,23 @@ type transport struct {
 	limiter *rate.Limiter
 	timeout time.Duration
 	metrics *Metrics
+	// admitted counts the requests the limiter let through, until startBurst.
+	admitted atomic.Int32
 }
 
+// startBurst is how many requests a new client sends without waiting for the cap:
+// the first render's login, mount lookup and read, and the token's first renewal.
+// Spaced 1/cap apart they would hold the application's start (it waits for the
+// files) by 100 ms each at the default cap.
+const startBurst = 4
+
+// newLimiter returns the cap's limiter: perSecond requests a second, and at first a
+// burst of startBurst (fewer when the cap allows less than that in a second), which
+// the transport lowers to 1 once startBurst requests went out. From then on the cap
+// is hard: no window of one second holds more than perSecond requests (plus the one
+// at its very edge), so retries never become a storm.
 func newLimiter(perSecond float64) *rate.Limiter {
-	// A burst of 1 makes the cap hard: no window of one second ever holds more than
-	// perSecond requests (plus the one at its very edge).
-	return rate.NewLimiter(rate.Limit(perSecond), 1)
+	return rate.NewLimiter(rate.Limit(perSecond), int(max(1, min(startBurst, math.Floor(perSecond)))))
 }
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -65,6 +78,9 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			err = context.DeadlineExceeded // the wait alone would outlast the caller's deadline
 		}
 		return nil, fmt.Errorf("waiting for the request-rate cap (%g requests/s): %w", float64(t.limiter.Limit()), err)
+	}
+	if t.admitted.Load() < startBurst && t.admitted.Add(1) == startBurst {
+		t.limiter.SetBurst(1)
 	}
 	op := opOf(req)
 	cancel := context.CancelFunc(func() {})

@@ -69,8 +69,9 @@ func TestTransportSpacesRequests(t *testing.T) {
 	if len(f.starts) != n {
 		t.Fatalf("%d requests sent, want %d", len(f.starts), n)
 	}
-	// The limiter hands out one token every 1/rate: the k-th request cannot start
-	// before k/rate after the first, however the goroutines race.
+	// Past the start burst the limiter hands out one token every 1/rate: the k-th
+	// request cannot start before (k-startBurst)/rate after the first, however the
+	// goroutines race.
 	first := f.starts[0]
 	for _, s := range f.starts {
 		if s.Before(first) {
@@ -83,8 +84,47 @@ func TestTransportSpacesRequests(t *testing.T) {
 			last = s
 		}
 	}
-	if min := time.Duration(float64(n-1) / rate * float64(time.Second)); last.Sub(first) < min-5*time.Millisecond {
+	if min := time.Duration(float64(n-startBurst) / rate * float64(time.Second)); last.Sub(first) < min-5*time.Millisecond {
 		t.Fatalf("%d requests within %v; the cap allows no less than %v", n, last.Sub(first), min)
+	}
+}
+
+// TestTransportStartBurst checks that a new client's first startBurst requests do not
+// wait for the cap, that the requests after them are spaced 1/cap apart, and that the
+// burst does not come back after a quiet time.
+func TestTransportStartBurst(t *testing.T) {
+	for _, tt := range []struct {
+		perSecond float64
+		burst     int
+	}{{0.01, 1}, {1, 1}, {2, 2}, {4, 4}, {10, 4}, {1000, 4}} {
+		if got := newLimiter(tt.perSecond).Burst(); got != tt.burst {
+			t.Errorf("newLimiter(%v).Burst() = %d, want %d", tt.perSecond, got, tt.burst)
+		}
+	}
+	const rate = 4.0 // without the burst, 4 requests take at least 750 ms
+	f := &fakeRT{}
+	tr := &transport{next: f, limiter: newLimiter(rate), timeout: time.Second, metrics: NewMetrics(nil)}
+	began := time.Now()
+	for range startBurst {
+		if _, err := get(t, tr, context.Background(), "/v1/secret/data/x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if took := time.Since(began); took > 500*time.Millisecond {
+		t.Errorf("the first %d requests took %v: they waited for the cap", startBurst, took)
+	}
+	if b := tr.limiter.Burst(); b != 1 {
+		t.Errorf("burst %d after the start, want 1", b)
+	}
+	time.Sleep(time.Second) // a quiet time refills one token, never more
+	for range 3 {
+		if _, err := get(t, tr, context.Background(), "/v1/secret/data/x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := f.starts[len(f.starts)-3:]
+	if gap := s[2].Sub(s[0]); gap < 2*time.Second/rate-5*time.Millisecond {
+		t.Errorf("3 requests after a quiet time within %v; the cap allows no less than %v", gap, 2*time.Second/rate)
 	}
 }
 
