@@ -174,8 +174,11 @@ func scanString(s string, i int) (end int, plain bool, ok bool) {
 	for {
 		// Eight bytes at a time while none is '"', '\\' or a control character.
 		for ; j+8 <= len(s); j += 8 {
-			x := uint64(s[j]) | uint64(s[j+1])<<8 | uint64(s[j+2])<<16 | uint64(s[j+3])<<24 |
-				uint64(s[j+4])<<32 | uint64(s[j+5])<<40 | uint64(s[j+6])<<48 | uint64(s[j+7])<<56
+			// Indexing a slice of exactly eight bytes compiles to one load; s[j+k]
+			// would check bounds eight times.
+			w := s[j : j+8]
+			x := uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+				uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
 			q := x ^ (ones * '"')
 			b := x ^ (ones * '\\')
 			if t := ((x-ones*0x20)&^x | (q-ones)&^q | (b-ones)&^b) & highs; t != 0 {

@@ -68,7 +68,8 @@ func (tp timeParser) parse(s string) (time.Time, bool) {
 	)
 	switch tp.format {
 	case timeAuto:
-		if s != "" && '0' <= s[0] && s[0] <= '9' {
+		// A date has a separator where an epoch number has its fifth digit.
+		if s != "" && '0' <= s[0] && s[0] <= '9' && !(len(s) > 4 && (s[4] == '-' || s[4] == '/')) {
 			if t, ok = parseEpoch(s, 0); ok {
 				return t, true
 			}
