@@ -13,11 +13,14 @@ import (
 //
 //  1. Before its body is read, it reserves an estimate of its memory from the
 //     inflight limiter (max_inflight_bytes): costFactor times its declared size, or
-//     times max_request_bytes when the size is not known yet (a gzip body, a gRPC
-//     message). It waits up to inflightWait for room, then is answered 429 /
-//     RESOURCE_EXHAUSTED with a retry delay.
-//  2. Once the body is in memory — and unless the trace fast path stored it without
-//     decoding (see fastBoundsDepth) — the depth scan (scanProto, or jsondepth for
+//     times max_request_bytes when the size is not known yet (a gzip body); a gRPC
+//     message, whose size is not known either, reserves grpcUpfrontFactor times
+//     max_request_bytes (what gRPC holds of it before the handler runs). An HTTP
+//     request waits up to inflightWait for room, a gRPC one not at all; then it is
+//     answered 429 / RESOURCE_EXHAUSTED with a retry delay.
+//  2. Once the body is in memory — and unless the trace fast path stores it without
+//     decoding (see fastBoundsDepth; its reservation is resized to costFactor times
+//     the body) — the depth scan (scanProto, or jsondepth for
 //     OTLP/JSON) refuses values nested deeper than max_value_depth, and the
 //     reservation is resized to the estimate of what decoding this very body takes
 //     (decodeCost). Growing never waits; a request that cannot ever fit is refused

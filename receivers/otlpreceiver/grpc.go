@@ -101,8 +101,17 @@ type grpcAdmission struct {
 
 type admissionKey struct{}
 
-// tapGRPC runs before a new stream is read: an export reserves its upfront cost, at
-// most max_request_bytes since the size is not known yet, or is refused with
+// grpcUpfrontFactor times max_request_bytes is what a gRPC export reserves before its
+// message is read: gRPC allocates the whole message when its length prefix arrives,
+// and a compressed one is decompressed (up to the same limit) before the handler
+// sees it. Once the message is in, the reservation is resized to what this message
+// takes (costFactor times its size, plus the decoding estimate on the pdata path),
+// so that the full reservation is held only while a message arrives and two streams
+// may be arriving at once.
+const grpcUpfrontFactor = 2
+
+// tapGRPC runs before a new stream is read: an export reserves grpcUpfrontFactor
+// times max_request_bytes, since the size is not known yet, or is refused with
 // RESOURCE_EXHAUSTED and a retry delay. It runs on the connection's reader, so it
 // never waits. The reservation is released when the stream ends, whatever ends it.
 func (r *Receiver) tapGRPC(ctx context.Context, info *tap.Info) (context.Context, error) {
@@ -117,7 +126,7 @@ func (r *Receiver) tapGRPC(ctx context.Context, info *tap.Info) (context.Context
 	default:
 		return ctx, nil
 	}
-	res, ok := r.lim.TryAcquire(r.upfrontCost(-1))
+	res, ok := r.lim.TryAcquire(min(grpcUpfrontFactor*int64(r.cfg.MaxRequestBytes), r.lim.Max()))
 	if !ok {
 		r.m.requests.WithLabelValues(k.String(), "grpc", resultBusy).Inc()
 		return nil, withRetryInfo(codes.ResourceExhausted, r.busyRefusal().msg, r.retryAfter)
@@ -173,6 +182,11 @@ func (r *Receiver) exportTracesGRPC(ctx context.Context, in []byte) (any, error)
 			return nil, err
 		}
 		scanned = true
+	} else if !a.res.Resize(costFactor * int64(len(in))) {
+		// What the fast path holds (the message and its queue entry); the pdata
+		// path below resizes again to its decoding estimate.
+		r.m.requests.WithLabelValues(KindTraces.String(), "grpc", resultBusy).Inc()
+		return nil, withRetryInfo(codes.ResourceExhausted, r.busyRefusal().msg, r.retryAfter)
 	}
 	if o, ok := r.consumeTracesProto(ctx, in, "grpc"); ok {
 		if o.err != nil {
