@@ -42,7 +42,7 @@ bench-logs: backends-bench build
 ## OpenTelemetry Collector (receiver -> batch -> exporter) in the same run, both
 ## forwarding 1,000,000 spans to a counting sink.
 bench-traces: build backends-bench
-	$(GO) run ./tools/bench/cmd/benchtraces -outrider $(BIN) -otelcol $(CACHE)/bin/otelcol-v0.160.0 -spans 1000000 -min-cpu-ratio 1.5
+	$(GO) run ./tools/bench/cmd/benchtraces -outrider $(BIN) -otelcol $(CACHE)/bin/otelcol-v0.160.0 -spans 1000000 -min-cpu-ratio 3 -max-rss-mb 30
 
 ## bench-idle: the sidecar as the injector makes it for a sample pod (file source, OTLP and
 ## Sentry receivers, Loki, OTLP and Sentry exporters, one secret from a real Vault; real

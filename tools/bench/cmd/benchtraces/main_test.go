@@ -382,18 +382,18 @@ func TestMeasure(t *testing.T) {
 func TestPrintTable(t *testing.T) {
 	results := []result{
 		{Figures: measure.Figures{Name: peer.Outrider, Delivered: 1000, Complete: true, Wall: 2 * time.Second, CPU: time.Second, PeakRSS: 20 * measure.MiB},
-			want: 1000, sent: 1000, requests: 10},
+			want: 1000, sent: 1000, requests: 10, load: "0.50 0.40 0.30"},
 		{Figures: measure.Figures{Name: peer.Otelcol, Delivered: 900, Complete: true, Wall: time.Second, CPU: 2 * time.Second, PeakRSS: 100 * measure.MiB},
-			want: 1000, sent: 1000, requests: 5, retries: 3},
+			want: 1000, sent: 1000, requests: 5, retries: 3, load: "1.00 0.50 0.40"},
 	}
 	var b bytes.Buffer
 	if err := printTable(&b, options{}, results); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		"system    spans_sent  spans_received  lost  wall_s  spans/s  cpu_s  spans/cpu_s  peak_rss_MB  batches_out  retries  \n",
-		"outrider  1000        1000            0     2.00    500      1.00   1000         20.0         10           0        \n",
-		"otelcol   1000        900             100   1.00    900      2.00   450          100.0        5            3        \n",
+		"system    spans_sent  spans_received  lost  wall_s  spans/s  cpu_s  spans/cpu_s  peak_rss_MB  batches_out  retries  load_avg        \n",
+		"outrider  1000        1000            0     2.00    500      1.00   1000         20.0         10           0        0.50 0.40 0.30  \n",
+		"otelcol   1000        900             100   1.00    900      2.00   450          100.0        5            3        1.00 0.50 0.40  \n",
 		"ratio (outrider/otelcol): spans per CPU-second 2.22×, peak RSS 0.20×\n(MB = 2^20 bytes;",
 	} {
 		if !strings.Contains(b.String(), want) {

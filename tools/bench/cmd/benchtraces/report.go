@@ -12,15 +12,15 @@ import (
 // printTable writes one row per system, then outrider's ratio to the collector when
 // both completed.
 func printTable(w io.Writer, _ options, results []result) error {
-	t := report.NewTable(w, "system", "spans_sent", "spans_received", "lost", "wall_s", "spans/s", "cpu_s", "spans/cpu_s", "peak_rss_MB", "batches_out", "retries")
+	t := report.NewTable(w, "system", "spans_sent", "spans_received", "lost", "wall_s", "spans/s", "cpu_s", "spans/cpu_s", "peak_rss_MB", "batches_out", "retries", "load_avg")
 	for _, r := range results {
 		rate, perCPU := report.Rates(r.Figures)
-		t.Rowf("%s\t%d\t%d\t%d\t%.2f\t%s\t%.2f\t%s\t%.1f\t%d\t%d",
+		t.Rowf("%s\t%d\t%d\t%d\t%.2f\t%s\t%.2f\t%s\t%.1f\t%d\t%d\t%s",
 			r.Name, r.sent, r.Delivered, r.lost(), r.Wall.Seconds(), rate, r.CPU.Seconds(), perCPU,
-			r.PeakRSSMiB(), r.requests, r.retries)
+			r.PeakRSSMiB(), r.requests, r.retries, r.load)
 	}
 	return t.Flush(peer.Notes(measure.FiguresOf(results), unit,
-		"(MB = 2^20 bytes; cpu_s is the measured process's own CPU time from the first send to the last span's arrival; peak_rss_MB its VmHWM then)")...)
+		"(MB = 2^20 bytes; cpu_s is the measured process's own CPU time from the first send to the last span's arrival; peak_rss_MB its VmHWM then; load_avg the machine's 1-, 5- and 15-minute load averages when the run ended)")...)
 }
 
 // losses returns one loud message per system that lost, duplicated or altered spans

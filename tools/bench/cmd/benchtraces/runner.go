@@ -34,6 +34,8 @@ type result struct {
 	wrongAttrs int64
 	// problem explains an incomplete or failed run.
 	problem string
+	// load is the machine's load average (1, 5 and 15 minutes) when the run ended.
+	load string
 }
 
 // lost is how many accepted spans did not reach the sink.
@@ -138,6 +140,7 @@ func measureSystem(ctx context.Context, logger *slog.Logger, sys system, opts ru
 	}()
 
 	res.problem = watch(ctx, logger, sys.Name, opts, sink, &st, genDone, func() error { return genErr }, p)
+	res.load = procstat.LoadAverage()
 	c := sink.Counts()
 	if res.problem == "" {
 		if after, err := p.Usage(); err != nil {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -205,4 +206,14 @@ func ParseSmapsRollup(data []byte) (Memory, error) {
 	}
 	m.File = max(m.RSS-m.Anon, 0)
 	return m, nil
+}
+
+// LoadAverage returns the machine's 1-, 5- and 15-minute load averages as
+// /proc/loadavg gives them ("0.52 0.61 0.70"), or "unknown".
+func LoadAverage() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(data)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "unknown"
 }

@@ -3,6 +3,7 @@ package procstat
 import (
 	"encoding/binary"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -226,5 +227,24 @@ func TestReadMemorySelf(t *testing.T) {
 	}
 	if m.RSS <= 0 || m.Anon <= 0 || m.Anon+m.File != m.RSS {
 		t.Errorf("ReadMemory(self) = %+v", m)
+	}
+}
+
+func TestLoadAverage(t *testing.T) {
+	got := LoadAverage()
+	if _, err := os.Stat("/proc/loadavg"); err != nil {
+		if got != "unknown" {
+			t.Fatalf("LoadAverage() = %q without /proc/loadavg", got)
+		}
+		return
+	}
+	f := strings.Fields(got)
+	if len(f) != 3 {
+		t.Fatalf("LoadAverage() = %q, want three numbers", got)
+	}
+	for _, s := range f {
+		if _, err := strconv.ParseFloat(s, 64); err != nil {
+			t.Fatalf("LoadAverage() = %q: %v", got, err)
+		}
 	}
 }
