@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -56,13 +57,37 @@ type childCounts struct {
 	Scrubbed int64 `json:"scrubbed"`
 	Checked  int64 `json:"checked"`
 	Leaked   int64 `json:"leaked"`
+	// Forms counts, by leak form (leakForm.name), the lines carrying its field.
+	Forms map[string]formCounts `json:"forms,omitempty"`
 	// LastUnixNano is when the latest push with entries was accepted.
 	LastUnixNano int64 `json:"last_unix_nano"`
 }
 
-// leakKeys are the JSON keys of the fields insertField adds; a line holding one of
-// them is always checked.
-var leakKeys = []string{`"password":`, `"authorization":`, `"url":"https://db.internal/`, `"token_b64":`}
+// formCounts are one leak form's lines: Lines carry its field, Scrubbed of them
+// hold redact.Marker and none of the secret forms, Leaked hold a secret form.
+type formCounts struct {
+	Lines    int64 `json:"lines"`
+	Scrubbed int64 `json:"scrubbed"`
+	Leaked   int64 `json:"leaked"`
+}
+
+// leakPrefix begins the key of every field insertField adds; a line holding one is
+// always checked.
+const leakPrefix = `"leak_`
+
+// formOf returns the leak form whose field line carries, if any.
+func formOf(line string) (leakForm, bool) {
+	i := strings.Index(line, leakPrefix)
+	if i < 0 {
+		return leakForm{}, false
+	}
+	for _, f := range leakForms {
+		if strings.HasPrefix(line[i:], f.key()) {
+			return f, true
+		}
+	}
+	return leakForm{}, false
+}
 
 // childServer is the state of the sink process.
 type childServer struct {
@@ -121,8 +146,9 @@ func secretForms(values []string) []string {
 	var forms []string
 	for _, v := range values {
 		for _, lf := range leakForms {
-			_, fs := lf(v)
-			forms = append(forms, fs...)
+			if _, fs, ok := lf.field(v); ok {
+				forms = append(forms, fs...)
+			}
 		}
 	}
 	return forms
@@ -175,14 +201,17 @@ func (cs *childServer) handlePush(w http.ResponseWriter, r *http.Request) {
 	cs.line += int64(entries)
 	cs.mu.Unlock()
 	var scrubbed, checked, leaked int64
+	forms := map[string]formCounts{}
 	n := start
 	for _, st := range req.Streams {
 		for _, e := range st.Entries {
 			n++
-			if strings.Contains(e.Line, redact.Marker) {
+			marked := strings.Contains(e.Line, redact.Marker)
+			if marked {
 				scrubbed++
 			}
-			if n%int64(cs.sampleEvery) != 0 && !hasAny(e.Line, leakKeys) {
+			form, carries := formOf(e.Line)
+			if n%int64(cs.sampleEvery) != 0 && !carries {
 				continue
 			}
 			checked++
@@ -192,6 +221,17 @@ func (cs *childServer) handlePush(w http.ResponseWriter, r *http.Request) {
 			}
 			if leak {
 				leaked++
+			}
+			if carries {
+				fc := forms[form.name]
+				fc.Lines++
+				switch {
+				case leak:
+					fc.Leaked++
+				case marked:
+					fc.Scrubbed++
+				}
+				forms[form.name] = fc
 			}
 		}
 	}
@@ -204,6 +244,16 @@ func (cs *childServer) handlePush(w http.ResponseWriter, r *http.Request) {
 	c.Scrubbed += scrubbed
 	c.Checked += checked
 	c.Leaked += leaked
+	if len(forms) > 0 && c.Forms == nil {
+		c.Forms = map[string]formCounts{}
+	}
+	for name, fc := range forms {
+		t := c.Forms[name]
+		t.Lines += fc.Lines
+		t.Scrubbed += fc.Scrubbed
+		t.Leaked += fc.Leaked
+		c.Forms[name] = t
+	}
 	if entries > 0 {
 		c.LastUnixNano = time.Now().UnixNano()
 	}
@@ -223,6 +273,7 @@ func hasAny(s string, subs []string) bool {
 func (cs *childServer) handleCounts(w http.ResponseWriter, _ *http.Request) {
 	cs.mu.Lock()
 	c := cs.counts
+	c.Forms = maps.Clone(c.Forms)
 	cs.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(c)

@@ -16,7 +16,8 @@ type inputStats struct {
 }
 
 // writeInput writes n loggen lines to path, adding to every leakEvery-th line one
-// field that holds one of values (in one of the leakForms), and fsyncs the file.
+// field that holds one of values, in each of the leakForms in turn, and fsyncs the
+// file.
 func writeInput(path string, n int64, values []string, leakEvery int, seed uint64) (inputStats, error) {
 	var st inputStats
 	f, err := os.Create(path)
@@ -28,12 +29,15 @@ func writeInput(path string, n int64, values []string, leakEvery int, seed uint6
 	g := loggen.New(seed)
 	r := rand.New(rand.NewPCG(seed, 0x1eaf))
 	var line []byte
+	slot := 0 // leak lines so far: which form is next
 	for i := range n {
 		line = g.Append(line[:0])
 		if leakEvery > 0 && len(values) > 0 && i%int64(leakEvery) == int64(leakEvery/2) {
-			field, _ := leakForms[r.IntN(len(leakForms))](values[r.IntN(len(values))])
-			line = insertField(line, field)
-			st.withSecret++
+			slot++
+			if field, ok := leakField(leakForms[(slot-1)%len(leakForms)], values, r); ok {
+				line = insertField(line, field)
+				st.withSecret++
+			}
 		}
 		if _, err := w.Write(line); err != nil {
 			return st, fmt.Errorf("write the input file: %w", err)
@@ -51,4 +55,17 @@ func writeInput(path string, n int64, values []string, leakEvery int, seed uint6
 		return st, fmt.Errorf("close the input file: %w", err)
 	}
 	return st, nil
+}
+
+// leakField returns form f's field for a value drawn from values, trying them in
+// turn from a random one until one has the form (see leakForm.field); ok is false
+// when none has.
+func leakField(f leakForm, values []string, r *rand.Rand) (string, bool) {
+	first := r.IntN(len(values))
+	for k := range values {
+		if field, _, ok := f.field(values[(first+k)%len(values)]); ok {
+			return field, true
+		}
+	}
+	return "", false
 }

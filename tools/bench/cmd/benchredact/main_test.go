@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -82,24 +83,54 @@ func TestLeakFormsAreScrubbed(t *testing.T) {
 	r := redact.NewRegistry(nil)
 	r.Set("test", values)
 	forms := secretForms(values)
-	for _, v := range values {
-		for i, lf := range leakForms {
-			field, fs := lf(v)
+	for _, lf := range leakForms {
+		applies := 0
+		for _, v := range values {
+			field, fs, ok := lf.field(v)
+			if !ok {
+				continue
+			}
+			applies++
 			line := insertField([]byte(`{"msg":"x"}`+"\n"), field)
 			var obj map[string]any
 			if err := json.Unmarshal(line, &obj); err != nil {
-				t.Fatalf("form %d of %q: %s is not JSON: %v", i, v, line, err)
+				t.Fatalf("form %s of %q: %s is not JSON: %v", lf.name, v, line, err)
+			}
+			if f, ok := formOf(string(line)); !ok || f.name != lf.name {
+				t.Fatalf("form %s of %q: the sink reads %s as form %q", lf.name, v, line, f.name)
 			}
 			for _, f := range fs {
 				if !strings.Contains(field, f) {
-					t.Fatalf("form %d of %q: field %s does not hold %q", i, v, field, f)
+					t.Fatalf("form %s of %q: field %s does not hold %q", lf.name, v, field, f)
 				}
 			}
 			got, ok := r.Redact(string(line))
 			if !ok || hasAny(got, forms) {
-				t.Fatalf("form %d of %q: %s scrubbed to %s", i, v, line, got)
+				t.Fatalf("form %s of %q: %s scrubbed to %s", lf.name, v, line, got)
 			}
 		}
+		if applies == 0 {
+			t.Errorf("form %s applies to none of %d secrets", lf.name, len(values))
+		}
+	}
+}
+
+// TestLeakFormsDiffer checks that each form is written as itself: every variant
+// differs from the plain JSON form for the secrets it is written for, and the forms
+// are distinct encodings of a value that has something to escape.
+func TestLeakFormsDiffer(t *testing.T) {
+	v := "pä/ss<w>&\"ord€"
+	seen := map[string]string{}
+	for _, lf := range leakForms {
+		field, _, ok := lf.field(v)
+		if !ok {
+			continue
+		}
+		val := field[len(lf.key())+1:]
+		if prev, dup := seen[val]; dup && !strings.HasPrefix(lf.name, "basic_auth") {
+			t.Errorf("forms %s and %s both write %s", prev, lf.name, val)
+		}
+		seen[val] = lf.name
 	}
 }
 
@@ -162,15 +193,28 @@ func TestMedian(t *testing.T) {
 
 func TestCheck(t *testing.T) {
 	ok := func(name string, perCPU float64, scrubbed, leaked int64) result {
+		forms := map[string]formCounts{}
+		for _, f := range leakForms {
+			if name == baselineName {
+				forms[f.name] = formCounts{Lines: 1, Leaked: 1}
+			} else {
+				forms[f.name] = formCounts{Lines: 1, Scrubbed: 1}
+			}
+		}
 		return result{
 			runSpec:    runSpec{name: name, round: 1},
 			want:       1000,
 			withSecret: 10,
 			complete:   true,
-			counts:     childCounts{Entries: 1000, Scrubbed: scrubbed, Leaked: leaked, Checked: 50},
+			counts:     childCounts{Entries: 1000, Scrubbed: scrubbed, Leaked: leaked, Checked: 50, Forms: forms},
 			cpu:        time.Duration(1000 / perCPU * float64(time.Second)),
 			wall:       time.Second,
 		}
+	}
+	withForm := func(r result, name string, c formCounts) result {
+		r.counts.Forms = maps.Clone(r.counts.Forms)
+		r.counts.Forms[name] = c
+		return r
 	}
 	tests := []struct {
 		name    string
@@ -182,6 +226,12 @@ func TestCheck(t *testing.T) {
 		{"leak", []result{ok(baselineName, 100_000, 0, 10), ok(redactName, 100_000, 10, 1)}, []string{"1 of 50 checked lines reached the sink"}},
 		{"not scrubbed", []result{ok(baselineName, 100_000, 0, 10), ok(redactName, 100_000, 9, 0)}, []string{"9 lines were scrubbed, but 10"}},
 		{"blind leak check", []result{ok(baselineName, 100_000, 0, 0), ok(redactName, 100_000, 10, 0)}, []string{"leak check is broken"}},
+		{"form not scrubbed", []result{ok(baselineName, 100_000, 0, 10), withForm(ok(redactName, 100_000, 10, 0), "hex_dash", formCounts{Lines: 3, Scrubbed: 2})},
+			[]string{"leak form hex_dash: 2 of 3 lines arrived scrubbed"}},
+		{"form not seen", []result{withForm(ok(baselineName, 100_000, 0, 10), "base32", formCounts{Lines: 3, Leaked: 1}), ok(redactName, 100_000, 10, 0)},
+			[]string{"leak form base32: the leak check found the secret in 1 of 3"}},
+		{"form missing", []result{withForm(ok(baselineName, 100_000, 0, 10), "nfd", formCounts{}), withForm(ok(redactName, 100_000, 10, 0), "nfd", formCounts{})},
+			[]string{"leak form nfd: no line"}},
 		{"incomplete", []result{ok(baselineName, 100_000, 0, 10), {runSpec: runSpec{name: redactName, round: 1}, want: 1000, problem: "timed out after 1s"}},
 			[]string{"timed out after 1s (0 of 1000", "overhead could not be measured"}},
 	}
@@ -226,7 +276,7 @@ func TestRun(t *testing.T) {
 				t.Fatalf("exit status %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tt.want, &stdout, &stderr)
 			}
 			out := stdout.String()
-			for _, w := range []string{"lines/cpu_s", baselineName, redactName, "overhead"} {
+			for _, w := range []string{"lines/cpu_s", baselineName, redactName, "overhead", "leak_form", "basic_auth_2", "load average"} {
 				if !strings.Contains(out, w) {
 					t.Errorf("output lacks %q:\n%s", w, out)
 				}

@@ -20,8 +20,9 @@ func benchLines(n int, values []string) []string {
 		buf = g.Append(buf[:0])
 		buf = buf[:len(buf)-1]
 		if len(values) > 0 && i%100 == 50 {
-			field, _ := leakForms[r.IntN(len(leakForms))](values[r.IntN(len(values))])
-			buf = insertField(buf, field)
+			if field, ok := leakField(leakForms[(i/100)%len(leakForms)], values, r); ok {
+				buf = insertField(buf, field)
+			}
 		}
 		out[i] = string(buf)
 	}

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -40,10 +42,13 @@ type result struct {
 	// this process's CPU time over the same span, read when the last line had
 	// arrived.
 	wall, cpu time.Duration
-	// scrub is the time spent in redact.Sink itself (without the exporter behind
-	// it): the cost of scrubbing measured inside the run.
+	// scrub is the CPU time spent in redact.Sink itself (without the exporter
+	// behind it): the cost of scrubbing measured inside the run, unaffected by
+	// other processes taking the CPU away.
 	scrub   time.Duration
 	problem string
+	// load is the machine's load average (1, 5, 15 minutes) when the run ended.
+	load string
 }
 
 // scrubShare is scrub in percent of cpu.
@@ -54,17 +59,29 @@ func (r result) scrubShare() float64 {
 	return 100 * r.scrub.Seconds() / r.cpu.Seconds()
 }
 
-// timedSink adds up the time its Export calls take.
+// timedSink adds up the CPU time its Export calls take: the calling goroutine is
+// locked to its OS thread for the call, so the thread's CPU clock counts that
+// goroutine's work alone, and not the time the thread waited or was preempted.
 type timedSink struct {
 	next pipeline.Sink
 	ns   atomic.Int64
 }
 
 func (t *timedSink) Export(ctx context.Context, b pipeline.Batch) error {
-	start := time.Now()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	start := threadCPU()
 	err := t.next.Export(ctx, b)
-	t.ns.Add(int64(time.Since(start)))
+	t.ns.Add(int64(threadCPU() - start))
 	return err
+}
+
+// scrubPerLine is the CPU time spent in the redact sink per line delivered.
+func (r result) scrubPerLine() time.Duration {
+	if r.counts.Entries <= 0 {
+		return 0
+	}
+	return r.scrub / time.Duration(r.counts.Entries)
 }
 
 // figures are the run's figures as the shared table code takes them.
@@ -111,7 +128,7 @@ func measureRun(ctx context.Context, env runEnv, spec runSpec) (result, error) {
 	reg := redact.NewRegistry(nil)
 	reg.Set("bench", spec.values)
 	res.patterns = reg.Len()
-	// Time spent in the redact sink minus the time spent in the exporter it calls.
+	// CPU time spent in the redact sink minus that spent in the exporter it calls.
 	toExporter := &timedSink{next: exp}
 	toRedact := &timedSink{next: redact.NewSink(toExporter, reg)}
 	src, err := tail.New(tail.Config{
@@ -189,5 +206,16 @@ func measureRun(ctx context.Context, env runEnv, spec runSpec) (result, error) {
 	if c, err := child.counts(); err == nil {
 		res.counts = c
 	}
+	res.load = loadAverage()
 	return res, nil
+}
+
+// loadAverage returns the machine's 1-, 5- and 15-minute load averages as
+// /proc/loadavg gives them, or "unknown".
+func loadAverage() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(data)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "unknown"
 }
