@@ -13,6 +13,10 @@ type AckFunc func(err error)
 // Batch is a group of records handed from a source to a sink, with the acknowledgement
 // the source waits for.
 type Batch struct {
+	// Records belong to the sink from a nil Export until it calls Ack; from then on
+	// neither the sink nor anything it passed them to may read or keep them (the
+	// slice, or a pointer into it): the source may reuse their memory for its next
+	// batch. Their strings stay valid; keep those, not the records.
 	Records []Record
 	// Ack is called at most once, from any goroutine; nil when the source needs no
 	// acknowledgement.

@@ -42,8 +42,9 @@ type Config struct {
 	Labels map[string]string `yaml:"labels"`
 	// Timeout bounds each push request; default 10s.
 	Timeout time.Duration `yaml:"timeout"`
-	// Batch controls request size and buffering; defaults max_bytes 1MiB, max_wait
-	// 1s, max_pending_bytes 4MiB.
+	// Batch controls request size and buffering; defaults max_bytes 512KiB
+	// (DefaultBatchMaxBytes), max_wait 1s, max_pending_bytes 2MiB
+	// (DefaultMaxPendingBytes, or twice max_bytes when that is more).
 	Batch exporterhelper.BatchConfig `yaml:"batch"`
 	// Retry controls retries; defaults 250ms to 30s, until shutdown.
 	Retry exporterhelper.RetryConfig `yaml:"retry"`
@@ -82,8 +83,24 @@ type BasicAuth struct {
 
 func (b *BasicAuth) isSet() bool { return *b != BasicAuth{} }
 
+// Defaults of the Loki exporter's batching, smaller than the shared ones: what is
+// pending (the records, and the request being encoded and compressed) is most of the
+// agent's heap while it ships a backlog, and a sidecar's memory is paid in every pod.
+// A request of 512KiB costs no more CPU per line than one of 1MiB; the pending budget
+// keeps both workers busy while the next request fills.
+const (
+	DefaultBatchMaxBytes   confval.ByteSize = 512 << 10
+	DefaultMaxPendingBytes confval.ByteSize = 2 << 20
+)
+
 // ApplyDefaults fills zero-valued fields.
 func (c *Config) ApplyDefaults() {
+	if c.Batch.MaxBytes == 0 {
+		c.Batch.MaxBytes = DefaultBatchMaxBytes
+	}
+	if c.Batch.MaxPendingBytes == 0 {
+		c.Batch.MaxPendingBytes = max(DefaultMaxPendingBytes, 2*c.Batch.MaxBytes)
+	}
 	if c.Timeout == 0 {
 		c.Timeout = exporterhelper.DefaultTimeout
 	}

@@ -18,7 +18,7 @@ func TestConfigDefaults(t *testing.T) {
 	if c.Timeout != 10*time.Second || c.Concurrency != 2 {
 		t.Errorf("timeout %s, concurrency %d", c.Timeout, c.Concurrency)
 	}
-	if c.Batch != (exporterhelper.BatchConfig{MaxBytes: 1 << 20, MaxWait: time.Second, MaxPendingBytes: 4 << 20}) {
+	if c.Batch != (exporterhelper.BatchConfig{MaxBytes: 512 << 10, MaxWait: time.Second, MaxPendingBytes: 2 << 20}) {
 		t.Errorf("batch defaults %+v", c.Batch)
 	}
 	if c.Retry.InitialInterval != 250*time.Millisecond || c.Retry.MaxInterval != 30*time.Second || c.Retry.MaxElapsed != 0 {

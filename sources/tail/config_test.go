@@ -14,7 +14,7 @@ func TestConfigDefaults(t *testing.T) {
 	c.ApplyDefaults()
 	if c.Name != "file" || c.StartAt != StartAtBeginning || c.PollInterval != 250*time.Millisecond ||
 		c.RescanInterval != 5*time.Second || c.MaxLineBytes != 256<<10 || c.BatchMaxLines != 1000 ||
-		c.MaxInflightBatches != 16 || c.Multiline.StackTraces == nil || !*c.Multiline.StackTraces ||
+		c.MaxInflightBatches != DefaultMaxInflightBatches || c.Multiline.StackTraces == nil || !*c.Multiline.StackTraces ||
 		c.Multiline.FlushAfter != 300*time.Millisecond || c.Parser.Format == "" {
 		t.Fatalf("defaults not applied: %+v", c)
 	}

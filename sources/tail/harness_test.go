@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -48,7 +49,9 @@ func (k *testSink) Export(ctx context.Context, b pipeline.Batch) error {
 		}
 	}
 	k.mu.Lock()
-	g := &gotBatch{recs: b.Records, ack: b.Ack}
+	// The records are the source's again once acknowledged (pipeline.Batch): keep
+	// a copy.
+	g := &gotBatch{recs: slices.Clone(b.Records), ack: b.Ack}
 	k.batches = append(k.batches, g)
 	auto, err := k.auto, k.ackErr
 	k.mu.Unlock()

@@ -221,6 +221,9 @@ func TestStopReadsToTheEnd(t *testing.T) {
 	cfg.PollInterval = time.Hour // no notifications, no polling: only the stop reads on
 	cfg.RescanInterval = time.Hour
 	cfg.BatchMaxLines = 100
+	// The whole file fits the window: the drain is not held up by the acknowledgements'
+	// pace, only by reading.
+	cfg.MaxInflightBatches = 64
 	// Acknowledged late, as an exporter does.
 	sink := newSink(false)
 	var wg sync.WaitGroup

@@ -126,6 +126,7 @@ type Source struct {
 	inflightLines int       // their records
 	inflightBytes int       // their bytes
 	stopped       bool
+	free          [][]pipeline.Record // acknowledged batches, for reuse; cap bounds them
 
 	// Owned by whoever saves (the saver, then Run after it stopped).
 	lastSaved   []byte
@@ -201,6 +202,7 @@ func New(cfg Config, set Settings) (*Source, error) {
 		saveC:        make(chan struct{}, 1),
 		out:          newOutQueue(),
 		releaseQuiet: releaseQuiet,
+		free:         make([][]pipeline.Record, 0, cfg.MaxInflightBatches),
 		capLines:     cfg.MaxInflightBatches * cfg.BatchMaxLines,
 		capBytes:     cfg.MaxInflightBatches * int(cfg.BatchMaxBytes),
 	}

@@ -310,7 +310,7 @@ func (s *Source) addRecord(t *tailer, i int, text string, first lineInfo, end in
 	}
 	t.emitted[i] = end
 	if t.batch == nil {
-		t.batch = make([]pipeline.Record, 0, min(max(t.lastLen, 16), s.cfg.BatchMaxLines))
+		t.batch = s.newBatch(min(max(t.lastLen, 16), s.cfg.BatchMaxLines))
 	}
 	t.batch = append(t.batch, pipeline.Record{Time: first.time, Line: text, Stream: t.labels[i], Metadata: t.meta})
 	r := &t.batch[len(t.batch)-1]

@@ -1,10 +1,13 @@
 package tail
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -630,4 +633,97 @@ func TestBatchMaxBytes(t *testing.T) {
 	if len(sink.batches) < 10 {
 		t.Errorf("%d batches for 50 records of ~4 KB with batch_max_bytes 20KiB; want >= 10", len(sink.batches))
 	}
+}
+
+// TestAcknowledgedBatchesAreReused checks the reuse of batches that pipeline.Batch
+// allows: a batch's records are intact until it is acknowledged, whatever the
+// source reads meanwhile, and their memory serves a later batch once it is.
+func TestAcknowledgedBatchesAreReused(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "a.log"), numbered("line", 0, 400))
+	cfg := testConfig(dir)
+	cfg.BatchMaxLines = 10
+	cfg.MaxInflightBatches = 4
+	noStackTraces(&cfg)
+
+	var (
+		mu      sync.Mutex
+		held    []pipeline.Batch // handed over, not acknowledged
+		copies  [][]pipeline.Record
+		arrays  = map[*pipeline.Record]int{}
+		lines   []string
+		reused  int
+		changed []string
+	)
+	sink := pipeline.SinkFunc(func(_ context.Context, b pipeline.Batch) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if arrays[&b.Records[0]] > 0 {
+			reused++
+		}
+		arrays[&b.Records[0]]++
+		held = append(held, b)
+		copies = append(copies, slices.Clone(b.Records))
+		return nil
+	})
+	src, err := New(cfg, Settings{Sink: sink, DrainTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	// Acknowledge the oldest batch whenever the reader has filled its window, after
+	// checking that none of the batches it holds changed meanwhile.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if time.Now().After(deadline) {
+			t.Fatal("the source did not hand over 400 lines within 30s")
+		}
+		var ack pipeline.Batch
+		mu.Lock()
+		pending := 0
+		for _, b := range held {
+			pending += len(b.Records)
+		}
+		if len(held) == cfg.MaxInflightBatches || (len(held) > 0 && len(lines)+pending == 400) {
+			for i, b := range held {
+				if !slices.EqualFunc(b.Records, copies[i], sameRecord) {
+					changed = append(changed, b.Records[0].Line)
+				}
+			}
+			ack = held[0]
+			for _, r := range ack.Records {
+				lines = append(lines, r.Line)
+			}
+			held, copies = held[1:], copies[1:]
+		}
+		n := len(lines)
+		mu.Unlock()
+		if ack.Ack != nil {
+			ack.Ack(nil)
+		}
+		if n == 400 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if len(changed) > 0 {
+		t.Fatalf("records of batches not yet acknowledged changed: %q", changed)
+	}
+	equalLines(t, lines, numberedLines("line", 0, 400))
+	if reused == 0 {
+		t.Fatalf("no batch reused the records of an acknowledged one (%d arrays for 40 batches)", len(arrays))
+	}
+}
+
+func sameRecord(a, b pipeline.Record) bool {
+	return a.Line == b.Line && a.Time.Equal(b.Time) && a.Stream == b.Stream && a.Level == b.Level &&
+		a.TraceID == b.TraceID && a.SpanID == b.SpanID && a.RequestID == b.RequestID &&
+		slices.Equal(a.Metadata, b.Metadata)
 }

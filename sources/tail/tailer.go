@@ -70,6 +70,7 @@ type tailer struct {
 type span struct {
 	s       *Source
 	t       *tailer
+	recs    []pipeline.Record // the batch, reused once acknowledged
 	end     int64
 	shipped [numStreams]int64
 	lines   int
@@ -90,6 +91,8 @@ func (sp *span) ack(error) {
 	}
 	sp.done = true
 	t.unacked--
+	s.recycle(sp.recs)
+	sp.recs = nil
 	advanced := false
 	for len(t.spans) > 0 && t.spans[0].done {
 		t.acked = t.spans[0].end
@@ -318,7 +321,7 @@ func (s *Source) handOver(t *tailer, force bool) bool {
 		return true
 	}
 	recs, end, bytes := t.batch, t.batchEnd, t.batchBytes
-	sp := &span{s: s, t: t, end: end, shipped: t.batchShipped, lines: len(recs), bytes: bytes}
+	sp := &span{s: s, t: t, recs: recs, end: end, shipped: t.batchShipped, lines: len(recs), bytes: bytes}
 	s.mu.Lock()
 	if !force && s.inflight > 0 &&
 		(s.inflightLines+sp.lines > s.capLines || s.inflightBytes+sp.bytes > s.capBytes) {
@@ -335,6 +338,31 @@ func (s *Source) handOver(t *tailer, force bool) bool {
 	t.batch, t.lastLen, t.batchBytes = nil, len(recs), 0
 	s.out.put(outBatch{b: pipeline.Batch{Records: recs, Ack: sp.ack}, sp: sp})
 	return true
+}
+
+// recycle keeps the records of an acknowledged batch for a later batch: the sink
+// is done with them (pipeline.Batch), and a batch of records is the largest
+// allocation per line that holds pointers. Their strings are cleared first, so that
+// they do not keep lines alive. Call with s.mu held.
+func (s *Source) recycle(recs []pipeline.Record) {
+	if cap(recs) == 0 || len(s.free) >= cap(s.free) {
+		return
+	}
+	clear(recs)
+	s.free = append(s.free, recs[:0])
+}
+
+// newBatch returns an empty batch for about n records: a recycled one if any.
+func (s *Source) newBatch(n int) []pipeline.Record {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if k := len(s.free); k > 0 {
+		recs := s.free[k-1]
+		s.free[k-1] = nil
+		s.free = s.free[:k-1]
+		return recs
+	}
+	return make([]pipeline.Record, 0, n)
 }
 
 // release takes sp's weight out of the in-flight totals. Call with s.mu held.
