@@ -234,7 +234,8 @@ func (m *matcher) firstHit(s string) int {
 				continue
 			}
 			for q := p; q <= p+20; q += 5 {
-				if m.mayMatch(gramAt(s, q)) && m.matchesAt(s, q) {
+				x := gram64(s[q:]) * hashFirst
+				if first[int(x>>32)&wmask]&(1<<(x>>58)) != 0 && m.matchesAt(s, q) {
 					return q
 				}
 			}
@@ -348,19 +349,21 @@ func (m *matcher) occurrence(s string, p int, c candidate) (span, bool) {
 		if !equalFoldLower(s[start:end], pat) {
 			return span{}, false
 		}
-	} else if s[start:end] != pat {
+	} else if s[end-1] != pat[len(pat)-1] || s[start:end] != pat {
 		return span{}, false
 	}
 	return span{start, end}, true
 }
 
 // equalFoldLower reports whether s equals lower, an ASCII lower-case string of the
-// same length, without regard to ASCII case.
+// same length, without regard to ASCII case. It compares from the end: the
+// candidates of one gram are often forms of values with a common beginning (the
+// header of every JWT, a token's prefix), which differ only further on.
 func equalFoldLower(s, lower string) bool {
 	if len(s) != len(lower) {
 		return false
 	}
-	for i := 0; i < len(s); i++ {
+	for i := len(s) - 1; i >= 0; i-- {
 		c := s[i]
 		if 'A' <= c && c <= 'Z' {
 			c += 'a' - 'A'
