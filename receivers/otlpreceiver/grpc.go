@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	_ "google.golang.org/grpc/encoding/gzip" // clients may send gzip-compressed requests
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/tap"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -44,16 +45,40 @@ func exportService(name, metadata string, export func(*Receiver, context.Context
 		Methods: []grpc.MethodDesc{{
 			MethodName: "Export",
 			Handler: func(srv any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
-				buf := grpcBodyPool.Get().(*[]byte)
-				defer putGRPCBody(buf)
-				if err := dec(buf); err != nil {
+				var msg mem.BufferSlice
+				if err := dec(&msg); err != nil {
 					return nil, err
 				}
+				defer msg.Free()
+				if len(msg) == 1 {
+					return export(srv.(*Receiver), ctx, msg[0].ReadOnlyData())
+				}
+				buf := grpcBodyPool.Get().(*[]byte)
+				defer putGRPCBody(buf)
+				*buf = sized(*buf, msg.Len())[:msg.Len()]
+				msg.CopyTo(*buf)
 				return export(srv.(*Receiver), ctx, *buf)
 			},
 		}},
 		Metadata: metadata,
 	}
+}
+
+// bodyCodec is grpcraw.Codec receiving into a *mem.BufferSlice: the handler gets
+// the message in the buffers gRPC read it into, with a reference of its own that it
+// frees once the request is answered, instead of a copy. An uncompressed message is
+// one buffer; a decompressed one may be several, which the handler joins in a
+// buffer of grpcBodyPool.
+type bodyCodec struct{ grpcraw.Codec }
+
+// Unmarshal implements encoding.CodecV2.
+func (c bodyCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	if p, ok := v.(*mem.BufferSlice); ok {
+		data.Ref()
+		*p = data
+		return nil
+	}
+	return c.Codec.Unmarshal(data, v)
 }
 
 // grpcBodyPool holds request buffers; decoding copies what it keeps.
@@ -72,7 +97,7 @@ const maxConcurrentStreams = 16
 
 func (r *Receiver) newGRPCServer() *grpc.Server {
 	s := grpc.NewServer(
-		grpc.ForceServerCodecV2(grpcraw.Codec{}),
+		grpc.ForceServerCodecV2(bodyCodec{}),
 		grpc.MaxRecvMsgSize(int(r.cfg.MaxRequestBytes)),
 		grpc.MaxConcurrentStreams(maxConcurrentStreams),
 		grpc.MaxHeaderListSize(maxHeaderBytes),

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	grpcgzip "google.golang.org/grpc/encoding/gzip"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -369,3 +370,37 @@ func TestConfigValidate(t *testing.T) {
 }
 
 var _ = ptrace.NewTraces
+
+// TestGRPCMessageBuffers sends the same trace requests over gRPC plain (one buffer,
+// handed to the handler without a copy) and gzip-compressed (decompressed into
+// several buffers, joined), small and larger than gRPC's buffers: every one is
+// stored as the same entry.
+func TestGRPCMessageBuffers(t *testing.T) {
+	q := &memQueue{}
+	r := startReceiver(t, Config{}, Settings{Traces: q, Resource: map[string]string{"k8s.pod.name": "web-0"}})
+	cc := grpcClient(t, r)
+	method := "/" + traceServiceDesc.ServiceName + "/Export"
+	for _, n := range []int{1, 300, 5000} {
+		body, err := ptraceotlp.NewExportRequestFromTraces(testTraces(n, 0, nil)).MarshalProto()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []byte
+		if err := cc.Invoke(ctxT(t), method, body, &out, grpc.ForceCodecV2(rawForTest{})); err != nil {
+			t.Fatalf("%d spans, plain: %v", n, err)
+		}
+		if err := cc.Invoke(ctxT(t), method, body, &out, grpc.ForceCodecV2(rawForTest{}), grpc.UseCompressor(grpcgzip.Name)); err != nil {
+			t.Fatalf("%d spans, gzip: %v", n, err)
+		}
+		q.mu.Lock()
+		plain, zipped := q.entries[len(q.entries)-2], q.entries[len(q.entries)-1]
+		q.mu.Unlock()
+		if string(plain) != string(zipped) {
+			t.Fatalf("%d spans (%d bytes): the gzip request was stored otherwise than the plain one", n, len(body))
+		}
+		_, count, _, err := DecodeEntry(plain)
+		if err != nil || count != n {
+			t.Fatalf("%d spans: entry holds %d (%v)", n, count, err)
+		}
+	}
+}
