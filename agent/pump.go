@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/plog"
@@ -136,11 +137,15 @@ func (p *pump) process(ctx context.Context, e diskqueue.Entry) error {
 
 // ackRelease acknowledges an entry whose payload the exporter holds until then, and
 // hands the payload back to the queue's buffers: the OTLP exporter reads a batch's
-// bytes only until it acknowledges it.
+// bytes only until it acknowledges it. A second call (a broken sink) releases
+// nothing, since a buffer released twice would be handed to two readers.
 func ackRelease(ack pipeline.AckFunc, payload []byte) pipeline.AckFunc {
+	var released atomic.Bool
 	return func(err error) {
 		ack(err)
-		diskqueue.Release(payload)
+		if released.CompareAndSwap(false, true) {
+			diskqueue.Release(payload)
+		}
 	}
 }
 
