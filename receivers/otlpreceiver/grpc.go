@@ -66,9 +66,9 @@ func exportService(name, metadata string, export func(*Receiver, context.Context
 
 // bodyCodec is grpcraw.Codec receiving into a *mem.BufferSlice: the handler gets
 // the message in the buffers gRPC read it into, with a reference of its own that it
-// frees once the request is answered, instead of a copy. An uncompressed message is
-// one buffer; a decompressed one may be several, which the handler joins in a
-// buffer of grpcBodyPool.
+// frees once the request is answered. A message that came in one HTTP/2 frame (16
+// KiB) is one buffer and is read where it is; a larger or decompressed one is
+// several, which the handler joins in a buffer of grpcBodyPool.
 type bodyCodec struct{ grpcraw.Codec }
 
 // Unmarshal implements encoding.CodecV2.
@@ -127,9 +127,9 @@ type grpcAdmission struct {
 type admissionKey struct{}
 
 // grpcUpfrontFactor times max_request_bytes is what a gRPC export reserves before its
-// message is read: gRPC allocates the whole message when its length prefix arrives,
-// and a compressed one is decompressed (up to the same limit) before the handler
-// sees it. Once the message is in, the reservation is resized to what this message
+// message is read: gRPC holds the whole message (its length prefix is checked
+// against max_request_bytes, then its frames are kept as they arrive), and a
+// compressed one is decompressed, up to the same limit, before the handler sees it. Once the message is in, the reservation is resized to what this message
 // takes (costFactor times its size, plus the decoding estimate on the pdata path),
 // so that the full reservation is held only while a message arrives and two streams
 // may be arriving at once.
