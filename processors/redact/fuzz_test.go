@@ -51,3 +51,60 @@ func FuzzRedact(f *testing.F) {
 		}
 	})
 }
+
+// FuzzMatcher checks the matcher alone against the naive reference, with the
+// patterns taken as given (exact, or folded when fold is set for every other one):
+// values of 8 bytes or more give stride 5 and the blocked probe loop, shorter ones
+// the single-probe loop. Up to four patterns are inserted into text, some in upper
+// case, some with a line break inside, the last possibly cut at the end, so that
+// occurrences land in every slot of a block, across blocks and in the tail.
+func FuzzMatcher(f *testing.F) {
+	f.Add("abcdefgh\x00ABCDEFGHIJKL", strings.Repeat("x", 60), uint64(1), true)
+	f.Add("0123456789abcdef\x00456789ab", strings.Repeat("-", 49), uint64(77), false)
+	f.Add("k3y-8byt\x00k3y-8byT", "", uint64(5), true)
+	f.Add("secret1\x00secret12345", "line one\nline two", uint64(12345), false)
+	f.Add("&#x65;&#x79;&#x4a;\x00&#x65;&#x79;&#x4b;", strings.Repeat("a", 25), uint64(3), true)
+	f.Fuzz(func(t *testing.T, patterns, text string, seed uint64, fold bool) {
+		if len(patterns) > 1<<10 || len(text) > 4<<10 {
+			return
+		}
+		var forms []form
+		for i, p := range strings.Split(patterns, "\x00") {
+			if len(p) >= minPatternLen {
+				forms = append(forms, form{p, fold && i%2 == 0})
+			}
+		}
+		if len(forms) == 0 {
+			return
+		}
+		m := newMatcher(dedupe(forms))
+		pats := patternsOfMatcher(m)
+		next := func(n int) int { // a number below n from seed
+			r := int(seed % uint64(n))
+			seed = seed/uint64(n) ^ 0x9e3779b97f4a7c15*(seed+1)
+			return r
+		}
+		for i := range 4 {
+			p := pats[next(len(pats))]
+			s := p.text
+			if p.fold && next(2) == 0 {
+				s = strings.ToUpper(s)
+			}
+			if next(4) == 0 {
+				cut := next(len(s))
+				s = s[:cut] + "\n" + s[cut:]
+			}
+			if i == 3 && next(3) == 0 {
+				text += s[:next(len(s)+1)] // cut at the end
+				break
+			}
+			at := next(len(text) + 1)
+			text = text[:at] + s + text[at:]
+		}
+		got, ok := m.redact(text)
+		want, wantOK := naiveRedact(text, pats)
+		if got != want || ok != wantOK {
+			t.Fatalf("stride %d, patterns %+v\ntext %q\ngot  %q, %v\nwant %q, %v", m.stride, pats, text, got, ok, want, wantOK)
+		}
+	})
+}
