@@ -43,6 +43,11 @@ type encoder struct {
 	sizes []int
 	lines []string
 	out   []byte
+	// meta is the encoded structured metadata of the last Metadata slice seen
+	// (metaOf), which the records of one file share.
+	meta      []byte
+	metaFirst *pipeline.Label
+	metaN     int
 }
 
 // timestamp is a time as a protobuf Timestamp holds it.
@@ -155,7 +160,7 @@ func (e *encoder) encode(recs []pipeline.Record, now time.Time, strip bool) ([]b
 			line = lineWithIDs(r)
 			e.lines[i] = line
 		}
-		e.sizes[i] = entrySize(t, line, r, strip)
+		e.sizes[i] = e.entrySize(t, line, r, strip)
 		st := &e.streams[idx]
 		st.entries = append(st.entries, int32(i))
 	}
@@ -193,7 +198,7 @@ func (e *encoder) encode(recs []pipeline.Record, now time.Time, strip bool) ([]b
 			if strip {
 				line = e.lines[j]
 			}
-			raw = appendEntry(raw, e.times[j], line, &recs[j], strip)
+			raw = e.appendEntry(raw, e.times[j], line, &recs[j], strip)
 		}
 	}
 	e.raw.buf = raw
@@ -206,7 +211,7 @@ func (e *encoder) encode(recs []pipeline.Record, now time.Time, strip bool) ([]b
 
 // entrySize returns the size of the Entry message for a record sent with time ts and
 // line line, and with its structured metadata unless strip.
-func entrySize(ts timestamp, line string, r *pipeline.Record, strip bool) int {
+func (e *encoder) entrySize(ts timestamp, line string, r *pipeline.Record, strip bool) int {
 	t := timestampSize(ts)
 	n := 1 + varintLen(uint64(t)) + t + fieldSize(len(line))
 	if strip {
@@ -221,14 +226,28 @@ func entrySize(ts timestamp, line string, r *pipeline.Record, strip bool) int {
 	if r.RequestID != "" {
 		n += pairSize(MetaRequestID, r.RequestID)
 	}
-	for _, m := range r.Metadata {
-		n += pairSize(metadataName(m.Name), m.Value)
+	return n + len(e.metaOf(r.Metadata))
+}
+
+// metaOf returns the structuredMetadata fields of md, encoded once for the records
+// that share md.
+func (e *encoder) metaOf(md []pipeline.Label) []byte {
+	if len(md) == 0 {
+		return nil
 	}
-	return n
+	if &md[0] == e.metaFirst && len(md) == e.metaN {
+		return e.meta
+	}
+	b := e.meta[:0]
+	for _, m := range md {
+		b = appendPair(b, metadataName(m.Name), m.Value)
+	}
+	e.meta, e.metaFirst, e.metaN = b, &md[0], len(md)
+	return b
 }
 
 // appendEntry appends the contents of the Entry message entrySize sized.
-func appendEntry(b []byte, ts timestamp, line string, r *pipeline.Record, strip bool) []byte {
+func (e *encoder) appendEntry(b []byte, ts timestamp, line string, r *pipeline.Record, strip bool) []byte {
 	b = append(b, tagEntryTime)
 	b = appendVarint(b, uint64(timestampSize(ts)))
 	if ts.sec != 0 {
@@ -252,10 +271,7 @@ func appendEntry(b []byte, ts timestamp, line string, r *pipeline.Record, strip 
 	if r.RequestID != "" {
 		b = appendPair(b, MetaRequestID, r.RequestID)
 	}
-	for _, m := range r.Metadata {
-		b = appendPair(b, metadataName(m.Name), m.Value)
-	}
-	return b
+	return append(b, e.metaOf(r.Metadata)...)
 }
 
 // timestampSize returns the size of the Timestamp message for t.
@@ -353,6 +369,7 @@ func (e *encoder) reset() {
 	e.lines = e.lines[:0]
 	clear(e.index)
 	clear(e.byLabels)
+	e.metaFirst, e.metaN = nil, 0
 	if cap(e.out) > maxRetainedBuffer {
 		e.out = nil
 	}

@@ -79,6 +79,7 @@ func TestEncodeMatchesGogo(t *testing.T) {
 	twin := pipeline.NewStream(map[string]string{"service": "api", "namespace": "prod"})
 	worker := pipeline.NewStream(map[string]string{"service": "worker"})
 	file := []pipeline.Label{{Name: "filename", Value: "/var/log/app/api.log"}}
+	both := []pipeline.Label{{Name: "filename", Value: "/var/log/app/w.log"}, {Name: "pod_uid", Value: "8f2c"}}
 	cases := []struct {
 		name string
 		recs []pipeline.Record
@@ -107,6 +108,14 @@ func TestEncodeMatchesGogo(t *testing.T) {
 		}},
 		{"time too early", []pipeline.Record{{Time: time.Date(0, 12, 31, 0, 0, 0, 0, time.UTC), Line: "x", Stream: api}}},
 		{"time too late", []pipeline.Record{{Time: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), Line: "x", Stream: api}}},
+		{"shared metadata", []pipeline.Record{
+			{Time: t0, Line: "1", Stream: api, Metadata: both},
+			{Time: t0, Line: "2", Stream: api, Metadata: both[:1]},
+			{Time: t0, Line: "3", Stream: worker, Metadata: both},
+			{Time: t0, Line: "4", Stream: api, Metadata: file},
+			{Time: t0, Line: "5", Stream: api, Metadata: both[1:]},
+			{Time: t0, Line: "6", Stream: api, Metadata: both},
+		}},
 		{"long", []pipeline.Record{{Time: t0, Line: strings.Repeat("y", 70000), Stream: api, RequestID: strings.Repeat("r", 200)}}},
 	}
 	enc := newEncoder(newLabelCache(map[string]string{"cluster": "eu1"}, nil), &rawBuffer{})
@@ -137,6 +146,8 @@ func FuzzEncode(f *testing.F) {
 	enc := newEncoder(labels, &rawBuffer{})
 	f.Fuzz(func(t *testing.T, data []byte, sec int64, shape uint8, strip bool) {
 		var recs []pipeline.Record
+		// A file's records share one metadata slice.
+		shared := []pipeline.Label{{Name: "filename", Value: string(data[:min(len(data), 20)])}, {Name: "pod_uid", Value: "u"}}
 		for i, part := range bytes.Split(data, []byte{0}) {
 			s := strings.ToValidUTF8(string(part), "\uFFFD")
 			k := int(shape) + i
@@ -150,8 +161,11 @@ func FuzzEncode(f *testing.F) {
 			if k%3 == 0 && utf8.ValidString(s) && len(s) <= 128 {
 				r.RequestID = s
 			}
-			if k%4 != 1 {
+			switch k % 4 {
+			case 0, 3:
 				r.Metadata = []pipeline.Label{{Name: "filename", Value: s}, {Name: s, Value: "x"}}
+			case 2:
+				r.Metadata = shared[:1+k/4%2]
 			}
 			recs = append(recs, r)
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/outrider-dev/outrider/exporters/exporterhelper"
 	"github.com/outrider-dev/outrider/internal/confval"
+	"github.com/outrider-dev/outrider/internal/memtrim"
 	"github.com/outrider-dev/outrider/pipeline"
 )
 
@@ -35,6 +36,8 @@ type Exporter struct {
 	meta     *metaPolicy
 	metrics  *Metrics
 	now      func() time.Time
+	// unhook unregisters dropBuffers from memtrim; set by Start.
+	unhook func()
 }
 
 var (
@@ -101,7 +104,10 @@ func New(cfg Config, set Settings, opts ...Option) (*Exporter, error) {
 }
 
 // Start starts the push workers and returns.
-func (e *Exporter) Start(ctx context.Context) error { return e.sender.Start(ctx) }
+func (e *Exporter) Start(ctx context.Context) error {
+	e.unhook = memtrim.OnRelease(e.dropBuffers)
+	return e.sender.Start(ctx)
+}
 
 // Shutdown stops accepting batches, pushes what is buffered until ctx is done, and
 // closes idle connections. Records not delivered by then are not acknowledged. Safe
@@ -109,14 +115,18 @@ func (e *Exporter) Start(ctx context.Context) error { return e.sender.Start(ctx)
 func (e *Exporter) Shutdown(ctx context.Context) error {
 	err := e.sender.Shutdown(ctx)
 	e.client.CloseIdleConnections()
+	if e.unhook != nil {
+		e.unhook()
+	}
 	return err
 }
 
 // Export implements pipeline.Sink: it blocks while max_pending_bytes are unsent. It
 // makes the records' strings valid UTF-8 first (see utf8Fixer).
 func (e *Exporter) Export(ctx context.Context, b pipeline.Batch) error {
+	var seen metaSeen
 	for i := range b.Records {
-		e.utf8.fix(&b.Records[i])
+		e.utf8.fixSeen(&b.Records[i], &seen)
 	}
 	return e.sender.Add(ctx, b.Records, b.Ack)
 }
@@ -287,6 +297,22 @@ func (e *Exporter) getEncoder() *encoder {
 		return enc
 	default:
 		return newEncoder(e.labels, &e.raw)
+	}
+}
+
+// dropBuffers lets go of the idle encoders and the shared buffer, which the agent
+// returns to the kernel once it is quiet after a burst (memtrim.OnRelease); encoders
+// in use are left alone, and the next request allocates what it needs.
+func (e *Exporter) dropBuffers() {
+	for {
+		select {
+		case <-e.encoders:
+		default:
+			e.raw.mu.Lock()
+			e.raw.buf = nil
+			e.raw.mu.Unlock()
+			return
+		}
 	}
 }
 

@@ -3,7 +3,6 @@ package lokiexporter
 import (
 	"slices"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -23,17 +22,33 @@ type utf8Fixer struct {
 // fix makes r's line, request ID and metadata valid UTF-8. Metadata is copied before
 // it is changed, as sources may share it between records.
 func (f *utf8Fixer) fix(r *pipeline.Record) {
-	if !utf8.ValidString(r.Line) {
+	var seen metaSeen
+	f.fixSeen(r, &seen)
+}
+
+// metaSeen is the metadata slice fixSeen last found valid: the records of one file
+// share theirs, which is then checked once per batch instead of once per record.
+type metaSeen struct {
+	first *pipeline.Label
+	n     int
+}
+
+// fixSeen is fix for the records of one batch, with seen shared between them.
+func (f *utf8Fixer) fixSeen(r *pipeline.Record, seen *metaSeen) {
+	if !pipeline.ValidUTF8(r.Line) {
 		r.Line = strings.ToValidUTF8(r.Line, "\uFFFD")
 		f.line.Inc()
 	}
-	if !utf8.ValidString(r.RequestID) {
+	if !pipeline.ValidUTF8(r.RequestID) {
 		r.RequestID = strings.ToValidUTF8(r.RequestID, "\uFFFD")
 		f.meta.Inc()
 	}
+	if len(r.Metadata) == 0 || (&r.Metadata[0] == seen.first && len(r.Metadata) == seen.n) {
+		return
+	}
 	copied := false
 	for i, m := range r.Metadata {
-		if utf8.ValidString(m.Name) && utf8.ValidString(m.Value) {
+		if pipeline.ValidUTF8(m.Name) && pipeline.ValidUTF8(m.Value) {
 			continue
 		}
 		if !copied {
@@ -42,5 +57,8 @@ func (f *utf8Fixer) fix(r *pipeline.Record) {
 		}
 		r.Metadata[i] = pipeline.Label{Name: strings.ToValidUTF8(m.Name, "\uFFFD"), Value: strings.ToValidUTF8(m.Value, "\uFFFD")}
 		f.meta.Inc()
+	}
+	if !copied {
+		*seen = metaSeen{first: &r.Metadata[0], n: len(r.Metadata)}
 	}
 }

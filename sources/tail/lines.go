@@ -3,6 +3,8 @@ package tail
 import (
 	"bytes"
 	"unicode/utf8"
+
+	"github.com/outrider-dev/outrider/pipeline"
 )
 
 // lineSplitter cuts a byte stream, fed in chunks of any size, into lines of at most
@@ -126,8 +128,8 @@ func cutAtRune(b []byte, max int) []byte {
 // of invalid bytes becomes U+FFFD, and the line is cut at max bytes if the
 // replacements made it longer. invalid reports whether anything was replaced.
 func lineString(line []byte, max int) (s string, invalid bool) {
-	if utf8.Valid(line) {
-		return string(line), false
+	if s := string(line); pipeline.ValidUTF8(s) {
+		return s, false
 	}
 	out := make([]byte, 0, len(line)+8)
 	const repl = "\uFFFD"
