@@ -317,6 +317,9 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	housekeeping := time.NewTicker(time.Minute)
 	defer housekeeping.Stop()
+	idle := newIdleRelease(a.logger)
+	idle.set(cfg.Runtime.IdleRelease)
+	defer idle.stop()
 	beat := time.NewTicker(heartbeat)
 	defer beat.Stop()
 
@@ -337,6 +340,8 @@ func (a *Agent) Run(ctx context.Context) error {
 			return fmt.Errorf("%s: %w", f.name, f.err)
 		case now := <-housekeeping.C:
 			a.releaseRetired(now)
+		case <-idle.C():
+			idle.tick()
 		case now := <-beat.C:
 			a.beat.Store(now.UnixNano())
 		case <-a.opts.Reload:
@@ -362,6 +367,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			lastData = data
 			cfg = a.reload(ctx, cfg, data)
 		}
+		idle.set(cfg.Runtime.IdleRelease)
 		a.beat.Store(time.Now().UnixNano())
 	}
 }

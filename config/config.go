@@ -65,6 +65,11 @@ type Runtime struct {
 	// MemoryLimit is a soft limit for the Go heap (GOMEMLIMIT); 0 means none. Set it
 	// a little below the container's memory limit.
 	MemoryLimit confval.ByteSize `yaml:"memory_limit"`
+	// IdleRelease is how often the agent looks whether it has gone quiet after work
+	// (start-up, a burst): at the first quiet look it returns its free heap and the
+	// executable's pages that work touched to the kernel (internal/memtrim). 0 turns
+	// it off.
+	IdleRelease time.Duration `yaml:"idle_release"`
 }
 
 // Identity names the application; its values become the service, namespace, pod and
@@ -182,7 +187,7 @@ func defaultWith(getenv func(string) string) Config {
 		},
 		Server:  Server{Listen: "127.0.0.1:8686", ShutdownTimeout: 30 * time.Second},
 		Log:     Log{Level: "info", Format: "json"},
-		Runtime: Runtime{GCPercent: 50},
+		Runtime: Runtime{GCPercent: 50, IdleRelease: 10 * time.Second},
 	}
 }
 
@@ -286,6 +291,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Runtime.MemoryLimit != 0 && c.Runtime.MemoryLimit < 16<<20 {
 		p.Addf("runtime.memory_limit", "must be 0 (none) or at least 16MiB, got %s", c.Runtime.MemoryLimit)
+	}
+	if c.Runtime.IdleRelease != 0 && c.Runtime.IdleRelease < time.Second {
+		p.Addf("runtime.idle_release", "must be 0 (off) or at least 1s, got %s", c.Runtime.IdleRelease)
 	}
 	names := map[string]int{}
 	for i := range c.Logs.Sources {

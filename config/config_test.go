@@ -46,6 +46,9 @@ func TestParseValid(t *testing.T) {
 	if cfg.Log.Level != "info" || cfg.Log.Format != "json" {
 		t.Errorf("log defaults = %+v", cfg.Log)
 	}
+	if cfg.Runtime.GCPercent != 50 || cfg.Runtime.IdleRelease != 10*time.Second {
+		t.Errorf("runtime defaults = %+v", cfg.Runtime)
+	}
 	if cfg.Identity.Service != "checkout" || cfg.Identity.Namespace != "shop" {
 		t.Errorf("identity = %+v", cfg.Identity)
 	}
@@ -82,6 +85,7 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"relative data dir", strings.Replace(validYAML, "data_dir: /var/lib/outrider", "data_dir: data", 1), []string{"data_dir: must be an absolute path"}},
 		{"wrong type", strings.Replace(validYAML, "identity: {service: checkout, namespace: shop}", "identity: [a, b]", 1), []string{"identity: expected a mapping"}},
 		{"bad log level", validYAML + "log: {level: loud}\n", []string{"log.level: must be one of"}},
+		{"idle release too often", validYAML + "runtime: {idle_release: 100ms}\n", []string{"runtime.idle_release: must be 0 (off) or at least 1s"}},
 		{"unknown source type", base("      type: journald\n"), []string{"logs.sources[0].type: unknown source type"}},
 		{"missing exporter", strings.Split(validYAML, "exporters:")[0], []string{"exporters.loki: required"}},
 		{"unset env", strings.Replace(validYAML, "team-a", "${OUTRIDER_TEST_SURELY_UNSET}", 1), []string{"exporters.loki.tenant_id: environment variable OUTRIDER_TEST_SURELY_UNSET is not set"}},

@@ -1,0 +1,69 @@
+package agent
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/outrider-dev/outrider/internal/memtrim"
+)
+
+// idleRelease returns memory to the kernel when the agent goes quiet after work
+// (runtime.idle_release): it samples the allocation counter on a ticker in the
+// agent's loop, and memtrim.Policy says when to release.
+type idleRelease struct {
+	logger   *slog.Logger
+	every    time.Duration
+	ticker   *time.Ticker
+	policy   *memtrim.Policy
+	warned   bool
+	allocs   func() uint64
+	release  func() (int64, error)
+	released int
+}
+
+func newIdleRelease(logger *slog.Logger) *idleRelease {
+	return &idleRelease{logger: logger, policy: memtrim.NewPolicy(), allocs: memtrim.Allocated, release: memtrim.Release}
+}
+
+// set starts, changes or stops (0) the ticker.
+func (r *idleRelease) set(every time.Duration) {
+	if every == r.every {
+		return
+	}
+	r.every = every
+	switch {
+	case every <= 0 && r.ticker != nil:
+		r.ticker.Stop()
+		r.ticker = nil
+	case every <= 0:
+	case r.ticker == nil:
+		r.ticker = time.NewTicker(every)
+	default:
+		r.ticker.Reset(every)
+	}
+}
+
+// C is the ticker's channel; nil (never ready) when off.
+func (r *idleRelease) C() <-chan time.Time {
+	if r.ticker == nil {
+		return nil
+	}
+	return r.ticker.C
+}
+
+// tick samples the allocation counter and releases when the policy says so.
+func (r *idleRelease) tick() {
+	if !r.policy.Next(r.allocs()) {
+		return
+	}
+	began := time.Now()
+	advised, err := r.release()
+	r.released++
+	if err != nil && !r.warned {
+		r.warned = true // the kernel will not do it (before 5.4): say so once
+		r.logger.Warn("cannot page out the executable when idle; the free heap is still returned", "error", err)
+	}
+	r.logger.Debug("returned memory to the kernel", "executable_bytes", advised, "took", time.Since(began))
+}
+
+func (r *idleRelease) stop() { r.set(0) }

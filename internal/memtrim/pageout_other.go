@@ -1,0 +1,6 @@
+//go:build !linux
+
+package memtrim
+
+// pageOutExecutable does nothing where there is no MADV_PAGEOUT.
+func pageOutExecutable() (int64, error) { return 0, nil }
