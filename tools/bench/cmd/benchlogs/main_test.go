@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -199,9 +200,9 @@ func TestConfigs(t *testing.T) {
 
 func TestPrintTable(t *testing.T) {
 	outrider := result{Figures: measure.Figures{Name: "outrider", Delivered: 1000, Complete: true,
-		Wall: 2 * time.Second, CPU: 500 * time.Millisecond, PeakRSS: 20 << 20}, want: 1000, withTraceID: 1000, requests: 5, wireBytes: 1 << 20}
+		Wall: 2 * time.Second, CPU: 500 * time.Millisecond, PeakRSS: 20 << 20}, want: 1000, withTraceID: 1000, requests: 5, wireBytes: 1 << 20, load: "1.50 0.80 0.40"}
 	otelcol := result{Figures: measure.Figures{Name: "otelcol", Delivered: 1000, Complete: true,
-		Wall: 4 * time.Second, CPU: 2 * time.Second, PeakRSS: 80 << 20}, want: 1000, withTraceID: 1000, requests: 10, wireBytes: 4 << 20}
+		Wall: 4 * time.Second, CPU: 2 * time.Second, PeakRSS: 80 << 20}, want: 1000, withTraceID: 1000, requests: 10, wireBytes: 4 << 20, load: "2.00 1.00 0.50"}
 	partial := result{Figures: measure.Figures{Name: "otelcol", Delivered: 10}, want: 1000, problem: "only 10 of 1000 lines arrived"}
 	tests := []struct {
 		name     string
@@ -214,22 +215,22 @@ func TestPrintTable(t *testing.T) {
 			name:    "both",
 			results: []result{outrider, otelcol},
 			wantRows: map[string]string{
-				"system":   "system lines wall_s lines/s cpu_s lines/cpu_s peak_rss_MB with_trace_id requests wire_MB",
-				"outrider": "outrider 1000 2.00 500 0.50 2000 20.0 1000 5 1.0",
-				"otelcol":  "otelcol 1000 4.00 250 2.00 500 80.0 1000 10 4.0",
+				"system":   "system lines wall_s lines/s cpu_s lines/cpu_s peak_rss_MB with_trace_id requests wire_MB load_avg",
+				"outrider": "outrider 1000 2.00 500 0.50 2000 20.0 1000 5 1.0 1.50 0.80 0.40",
+				"otelcol":  "otelcol 1000 4.00 250 2.00 500 80.0 1000 10 4.0 2.00 1.00 0.50",
 			},
-			want: []string{"ratio (outrider/otelcol): lines per CPU-second 4.00×, peak RSS 0.25×\n(MB = 2^20 bytes;"},
+			want: []string{"ratio (outrider/otelcol): lines per CPU-second 4.00×, peak RSS 0.25×\n(MB = 2^20 bytes;", "load_avg is the machine's"},
 		},
 		{
 			name:     "incomplete has no rates and no ratio",
 			results:  []result{outrider, partial},
-			wantRows: map[string]string{"otelcol": "otelcol 10 0.00 - 0.00 - 0.0 0 0 0.0"},
+			wantRows: map[string]string{"otelcol": "otelcol 10 0.00 - 0.00 - 0.0 0 0 0.0 unknown"},
 			wantNone: []string{"ratio"},
 		},
 		{
 			name:     "no CPU ticks has no per-CPU rate",
 			results:  []result{{Figures: measure.Figures{Name: "outrider", Delivered: 5, Complete: true, Wall: time.Second}, want: 5}},
-			wantRows: map[string]string{"outrider": "outrider 5 1.00 5 0.00 - 0.0 0 0 0.0"},
+			wantRows: map[string]string{"outrider": "outrider 5 1.00 5 0.00 - 0.0 0 0 0.0 unknown"},
 		},
 		{name: "one system", results: []result{otelcol}, wantNone: []string{"ratio"}},
 	}
@@ -406,6 +407,14 @@ func TestRunOnlyOtelcolWithFake(t *testing.T) {
 	row := rowFields(stdout.String(), "otelcol")
 	if len(row) < 8 || row[1] != "1200" || row[7] != "1200" {
 		t.Errorf("otelcol row %q in table:\n%s", row, stdout.String())
+	}
+	if len(row) != 13 {
+		t.Fatalf("otelcol row %q: want 13 fields, the last three the load average", row)
+	}
+	for _, f := range row[10:] {
+		if _, err := strconv.ParseFloat(f, 64); err != nil {
+			t.Errorf("otelcol row %q: load average field %q is not a number", row, f)
+		}
 	}
 	if !strings.Contains(stderr.String(), "input written") {
 		t.Errorf("no input log line:\n%s", stderr.String())

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/outrider-dev/outrider/tools/bench/internal/measure"
+	"github.com/outrider-dev/outrider/tools/bench/internal/procstat"
 	"github.com/outrider-dev/outrider/tools/bench/internal/sink"
 )
 
@@ -26,6 +27,8 @@ type result struct {
 	requests, wireBytes, rejected int64
 	// problem explains an incomplete or failed run.
 	problem string
+	// load is the machine's load average (1, 5 and 15 minutes) when the run ended.
+	load string
 }
 
 // runOptions are the settings shared by every system's run.
@@ -118,6 +121,7 @@ func measureSystem(ctx context.Context, logger *slog.Logger, sys system, opts ru
 	defer p.Stop(opts.stopGrace)
 
 	problem := watch(ctx, logger, s, sys.Name, opts, p)
+	res.load = procstat.LoadAverage()
 	c := s.Counts()
 	res.Delivered, res.withTraceID = c.Entries, c.WithTraceID
 	res.requests, res.wireBytes, res.rejected = c.Requests, c.WireBytes, c.Rejected
