@@ -16,6 +16,7 @@ import (
 
 	"github.com/outrider-dev/outrider/exporters/exporterhelper"
 	"github.com/outrider-dev/outrider/internal/confval"
+	"github.com/outrider-dev/outrider/internal/memtrim"
 	"github.com/outrider-dev/outrider/internal/secretfile"
 	"github.com/outrider-dev/outrider/pipeline"
 )
@@ -46,6 +47,8 @@ type Exporter struct {
 	limited  *prometheus.CounterVec // rate-limited seconds by category, exporter label bound
 	encoders chan *gzipBuffer       // free list, one per worker
 	now      func() time.Time
+	// unhook unregisters dropEncoders from memtrim; set by Start.
+	unhook func()
 }
 
 var (
@@ -129,7 +132,10 @@ func New(cfg Config, set Settings, m *Metrics) (*Exporter, error) {
 }
 
 // Start starts the workers and returns.
-func (e *Exporter) Start(ctx context.Context) error { return e.sender.Start(ctx) }
+func (e *Exporter) Start(ctx context.Context) error {
+	e.unhook = memtrim.OnRelease(e.dropEncoders)
+	return e.sender.Start(ctx)
+}
 
 // Shutdown stops accepting envelopes, sends what it holds until ctx is done (waiting
 // out rate limits that pass by then), and closes idle connections. Envelopes not
@@ -138,7 +144,23 @@ func (e *Exporter) Start(ctx context.Context) error { return e.sender.Start(ctx)
 func (e *Exporter) Shutdown(ctx context.Context) error {
 	err := e.sender.Shutdown(ctx)
 	e.targets.cur.Load().client.CloseIdleConnections()
+	if e.unhook != nil {
+		e.unhook()
+	}
 	return err
+}
+
+// dropEncoders lets go of the idle gzip encoders (about 1 MiB each), which the agent
+// returns to the kernel once it is quiet after a burst (memtrim.OnRelease); the next
+// envelope makes a new one.
+func (e *Exporter) dropEncoders() {
+	for {
+		select {
+		case <-e.encoders:
+		default:
+			return
+		}
+	}
 }
 
 // ExportEnvelope implements pipeline.EnvelopeSink: it blocks while max_pending_bytes
