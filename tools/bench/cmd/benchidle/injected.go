@@ -74,7 +74,8 @@ type ports struct{ server, otlpGRPC, otlpHTTP, sentry int }
 
 // injectSidecar runs the sample pod through the injector, as the webhook would, and
 // returns its sidecar laid out under dir.
-func injectSidecar(dir string, b backendAddrs, p ports) (*sidecar, error) {
+// With pprof, the agent's server also serves /debug/pprof.
+func injectSidecar(dir string, b backendAddrs, p ports, pprof bool) (*sidecar, error) {
 	in, err := inject.NewInjector(inject.Defaults{
 		Image:         "ghcr.io/outrider-dev/outrider:bench",
 		VaultAddr:     b.vault,
@@ -100,7 +101,7 @@ func injectSidecar(dir string, b backendAddrs, p ports) (*sidecar, error) {
 	if err := json.Unmarshal(pv.Object, &pod); err != nil {
 		return nil, fmt.Errorf("the injected pod: %w", err)
 	}
-	return layOut(&pod, dir, p)
+	return layOut(&pod, dir, p, pprof)
 }
 
 // sidecarName is the injected container's name.
@@ -110,7 +111,7 @@ const sidecarName = "outrider"
 // volume becomes a directory under dir, the mount paths in the configuration are
 // replaced by those directories, the listeners move to the ports p, and the
 // downward-API variables get the pod's values.
-func layOut(pod *corev1.Pod, dir string, p ports) (*sidecar, error) {
+func layOut(pod *corev1.Pod, dir string, p ports, pprof bool) (*sidecar, error) {
 	var c *corev1.Container
 	for _, list := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
 		for i := range list {
@@ -149,6 +150,9 @@ func layOut(pod *corev1.Pod, dir string, p ports) (*sidecar, error) {
 	s.otlpGRPC, s.otlpHTTP, s.sentry = loopback(p.otlpGRPC), loopback(p.otlpHTTP), loopback(p.sentry)
 	if err := setListeners(cfg, s); err != nil {
 		return nil, err
+	}
+	if pprof {
+		cfg["server"].(map[string]any)["pprof"] = true
 	}
 	if err := s.readPaths(cfg); err != nil {
 		return nil, err

@@ -17,7 +17,8 @@
 // answering 200 with the secret file holding the value; the agent's own Vault request
 // timings (outrider_vault_request_duration_seconds) are read right after, so that the
 // start-up without the Vault round trips can be judged. The first -idle-runs of them go
-// on: -idle of nothing, the memory read (/proc/PID/smaps_rollup), then a burst (log
+// on: -idle with no input but the liveness probe the injector sets (/healthz every
+// 10 s), the memory read (/proc/PID/smaps_rollup), then a burst (log
 // lines, OTLP trace requests, Sentry events) waited for until every part arrived, then
 // -settle of nothing and the memory read again. The peer, Vault Agent from the same
 // Vault build, renders the same secret with the same login and is measured the same
@@ -50,6 +51,8 @@ type options struct {
 	burst                burstSize
 	gates                gates
 	peer                 bool
+	// pprof turns the agent's /debug/pprof on, to look at what it holds while idle.
+	pprof bool
 }
 
 // gates are the targets, each on the median of the runs.
@@ -74,11 +77,12 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.burst.lines, "burst-lines", 20000, "log lines (~200 bytes) in a burst")
 	fs.IntVar(&o.burst.traceRequests, "burst-trace-requests", 200, "OTLP/gRPC trace requests in a burst")
 	fs.IntVar(&o.burst.spansPerRequest, "burst-spans", 100, "spans in each trace request")
-	fs.IntVar(&o.burst.events, "burst-events", 200, "Sentry events in a burst")
+	fs.IntVar(&o.burst.events, "burst-events", 50, "Sentry events in a burst, each of its own fingerprint (the agent sends at most errors.max_per_window, 100, per window)")
 	fs.DurationVar(&o.gates.maxStartup, "max-startup", 150*time.Millisecond, "fail if exec → ready, less the agent's Vault request time, exceeds this (0: no check)")
 	fs.Float64Var(&o.gates.maxIdleMiB, "max-idle-mb", 15, "fail if the idle RSS exceeds this many MB of 2^20 bytes (0: no check)")
 	fs.Float64Var(&o.gates.maxAfterBurstMiB, "max-after-burst-mb", 18, "fail if the RSS after a burst has passed exceeds this many MB of 2^20 bytes (0: no check)")
 	fs.BoolVar(&o.peer, "peer", true, "also measure Vault Agent rendering the same secret")
+	fs.BoolVar(&o.pprof, "pprof", false, "turn on the agent's /debug/pprof (server.pprof), to profile it while it idles (with a long -idle)")
 	if err := cli.Parse(fs, args); err != nil {
 		return o, err
 	}
@@ -145,7 +149,7 @@ func bench(ctx context.Context, logger *slog.Logger, o options, stderr io.Writer
 		return nil, err
 	}
 	s, err := injectSidecar(filepath.Join(workdir, "pod"), backendAddrs{vault: b.vault.Addr, loki: b.loki.URL, otlp: b.otlp.url()},
-		ports{server: free[0], otlpGRPC: free[1], otlpHTTP: free[2], sentry: free[3]})
+		ports{server: free[0], otlpGRPC: free[1], otlpHTTP: free[2], sentry: free[3]}, o.pprof)
 	if err != nil {
 		return nil, err
 	}

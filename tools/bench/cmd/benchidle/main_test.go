@@ -20,7 +20,7 @@ import (
 func TestInjectedSidecar(t *testing.T) {
 	dir := t.TempDir()
 	s, err := injectSidecar(dir, backendAddrs{vault: "http://127.0.0.1:8200", loki: "http://127.0.0.1:3100", otlp: "http://127.0.0.1:4317"},
-		ports{server: 18686, otlpGRPC: 14317, otlpHTTP: 14318, sentry: 14319})
+		ports{server: 18686, otlpGRPC: 14317, otlpHTTP: 14318, sentry: 14319}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,6 +84,8 @@ outrider_vault_request_duration_seconds_sum{op="login"} 0.012
 outrider_vault_request_duration_seconds_count{op="login"} 1
 outrider_vault_request_duration_seconds_sum{op="read"} 0.0105
 outrider_vault_request_duration_seconds_count{op="read"} 2
+outrider_vault_request_duration_seconds_sum{op="token_renew"} 0.5
+outrider_vault_request_duration_seconds_count{op="token_renew"} 1
 outrider_vault_requests_total{op="read",result="success"} 2
 `
 	d, n, err := parseVaultTime(strings.NewReader(text))

@@ -24,8 +24,9 @@ type run struct {
 	// startup runs from exec to ready (outrider: /readyz answers 200 and the secret
 	// file holds the value; Vault Agent: the file holds the value).
 	startup time.Duration
-	// vault is the time the agent spent in Vault requests before it was ready, by its
-	// own outrider_vault_request_duration_seconds; vaultRequests how many it sent.
+	// vault is the time the agent spent in the Vault requests the render waited for
+	// before it was ready, by its own outrider_vault_request_duration_seconds;
+	// vaultRequests how many they were.
 	vault         time.Duration
 	vaultRequests int
 	// idle is the memory after the idle time; zero when the run stopped at ready.
@@ -117,7 +118,8 @@ func measureOutrider(ctx context.Context, logger *slog.Logger, bin string, s *si
 	if !full {
 		return r, "", nil
 	}
-	if r.idle, problem = idleMemory(ctx, logger, p, "outrider", o.idle); problem != "" {
+	healthz := "http://" + s.server + "/healthz"
+	if r.idle, problem = idleMemory(ctx, logger, p, "outrider", o.idle, healthz); problem != "" {
 		return r, problem, nil
 	}
 	if r.delivered, problem = sendBurst(ctx, s, b, o.burst, seq); problem != "" {
@@ -128,7 +130,7 @@ func measureOutrider(ctx context.Context, logger *slog.Logger, bin string, s *si
 		return r, err.Error(), nil
 	}
 	r.burstPeak = u.PeakRSS
-	if problem = sleep(ctx, p, o.settle); problem != "" {
+	if problem = sleep(ctx, p, o.settle, healthz); problem != "" {
 		return r, problem, nil
 	}
 	if r.afterBurst, err = procstat.ReadMemory(p.Pid()); err != nil {
@@ -139,10 +141,10 @@ func measureOutrider(ctx context.Context, logger *slog.Logger, bin string, s *si
 	return r, "", nil
 }
 
-// idleMemory waits d while p runs and then reads its memory; problem says why it
-// could not.
-func idleMemory(ctx context.Context, logger *slog.Logger, p *measure.Process, name string, d time.Duration) (procstat.Memory, string) {
-	if problem := sleep(ctx, p, d); problem != "" {
+// idleMemory waits d while p runs, probed at probe as sleep does, and then reads its
+// memory; problem says why it could not.
+func idleMemory(ctx context.Context, logger *slog.Logger, p *measure.Process, name string, d time.Duration, probe string) (procstat.Memory, string) {
+	if problem := sleep(ctx, p, d, probe); problem != "" {
 		return procstat.Memory{}, problem
 	}
 	m, err := procstat.ReadMemory(p.Pid())
@@ -182,15 +184,39 @@ func waitReady(ctx context.Context, p *measure.Process, ready func() bool, timeo
 	}
 }
 
-// sleep waits d while p runs; problem says why it stopped.
-func sleep(ctx context.Context, p *measure.Process, d time.Duration) string {
-	select {
-	case <-p.Done():
-		return fmt.Sprintf("the process exited (%v) while it should run", p.Err())
-	case <-ctx.Done():
-		return "interrupted"
-	case <-time.After(d):
-		return ""
+// probeEvery is the period of the liveness probe the injector gives the sidecar.
+const probeEvery = 10 * time.Second
+
+// sleep waits d while p runs, asking probe (a URL; "" for none) every probeEvery as
+// the kubelet would; problem says why it stopped.
+func sleep(ctx context.Context, p *measure.Process, d time.Duration, probe string) string {
+	end := time.NewTimer(d)
+	defer end.Stop()
+	tick := time.NewTicker(probeEvery)
+	defer tick.Stop()
+	client := &http.Client{Timeout: 5 * time.Second}
+	for {
+		select {
+		case <-p.Done():
+			return fmt.Sprintf("the process exited (%v) while it should run", p.Err())
+		case <-ctx.Done():
+			return "interrupted"
+		case <-end.C:
+			return ""
+		case <-tick.C:
+			if probe == "" {
+				continue
+			}
+			resp, err := client.Get(probe)
+			if err != nil {
+				return fmt.Sprintf("liveness probe: %v", err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Sprintf("liveness probe: %s", resp.Status)
+			}
+		}
 	}
 }
 
@@ -208,7 +234,9 @@ func vaultTime(client *http.Client, url string) (time.Duration, int, error) {
 }
 
 // parseVaultTime reads outrider_vault_request_duration_seconds' _sum and _count
-// series from a Prometheus text exposition.
+// series from a Prometheus text exposition: the requests the first render waits for
+// one after the other (login, mount lookup, read), without the token renewal that
+// goes out beside them.
 func parseVaultTime(r io.Reader) (time.Duration, int, error) {
 	const name = "outrider_vault_request_duration_seconds"
 	var sum float64
@@ -220,6 +248,9 @@ func parseVaultTime(r io.Reader) (time.Duration, int, error) {
 		line := sc.Text()
 		var dst *float64
 		var n float64
+		if strings.Contains(line, `op="token_renew"`) {
+			continue // the token watcher's renewal runs beside the render, not before it
+		}
 		switch {
 		case strings.HasPrefix(line, name+"_sum"):
 			dst = &sum

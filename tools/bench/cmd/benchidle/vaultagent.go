@@ -73,6 +73,6 @@ func measureVaultAgent(ctx context.Context, logger *slog.Logger, bin string, b *
 	if !full {
 		return r, "", nil
 	}
-	r.idle, problem = idleMemory(ctx, logger, p, "vault-agent", o.idle)
+	r.idle, problem = idleMemory(ctx, logger, p, "vault-agent", o.idle, "")
 	return r, problem, nil
 }
