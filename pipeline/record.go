@@ -137,31 +137,46 @@ func ValidTraceID(s string) bool { return validHexID(s, 32) }
 // ValidSpanID reports whether s is a W3C span id: 16 lowercase hex digits, not all zero.
 func ValidSpanID(s string) bool { return validHexID(s, 16) }
 
-// lowerHex maps '0' to 1, the other lowercase hex digits to 3 and every other byte to
-// 0: an id is valid when bit 0 is set for every byte and bit 1 for some.
-var lowerHex = func() (t [256]uint8) {
-	for c := '1'; c <= '9'; c++ {
-		t[c] = 3
-	}
-	for c := 'a'; c <= 'f'; c++ {
-		t[c] = 3
-	}
-	t['0'] = 1
-	return t
-}()
-
 func validHexID(s string, n int) bool {
-	if len(s) != n {
-		return false
+	if len(s) != n || n%8 != 0 {
+		return len(s) == n && validHexIDBytes(s)
 	}
-	// Checked for every line that carries ids: a table lookup per byte, no branch.
-	all, some := uint8(1), uint8(0)
+	// Checked for every line that carries ids: eight bytes a step, each tested to lie
+	// in '0'..'9' or 'a'..'f' at once (between).
+	nonZero := false
+	for i := 0; i < n; i += 8 {
+		x := word(s[i : i+8])
+		if x&highBits != 0 || between(x, '0'-1, '9'+1)|between(x, 'a'-1, 'f'+1) != highBits {
+			return false
+		}
+		nonZero = nonZero || x != ones*'0'
+	}
+	return nonZero
+}
+
+// validHexIDBytes is validHexID one byte at a time, for lengths not a multiple of 8.
+func validHexIDBytes(s string) bool {
+	nonZero := false
 	for i := 0; i < len(s); i++ {
-		v := lowerHex[s[i]]
-		all &= v
-		some |= v
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+		nonZero = nonZero || c != '0'
 	}
-	return all&1 != 0 && some&2 != 0
+	return nonZero
+}
+
+const (
+	ones     = 0x0101010101010101
+	highBits = 0x8080808080808080
+)
+
+// between returns the high bit of each byte of x that lies strictly between m and n
+// (m < b < n), for x without high bits and n <= 128: no byte's sum or difference
+// carries into the next, so each byte's answer is exact.
+func between(x, m, n uint64) uint64 {
+	return (ones*(127+n) - x) & ^x & (x + ones*(127-m)) & highBits
 }
 
 // NormalizeHexID lowercases s and strips dashes (UUID-style trace ids), returning ""

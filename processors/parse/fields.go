@@ -265,11 +265,39 @@ func (p *parser) take(k kind, s string, num bool, r *pipeline.Record, x *ids) bo
 	return true
 }
 
+// printableASCII reports whether s, at least 8 bytes long, is printable ASCII (0x20
+// to 0x7e): eight bytes a step, the last step overlapping the one before.
+func printableASCII(s string) bool {
+	var bad uint64
+	for i := 0; i+8 <= len(s); i += 8 {
+		bad |= unprintable(word(s[i : i+8]))
+	}
+	return bad|unprintable(word(s[len(s)-8:])) == 0
+}
+
+// unprintable has the high bit of each byte of x that is not printable ASCII set (and
+// perhaps of bytes above one that is: it is nonzero exactly when one is not).
+func unprintable(x uint64) uint64 {
+	del := x ^ ones*0x7f
+	return (x | (x-ones*0x20)&^x | (del-ones)&^del) & highs
+}
+
+// word returns the eight bytes of w as a little-endian integer; indexing a string of
+// exactly eight bytes compiles to one load.
+func word(w string) uint64 {
+	_ = w[7]
+	return uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+		uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
+}
+
 // validRequestID reports whether s is usable as a request id: 1 to maxRequestIDLen
 // bytes of valid UTF-8 without control characters.
 func validRequestID(s string) bool {
 	if len(s) == 0 || len(s) > maxRequestIDLen {
 		return false
+	}
+	if len(s) >= 8 && printableASCII(s) {
+		return true
 	}
 	ascii := true
 	for i := 0; i < len(s); i++ {
