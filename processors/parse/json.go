@@ -168,11 +168,11 @@ const (
 // ASCII only). Escapes are checked; raw control characters are errors, as in
 // encoding/json.
 func scanString(s string, i int) (end int, plain bool, ok bool) {
-	var high uint64
-	esc := false
+	plain = true
 	j := i + 1
 	for {
-		// Eight bytes at a time while none is '"', '\\' or a control character.
+		// Eight bytes at a time while none is '"', '\\', a control character or
+		// outside ASCII.
 		for ; j+8 <= len(s); j += 8 {
 			// Indexing a slice of exactly eight bytes compiles to one load; s[j+k]
 			// would check bounds eight times.
@@ -181,30 +181,31 @@ func scanString(s string, i int) (end int, plain bool, ok bool) {
 				uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
 			q := x ^ (ones * '"')
 			b := x ^ (ones * '\\')
-			if t := ((x-ones*0x20)&^x | (q-ones)&^q | (b-ones)&^b) & highs; t != 0 {
+			if t := (x | (x-ones*0x20)&^x | (q-ones)&^q | (b-ones)&^b) & highs; t != 0 {
 				// The lowest flagged byte is a true one (false positives only
 				// follow a true one): step to it.
-				k := bits.TrailingZeros64(t) / 8
-				high |= x & (1<<(8*k) - 1)
-				j += k
+				j += bits.TrailingZeros64(t) / 8
 				break
 			}
-			high |= x
 		}
 		if j >= len(s) {
 			return len(s), false, false
 		}
 		c := s[j]
+		if c >= 0x80 {
+			plain = false
+			j++
+			continue
+		}
 		if !strStop[c] {
-			high |= uint64(c)
 			j++
 			continue
 		}
 		switch c {
 		case '"':
-			return j + 1, !esc && high&highs == 0, true
+			return j + 1, plain, true
 		case '\\':
-			esc = true
+			plain = false
 			if j+1 >= len(s) {
 				return len(s), false, false
 			}
