@@ -196,21 +196,20 @@ func (a *Agent) waitFirstRender(ctx context.Context, sr *syncerRun) error {
 	}
 	deadline := time.NewTimer(firstRenderWait)
 	defer deadline.Stop()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !sr.s.Ready() {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-sr.done:
-			return fmt.Errorf("secrets syncer stopped before the first render: %v", sr.err)
-		case <-deadline.C:
-			a.logger.Warn("secret files not rendered yet; starting log collection anyway, and lines may carry secret values the agent has not learned yet", "waited", firstRenderWait.String())
+	select {
+	case <-sr.s.Rendered():
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-sr.done:
+		if sr.s.Ready() {
 			return nil
-		case <-tick.C:
 		}
+		return fmt.Errorf("secrets syncer stopped before the first render: %v", sr.err)
+	case <-deadline.C:
+		a.logger.Warn("secret files not rendered yet; starting log collection anyway, and lines may carry secret values the agent has not learned yet", "waited", firstRenderWait.String())
+		return nil
 	}
-	return nil
 }
 
 // retiredOwnersKeep is how long the values of a replaced syncer stay registered for

@@ -45,6 +45,11 @@ func TestKVChangeReloadsApp(t *testing.T) {
 	h := newHarness(t, cfg)
 	h.run(t)
 	eventually(t, 10*time.Second, "the first render", h.s.Ready)
+	select {
+	case <-h.s.Rendered():
+	default:
+		t.Error("Ready, but Rendered is not closed")
+	}
 
 	if got := readFile(t, appFile); got != "PASSWORD=first-password-0\n" {
 		t.Fatalf("app.env = %q", got)

@@ -74,7 +74,9 @@ type Syncer struct {
 	reloaders []*reload.Reloader
 
 	ready atomic.Bool
-	used  atomic.Bool
+	// rendered is closed when ready first turns true.
+	rendered chan struct{}
+	used     atomic.Bool
 
 	// leases is the state file's book, opened when Run or RenderOnce starts (so a
 	// Syncer built during a reload reads the state its predecessor left); handover
@@ -115,6 +117,8 @@ func newSyncer(cfg Config, set Settings, wrap func(http.RoundTripper) http.Round
 		redact: set.Redact,
 		met:    set.Metrics,
 		deps:   map[string]*dep{},
+
+		rendered: make(chan struct{}),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -172,6 +176,19 @@ func newSyncer(cfg Config, set Settings, wrap func(http.RoundTripper) http.Round
 // Ready reports whether every file has been rendered at least once. It never goes
 // back to false: while Vault is unreachable the files keep their last good content.
 func (s *Syncer) Ready() bool { return s.ready.Load() }
+
+// Rendered is closed once every file has been rendered at least once (Ready turns
+// true), so that a start can wait for it without polling.
+func (s *Syncer) Rendered() <-chan struct{} { return s.rendered }
+
+// markReady turns Ready true; the first call closes Rendered and reports true.
+func (s *Syncer) markReady() bool {
+	if s.ready.Swap(true) {
+		return false
+	}
+	close(s.rendered)
+	return true
+}
 
 // Run renders every file, then keeps them fresh until ctx is done, and returns nil
 // on a clean stop. It runs the Vault client's token renewal and the reloaders under
@@ -296,7 +313,7 @@ func (s *Syncer) checkHealth() {
 			healthy = false
 		}
 	}
-	if !s.ready.Swap(true) {
+	if s.markReady() {
 		s.log.Info("every secret file rendered", "files", len(s.files))
 	}
 	for _, d := range s.deps {
@@ -385,7 +402,7 @@ func (s *Syncer) RenderOnce(ctx context.Context) error {
 	// The agent that starts next revokes these once it has replaced them.
 	s.leases.setCurrent(append(s.leases.takeOrphans(), s.currentLeases()...))
 	if len(failed) == 0 {
-		s.ready.Store(true)
+		s.markReady()
 		return nil
 	}
 	oe := &OnceError{Total: len(s.files)}
