@@ -302,8 +302,13 @@ func (s *sidecar) readPaths(cfg map[string]any) error {
 	return nil
 }
 
+// imageHome is the home directory of the image's user (distroless nonroot, 65532),
+// which the container runtime puts in HOME when the pod does not set it.
+const imageHome = "/home/nonroot"
+
 // resolveEnv returns the container's environment as KEY=value, the downward-API
-// fields taken from pod, with PATH added.
+// fields taken from pod, with what the container runtime adds: PATH, and HOME from
+// the image's user.
 func resolveEnv(pod *corev1.Pod, env []corev1.EnvVar) []string {
 	fields := map[string]string{
 		"metadata.name":      pod.Name,
@@ -311,7 +316,7 @@ func resolveEnv(pod *corev1.Pod, env []corev1.EnvVar) []string {
 		"metadata.uid":       string(pod.UID),
 		"spec.nodeName":      pod.Spec.NodeName,
 	}
-	out := []string{"PATH=/usr/bin:/bin"}
+	out := []string{"PATH=/usr/bin:/bin", "HOME=" + imageHome}
 	for _, e := range env {
 		v := e.Value
 		if e.ValueFrom != nil && e.ValueFrom.FieldRef != nil {

@@ -158,7 +158,7 @@ func bench(ctx context.Context, logger *slog.Logger, o options, stderr io.Writer
 	logger.Info("injected configuration\n" + s.config)
 
 	ro := runOptions{
-		workdir: workdir, idle: o.idle, settle: o.settle, ready: time.Minute, poll: 2 * time.Millisecond,
+		workdir: workdir, idle: o.idle, settle: o.settle, ready: time.Minute, poll: 5 * time.Millisecond,
 		burst: o.burst, stopGrace: 30 * time.Second, out: stderr,
 	}
 	systems := []struct {

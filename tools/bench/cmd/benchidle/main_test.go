@@ -51,7 +51,7 @@ func TestInjectedSidecar(t *testing.T) {
 		t.Errorf("listeners not moved: server %s sentry %s\n%s", s.server, s.sentry, s.config)
 	}
 	env := strings.Join(s.env, " ")
-	for _, want := range []string{"POD_NAME=web-0", "POD_NAMESPACE=shop", "NODE_NAME=node-1", "OTEL_SERVICE_NAME=web"} {
+	for _, want := range []string{"POD_NAME=web-0", "POD_NAMESPACE=shop", "NODE_NAME=node-1", "OTEL_SERVICE_NAME=web", "HOME=/home/nonroot"} {
 		if !strings.Contains(env, want) {
 			t.Errorf("environment %q lacks %s", env, want)
 		}
