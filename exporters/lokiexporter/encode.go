@@ -263,13 +263,13 @@ func (e *encoder) appendEntry(b []byte, ts timestamp, line string, r *pipeline.R
 		return b
 	}
 	if r.TraceID != "" {
-		b = appendPair(b, MetaTraceID, r.TraceID)
+		b = appendIDPair(b, traceIDPrefix, MetaTraceID, r.TraceID)
 	}
 	if r.SpanID != "" {
-		b = appendPair(b, MetaSpanID, r.SpanID)
+		b = appendIDPair(b, spanIDPrefix, MetaSpanID, r.SpanID)
 	}
 	if r.RequestID != "" {
-		b = appendPair(b, MetaRequestID, r.RequestID)
+		b = appendIDPair(b, requestIDPrefix, MetaRequestID, r.RequestID)
 	}
 	return append(b, e.metaOf(r.Metadata)...)
 }
@@ -298,6 +298,28 @@ func fieldSize(n int) int {
 func pairSize(name, value string) int {
 	n := fieldSize(len(name)) + fieldSize(len(value))
 	return 1 + varintLen(uint64(n)) + n
+}
+
+// The start of the structuredMetadata field of each ID: its name field and the
+// value's tag.
+const (
+	traceIDPrefix   = "\x0a\x08" + MetaTraceID + "\x12"
+	spanIDPrefix    = "\x0a\x07" + MetaSpanID + "\x12"
+	requestIDPrefix = "\x0a\x0a" + MetaRequestID + "\x12"
+)
+
+// appendIDPair is appendPair for name, an ID whose name field and value tag are
+// prefix: when the lengths take one byte each (IDs are short), the pair is three
+// appends.
+func appendIDPair(b []byte, prefix, name, value string) []byte {
+	n := len(prefix) + 1 + len(value)
+	if len(value) >= 0x80 || n >= 0x80 {
+		return appendPair(b, name, value)
+	}
+	b = append(b, tagEntryMeta, byte(n))
+	b = append(b, prefix...)
+	b = append(b, byte(len(value)))
+	return append(b, value...)
 }
 
 func appendPair(b []byte, name, value string) []byte {

@@ -172,3 +172,16 @@ func FuzzEncode(f *testing.F) {
 		checkEncode(t, enc, recs, time.Unix(1.7e9, 5), strip)
 	})
 }
+
+// TestIDPrefixes checks the constant starts of the ID fields against appendPair.
+func TestIDPrefixes(t *testing.T) {
+	for _, c := range []struct{ prefix, name string }{
+		{traceIDPrefix, MetaTraceID}, {spanIDPrefix, MetaSpanID}, {requestIDPrefix, MetaRequestID},
+	} {
+		for _, v := range []string{"x", "4bf92f3577b34da6a3ce929d0e0e4736", strings.Repeat("r", 100), strings.Repeat("r", 128), strings.Repeat("r", 300)} {
+			if got, want := appendIDPair(nil, c.prefix, c.name, v), appendPair(nil, c.name, v); !bytes.Equal(got, want) {
+				t.Errorf("%s %d bytes: %x, want %x", c.name, len(v), got, want)
+			}
+		}
+	}
+}
