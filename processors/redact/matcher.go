@@ -67,11 +67,9 @@ type matcher struct {
 	// (hash2 >> 36) & 63 and (hash2 >> 42) & 63.
 	second     []uint64
 	secondMask uint64
-	// Candidates by bucket: those of bucket i are cands[bucket[i]:bucket[i+1]], with
-	// their (folded) grams in grams.
+	// Candidates by bucket: those of bucket i are cands[bucket[i]:bucket[i+1]].
 	bucket      []uint32
 	bucketShift uint // 32 - log2(len(bucket)-1)
-	grams       []uint32
 	cands       []candidate
 	// patterns are the texts searched for; a pattern with fold set is stored in
 	// lower case and matched without regard to ASCII case.
@@ -79,9 +77,39 @@ type matcher struct {
 	fold     []bool
 }
 
+// candidate is one pattern indexed under one of its grams. It holds the 8 bytes of
+// the pattern from the gram on (fewer at its end), so that a candidate whose gram
+// merely occurs in the text (in a line holding a secret, the grams of every other
+// form of it and of values sharing its beginning do) is rejected without reading
+// the pattern: a line with a secret checks dozens of candidates, and each pattern
+// read is a cache miss in the pipeline.
 type candidate struct {
-	pattern uint32 // index in patterns
-	offset  uint32 // where the gram starts in the pattern
+	// key is the pattern's bytes from offset on, at most 8, as a little-endian
+	// integer with every byte ORed with 0x20 (ASCII lower case, and some other
+	// bytes folded together: a filter, never a rejection of a match); mask has
+	// 0xff for each byte key holds. Its low 4 bytes are the folded gram.
+	key, mask uint64
+	pattern   uint32 // index in patterns
+	offset    uint32 // where the gram starts in the pattern
+}
+
+// fold8 folds the bytes of a key: see candidate.
+const fold8 = 0x2020202020202020
+
+// keyAt returns the bytes of s from i on, at most 8, as a folded little-endian
+// integer (see candidate.key), and the mask of the bytes it holds.
+func keyAt(s string, i int) (key, mask uint64) {
+	if i+8 <= len(s) {
+		t := s[i : i+8]
+		v := uint64(t[0]) | uint64(t[1])<<8 | uint64(t[2])<<16 | uint64(t[3])<<24 |
+			uint64(t[4])<<32 | uint64(t[5])<<40 | uint64(t[6])<<48 | uint64(t[7])<<56
+		return v | fold8, ^uint64(0)
+	}
+	for k := 0; i+k < len(s); k++ {
+		key |= uint64(s[i+k]) << (8 * k)
+		mask |= 0xff << (8 * k)
+	}
+	return (key | fold8) & mask, mask
 }
 
 // span is a half-open byte range [start, end) of a text.
@@ -144,7 +172,6 @@ func newMatcher(forms []form) *matcher {
 	for i := 1; i < len(m.bucket); i++ {
 		m.bucket[i] += m.bucket[i-1]
 	}
-	m.grams = make([]uint32, n)
 	m.cands = make([]candidate, n)
 	next := make([]uint32, nb)
 	copy(next, m.bucket[:nb])
@@ -152,8 +179,8 @@ func newMatcher(forms []form) *matcher {
 		for off := range stride {
 			g := gramAt(p, off)
 			b := m.bucketOf(g)
-			m.grams[next[b]] = g
-			m.cands[next[b]] = candidate{pattern: uint32(pi), offset: uint32(off)}
+			key, mask := keyAt(p, off)
+			m.cands[next[b]] = candidate{key: key, mask: mask, pattern: uint32(pi), offset: uint32(off)}
 			next[b]++
 		}
 	}
@@ -272,11 +299,11 @@ func (m *matcher) mayHold(s string) bool {
 			continue
 		}
 		b := m.bucketOf(g)
-		for i := m.bucket[b]; i < m.bucket[b+1]; i++ {
-			if m.grams[i] != g {
+		for _, c := range m.cands[m.bucket[b]:m.bucket[b+1]] {
+			// Only the gram: a prefix found here may end before the key does.
+			if uint32(c.key) != g {
 				continue
 			}
-			c := m.cands[i]
 			start := p - int(c.offset)
 			if start < 0 {
 				continue
@@ -318,11 +345,12 @@ func (m *matcher) matchesAt(s string, p int) bool {
 		return false
 	}
 	b := m.bucketOf(g)
-	for i := m.bucket[b]; i < m.bucket[b+1]; i++ {
-		if m.grams[i] != g {
+	key, mask := keyAt(s, p)
+	for _, c := range m.cands[m.bucket[b]:m.bucket[b+1]] {
+		if key&c.mask != c.key&mask {
 			continue
 		}
-		if _, ok := m.occurrence(s, p, m.cands[i]); ok {
+		if _, ok := m.occurrence(s, p, c); ok {
 			return true
 		}
 	}
@@ -385,11 +413,12 @@ func (m *matcher) find(s string, p0 int, found []span) []span {
 			continue
 		}
 		b := m.bucketOf(g)
-		for i := m.bucket[b]; i < m.bucket[b+1]; i++ {
-			if m.grams[i] != g {
+		key, mask := keyAt(s, p)
+		for _, c := range m.cands[m.bucket[b]:m.bucket[b+1]] {
+			if key&c.mask != c.key&mask {
 				continue
 			}
-			if sp, ok := m.occurrence(s, p, m.cands[i]); ok {
+			if sp, ok := m.occurrence(s, p, c); ok {
 				found = append(found, sp)
 			}
 		}
