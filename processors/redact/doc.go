@@ -73,12 +73,14 @@
 // a bitset indexed by the high half of the gram's hash (32 bits per gram: 0.6% of
 // the probes of access-log lines with hex trace ids pass with 100 secrets); those
 // that pass test two bits of one word of a blocked Bloom filter under a second hash
-// (16 bits per gram); those that pass that look up the candidates with that exact
-// gram and compare them in full. With stride 5 (every pattern of 8 bytes or more),
-// the probe loop takes five probes at a time and ORs their filter words, with one
-// bounds check and one branch per 25 bytes: about 12 instructions per probe. With
-// nothing registered, Redact is one atomic load. With values registered, a line
-// without any allocates nothing; a line with one allocates its result.
+// (16 bits per gram); those that pass that look up the candidates of that gram,
+// compare the 8 bytes of each pattern kept in its index entry, and only then the
+// whole pattern (from its end: candidates often share a beginning). With stride 5
+// (every pattern of 8 bytes or more), the probe loop takes five probes at a time and
+// ORs their filter words, with one bounds check and one branch per 25 bytes: about
+// 12 instructions per probe. With nothing registered, Redact is one atomic load.
+// With values registered, a line without any allocates nothing; a line with one
+// allocates its result.
 //
 // Measured per loggen line (~215-byte JSON, 1% of them holding a secret; 2 vCPUs,
 // Xeon, other work running; BenchmarkRedact in tools/bench/cmd/benchredact), before
@@ -90,23 +92,30 @@
 //	1000 secrets (8,494 patterns, stride 5)          125–155 ns
 //	100 secrets of 6 bytes (580 patterns, stride 3)  125–140 ns (the worst case)
 //
-// With them (about 15 patterns per value: 1,476 for benchValues' 100), on a machine
-// too busy for the table above to be repeated, the old and new code measured in
-// alternation (BenchmarkSinkExport, 100 secrets, 10 runs each, minimum): 146 and
-// 141 ns per record. Two things keep it there: the first filter takes the top bits
-// of its hash (hex grams collided in the middle bits, letting 3% of probes through
-// instead of 0.65%), and the padded base64 forms are left out (the unpadded form is
-// their prefix). The folded probe costs one OR; the line-break check one IndexByte.
+// The alternatives measured then on the same lines and 860 patterns: a dense
+// Aho-Corasick automaton (38,000 states, a 12 MiB transition table over byte
+// classes) about 700 ns, one dependent load per byte that misses the cache; the same
+// gram filter probed at every byte (a "first bytes" table) about 600 ns.
 //
-// The secrets are a realistic mix of 8 to 167 characters: database passwords,
-// hex API keys, Vault tokens, human passwords with symbols, base64 keys, JWTs. The
-// alternatives measured on the same lines and 860 patterns: a dense Aho-Corasick
-// automaton (38,000 states, a 12 MiB transition table over byte classes) about
-// 700 ns, one dependent load per byte that misses the cache; the same gram filter
-// probed at every byte (a "first bytes" table) about 600 ns. The whole file → Loki
-// pipeline costs about 2.2 µs of CPU per line, and in it scrubbing 100 secrets (line,
-// request id, metadata) costs about 5–7% of lines per CPU-second; see
-// tools/bench/cmd/benchredact.
+// Timings on this machine vary with what else runs; instruction counts do not.
+// callgrind counts them for a Go binary with GODEBUG=asyncpreemptoff=1,cpu.rdtscp=off
+// (valgrind 3.19 does not decode RDTSCP and mishandles the preemption signal):
+//
+//	GODEBUG=asyncpreemptoff=1,cpu.rdtscp=off GOMAXPROCS=1 valgrind --tool=callgrind \
+//	  --toggle-collect='*redact.(*Registry).Redact' ./benchredact.test -test.run '^$' \
+//	  -test.bench 'BenchmarkRedact/^secrets=100$/^$' -test.benchtime 40960x
+//
+// On bench-redact's lines (100 secrets: 2,693 patterns, the 14 with non-ASCII letters
+// giving half of them; every 100th line holding a secret in one of 32 encodings)
+// Redact took 1,294 instructions per line, then 963 with the blocked probe loop and
+// candidates compared from the end, and 915 with each candidate's 8 bytes in its
+// index entry. Inside the pipeline the instructions are not what counts: the blocked
+// loop left the CPU time in redact.Sink where it was (about 250 ns per line, load
+// 8–16), while the candidates' 8 bytes, which spare a line holding a secret dozens of
+// cache misses, took it to 180–225 ns. With a single secret registered it is about
+// 130 ns: the probe loop over lines that arrive cold. The whole file → Loki pipeline
+// costs about 2.0 µs of CPU per line, so scrubbing 100 secrets costs about 10% of
+// lines per CPU-second (make bench-redact).
 //
 // # Concurrency
 //
