@@ -129,12 +129,15 @@ func parseDateTimePrefix(s string) (time.Time, int, bool) {
 	default:
 		return time.Time{}, 0, false
 	}
-	year := digits(s[0:4])
-	month := digits(s[5:7])
-	day := digits(s[8:10])
-	hour := digits(s[11:13])
-	minute := digits(s[14:16])
-	sec := digits(s[17:19])
+	year := -1
+	if c, y := digits2(s[0:2]), digits2(s[2:4]); c >= 0 && y >= 0 {
+		year = c*100 + y
+	}
+	month := digits2(s[5:7])
+	day := digits2(s[8:10])
+	hour := digits2(s[11:13])
+	minute := digits2(s[14:16])
+	sec := digits2(s[17:19])
 	if year < 0 || month < 1 || month > 12 || day < 1 || day > daysIn(month, year) ||
 		hour < 0 || hour > 23 || minute < 0 || minute > 59 || sec < 0 || sec > 59 {
 		return time.Time{}, 0, false
@@ -205,6 +208,16 @@ func zoneOffset(s string) (offset, n int) {
 		offset = -offset
 	}
 	return offset, n
+}
+
+// digits2 parses the two decimal digits of s, or returns -1.
+func digits2(s string) int {
+	_ = s[1]
+	a, b := s[0]-'0', s[1]-'0'
+	if a > 9 || b > 9 {
+		return -1
+	}
+	return int(a)*10 + int(b)
 }
 
 // digits parses s, all decimal digits, or returns -1.
