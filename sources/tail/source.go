@@ -103,6 +103,8 @@ type Source struct {
 	watcher   *fsnotify.Watcher
 	watched   map[string]bool
 	scratch   []byte // a docker message, unescaped
+	// batchesBegun counts the batches begun since the last poll tick (releaseIdle).
+	batchesBegun int
 	// malformedLogged is when lines not in their file's format were last logged;
 	// malformedSince counts those seen since.
 	malformedLogged time.Time
@@ -299,6 +301,7 @@ func (s *Source) loop(ctx context.Context) {
 		case <-ctx.Done():
 		case <-poll.C:
 			s.poll()
+			s.releaseIdle()
 		case <-rescan.C:
 			s.scan()
 		case <-s.scanC:

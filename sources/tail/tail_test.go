@@ -720,6 +720,12 @@ func TestAcknowledgedBatchesAreReused(t *testing.T) {
 	if reused == 0 {
 		t.Fatalf("no batch reused the records of an acknowledged one (%d arrays for 40 batches)", len(arrays))
 	}
+	// Quiet for a poll interval, the source lets the kept batches go.
+	eventually(t, "the recycled batches to be released", func() bool {
+		src.mu.Lock()
+		defer src.mu.Unlock()
+		return len(src.free) == 0
+	})
 }
 
 func sameRecord(a, b pipeline.Record) bool {

@@ -354,6 +354,7 @@ func (s *Source) recycle(recs []pipeline.Record) {
 
 // newBatch returns an empty batch for about n records: a recycled one if any.
 func (s *Source) newBatch(n int) []pipeline.Record {
+	s.batchesBegun++
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if k := len(s.free); k > 0 {
@@ -363,6 +364,20 @@ func (s *Source) newBatch(n int) []pipeline.Record {
 		return recs
 	}
 	return make([]pipeline.Record, 0, n)
+}
+
+// releaseIdle lets the recycled batches go when no batch was begun since the last
+// call (a poll interval): a source that went quiet after a burst keeps no memory for
+// the next one.
+func (s *Source) releaseIdle() {
+	if s.batchesBegun > 0 {
+		s.batchesBegun = 0
+		return
+	}
+	s.mu.Lock()
+	clear(s.free)
+	s.free = s.free[:0]
+	s.mu.Unlock()
 }
 
 // release takes sp's weight out of the in-flight totals. Call with s.mu held.
