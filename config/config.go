@@ -187,7 +187,7 @@ func defaultWith(getenv func(string) string) Config {
 		},
 		Server:  Server{Listen: "127.0.0.1:8686", ShutdownTimeout: 30 * time.Second},
 		Log:     Log{Level: "info", Format: "json"},
-		Runtime: Runtime{GCPercent: 50, IdleRelease: 10 * time.Second},
+		Runtime: Runtime{GCPercent: 50, IdleRelease: 5 * time.Second},
 	}
 }
 
