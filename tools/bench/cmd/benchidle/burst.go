@@ -15,7 +15,9 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"github.com/outrider-dev/outrider/internal/sentryenv"
 )
@@ -139,14 +141,38 @@ func sendTraces(ctx context.Context, addr string, requests, spans int) error {
 			a.PutInt("http.response.status_code", 200)
 			a.PutStr("server.address", "web.shop.svc")
 		}
-		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		_, err := client.Export(rctx, ptraceotlp.NewExportRequestFromTraces(td))
-		cancel()
-		if err != nil {
+		if err := exportRetrying(ctx, client, ptraceotlp.NewExportRequestFromTraces(td)); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// exportRetrying sends req, again after a pause while the agent answers that it is
+// busy (RESOURCE_EXHAUSTED, UNAVAILABLE), as an OTLP exporter does, for at most a
+// minute.
+func exportRetrying(ctx context.Context, client ptraceotlp.GRPCClient, req ptraceotlp.ExportRequest) error {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		_, err := client.Export(rctx, req)
+		cancel()
+		switch status.Code(err) {
+		case codes.OK:
+			return nil
+		case codes.ResourceExhausted, codes.Unavailable:
+			if time.Now().After(deadline) {
+				return err
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(50 * time.Millisecond):
+			}
+		default:
+			return err
+		}
+	}
 }
 
 // sendEvents posts n Sentry error events, each of its own fingerprint so that the
