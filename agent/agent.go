@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -571,9 +572,17 @@ func NewLogger(w *os.File, format string, level *slog.LevelVar) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
-// applyRuntime sets the garbage collector's target and the soft memory limit, unless
-// GOGC or GOMEMLIMIT set them for the process.
+// applyRuntime sets the garbage collector's target, the soft memory limit and the
+// number of threads running Go code, unless GOGC, GOMEMLIMIT or GOMAXPROCS set them
+// for the process.
 func applyRuntime(r config.Runtime) {
+	if _, ok := os.LookupEnv("GOMAXPROCS"); !ok {
+		if r.MaxProcs > 0 {
+			runtime.GOMAXPROCS(r.MaxProcs)
+		} else {
+			runtime.SetDefaultGOMAXPROCS()
+		}
+	}
 	if _, ok := os.LookupEnv("GOGC"); !ok {
 		debug.SetGCPercent(r.GCPercent)
 	}

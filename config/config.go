@@ -55,8 +55,8 @@ type Config struct {
 	Runtime Runtime `yaml:"runtime"`
 }
 
-// Runtime tunes the Go runtime. The GOGC and GOMEMLIMIT environment variables, when
-// set, take precedence.
+// Runtime tunes the Go runtime. The GOGC, GOMEMLIMIT and GOMAXPROCS environment
+// variables, when set, take precedence.
 type Runtime struct {
 	// GCPercent is the garbage collector's target heap growth (GOGC). The default, 50,
 	// keeps the agent's resident memory small: its live heap is mostly line bytes
@@ -70,6 +70,13 @@ type Runtime struct {
 	// executable's pages that work touched to the kernel (internal/memtrim). 0 turns
 	// it off.
 	IdleRelease time.Duration `yaml:"idle_release"`
+	// MaxProcs is how many threads run Go code at once (GOMAXPROCS). The default, 1,
+	// suits a sidecar: one core ships far more than an application writes, and a
+	// single scheduler spends less CPU per record than several (no idle threads
+	// spinning for work, no parallel GC workers; docs/configuration.md has the
+	// figures). 0 leaves it to the Go runtime (the CPU limit of the
+	// container, at least 2), for a node agent that ships a whole node.
+	MaxProcs int `yaml:"max_procs"`
 }
 
 // Identity names the application; its values become the service, namespace, pod and
@@ -187,7 +194,7 @@ func defaultWith(getenv func(string) string) Config {
 		},
 		Server:  Server{Listen: "127.0.0.1:8686", ShutdownTimeout: 30 * time.Second},
 		Log:     Log{Level: "info", Format: "json"},
-		Runtime: Runtime{GCPercent: 50, IdleRelease: 5 * time.Second},
+		Runtime: Runtime{GCPercent: 50, IdleRelease: 5 * time.Second, MaxProcs: 1},
 	}
 }
 
@@ -291,6 +298,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Runtime.MemoryLimit != 0 && c.Runtime.MemoryLimit < 16<<20 {
 		p.Addf("runtime.memory_limit", "must be 0 (none) or at least 16MiB, got %s", c.Runtime.MemoryLimit)
+	}
+	if c.Runtime.MaxProcs < 0 || c.Runtime.MaxProcs > 256 {
+		p.Addf("runtime.max_procs", "must be between 0 (the Go runtime's choice) and 256, got %d", c.Runtime.MaxProcs)
 	}
 	if c.Runtime.IdleRelease != 0 && c.Runtime.IdleRelease < time.Second {
 		p.Addf("runtime.idle_release", "must be 0 (off) or at least 1s, got %s", c.Runtime.IdleRelease)
