@@ -1,66 +1,43 @@
 package vault
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/sha256"
-	"crypto/x509"
-	"encoding/base64"
-	"encoding/json"
-	"encoding/pem"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/outrider-dev/outrider/internal/kubetest"
+	"github.com/outrider-dev/outrider/internal/vaulttest"
 	"github.com/outrider-dev/outrider/secrets/audit"
 )
 
-// signer makes ES256 JWTs by hand (header.payload.signature, base64url), with the
-// standard library only.
-type signer struct {
-	key *ecdsa.PrivateKey
-}
+// signer is vaulttest.JWTSigner failing the test on an error.
+type signer struct{ s *vaulttest.JWTSigner }
 
 func newSigner(t *testing.T) *signer {
 	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	s, err := vaulttest.NewJWTSigner()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &signer{key: k}
+	return &signer{s}
 }
 
 func (s *signer) publicPEM(t *testing.T) string {
 	t.Helper()
-	der, err := x509.MarshalPKIXPublicKey(&s.key.PublicKey)
+	p, err := s.s.PublicPEM()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+	return p
 }
 
 func (s *signer) sign(t *testing.T, claims map[string]any) string {
 	t.Helper()
-	enc := func(v any) string {
-		b, err := json.Marshal(v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return base64.RawURLEncoding.EncodeToString(b)
-	}
-	signing := enc(map[string]string{"alg": "ES256", "typ": "JWT"}) + "." + enc(claims)
-	sum := sha256.Sum256([]byte(signing))
-	r, sig, err := ecdsa.Sign(rand.Reader, s.key, sum[:])
+	jwt, err := s.s.Sign(claims)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// JWS ES256 signatures are r and s as fixed 32-byte big-endian integers.
-	out := make([]byte, 64)
-	r.FillBytes(out[:32])
-	sig.FillBytes(out[32:])
-	return signing + "." + base64.RawURLEncoding.EncodeToString(out)
+	return jwt
 }
 
 func TestJWTLogin(t *testing.T) {

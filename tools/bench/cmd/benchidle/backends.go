@@ -2,14 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/sha256"
-	"crypto/x509"
-	"encoding/base64"
-	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -97,15 +89,14 @@ func (b *backends) stop() {
 // setUpVault enables jwt auth with a fresh signing key, a role that may read the
 // secret, and writes the secret; it returns a token signed for the role.
 func setUpVault(ctx context.Context, v *vaulttest.Vault) (string, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	signer, err := vaulttest.NewJWTSigner()
 	if err != nil {
 		return "", err
 	}
-	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	pub, err := signer.PublicPEM()
 	if err != nil {
 		return "", err
 	}
-	pub := string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
 	c := v.Client
 	policy := fmt.Sprintf(`path "%[1]s/data/%[2]s" { capabilities = ["read"] }
 path "%[1]s/metadata/%[2]s" { capabilities = ["read"] }`, secretMount, secretName)
@@ -128,36 +119,10 @@ path "%[1]s/metadata/%[2]s" { capabilities = ["read"] }`, secretMount, secretNam
 		return "", err
 	}
 	now := time.Now()
-	return signJWT(key, map[string]any{
+	return signer.Sign(map[string]any{
 		"sub": "system:serviceaccount:shop:web", "aud": jwtAudience,
 		"iat": now.Unix(), "nbf": now.Add(-time.Minute).Unix(), "exp": now.Add(6 * time.Hour).Unix(),
 	})
-}
-
-// signJWT returns claims signed with key (ES256).
-func signJWT(key *ecdsa.PrivateKey, claims map[string]any) (string, error) {
-	enc := func(v any) (string, error) {
-		b, err := json.Marshal(v)
-		return base64.RawURLEncoding.EncodeToString(b), err
-	}
-	head, err := enc(map[string]string{"alg": "ES256", "typ": "JWT"})
-	if err != nil {
-		return "", err
-	}
-	body, err := enc(claims)
-	if err != nil {
-		return "", err
-	}
-	signing := head + "." + body
-	sum := sha256.Sum256([]byte(signing))
-	r, s, err := ecdsa.Sign(rand.Reader, key, sum[:])
-	if err != nil {
-		return "", err
-	}
-	sig := make([]byte, 64) // r and s as fixed 32-byte big-endian integers
-	r.FillBytes(sig[:32])
-	s.FillBytes(sig[32:])
-	return signing + "." + base64.RawURLEncoding.EncodeToString(sig), nil
 }
 
 // traceSink is an OTLP/gRPC trace endpoint that counts the spans it receives.
