@@ -41,6 +41,7 @@ import (
 	"github.com/outrider-dev/outrider/internal/backendtest"
 	"github.com/outrider-dev/outrider/internal/vaulttest"
 	"github.com/outrider-dev/outrider/tools/bench/internal/cli"
+	"github.com/outrider-dev/outrider/tools/bench/internal/procstat"
 )
 
 type options struct {
@@ -179,7 +180,7 @@ func bench(ctx context.Context, logger *slog.Logger, o options, stderr io.Writer
 	}
 	var results []result
 	for _, sys := range systems {
-		res := result{name: sys.name, loadBefore: loadAverage()}
+		res := result{name: sys.name, loadBefore: procstat.LoadAverage()}
 		for i := range o.starts {
 			r, problem, err := sys.measure(i+1, i < o.idleRuns)
 			if err != nil {
@@ -193,24 +194,11 @@ func bench(ctx context.Context, logger *slog.Logger, o options, stderr io.Writer
 				"vault", r.vault.Round(time.Millisecond), "vault_requests", r.vaultRequests)
 			res.runs = append(res.runs, r)
 		}
-		res.loadAfter = loadAverage()
+		res.loadAfter = procstat.LoadAverage()
 		results = append(results, res)
 		if ctx.Err() != nil {
 			return results, ctx.Err()
 		}
 	}
 	return results, nil
-}
-
-// loadAverage returns the 1-, 5- and 15-minute load averages from /proc/loadavg.
-func loadAverage() string {
-	data, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	var one, five, fifteen string
-	if _, err := fmt.Sscan(string(data), &one, &five, &fifteen); err != nil {
-		return "unknown"
-	}
-	return one + " " + five + " " + fifteen
 }

@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"runtime"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -18,6 +16,7 @@ import (
 	"github.com/outrider-dev/outrider/processors/redact"
 	"github.com/outrider-dev/outrider/sources/tail"
 	"github.com/outrider-dev/outrider/tools/bench/internal/measure"
+	"github.com/outrider-dev/outrider/tools/bench/internal/procstat"
 )
 
 // runSpec is one measured run: the pipeline with a number of registered secrets.
@@ -206,16 +205,6 @@ func measureRun(ctx context.Context, env runEnv, spec runSpec) (result, error) {
 	if c, err := child.counts(); err == nil {
 		res.counts = c
 	}
-	res.load = loadAverage()
+	res.load = procstat.LoadAverage()
 	return res, nil
-}
-
-// loadAverage returns the machine's 1-, 5- and 15-minute load averages as
-// /proc/loadavg gives them, or "unknown".
-func loadAverage() string {
-	data, err := os.ReadFile("/proc/loadavg")
-	if f := strings.Fields(string(data)); err == nil && len(f) >= 3 {
-		return strings.Join(f[:3], " ")
-	}
-	return "unknown"
 }
