@@ -11,14 +11,13 @@ import (
 // (runtime.idle_release): it samples the allocation counter on a ticker in the
 // agent's loop, and memtrim.Policy says when to release.
 type idleRelease struct {
-	logger   *slog.Logger
-	every    time.Duration
-	ticker   *time.Ticker
-	policy   *memtrim.Policy
-	warned   bool
-	allocs   func() uint64
-	release  func() (int64, error)
-	released int
+	logger  *slog.Logger
+	every   time.Duration
+	ticker  *time.Ticker
+	policy  *memtrim.Policy
+	warned  bool
+	allocs  func() uint64
+	release func() (int64, error)
 }
 
 func newIdleRelease(logger *slog.Logger) *idleRelease {
@@ -58,7 +57,6 @@ func (r *idleRelease) tick() {
 	}
 	began := time.Now()
 	advised, err := r.release()
-	r.released++
 	if err != nil && !r.warned {
 		r.warned = true // the kernel will not do it (before 5.4): say so once
 		r.logger.Warn("cannot page out the executable when idle; the free heap is still returned", "error", err)
