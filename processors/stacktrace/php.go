@@ -79,7 +79,7 @@ func parsePHP(text string) (Trace, bool) {
 		case cur < 0 && IsPHPFatal(line):
 			i := strings.Index(line, "Uncaught ")
 			head = line[i+len("Uncaught "):]
-		case cur < 0 && PHPExceptionHead(line) >= 0 && trimLeft(r.peek()) == "Stack trace:":
+		case cur < 0 && trimLeft(r.peek()) == "Stack trace:" && PHPExceptionHead(line) >= 0:
 			head = line[PHPExceptionHead(line):]
 		case cur >= 0 && strings.HasPrefix(t, "Next "):
 			head = t[len("Next "):]
