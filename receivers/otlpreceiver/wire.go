@@ -118,25 +118,26 @@ func (w *walker) walk(b []byte, k msgKind, depth int) {
 	}
 	fields := &schema[k]
 	var traceOK, spanOK bool
-	for len(b) > 0 && w.ok {
+	// b[i:] is what is left; indexing rather than reslicing keeps the loop short.
+	for i := 0; i < len(b); {
 		// Tags and lengths below 128 take one byte: decode those inline.
 		var (
 			num protowire.Number
 			typ protowire.Type
 		)
-		if c := b[0]; c < 0x80 {
+		if c := b[i]; c < 0x80 {
 			num, typ = protowire.Number(c>>3), protowire.Type(c&7)
-			b = b[1:]
+			i++
 		} else {
 			var n int
-			num, typ, n = protowire.ConsumeTag(b)
+			num, typ, n = protowire.ConsumeTag(b[i:])
 			if n < 0 {
 				w.ok = false
 				return
 			}
-			b = b[n:]
+			i += n
 		}
-		if typ == protowire.StartGroupType || typ == protowire.EndGroupType || num > maxField || num == 0 {
+		if typ == protowire.StartGroupType || typ == protowire.EndGroupType || uint32(num-1) >= maxField {
 			w.ok = false // groups, and numbers the schema does not know (like ResourceSpans' deprecated 1000): left to pdata
 			return
 		}
@@ -146,41 +147,55 @@ func (w *walker) walk(b []byte, k msgKind, depth int) {
 			return
 		}
 		if typ != protowire.BytesType {
-			if w.errors && k == mStatus && num == 3 && len(b) > 0 && b[0] == byte(ptrace.StatusCodeError) {
+			if w.errors && k == mStatus && num == 3 && i < len(b) && b[i] == byte(ptrace.StatusCodeError) {
 				w.ok = false // status code ERROR
 				return
 			}
-			n := protowire.ConsumeFieldValue(num, typ, b)
+			if typ == protowire.VarintType && i < len(b) && b[i] < 0x80 {
+				i++
+				continue
+			}
+			n := protowire.ConsumeFieldValue(num, typ, b[i:])
 			if n < 0 {
 				w.ok = false
 				return
 			}
-			b = b[n:]
+			i += n
 			continue
 		}
-		var l uint64
-		if len(b) > 0 && b[0] < 0x80 {
-			l = uint64(b[0])
-			b = b[1:]
+		var l int
+		if i < len(b) && b[i] < 0x80 {
+			l = int(b[i])
+			i++
 		} else {
-			var n int
-			l, n = protowire.ConsumeVarint(b)
-			if n < 0 {
+			v, n := protowire.ConsumeVarint(b[i:])
+			if n < 0 || v > uint64(len(b)) {
 				w.ok = false
 				return
 			}
-			b = b[n:]
+			l = int(v)
+			i += n
 		}
-		if l > uint64(len(b)) {
+		if l > len(b)-i {
 			w.ok = false
 			return
 		}
-		v := b[:l]
-		b = b[l:]
+		v := b[i : i+l]
+		i += l
 		if !f.known {
 			continue
 		}
-		if w.breaks && f.kind == mNone && f.size == 0 && bytes.IndexByte(v, '\n') >= 0 {
+		if f.kind != mNone {
+			if f.kind == mKeyValue && depth < maxDepth-1 && w.plainKeyValue(v) {
+				continue
+			}
+			w.walk(v, f.kind, depth+1)
+			if !w.ok {
+				return
+			}
+			continue
+		}
+		if w.breaks && f.size == 0 && bytes.IndexByte(v, '\n') >= 0 {
 			w.ok = false
 			return
 		}
@@ -201,10 +216,6 @@ func (w *walker) walk(b []byte, k msgKind, depth int) {
 					spanOK = set
 				}
 			}
-			continue
-		}
-		if f.kind != mNone {
-			w.walk(v, f.kind, depth+1)
 		}
 	}
 	if k == mSpan {
@@ -213,6 +224,56 @@ func (w *walker) walk(b []byte, k msgKind, depth int) {
 			w.ok = false // a span the backend cannot store: the slow path refuses it
 		}
 	}
+}
+
+// plainKeyValue reports whether kv is a KeyValue of the shape nearly every
+// attribute has — a key and a value holding one string, integer, boolean or double,
+// in either order (pdata writes the value first), every length in one byte — and is
+// valid as walk would find it. False says nothing: walk decides. Most of a request is
+// attributes, so this saves walk two calls and the table's checks for each.
+func (w *walker) plainKeyValue(kv []byte) bool {
+	// tag1 len1 field1 tag2 len2 field2, the tags 0x0a (key) and 0x12 (value)
+	n := len(kv)
+	if n < 4 || kv[1] >= 0x80 {
+		return false
+	}
+	j := 2 + int(kv[1])
+	if j+2 > n || kv[j+1] >= 0x80 || j+2+int(kv[j+1]) != n {
+		return false
+	}
+	var key, av []byte
+	switch {
+	case kv[0] == 0x0a && kv[j] == 0x12:
+		key, av = kv[2:j], kv[j+2:]
+	case kv[0] == 0x12 && kv[j] == 0x0a:
+		av, key = kv[2:j], kv[j+2:]
+	default:
+		return false
+	}
+	if len(av) < 2 {
+		return false
+	}
+	if w.breaks && bytes.IndexByte(key, '\n') >= 0 {
+		return false
+	}
+	switch av[0] {
+	case 0x0a: // string_value: its length, then the bytes
+		return int(av[1]) == len(av)-2 && (!w.breaks || bytes.IndexByte(av[2:], '\n') < 0)
+	case 0x10, 0x18: // bool_value, int_value: a varint taking the rest
+		last := len(av) - 1
+		if last > 9 { // ten bytes may overflow: walk checks
+			return false
+		}
+		for _, c := range av[1:last] {
+			if c < 0x80 {
+				return false
+			}
+		}
+		return av[last] < 0x80
+	case 0x21: // double_value: eight bytes
+		return len(av) == 9
+	}
+	return false
 }
 
 func allZero(b []byte) bool {

@@ -193,6 +193,18 @@ func BenchmarkTracesPath(b *testing.B) {
 		}
 	}
 	raw, _ := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	// Without secrets to look for, as in make bench-traces.
+	b.Run("fast-nosecrets", func(b *testing.B) {
+		r := wireReceiver(false, nil)
+		b.ReportAllocs()
+		b.SetBytes(int64(len(raw)))
+		dst := make([]byte, 0, 2*len(raw))
+		for b.Loop() {
+			if _, _, ok := r.fastTraces(dst[:0], raw); !ok {
+				b.Fatal("not fast")
+			}
+		}
+	})
 	r := wireReceiver(false, fakeRedactor{"zzzzzzzz"})
 	b.Run("fast", func(b *testing.B) {
 		b.ReportAllocs()
@@ -252,4 +264,70 @@ func TestErrorSpansReachTheErrorsHook(t *testing.T) {
 			t.Errorf("%s: errors hook got %v, want one request of 2 spans", name, got)
 		}
 	}
+}
+
+// plainKeyValueSeeds are KeyValue messages in both field orders and shapes around the
+// ones plainKeyValue takes.
+func plainKeyValueSeeds() [][]byte {
+	return [][]byte{
+		{0x0a, 0x01, 'k', 0x12, 0x03, 0x0a, 0x01, 'v'},                                                  // key, string
+		{0x12, 0x03, 0x0a, 0x01, 'v', 0x0a, 0x01, 'k'},                                                  // string, key (pdata's order)
+		{0x12, 0x03, 0x18, 0xc8, 0x01, 0x0a, 0x01, 'k'},                                                 // int
+		{0x0a, 0x01, 'k', 0x12, 0x02, 0x10, 0x01},                                                       // bool
+		{0x0a, 0x01, 'k', 0x12, 0x09, 0x21, 1, 2, 3, 4, 5, 6, 7, 8},                                     // double
+		{0x0a, 0x01, 'k', 0x12, 0x0b, 0x18, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, // ten-byte varint
+		{0x0a, 0x01, 'k', 0x12, 0x0b, 0x18, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02}, // overflow
+		{0x0a, 0x01, 'k', 0x12, 0x02, 0x18, 0x80},                                                       // varint cut short
+		{0x0a, 0x01, 'k', 0x0a, 0x01, 'j'},                                                              // two keys
+		{0x0a, 0x01, 'k', 0x12, 0x00},                                                                   // empty value
+		{0x0a, 0x01, '\n', 0x12, 0x03, 0x0a, 0x01, 'v'},                                                 // line break in the key
+		{0x0a, 0x01, 'k', 0x12, 0x03, 0x0a, 0x01, '\n'},                                                 // line break in the value
+		{0x0a, 0x01, 'k', 0x12, 0x04, 0x0a, 0x01, 'v', 0x00},                                            // trailing byte in the value
+		{0x0a, 0x01, 'k', 0x12, 0x03, 0x0a, 0x02, 'v'},                                                  // string longer than its value
+		{0x0a, 0x01, 'k', 0x12, 0x03, 0x2a, 0x01, 0x00},                                                 // array value
+		{0x0a, 0x01, 'k', 0x12, 0x03, 0x0a, 0x01, 'v', 0x18, 0x01},                                      // a third field
+		{0x0a, 0x01, 'k', 0x12, 0x03, 0x0a, 0x01},                                                       // value cut short
+	}
+}
+
+// checkPlainKeyValue fails when plainKeyValue takes a KeyValue that walk refuses.
+func checkPlainKeyValue(t *testing.T, kv []byte, breaks bool) {
+	t.Helper()
+	w := walker{ok: true, breaks: breaks}
+	if !w.plainKeyValue(kv) {
+		return
+	}
+	ref := walker{ok: true, breaks: breaks}
+	ref.walk(kv, mKeyValue, 1)
+	if !ref.ok {
+		t.Fatalf("plainKeyValue took %x (breaks %v), which walk refuses", kv, breaks)
+	}
+}
+
+func TestPlainKeyValueAgreesWithWalk(t *testing.T) {
+	// Taken when not looking for line breaks.
+	want := []bool{true, true, true, true, true, false, false, false, false, false, true, true, false, false, false, false, false}
+	for i, kv := range plainKeyValueSeeds() {
+		for _, breaks := range []bool{false, true} {
+			checkPlainKeyValue(t, kv, breaks)
+		}
+		if got := (&walker{ok: true}).plainKeyValue(kv); got != want[i] {
+			t.Errorf("seed %d %x: plainKeyValue = %v, want %v", i, kv, got, want[i])
+		}
+	}
+	for _, i := range []int{10, 11} {
+		if (&walker{ok: true, breaks: true}).plainKeyValue(plainKeyValueSeeds()[i]) {
+			t.Errorf("seed %d: a line break taken while looking for line breaks", i)
+		}
+	}
+}
+
+func FuzzPlainKeyValue(f *testing.F) {
+	for _, s := range plainKeyValueSeeds() {
+		f.Add(s, false)
+		f.Add(s, true)
+	}
+	f.Fuzz(func(t *testing.T, kv []byte, breaks bool) {
+		checkPlainKeyValue(t, kv, breaks)
+	})
 }
