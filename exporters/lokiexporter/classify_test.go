@@ -196,12 +196,14 @@ func TestSplitFollowsLokisRefusal(t *testing.T) {
 	streamErr := classify(response(400, "stream '{service=\"b\"}' has label value too long: 'x'", nil), time.Now())
 	entryErr := classify(response(400, "something Loki may say one day", nil), time.Now())
 	partly := classify(response(400, "entry for stream '{service=\"a\"}' has timestamp too old: x", nil), time.Now())
-	lines := func(parts [][]pipeline.Record) string {
+	lines := func(parts [][]chunk) string {
 		var out []string
 		for _, p := range parts {
 			var ls []string
-			for _, r := range p {
-				ls = append(ls, r.Line)
+			for _, c := range p {
+				for _, r := range c.recs {
+					ls = append(ls, r.Line)
+				}
 			}
 			out = append(out, strings.Join(ls, ","))
 		}
@@ -222,7 +224,15 @@ func TestSplitFollowsLokisRefusal(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := lines(e.split(tt.recs, tt.err)); got != tt.want {
+			if got := lines(e.split(appendChunks(nil, tt.recs, e.chunkMax), tt.err)); got != tt.want {
+				t.Errorf("split = %q, want %q", got, tt.want)
+			}
+			// The same records in chunks of one record each split the same way.
+			var ones []chunk
+			for i := range tt.recs {
+				ones = append(ones, chunk{recs: tt.recs[i : i+1], bytes: tt.recs[i].Size()})
+			}
+			if got := lines(e.split(ones, tt.err)); got != tt.want {
 				t.Errorf("split = %q, want %q", got, tt.want)
 			}
 		})

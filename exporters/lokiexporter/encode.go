@@ -126,43 +126,55 @@ const (
 	tagTimeNanos     = 0x10 // Timestamp.nanos
 )
 
-// encode returns the compressed request body. It stays valid until reset. With strip,
-// no entry carries structured metadata: the IDs go into the line (lineWithIDs).
+// encode returns the compressed request body of recs; see encodeChunks.
 func (e *encoder) encode(recs []pipeline.Record, now time.Time, strip bool) ([]byte, error) {
-	e.times = slices.Grow(e.times[:0], len(recs))[:len(recs)]
-	e.sizes = slices.Grow(e.sizes[:0], len(recs))[:len(recs)]
+	return e.encodeChunks([]chunk{{recs: recs}}, now, strip)
+}
+
+// encodeChunks returns the compressed request body of the records of chunks, taken
+// in order. It stays valid until reset. With strip, no entry carries structured
+// metadata: the IDs go into the line (lineWithIDs).
+func (e *encoder) encodeChunks(chunks []chunk, now time.Time, strip bool) ([]byte, error) {
+	n := countRecords(chunks)
+	e.times = slices.Grow(e.times[:0], n)[:n]
+	e.sizes = slices.Grow(e.sizes[:0], n)[:n]
 	if strip {
-		e.lines = slices.Grow(e.lines[:0], len(recs))[:len(recs)]
+		e.lines = slices.Grow(e.lines[:0], n)[:n]
 	}
 	var (
 		lastKey streamKey
 		lastIdx = -1
+		i       = -1
 	)
-	for i := range recs {
-		r := &recs[i]
-		k := streamKey{stream: r.Stream, level: r.Level}
-		idx := lastIdx
-		if idx < 0 || k != lastKey {
-			idx = e.stream(k)
-			lastKey, lastIdx = k, idx
+	for c := range chunks {
+		recs := chunks[c].recs
+		for k := range recs {
+			i++
+			r := &recs[k]
+			k := streamKey{stream: r.Stream, level: r.Level}
+			idx := lastIdx
+			if idx < 0 || k != lastKey {
+				idx = e.stream(k)
+				lastKey, lastIdx = k, idx
+			}
+			ts := r.Time
+			if ts.IsZero() {
+				ts = now
+			}
+			t := timestamp{sec: ts.Unix(), nsec: int32(ts.Nanosecond())}
+			if t.sec < minTimestampSeconds || t.sec >= maxTimestampSeconds {
+				return nil, fmt.Errorf("encode push request: %w: %s", errTimestamp, strconv.FormatInt(t.sec, 10))
+			}
+			e.times[i] = t
+			line := r.Line
+			if strip {
+				line = lineWithIDs(r)
+				e.lines[i] = line
+			}
+			e.sizes[i] = e.entrySize(t, line, r, strip)
+			st := &e.streams[idx]
+			st.entries = append(st.entries, int32(i))
 		}
-		ts := r.Time
-		if ts.IsZero() {
-			ts = now
-		}
-		t := timestamp{sec: ts.Unix(), nsec: int32(ts.Nanosecond())}
-		if t.sec < minTimestampSeconds || t.sec >= maxTimestampSeconds {
-			return nil, fmt.Errorf("encode push request: %w: %s", errTimestamp, strconv.FormatInt(t.sec, 10))
-		}
-		e.times[i] = t
-		line := r.Line
-		if strip {
-			line = lineWithIDs(r)
-			e.lines[i] = line
-		}
-		e.sizes[i] = e.entrySize(t, line, r, strip)
-		st := &e.streams[idx]
-		st.entries = append(st.entries, int32(i))
 	}
 
 	total := 0
@@ -186,19 +198,21 @@ func (e *encoder) encode(recs []pipeline.Record, now time.Time, strip bool) ([]b
 		e.raw.buf = nil
 	}
 	raw := grow(e.raw.buf, total)[:0]
+	var cur recordCursor
 	for i := range e.streams {
 		st := &e.streams[i]
 		raw = append(raw, tagRequestStream)
 		raw = appendVarint(raw, uint64(st.size))
 		raw = appendString(raw, tagStreamLabels, st.labels)
 		for _, j := range st.entries {
+			r := cur.at(chunks, int(j))
 			raw = append(raw, tagStreamEntry)
 			raw = appendVarint(raw, uint64(e.sizes[j]))
-			line := recs[j].Line
+			line := r.Line
 			if strip {
 				line = e.lines[j]
 			}
-			raw = e.appendEntry(raw, e.times[j], line, &recs[j], strip)
+			raw = e.appendEntry(raw, e.times[j], line, r, strip)
 		}
 	}
 	e.raw.buf = raw

@@ -71,6 +71,22 @@ func checkEncode(t *testing.T, enc *encoder, recs []pipeline.Record, now time.Ti
 	if !bytes.Equal(got, want) {
 		t.Fatalf("encoded\n%x\ngogo/protobuf\n%x", got, want)
 	}
+	// The same records cut into chunks, as requests hold them, encode the same.
+	for _, maxBytes := range []int{1, 300, 1 << 20} {
+		enc.reset()
+		chunks := appendChunks(nil, recs, maxBytes)
+		if n := countRecords(chunks); n != len(recs) {
+			t.Fatalf("chunks of at most %d bytes hold %d records, want %d", maxBytes, n, len(recs))
+		}
+		body, err := enc.encodeChunks(chunks, now, strip)
+		if err != nil {
+			t.Fatalf("chunks of at most %d bytes: %v", maxBytes, err)
+		}
+		got, err := snappy.Decode(nil, body)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("chunks of at most %d bytes encoded\n%x\ngogo/protobuf\n%x", maxBytes, got, want)
+		}
+	}
 }
 
 func TestEncodeMatchesGogo(t *testing.T) {

@@ -181,3 +181,43 @@ func BenchmarkEncode(b *testing.B) {
 	b.ReportMetric(float64(len(recs))*float64(b.N)/b.Elapsed().Seconds(), "records/s")
 	b.ReportMetric(float64(out), "compressed-bytes")
 }
+
+func TestAppendChunks(t *testing.T) {
+	s := pipeline.NewStream(map[string]string{"s": "a"})
+	var recs []pipeline.Record
+	for i := range 200 {
+		recs = append(recs, pipeline.Record{Line: strings.Repeat("x", i%7), Stream: s})
+	}
+	for _, maxBytes := range []int{1, 20, 100, 1 << 20} {
+		chunks := appendChunks(nil, recs, maxBytes)
+		next := 0
+		for _, c := range chunks {
+			if len(c.recs) == 0 || len(c.recs) > maxChunkRecords {
+				t.Fatalf("max %d: a chunk of %d records", maxBytes, len(c.recs))
+			}
+			bytes := 0
+			for i := range c.recs {
+				if &c.recs[i] != &recs[next] {
+					t.Fatalf("max %d: record %d is not the batch's own, or out of order", maxBytes, next)
+				}
+				bytes += c.recs[i].Size()
+				next++
+			}
+			if bytes != c.bytes || (len(c.recs) > 1 && bytes > maxBytes) {
+				t.Fatalf("max %d: chunk of %d records has %d bytes, says %d", maxBytes, len(c.recs), bytes, c.bytes)
+			}
+			if cap(c.recs) != len(c.recs) {
+				t.Fatalf("max %d: a chunk may be appended to", maxBytes)
+			}
+		}
+		if next != len(recs) {
+			t.Fatalf("max %d: chunks hold %d of %d records", maxBytes, next, len(recs))
+		}
+		var cur recordCursor
+		for _, j := range []int{0, 5, 199, 64, 63, 65, 3, 150, 0} {
+			if got := cur.at(chunks, j); got != &recs[j] {
+				t.Fatalf("max %d: record %d not found", maxBytes, j)
+			}
+		}
+	}
+}

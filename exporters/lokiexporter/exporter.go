@@ -31,7 +31,9 @@ type Exporter struct {
 	labels   *labelCache
 	encoders chan *encoder // free list, one per worker
 	raw      rawBuffer     // shared by the encoders
-	sender   *exporterhelper.Sender[pipeline.Record]
+	sender   *exporterhelper.Sender[chunk]
+	// chunkMax is the most bytes a chunk of several records holds.
+	chunkMax int
 	utf8     utf8Fixer
 	meta     *metaPolicy
 	metrics  *Metrics
@@ -96,7 +98,9 @@ func New(cfg Config, set Settings, opts ...Option) (*Exporter, error) {
 	// their multi-megabyte buffers should survive garbage collections.
 	e.encoders = make(chan *encoder, cfg.Concurrency)
 	qcfg := exporterhelper.Config{Batch: cfg.Batch, Retry: cfg.Retry, Concurrency: cfg.Concurrency, Timeout: cfg.Timeout}
-	e.sender, err = exporterhelper.New(qcfg, set.Sender(), exporterhelper.RecordSize, e.push, exporterhelper.WithSplit(e.split))
+	e.chunkMax = max(int(cfg.Batch.MaxBytes)/16, 1)
+	e.sender, err = exporterhelper.New(qcfg, set.Sender(), chunkBytes, e.push,
+		exporterhelper.WithRecordCount(chunkRecords, 0), exporterhelper.WithSplit(e.split))
 	if err != nil {
 		return nil, err
 	}
@@ -122,13 +126,14 @@ func (e *Exporter) Shutdown(ctx context.Context) error {
 }
 
 // Export implements pipeline.Sink: it blocks while max_pending_bytes are unsent. It
-// makes the records' strings valid UTF-8 first (see utf8Fixer).
+// makes the records' strings valid UTF-8 first (see utf8Fixer). The requests refer to
+// b's records (chunk) until they acknowledge b.
 func (e *Exporter) Export(ctx context.Context, b pipeline.Batch) error {
 	var seen metaSeen
 	for i := range b.Records {
 		e.utf8.fixSeen(&b.Records[i], &seen)
 	}
-	return e.sender.Add(ctx, b.Records, b.Ack)
+	return e.sender.Add(ctx, appendChunks(nil, b.Records, e.chunkMax), b.Ack)
 }
 
 // split is the Sender's SplitFunc. Loki refuses a request as a whole for one bad
@@ -136,45 +141,59 @@ func (e *Exporter) Export(ctx context.Context, b pipeline.Batch) error {
 // are dropped. A refusal of whole streams (their labels) splits the request by
 // stream, and a part holding one such stream is dropped whole: every record of it is
 // refused. Any other refusal splits the request in halves.
-func (e *Exporter) split(recs []pipeline.Record, err error) [][]pipeline.Record {
-	if !exporterhelper.IsSplittable(err) || len(recs) < 2 {
+func (e *Exporter) split(chunks []chunk, err error) [][]chunk {
+	if !exporterhelper.IsSplittable(err) || countRecords(chunks) < 2 {
 		return nil
 	}
 	var sr *streamRejected
 	if !errors.As(err, &sr) {
-		return exporterhelper.Halves(recs, err)
+		if len(chunks) == 1 {
+			recs := chunks[0].recs
+			mid := len(recs) / 2
+			return [][]chunk{
+				appendChunks(nil, recs[:mid:mid], e.chunkMax),
+				appendChunks(nil, recs[mid:], e.chunkMax),
+			}
+		}
+		return exporterhelper.Halves(chunks, err)
 	}
 	var parts [][]pipeline.Record
 	index := map[string]int{}
-	for _, r := range recs {
-		ls := e.labels.get(streamKey{stream: r.Stream, level: r.Level})
-		i, ok := index[ls]
-		if !ok {
-			i = len(parts)
-			index[ls] = i
-			parts = append(parts, nil)
+	for _, c := range chunks {
+		for _, r := range c.recs {
+			ls := e.labels.get(streamKey{stream: r.Stream, level: r.Level})
+			i, ok := index[ls]
+			if !ok {
+				i = len(parts)
+				index[ls] = i
+				parts = append(parts, nil)
+			}
+			parts[i] = append(parts[i], r)
 		}
-		parts[i] = append(parts[i], r)
 	}
 	if len(parts) < 2 {
 		return nil
 	}
-	return parts
+	out := make([][]chunk, len(parts))
+	for i, p := range parts {
+		out[i] = appendChunks(nil, p, e.chunkMax)
+	}
+	return out
 }
 
 // push sends one request; it is the queue's PushFunc. With structured_metadata auto,
 // a request Loki refuses for its structured metadata is sent again at once: the
 // entries that carried some, with their IDs in the line (see resend).
-func (e *Exporter) push(ctx context.Context, recs []pipeline.Record) error {
+func (e *Exporter) push(ctx context.Context, chunks []chunk) error {
 	strip := e.meta.strip(e.now())
-	err := e.send(ctx, recs, strip)
+	err := e.send(ctx, chunks, strip)
 	if strip {
 		return err
 	}
 	var mr *metadataRefused
 	if !errors.As(err, &mr) {
 		if err == nil || pipeline.RejectedCount(err) > 0 {
-			e.acceptedMetadata(recs)
+			e.acceptedMetadata(chunks)
 		}
 		return err
 	}
@@ -183,16 +202,18 @@ func (e *Exporter) push(ctx context.Context, recs []pipeline.Record) error {
 			"or set limits_config.allow_structured_metadata: true in Loki", err)
 	}
 	e.meta.refused(e.now())
-	return e.resend(ctx, recs, mr)
+	return e.resend(ctx, chunks, mr)
 }
 
 // acceptedMetadata tells the policy that Loki stored a request, when some of its
 // entries carried structured metadata.
-func (e *Exporter) acceptedMetadata(recs []pipeline.Record) {
-	for i := range recs {
-		if hasMetadata(&recs[i]) {
-			e.meta.accepted()
-			return
+func (e *Exporter) acceptedMetadata(chunks []chunk) {
+	for _, c := range chunks {
+		for i := range c.recs {
+			if hasMetadata(&c.recs[i]) {
+				e.meta.accepted()
+				return
+			}
 		}
 	}
 }
@@ -206,19 +227,21 @@ func (e *Exporter) acceptedMetadata(recs []pipeline.Record) {
 // something unknown), every entry is sent again without structured metadata by a
 // retry: those Loki stored are sent identical (labels, timestamp, line), which Loki
 // ignores as duplicates.
-func (e *Exporter) resend(ctx context.Context, recs []pipeline.Record, mr *metadataRefused) error {
+func (e *Exporter) resend(ctx context.Context, chunks []chunk, mr *metadataRefused) error {
 	if mr.r.stream || mr.r.unknown {
 		return pipeline.Retryable(fmt.Errorf("loki refused structured metadata; sending the request again without it: %w", mr.err), 0)
 	}
 	var withMeta []pipeline.Record
-	for i := range recs {
-		if hasMetadata(&recs[i]) {
-			withMeta = append(withMeta, recs[i])
+	for _, c := range chunks {
+		for i := range c.recs {
+			if hasMetadata(&c.recs[i]) {
+				withMeta = append(withMeta, c.recs[i])
+			}
 		}
 	}
 	reason, _ := pipeline.IsPermanent(mr.err)
 	othersWithout := max(0, mr.r.entries-len(withMeta))
-	err := e.send(ctx, withMeta, true)
+	err := e.send(ctx, []chunk{{recs: withMeta}}, true)
 	switch {
 	case err == nil:
 		if othersWithout > 0 {
@@ -239,14 +262,15 @@ func (e *Exporter) resend(ctx context.Context, recs []pipeline.Record, mr *metad
 		dropped = len(withMeta)
 	}
 	dropped += othersWithout
-	if dropped >= len(recs) {
+	if dropped >= countRecords(chunks) {
 		return pipeline.Permanent(reason2, err)
 	}
 	return pipeline.PartlyRejected(reason2, dropped, err)
 }
 
-// send encodes recs, with or without structured metadata, and pushes them.
-func (e *Exporter) send(ctx context.Context, recs []pipeline.Record, strip bool) error {
+// send encodes the records of chunks, with or without structured metadata, and pushes
+// them.
+func (e *Exporter) send(ctx context.Context, chunks []chunk, strip bool) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.url, nil)
 	if err != nil {
 		return pipeline.Permanent(ReasonBadRequest, err)
@@ -265,7 +289,7 @@ func (e *Exporter) send(ctx context.Context, recs []pipeline.Record, strip bool)
 	}
 
 	enc := e.getEncoder()
-	payload, err := enc.encode(recs, e.now(), strip)
+	payload, err := enc.encodeChunks(chunks, e.now(), strip)
 	if err != nil {
 		e.putEncoder(enc)
 		return pipeline.Permanent(ReasonBadRequest, err)
