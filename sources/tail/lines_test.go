@@ -9,6 +9,7 @@ import (
 
 // splitAll feeds chunks to a fresh splitter and returns the lines it produced.
 func splitAll(t testing.TB, s *lineSplitter, chunks ...[]byte) (lines []string, cuts int) {
+	var arena lineArena
 	t.Helper()
 	for _, c := range chunks {
 		for used := 0; used < len(c); {
@@ -26,7 +27,7 @@ func splitAll(t testing.TB, s *lineSplitter, chunks ...[]byte) (lines []string, 
 			if cut {
 				cuts++
 			}
-			str, _ := lineString(line, s.max)
+			str, _ := arena.lineString(line, s.max)
 			lines = append(lines, str)
 		}
 	}
@@ -108,6 +109,7 @@ func FuzzLineSplitter(f *testing.F) {
 		max := int(maxLine%64) + 1
 		s := &lineSplitter{max: max}
 		var lines []string
+		var arena lineArena
 		flushes := 0
 		for pos, ci := 0, 0; pos < len(data); ci++ {
 			n := len(data) - pos
@@ -130,7 +132,7 @@ func FuzzLineSplitter(f *testing.F) {
 				if len(line) > max {
 					t.Fatalf("line of %d bytes over max %d", len(line), max)
 				}
-				str, _ := lineString(line, max)
+				str, _ := arena.lineString(line, max)
 				lines = append(lines, str)
 			}
 			if flush {
@@ -139,7 +141,7 @@ func FuzzLineSplitter(f *testing.F) {
 					if len(line) > max {
 						t.Fatalf("flushed line of %d bytes over max %d", len(line), max)
 					}
-					str, _ := lineString(line, max)
+					str, _ := arena.lineString(line, max)
 					lines = append(lines, str)
 				}
 			}
@@ -171,4 +173,37 @@ func FuzzLineSplitter(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestLineArena checks that the strings handed out keep their bytes while the arena
+// goes on, in one block and across blocks, and that long lines are copied alone.
+func TestLineArena(t *testing.T) {
+	var a lineArena
+	buf := make([]byte, lineBlock)
+	var got, want []string
+	for i := 0; i < 3000; i++ {
+		n := (i * 37) % (lineBlock/8 + 40)
+		if i%500 == 0 {
+			n = lineBlock
+		}
+		for j := range n {
+			buf[j] = byte('a' + (i+j)%26)
+		}
+		s, bad := a.lineString(buf[:n], lineBlock)
+		if bad {
+			t.Fatalf("line %d: valid UTF-8 reported invalid", i)
+		}
+		got, want = append(got, s), append(want, string(buf[:n]))
+		for j := range n {
+			buf[j] = 0 // the caller's buffer is reused
+		}
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("line %d changed after it was handed out", i)
+		}
+	}
+	if s, bad := a.lineString([]byte("a\xffb"), 10); !bad || s != "a\uFFFDb" {
+		t.Fatalf("invalid UTF-8: %q %v", s, bad)
+	}
 }

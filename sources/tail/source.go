@@ -102,7 +102,8 @@ type Source struct {
 	warned    map[string]bool
 	watcher   *fsnotify.Watcher
 	watched   map[string]bool
-	scratch   []byte // a docker message, unescaped
+	scratch   []byte    // a docker message, unescaped
+	lines     lineArena // the strings of the lines read
 	// batchesBegun counts the batches begun since the last poll tick (releaseIdle).
 	batchesBegun int
 	// malformedLogged is when lines not in their file's format were last logged;

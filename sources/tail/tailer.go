@@ -285,7 +285,7 @@ func (s *Source) flushPending(t *tailer) {
 		if cut {
 			s.m.linesTruncated.Inc()
 		}
-		str, bad := lineString(line, s.maxLine)
+		str, bad := s.lines.lineString(line, s.maxLine)
 		if bad {
 			s.m.invalidUTF8.Inc()
 		}
@@ -366,9 +366,9 @@ func (s *Source) newBatch(n int) []pipeline.Record {
 	return make([]pipeline.Record, 0, n)
 }
 
-// releaseIdle lets the recycled batches go when no batch was begun since the last
-// call (a poll interval): a source that went quiet after a burst keeps no memory for
-// the next one.
+// releaseIdle lets the recycled batches and the lines' block go when no batch was
+// begun since the last call (a poll interval): a source that went quiet after a burst
+// keeps no memory for the next one.
 func (s *Source) releaseIdle() {
 	if s.batchesBegun > 0 {
 		s.batchesBegun = 0
@@ -378,6 +378,7 @@ func (s *Source) releaseIdle() {
 	clear(s.free)
 	s.free = s.free[:0]
 	s.mu.Unlock()
+	s.lines = lineArena{}
 }
 
 // release takes sp's weight out of the in-flight totals. Call with s.mu held.
