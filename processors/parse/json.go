@@ -136,7 +136,16 @@ func (fs *fieldSet) clearVariants(sl *slots, m uint64, variant, sep uint) {
 	}
 }
 
+// skipWS returns the index of the first byte at or after i that is not JSON
+// whitespace. Loggers write none between tokens: that case is inlined.
 func skipWS(s string, i int) int {
+	if i < len(s) && s[i] > ' ' {
+		return i
+	}
+	return skipWSLoop(s, i)
+}
+
+func skipWSLoop(s string, i int) int {
 	for i < len(s) {
 		switch s[i] {
 		case ' ', '\t', '\n', '\r':

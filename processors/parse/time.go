@@ -168,12 +168,31 @@ func parseDateTimePrefix(s string) (time.Time, int, bool) {
 			}
 		}
 	}
-	t := time.Date(year, time.Month(month), day, hour, minute, sec, nsec, time.UTC)
-	if offset != 0 {
-		t = t.Add(-time.Duration(offset) * time.Second)
-	}
-	return t, i, true
+	// The fields are in range, so this is time.Date(…, time.UTC) less the offset,
+	// without its normalisation.
+	unix := daysSinceEpoch(year, month, day)*86400 + int64(hour*3600+minute*60+sec-offset)
+	return time.Unix(unix, int64(nsec)).UTC(), i, true
 }
+
+// daysSinceEpoch returns the days from 1970-01-01 to the date, proleptic Gregorian,
+// for a valid date of the years 0 to 9999. The year is taken 400 years later (the
+// calendar repeats every 400 years) so that the arithmetic is unsigned: the days from
+// 0001-01-01 to January 1st of year y are 365(y-1) and a day for each leap year
+// before it.
+func daysSinceEpoch(year, month, day int) int64 {
+	y := uint(year) + 400 - 1
+	d := 365*y + y/4 - y/100 + y/400 + uint(daysBeforeMonth[month-1]) + uint(day) - 1
+	if month > 2 && year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+		d++
+	}
+	return int64(d) - daysTo1970
+}
+
+// daysTo1970 is daysSinceEpoch's count for 1970-01-01 before the subtraction.
+const daysTo1970 = 865259
+
+// daysBeforeMonth is the days of a common year before each month.
+var daysBeforeMonth = [12]uint16{0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334}
 
 // zoneOffset parses ±hh:mm, ±hhmm or ±hh at the start of s and returns the offset in
 // seconds east of UTC and its length, or n == 0. Like time.Parse it allows hours up

@@ -96,3 +96,14 @@ func TestTimeFieldFormat(t *testing.T) {
 		{"wrong format", `{"when":"2024-01-02T15:04:05Z"}`, fields{}},
 	})
 }
+
+// TestDaysSinceEpoch checks the date arithmetic against time.Date for every day of
+// the years parseDateTimePrefix reads.
+func TestDaysSinceEpoch(t *testing.T) {
+	for d := time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC); d.Year() < 10000; d = d.AddDate(0, 0, 1) {
+		want := d.Unix() / 86400
+		if got := daysSinceEpoch(d.Year(), int(d.Month()), d.Day()); got != want {
+			t.Fatalf("daysSinceEpoch(%s) = %d, want %d", d.Format("2006-01-02"), got, want)
+		}
+	}
+}
