@@ -138,20 +138,34 @@ func ValidTraceID(s string) bool { return validHexID(s, 32) }
 func ValidSpanID(s string) bool { return validHexID(s, 16) }
 
 func validHexID(s string, n int) bool {
-	if len(s) != n || n%8 != 0 {
-		return len(s) == n && validHexIDBytes(s)
+	switch {
+	case len(s) != n:
+		return false
+	case n == 32:
+		// Checked for every line that carries ids: eight bytes at once, each tested
+		// to lie in '0'..'9' or 'a'..'f' (nonHex), with no branch until the end.
+		x0, x1, x2, x3 := word(s[0:8]), word(s[8:16]), word(s[16:24]), word(s[24:32])
+		return nonHex(x0)|nonHex(x1)|nonHex(x2)|nonHex(x3) == 0 &&
+			(x0^ones*'0')|(x1^ones*'0')|(x2^ones*'0')|(x3^ones*'0') != 0
+	case n == 16:
+		x0, x1 := word(s[0:8]), word(s[8:16])
+		return nonHex(x0)|nonHex(x1) == 0 && (x0^ones*'0')|(x1^ones*'0') != 0
+	case n%8 != 0:
+		return validHexIDBytes(s)
 	}
-	// Checked for every line that carries ids: eight bytes a step, each tested to lie
-	// in '0'..'9' or 'a'..'f' at once (between).
-	nonZero := false
+	// Other multiples of 8: eight bytes a step.
+	var bad, nonZero uint64
 	for i := 0; i < n; i += 8 {
 		x := word(s[i : i+8])
-		if x&highBits != 0 || between(x, '0'-1, '9'+1)|between(x, 'a'-1, 'f'+1) != highBits {
-			return false
-		}
-		nonZero = nonZero || x != ones*'0'
+		bad |= nonHex(x)
+		nonZero |= x ^ ones*'0'
 	}
-	return nonZero
+	return bad == 0 && nonZero != 0
+}
+
+// nonHex is nonzero exactly when a byte of x is not a lowercase hex digit.
+func nonHex(x uint64) uint64 {
+	return (between(x, '0'-1, '9'+1) | between(x, 'a'-1, 'f'+1)) ^ highBits | x&highBits
 }
 
 // validHexIDBytes is validHexID one byte at a time, for lengths not a multiple of 8.
