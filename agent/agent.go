@@ -276,6 +276,7 @@ func (a *Agent) setTimeouts(cfg *config.Config) {
 func (a *Agent) Run(ctx context.Context) error {
 	cfg := a.opts.Config
 	applyRuntime(cfg.Runtime)
+	idle := newIdleRelease(a.logger)
 	sup, err := newSupervisor(a.unitKinds(), a.logger)
 	if err != nil {
 		return err
@@ -314,10 +315,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	addr, _ := a.serverAddr.Load().(string)
 	a.logger.Info("agent started", "listen", addr, "sources", gi.sources, "exporters", gi.exporters, "secret_files", len(cfg.Secrets.Files))
+	idle.startUp(cfg.Runtime.IdleRelease, "units started")
 
 	housekeeping := time.NewTicker(time.Minute)
 	defer housekeeping.Stop()
-	idle := newIdleRelease(a.logger)
 	idle.set(cfg.Runtime.IdleRelease)
 	defer idle.stop()
 	beat := time.NewTicker(heartbeat)

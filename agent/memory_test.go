@@ -63,6 +63,28 @@ func TestIdleRelease(t *testing.T) {
 	if r.C() != nil {
 		t.Error("ticking after stop")
 	}
+
+	// Start-up releases whatever the allocation counter says, unless idle_release is
+	// off, and the policy's first quiet look still comes after it.
+	r = newIdleRelease(discard())
+	releases = 0
+	r.allocs = func() uint64 { return allocs }
+	r.release = func() (int64, error) { releases++; return 0, nil }
+	r.startUp(0, "units started")
+	if releases != 0 {
+		t.Fatalf("released at start-up with idle_release off")
+	}
+	r.startUp(5*time.Second, "units started")
+	if releases != 1 {
+		t.Fatalf("%d releases at start-up, want 1", releases)
+	}
+	allocs = 100 << 20
+	r.tick()
+	r.tick()
+	if releases != 2 {
+		t.Fatalf("%d releases after the first quiet look, want 2", releases)
+	}
+
 	if p := newIdleRelease(discard()).policy; p.Quiet != memtrim.DefaultQuiet || p.Busy != memtrim.DefaultBusy {
 		t.Errorf("policy %+v, want memtrim's defaults", p)
 	}

@@ -126,3 +126,13 @@ func Release() (int64, error) {
 	debug.FreeOSMemory()
 	return pageOutExecutable()
 }
+
+// UnmapExecutable unmaps the executable's read-only pages from the process and
+// leaves them in the page cache, for a point after which the code that touched them
+// does not run again while the code that runs next is about to: package
+// initialisation, before the agent starts. Unlike Release it keeps what comes back
+// cheap (a minor fault, with the neighbours the kernel maps around it) where Release
+// makes each page that comes back a read from the disk: measured, exec to /readyz
+// took 68 ms with neither, 210 ms with Release after initialisation, 68 ms with
+// UnmapExecutable. It returns how many bytes were advised.
+func UnmapExecutable() (int64, error) { return unmapExecutable() }

@@ -73,21 +73,30 @@ func TestReadOnlyMappings(t *testing.T) {
 	}
 }
 
-// TestReleaseShrinksResidentMemory checks on the test binary itself that Release
-// gives back mapped executable pages: the file-backed resident memory falls.
-func TestReleaseShrinksResidentMemory(t *testing.T) {
+// TestGivingBackShrinksResidentMemory checks on the test binary itself that Release
+// and UnmapExecutable give back mapped executable pages (the file-backed resident
+// memory falls) and that code runs on afterwards.
+func TestGivingBackShrinksResidentMemory(t *testing.T) {
 	if runtime.GOOS != "linux" {
-		t.Skip("MADV_PAGEOUT is Linux's")
+		t.Skip("madvise(MADV_PAGEOUT) is Linux's")
 	}
-	before := rssFile(t)
-	advised, err := Release()
-	if err != nil {
-		t.Fatal(err)
-	}
-	after := rssFile(t)
-	t.Logf("RssFile %d KiB -> %d KiB, %d KiB advised", before>>10, after>>10, advised>>10)
-	if advised <= 0 || after >= before {
-		t.Errorf("RssFile %d -> %d bytes after paging out %d bytes of the executable", before, after, advised)
+	for _, c := range []struct {
+		name string
+		give func() (int64, error)
+	}{{"Release", Release}, {"UnmapExecutable", UnmapExecutable}} {
+		before := rssFile(t)
+		advised, err := c.give()
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		after := rssFile(t)
+		t.Logf("%s: RssFile %d KiB -> %d KiB, %d KiB advised", c.name, before>>10, after>>10, advised>>10)
+		if advised <= 0 || after >= before {
+			t.Errorf("%s: RssFile %d -> %d bytes after advising %d bytes of the executable", c.name, before, after, advised)
+		}
+		if got := strconv.Itoa(12345); got != "12345" { // code and constants come back
+			t.Errorf("%s: strconv.Itoa afterwards: %q", c.name, got)
+		}
 	}
 }
 
