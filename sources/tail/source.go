@@ -116,12 +116,15 @@ type Source struct {
 	readC chan struct{} // a watched file was written
 	scanC chan struct{} // a watched directory changed
 	ackC  chan struct{} // a batch was acknowledged
-	saveC chan struct{} // an acknowledgement advanced a file's position
+	saveC chan struct{} // acknowledgements advanced a file's position: save it
 
 	out *outQueue // batches handed over, waiting for the sender
 
 	// capLines and capBytes are max_inflight_batches full batches.
 	capLines, capBytes int
+	// saveEvery is how many acknowledgements a position save may wait for while
+	// batches are still in flight: max_inflight_batches.
+	saveEvery int
 
 	mu            sync.Mutex
 	tailers       []*tailer // guarded for the saver; changed only by Run's goroutine
@@ -130,6 +133,7 @@ type Source struct {
 	inflightBytes int       // their bytes
 	stopped       bool
 	free          [][]pipeline.Record // acknowledged batches, for reuse; cap bounds them
+	unsavedAcks   int                 // acknowledgements since saveC was last signalled
 
 	// Owned by whoever saves (the saver, then Run after it stopped).
 	lastSaved   []byte
@@ -207,6 +211,7 @@ func New(cfg Config, set Settings) (*Source, error) {
 		releaseQuiet: releaseQuiet,
 		free:         make([][]pipeline.Record, 0, cfg.MaxInflightBatches),
 		capLines:     cfg.MaxInflightBatches * cfg.BatchMaxLines,
+		saveEvery:    cfg.MaxInflightBatches,
 		capBytes:     cfg.MaxInflightBatches * int(cfg.BatchMaxBytes),
 	}
 	if s.drainTimeout <= 0 {

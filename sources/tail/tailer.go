@@ -82,6 +82,12 @@ type span struct {
 // any order and from any goroutine: the file's acknowledged offset advances over the
 // longest run of acknowledged batches from the oldest. A permanent error also
 // counts: the sink gave up on those records and said so.
+//
+// The positions are saved once nothing is in flight any more, or once
+// max_inflight_batches acknowledgements were not saved, whichever comes first (and
+// on the saver's ticker): a source shipping a backlog saves every few batches rather
+// than after each, and a SIGKILL still sends again at most max_inflight_batches
+// batches in flight and as many acknowledged.
 func (sp *span) ack(error) {
 	s, t := sp.s, sp.t
 	s.mu.Lock()
@@ -102,9 +108,14 @@ func (sp *span) ack(error) {
 		advanced = true
 	}
 	s.release(sp)
+	s.unsavedAcks++
+	save := advanced && (s.inflight == 0 || s.unsavedAcks >= s.saveEvery)
+	if save {
+		s.unsavedAcks = 0
+	}
 	s.mu.Unlock()
 	signal(s.ackC)
-	if advanced {
+	if save {
 		signal(s.saveC)
 	}
 }
