@@ -262,6 +262,7 @@ func (q *Queue) gcLocked() []string {
 		s := q.segs[0]
 		q.segs[0] = nil
 		q.segs = q.segs[1:]
+		s.removed = true
 		q.bytes -= s.size
 		// Entries counted but never read (past damage) leave with their segment.
 		q.entries = max(q.entries-(s.count-s.acked), 0)

@@ -67,6 +67,11 @@
 //   - "interval" (the default): a background goroutine fsyncs every fsync_interval.
 //     Entries survive the process being killed (they are in the page cache); a machine
 //     crash loses at most the last fsync_interval of appends.
+//
+// In every mode an fsync round skips a segment rotated out whose entries are all
+// acknowledged, and so deleted: nothing in it still needs to survive, and a queue
+// that keeps up deletes most segments before a round reaches them (fsyncing them
+// anyway would write everything passing through to disk).
 //   - "never": the operating system writes back when it likes; entries survive the
 //     process being killed, a machine crash may lose any unsynced entry.
 //
@@ -85,7 +90,10 @@
 //     unacknowledged at Close;
 //   - after a crash (SIGKILL, power loss): in addition, those acknowledged in the last
 //     150 ms plus the duration of one cursor write (an atomic replace with two fsyncs)
-//     before the crash, unless their whole segment was already deleted.
+//     before the crash, unless their whole segment was already deleted. (After a
+//     power loss, a deleted segment the file system brings back may also have lost
+//     its unsynced contents; the reader counts that as damage, and every entry it
+//     held had been acknowledged.)
 //
 // With fsync "interval" or "never", a machine crash (not a process crash) can also
 // lose entries appended since the last fsync, as said above.

@@ -96,6 +96,15 @@ type segment struct {
 	acked  int   // of those, acknowledged in this run
 	// corruptAt is where the reader found damage (the rest is skipped), or -1.
 	corruptAt int64
+	// removed: every entry is acknowledged and the segment left the queue (its file
+	// is deleted); nothing in it needs an fsync any more.
+	removed bool
+}
+
+// retiredFile is a segment rotated out and not yet fsynced and closed.
+type retiredFile struct {
+	f   segmentFile
+	seg *segment
 }
 
 // handed is an entry handed out by Next and not yet behind the acknowledged frontier.
@@ -130,7 +139,7 @@ type Queue struct {
 
 	// Files the syncer must handle.
 	filesMu     sync.Mutex
-	retired     []segmentFile // rotated out, not yet fsynced and closed
+	retired     []retiredFile // rotated out, not yet fsynced and closed
 	dirDirty    bool
 	filesClosed bool
 
@@ -439,7 +448,7 @@ func (q *Queue) rotateLocked() error {
 	q.wfile = f
 	keep := q.cfg.Fsync != FsyncNever
 	if keep {
-		q.retired = append(q.retired, old) // the syncer fsyncs and closes it
+		q.retired = append(q.retired, retiredFile{old, q.wseg}) // the syncer fsyncs and closes it
 	}
 	q.dirDirty = true
 	q.filesMu.Unlock()
@@ -553,7 +562,10 @@ func (q *Queue) close() error {
 	}
 	q.filesMu.Lock()
 	q.filesClosed = true
-	files := append(q.retired, q.wfile)
+	files := []segmentFile{q.wfile}
+	for _, r := range q.retired {
+		files = append(files, r.f)
+	}
 	q.retired = nil
 	q.filesMu.Unlock()
 	for _, f := range files {

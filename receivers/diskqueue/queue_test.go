@@ -668,6 +668,61 @@ func TestIntervalFsync(t *testing.T) {
 	waitFor(t, "the writes to be covered", func() bool { return !q.dirty() })
 }
 
+// syncCountingFile counts the fsyncs of one segment file by its path.
+type syncCountingFile struct {
+	segmentFile
+	path  string
+	syncs *syncCounts
+}
+
+type syncCounts struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (f *syncCountingFile) Sync() error {
+	f.syncs.mu.Lock()
+	f.syncs.n[filepath.Base(f.path)]++
+	f.syncs.mu.Unlock()
+	return f.segmentFile.Sync()
+}
+
+// TestDeliveredSegmentsAreNotFsynced: a rotated-out segment whose entries are all
+// acknowledged (and so deleted) is closed without an fsync; the others are fsynced.
+func TestDeliveredSegmentsAreNotFsynced(t *testing.T) {
+	syncs := &syncCounts{n: map[string]int{}}
+	orig := createSegmentFile
+	createSegmentFile = func(path string) (segmentFile, error) {
+		f, err := orig(path)
+		if err != nil {
+			return nil, err
+		}
+		return &syncCountingFile{segmentFile: f, path: path, syncs: syncs}, nil
+	}
+	t.Cleanup(func() { createSegmentFile = orig })
+	cfg := smallConfig()
+	cfg.Fsync = FsyncInterval
+	cfg.FsyncInterval = time.Hour // rounds only when the test runs one
+	q := openQueue(t, t.TempDir(), cfg)
+	q.appendRange(t, 0, 9, entrySize) // segments 1 (0-3), 2 (4-7) and 3 (8)
+	_, es := q.nextNums(t, 5)         // the reader moves into segment 2
+	for _, e := range es[:4] {
+		q.Ack(e.ID)
+	}
+	if err := q.syncNow(); err != nil {
+		t.Fatalf("fsync round: %v", err)
+	}
+	syncs.mu.Lock()
+	defer syncs.mu.Unlock()
+	want := map[string]int{segmentName(2): 1, segmentName(3): 1}
+	if len(syncs.n) != len(want) || syncs.n[segmentName(2)] != 1 || syncs.n[segmentName(3)] != 1 {
+		t.Fatalf("fsyncs per segment %v; want %v (segment 1 is delivered and deleted)", syncs.n, want)
+	}
+	if q.dirty() {
+		t.Fatal("the queue still has writes to fsync after a round")
+	}
+}
+
 func TestMetricsRegister(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := NewMetrics(reg)

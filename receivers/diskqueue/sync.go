@@ -72,7 +72,7 @@ func (q *Queue) dirty() bool {
 }
 
 // syncFiles fsyncs the segment being written, the segments rotated out since the last
-// round (and closes them) and, after creations, the directory. It returns the write
+// round and not yet deleted (and closes them all) and, after creations, the directory. It returns the write
 // sequence it covers: every write that ended at or before it.
 func (q *Queue) syncFiles() (uint64, error) {
 	q.filesMu.Lock()
@@ -87,11 +87,19 @@ func (q *Queue) syncFiles() (uint64, error) {
 
 	start := time.Now()
 	var errs []error
-	for _, f := range retired {
-		if err := f.Sync(); err != nil {
-			errs = append(errs, err)
+	for _, r := range retired {
+		// A segment whose entries are all acknowledged is deleted: what it holds
+		// has been delivered, and writing it to disk would only cost. Segments of a
+		// queue that keeps up mostly end this way.
+		q.mu.Lock()
+		removed := r.seg.removed
+		q.mu.Unlock()
+		if !removed {
+			if err := r.f.Sync(); err != nil {
+				errs = append(errs, err)
+			}
 		}
-		if err := f.Close(); err != nil {
+		if err := r.f.Close(); err != nil {
 			errs = append(errs, err)
 		}
 	}
