@@ -44,13 +44,16 @@ type slots struct {
 }
 
 // fieldSet is the names a parser looks for, in priority order within each field.
+// Its per-name tables are arrays of 64 (the most names a set holds), indexed by a bit
+// number of a mask (trailingZeros), so that reading them needs no bounds check.
 type fieldSet struct {
-	names []string
-	kinds []kind
+	n     int // names
+	names [64]string
+	kinds [64]kind
 	// base is the first slot of each name; a name with d dots has 1<<d slots, one
 	// per variant: bit i of the variant set means dot i separated nested objects.
-	base []uint8
-	nvar []uint8
+	base [64]uint8
+	nvar [64]uint8
 	// first holds, for each byte, the names that start with it.
 	first [256]uint64
 	// byLen holds, for each length n, the names n bytes long or with a dot at n:
@@ -65,14 +68,22 @@ type fieldSet struct {
 func newFieldSet(lists [numKinds][]string) fieldSet {
 	var fs fieldSet
 	n := 0
+	for _, list := range lists {
+		fs.n += len(list)
+	}
+	if fs.n > 64 {
+		panic("parse: too many field names")
+	}
+	fs.n = 0
 	for k, list := range lists {
 		for _, name := range list {
-			c := len(fs.names)
+			c := fs.n
+			fs.n++
 			nv := 1 << strings.Count(name, ".")
-			fs.names = append(fs.names, name)
-			fs.kinds = append(fs.kinds, kind(k))
-			fs.base = append(fs.base, uint8(n))
-			fs.nvar = append(fs.nvar, uint8(nv))
+			fs.names[c] = name
+			fs.kinds[c] = kind(k)
+			fs.base[c] = uint8(n)
+			fs.nvar[c] = uint8(nv)
 			fs.first[name[0]] |= 1 << c
 			fs.all |= 1 << c
 			if kind(k) == kindLevel || kind(k) == kindTime {
@@ -81,7 +92,7 @@ func newFieldSet(lists [numKinds][]string) fieldSet {
 			n += nv
 		}
 	}
-	for c, name := range fs.names {
+	for c, name := range fs.names[:fs.n] {
 		for len(fs.byLen) <= len(name) {
 			fs.byLen = append(fs.byLen, 0)
 		}
@@ -92,7 +103,7 @@ func newFieldSet(lists [numKinds][]string) fieldSet {
 			}
 		}
 	}
-	if len(fs.names) > 64 || n > maxSlots {
+	if n > maxSlots {
 		// Config.Validate keeps names to maxDots dots and one name per configured
 		// field, which keeps both well below the limits.
 		panic("parse: too many field names")

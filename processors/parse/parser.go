@@ -165,7 +165,9 @@ func (p *parser) parseRegex(line string, r *pipeline.Record) {
 	x.apply(r)
 }
 
-func trailingZeros(m uint64) int { return bits.TrailingZeros64(m) }
+// trailingZeros returns the number of the lowest bit set in m, which must not be 0:
+// an index into fieldSet's tables without a bounds check.
+func trailingZeros(m uint64) int { return bits.TrailingZeros64(m) & 63 }
 
 // countDots is strings.Count(s, ".") without the generic path.
 func countDots(s string) uint {
