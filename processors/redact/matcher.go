@@ -211,6 +211,46 @@ func (m *matcher) mayMatch(g uint32) bool {
 	return m.second[w]&mask == mask
 }
 
+// Warming the filters: see warm.
+const (
+	// warmMaxLines caps the filters warmed, in cache lines (256 KiB): larger
+	// ones would not stay in a core's cache for the batch anyway.
+	warmMaxLines = 4096
+	// warmProbesPerText is how many probes a text is counted for when deciding
+	// whether a batch probes the filters enough to warm them: a 100-byte line
+	// takes 20 at stride 5.
+	warmProbesPerText = 20
+)
+
+// warmLines returns the number of cache lines warm reads, 0 if it does not.
+func (m *matcher) warmLines() int {
+	n := (len(m.first) + len(m.second)) / 8
+	if n > warmMaxLines {
+		return 0
+	}
+	return n
+}
+
+// warm reads one word of every cache line of both filters, in order, and returns
+// them XORed (so that the reads stay). Between two batches the rest of the pipeline
+// (the reader, the parser, the exporter's encoding and compression) evicts the
+// filters from the core's caches, and the probes of a batch's first lines would
+// then fetch them a line at a time, each fetch waiting for the one before at the
+// block's branch; read in order they stream in, the hardware prefetching ahead.
+// Sink calls it before a batch large enough to probe most of the filters' lines.
+//
+//go:noinline
+func (m *matcher) warm() uint64 {
+	var x uint64
+	for i := 0; i < len(m.first); i += 8 {
+		x ^= m.first[i]
+	}
+	for i := 0; i < len(m.second); i += 8 {
+		x ^= m.second[i]
+	}
+	return x
+}
+
 // redact returns s with the union of all occurrences of the patterns replaced by
 // Marker, and whether anything was replaced. It allocates only when it replaces, or
 // when s holds a line break. See find for what an occurrence is.

@@ -15,6 +15,9 @@ import (
 // application). It leaves alone the stream labels (the agent's identity and configured
 // labels), the level, and TraceID and SpanID, which are validated hex ids.
 //
+// A batch large enough to probe most of the matcher's filters reads them in order
+// first (see matcher.warm): the rest of the pipeline evicts them between batches.
+//
 // Scrubbing happens in place, in the batch's records: Line and RequestID are
 // replaced. A Metadata slice may be shared by many records (the file source gives all
 // records of a file the same one), so it is never written through: a record whose
@@ -55,6 +58,9 @@ func (k *Sink) scrub(m *matcher, recs []pipeline.Record) {
 	// Records usually share their metadata slice: remember what the last one
 	// became.
 	var lastIn, lastOut []pipeline.Label
+	if n := m.warmLines(); n > 0 && len(recs)*warmProbesPerText >= n {
+		m.warm()
+	}
 	for i := range recs {
 		r := &recs[i]
 		if s, ok := m.redact(r.Line); ok {

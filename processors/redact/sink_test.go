@@ -138,3 +138,20 @@ func TestSinkScrubsMetadataNames(t *testing.T) {
 		t.Errorf("metadata = %+v", got)
 	}
 }
+
+// TestSinkWarmsFilters: a batch of many records reads the filters first (Sink.scrub),
+// within warmMaxLines; the filters of many values are left alone.
+func TestSinkWarmsFilters(t *testing.T) {
+	small := newMatcher(encodings("hunter2-pass"))
+	if n := small.warmLines(); n <= 0 || n > warmMaxLines {
+		t.Errorf("warmLines of one value = %d, want 1 to %d", n, warmMaxLines)
+	}
+	small.warm()
+	var forms []form
+	for _, v := range benchValues(1000) {
+		forms = append(forms, encodings(v)...)
+	}
+	if n := newMatcher(dedupe(forms)).warmLines(); n != 0 {
+		t.Errorf("warmLines of 1000 values = %d, want 0 (over %d lines)", n, warmMaxLines)
+	}
+}
