@@ -2,6 +2,7 @@ package redact
 
 import (
 	"context"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -13,7 +14,10 @@ import (
 // It scrubs Record.Line, Record.RequestID and the name and value of every
 // Record.Metadata label (OTLP log attributes become metadata, named by the
 // application). It leaves alone the stream labels (the agent's identity and configured
-// labels), the level, and TraceID and SpanID, which are validated hex ids.
+// labels), the level, and TraceID and SpanID, which are validated hex ids. A request
+// id whose bytes are part of the line's (the parser takes it from the line) is
+// searched only when the line held a value: otherwise it holds none either, and what
+// it holds the line ships as it is.
 //
 // A batch large enough to probe most of the matcher's filters reads them in order
 // first (see matcher.warm): the rest of the pipeline evicts them between batches.
@@ -63,16 +67,19 @@ func (k *Sink) scrub(m *matcher, recs []pipeline.Record) {
 	}
 	for i := range recs {
 		r := &recs[i]
-		if s, ok := m.redact(r.Line); ok {
-			r.Line = s
+		s, lineChanged := m.redact(r.Line)
+		if lineChanged {
 			lines++
 		}
-		if r.RequestID != "" {
+		// A request id the parser took from the line is in the line's bytes:
+		// when the line holds nothing, neither does it.
+		if r.RequestID != "" && (lineChanged || !within(r.RequestID, r.Line)) {
 			if s, ok := m.redact(r.RequestID); ok {
 				r.RequestID = s
 				ids++
 			}
 		}
+		r.Line = s
 		if len(r.Metadata) == 0 {
 			continue
 		}
@@ -138,4 +145,11 @@ func metadataName(k string) string {
 		}
 	}
 	return string(b)
+}
+
+// within reports whether the bytes of s are part of those of t.
+func within(s, t string) bool {
+	ps := uintptr(unsafe.Pointer(unsafe.StringData(s)))
+	pt := uintptr(unsafe.Pointer(unsafe.StringData(t)))
+	return ps >= pt && ps+uintptr(len(s)) <= pt+uintptr(len(t))
 }

@@ -3,6 +3,7 @@ package redact
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/outrider-dev/outrider/pipeline"
@@ -136,6 +137,41 @@ func TestSinkScrubsMetadataNames(t *testing.T) {
 	}
 	if got := next.got.Records[0].Metadata; got[0].Name != "_REDACTED_" || got[0].Value != "v" || got[1].Name != "ok" {
 		t.Errorf("metadata = %+v", got)
+	}
+}
+
+// TestSinkRequestIDInLine: a request id that is part of its line's bytes, as the
+// parser takes it, is not searched again when the line holds nothing; it is when
+// the line held a value, and a request id of its own is always searched.
+func TestSinkRequestIDInLine(t *testing.T) {
+	r := NewRegistry(nil)
+	r.Set("s", []string{"hunter2-pass"})
+	clean := `{"msg":"ok","request_id":"req-0000001"}`
+	leaky := `{"msg":"hunter2-pass","request_id":"req-hunter2-pass"}`
+	sub := func(line, id string) string {
+		i := strings.Index(line, id)
+		return line[i : i+len(id)]
+	}
+	recs := []pipeline.Record{
+		{Line: clean, RequestID: sub(clean, "req-0000001")},
+		{Line: leaky, RequestID: sub(leaky, "req-hunter2-pass")},
+		{Line: clean, RequestID: "req-hunter2-pass"},
+		{Line: "a line of its own", RequestID: sub(leaky, "req-hunter2-pass")},
+	}
+	next := &captureSink{}
+	if err := NewSink(next, r).Export(context.Background(), pipeline.Batch{Records: recs}); err != nil {
+		t.Fatal(err)
+	}
+	want := []pipeline.Record{
+		{Line: clean, RequestID: "req-0000001"},
+		{Line: `{"msg":"[REDACTED]","request_id":"req-[REDACTED]"}`, RequestID: "req-" + Marker},
+		{Line: clean, RequestID: "req-" + Marker},
+		{Line: "a line of its own", RequestID: "req-" + Marker},
+	}
+	for i, got := range next.got.Records {
+		if got.Line != want[i].Line || got.RequestID != want[i].RequestID {
+			t.Errorf("record %d = %q, %q; want %q, %q", i, got.Line, got.RequestID, want[i].Line, want[i].RequestID)
+		}
 	}
 }
 
