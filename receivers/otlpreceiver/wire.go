@@ -189,6 +189,12 @@ func (w *walker) walk(b []byte, k msgKind, depth int) {
 			if f.kind == mKeyValue && depth < maxDepth-1 && w.plainKeyValue(v) {
 				continue
 			}
+			if f.kind == mSpan && w.plainSpan(v, depth+1) {
+				if !w.ok {
+					return
+				}
+				continue
+			}
 			w.walk(v, f.kind, depth+1)
 			if !w.ok {
 				return
@@ -224,6 +230,89 @@ func (w *walker) walk(b []byte, k msgKind, depth int) {
 			w.ok = false // a span the backend cannot store: the slow path refuses it
 		}
 	}
+}
+
+// plainSpan is walk(b, mSpan, depth) for a span whose tags and lengths each take one
+// byte (the flags' tag takes two), with its attributes, events, links and status
+// walked as walk does: one switch per field instead of the table's checks. It
+// returns false, having counted nothing, at anything else (a wire type or number it
+// does not expect, a longer length, a truncated field); walk then walks the span
+// again and decides. Its checks are never stricter than walk's, and it only sets
+// ok false through the same nested walks and ID checks, so the outcome is walk's.
+func (w *walker) plainSpan(b []byte, depth int) bool {
+	if depth > maxDepth {
+		return false
+	}
+	var traceOK, spanOK bool
+	for i := 0; i < len(b); {
+		tag := b[i]
+		switch tag {
+		case 0x39, 0x41: // start_time_unix_nano, end_time_unix_nano: fixed64
+			if len(b)-i < 9 {
+				return false
+			}
+			i += 9
+			continue
+		case 0x30, 0x50, 0x60, 0x70: // kind and the dropped counts: a one-byte varint
+			if len(b)-i < 2 || b[i+1] >= 0x80 {
+				return false
+			}
+			i += 2
+			continue
+		case 0x85: // flags (field 16, fixed32): the tag's second byte, then four bytes
+			if len(b)-i < 6 || b[i+1] != 0x01 {
+				return false
+			}
+			i += 6
+			continue
+		}
+		if len(b)-i < 2 || b[i+1] >= 0x80 || int(b[i+1]) > len(b)-i-2 {
+			return false
+		}
+		v := b[i+2 : i+2+int(b[i+1])]
+		i += 2 + len(v)
+		switch tag {
+		case 0x0a: // trace_id
+			if len(v) != 0 && len(v) != 16 {
+				return false
+			}
+			traceOK = len(v) == 16 && !allZero(v)
+		case 0x12: // span_id
+			if len(v) != 0 && len(v) != 8 {
+				return false
+			}
+			spanOK = len(v) == 8 && !allZero(v)
+		case 0x22: // parent_span_id
+			if len(v) != 0 && len(v) != 8 {
+				return false
+			}
+		case 0x1a, 0x2a: // trace_state, name
+			if w.breaks && bytes.IndexByte(v, '\n') >= 0 {
+				return false
+			}
+		case 0x4a: // attributes
+			if depth < maxDepth-1 && w.plainKeyValue(v) {
+				continue
+			}
+			w.walk(v, mKeyValue, depth+1)
+		case 0x5a: // events
+			w.walk(v, mEvent, depth+1)
+		case 0x6a: // links
+			w.walk(v, mLink, depth+1)
+		case 0x7a: // status
+			w.walk(v, mStatus, depth+1)
+		default:
+			return false
+		}
+		if !w.ok {
+			return true // as walk would stop here
+		}
+	}
+	w.spans++
+	if !traceOK || !spanOK {
+		w.ok = false // a span the backend cannot store: the slow path refuses it
+	}
+	return true
 }
 
 // plainKeyValue reports whether kv is a KeyValue of the shape nearly every

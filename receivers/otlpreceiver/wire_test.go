@@ -7,6 +7,7 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 func wireReceiver(overwrite bool, red Redactor) *Receiver {
@@ -329,5 +330,92 @@ func FuzzPlainKeyValue(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, kv []byte, breaks bool) {
 		checkPlainKeyValue(t, kv, breaks)
+	})
+}
+
+// spanSeeds are the spans of the wire seeds, one Span message each.
+func spanSeeds(t testing.TB) [][]byte {
+	var out [][]byte
+	for _, raw := range wireSeeds() {
+		req := ptraceotlp.NewExportRequest()
+		if err := req.UnmarshalProto(raw); err != nil {
+			t.Fatal(err)
+		}
+		rss := req.Traces().ResourceSpans()
+		for i := 0; i < rss.Len(); i++ {
+			sss := rss.At(i).ScopeSpans()
+			for j := 0; j < sss.Len(); j++ {
+				spans := sss.At(j).Spans()
+				for k := 0; k < spans.Len(); k++ {
+					td := ptrace.NewTraces()
+					spans.At(k).CopyTo(td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans().AppendEmpty())
+					b, _ := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+					// request 1 -> resource spans 2 -> scope spans 2 -> the span
+					for _, num := range []protowire.Number{1, 2, 2} {
+						b = fieldBytes(t, b, num)
+					}
+					out = append(out, b)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// fieldBytes returns the first length-delimited field num of msg.
+func fieldBytes(t testing.TB, msg []byte, num protowire.Number) []byte {
+	for len(msg) > 0 {
+		n, typ, l := protowire.ConsumeTag(msg)
+		m := protowire.ConsumeFieldValue(n, typ, msg[l:])
+		if n == num && typ == protowire.BytesType {
+			v, _ := protowire.ConsumeBytes(msg[l:])
+			return v
+		}
+		msg = msg[l+m:]
+	}
+	t.Fatalf("no field %d", num)
+	return nil
+}
+
+// checkPlainSpan fails when plainSpan takes a span and ends otherwise than walk.
+func checkPlainSpan(t *testing.T, span []byte, breaks, errors bool) {
+	t.Helper()
+	w := walker{ok: true, breaks: breaks, errors: errors}
+	if !w.plainSpan(span, 3) {
+		if w.spans != 0 || !w.ok {
+			t.Fatalf("plainSpan stepped aside from %x having counted %d spans, ok %v", span, w.spans, w.ok)
+		}
+		return
+	}
+	ref := walker{ok: true, breaks: breaks, errors: errors}
+	ref.walk(span, mSpan, 3)
+	if w.ok != ref.ok || (w.ok && w.spans != ref.spans) {
+		t.Fatalf("plainSpan on %x: ok %v, %d spans; walk: ok %v, %d spans", span, w.ok, w.spans, ref.ok, ref.spans)
+	}
+}
+
+func TestPlainSpanAgreesWithWalk(t *testing.T) {
+	seeds := spanSeeds(t)
+	taken := 0
+	for _, s := range seeds {
+		for _, flags := range [][2]bool{{false, false}, {true, false}, {false, true}} {
+			checkPlainSpan(t, s, flags[0], flags[1])
+		}
+		if (&walker{ok: true}).plainSpan(s, 3) {
+			taken++
+		}
+	}
+	if taken < len(seeds)/2 {
+		t.Fatalf("plainSpan took %d of %d seed spans", taken, len(seeds))
+	}
+}
+
+func FuzzPlainSpan(f *testing.F) {
+	for _, s := range spanSeeds(f) {
+		f.Add(s, false, false)
+		f.Add(s, true, true)
+	}
+	f.Fuzz(func(t *testing.T, span []byte, breaks, errors bool) {
+		checkPlainSpan(t, span, breaks, errors)
 	})
 }
