@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"math/bits"
 	"slices"
 	"strconv"
 	"sync"
@@ -411,16 +412,26 @@ func (e *encoder) reset() {
 	}
 }
 
+// varintLen returns the bytes of v as a varint: one per 7 significant bits.
 func varintLen(v uint64) int {
-	n := 1
-	for v >= 0x80 {
-		v >>= 7
-		n++
-	}
-	return n
+	return (bits.Len64(v|1)*9 + 64) / 64
 }
 
+// appendVarint appends v as a varint. Each entry has two of 5 bytes (a timestamp's
+// seconds and nanoseconds) and a few short ones: those are written without a loop.
 func appendVarint(b []byte, v uint64) []byte {
+	switch {
+	case v < 1<<7:
+		return append(b, byte(v))
+	case v < 1<<14:
+		return append(b, byte(v)|0x80, byte(v>>7))
+	case v < 1<<21:
+		return append(b, byte(v)|0x80, byte(v>>7)|0x80, byte(v>>14))
+	case v < 1<<28:
+		return append(b, byte(v)|0x80, byte(v>>7)|0x80, byte(v>>14)|0x80, byte(v>>21))
+	case v < 1<<35:
+		return append(b, byte(v)|0x80, byte(v>>7)|0x80, byte(v>>14)|0x80, byte(v>>21)|0x80, byte(v>>28))
+	}
 	for v >= 0x80 {
 		b = append(b, byte(v)|0x80)
 		v >>= 7

@@ -1,6 +1,8 @@
 package lokiexporter
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
 	"strings"
 	"testing"
@@ -218,6 +220,22 @@ func TestAppendChunks(t *testing.T) {
 			if got := cur.at(chunks, j); got != &recs[j] {
 				t.Fatalf("max %d: record %d not found", maxBytes, j)
 			}
+		}
+	}
+}
+
+func TestVarint(t *testing.T) {
+	vs := []uint64{0, 1, 127, 128, 255, 16383, 16384, 1<<21 - 1, 1 << 21, 1<<28 - 1, 1 << 28, 1<<35 - 1, 1 << 35, 1<<63 - 1, 1 << 63, 1<<64 - 1}
+	for i := 0; i < 64; i++ {
+		vs = append(vs, 1<<i, 1<<i-1, 1<<i+1)
+	}
+	for _, v := range vs {
+		want := binary.AppendUvarint(nil, v)
+		if got := appendVarint([]byte{9}, v); !bytes.Equal(got[1:], want) || got[0] != 9 {
+			t.Fatalf("appendVarint(%d) = %x, want %x", v, got[1:], want)
+		}
+		if got := varintLen(v); got != len(want) {
+			t.Fatalf("varintLen(%d) = %d, want %d", v, got, len(want))
 		}
 	}
 }
