@@ -404,3 +404,22 @@ func TestGRPCMessageBuffers(t *testing.T) {
 		}
 	}
 }
+
+func TestDirtyPool(t *testing.T) {
+	var p dirtyPool
+	for _, n := range []int{0, 1, 256, 257, 16 << 10, 20000, 1 << 20, 1<<20 + 1} {
+		b := p.Get(n)
+		if len(*b) != n {
+			t.Fatalf("Get(%d) returned %d bytes", n, len(*b))
+		}
+		p.Put(b)
+	}
+	b := p.Get(16 << 10)
+	(*b)[0] = 'x'
+	p.Put(b)
+	if c := p.Get(10000); cap(*c) != 16<<10 || len(*c) != 10000 {
+		t.Fatalf("Get(10000) after a 16 KiB Put: len %d cap %d", len(*c), cap(*c))
+	}
+	odd := make([]byte, 3000)
+	p.Put(&odd) // not a pooled size: dropped
+}
