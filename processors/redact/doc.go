@@ -72,13 +72,16 @@
 // with its breaks removed, and what is found is mapped back. A probe tests one bit of
 // a bitset indexed by the high half of the gram's hash (32 bits per gram: 0.6% of
 // the probes of access-log lines with hex trace ids pass with 100 secrets); those
-// that pass test two bits of one word of a blocked Bloom filter under a second hash
-// (16 bits per gram); those that pass that look up the candidates of that gram,
-// compare the 8 bytes of each pattern kept in its index entry, and only then the
-// whole pattern (from its end: candidates often share a beginning). With stride 5
-// (every pattern of 8 bytes or more), the probe loop takes five probes at a time and
-// ORs their filter words, with one bounds check and one branch per 25 bytes: about
-// 12 instructions per probe. With nothing registered, Redact is one atomic load.
+// that pass test two bits of one word of a blocked Bloom filter of the candidates'
+// 8-byte keys (16 bits per candidate) with the text's 8 bytes from the probe — many
+// probed grams are indexed ones (hex digits, JSON, HTML and percent escapes, the
+// beginnings other values share) followed by other bytes; those that pass that look
+// up the candidates of that gram, compare the 8 bytes of each pattern kept in its
+// index entry, and only then the whole pattern (from its end: candidates often
+// share a beginning). MayHold, which finds prefixes ending anywhere, uses a filter
+// of the grams instead of the keys'. With stride 5 (every pattern of 8 bytes or
+// more), the probe loop takes five probes at a time and ORs their filter words, with
+// one bounds check and one branch per 25 bytes: about 12 instructions per probe. With nothing registered, Redact is one atomic load.
 // With values registered, a line without any allocates nothing; a line with one
 // allocates its result.
 //

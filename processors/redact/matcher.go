@@ -37,6 +37,7 @@ const (
 	hashFirst  = 0x9e3779b97f4a7c15 // 2^64 / golden ratio
 	hashSecond = 0xc2b2ae3d27d4eb4f
 	hashBucket = 0x85ebca6b
+	hashKey    = 0xd6e8feb86659fd93
 )
 
 // matcher finds every occurrence of a fixed set of patterns, all at least
@@ -67,6 +68,18 @@ type matcher struct {
 	// (hash2 >> 36) & 63 and (hash2 >> 42) & 63.
 	second     []uint64
 	secondMask uint64
+	// keys is a blocked Bloom filter of the candidates' keys, as second is of
+	// their grams (the same size, so secondMask indexes it too): a candidate
+	// whose key holds 8 bytes sets keyWord(key), one with a shorter key (its
+	// pattern ends within 8 bytes of its gram) keyWord of its gram, and then
+	// shortKeys is set. The search (matchesAt, find) tests it instead of second:
+	// in text holding other encodings of secrets (JSON, HTML or percent escapes,
+	// hex), and in hex ids, many probed grams are indexed grams whose 8 bytes
+	// are no candidate's, and each such probe cost two cache misses (bucket,
+	// candidates). MayHold, which looks for prefixes ending anywhere, keeps
+	// second.
+	keys      []uint64
+	shortKeys bool
 	// Candidates by bucket: those of bucket i are cands[bucket[i]:bucket[i+1]].
 	bucket      []uint32
 	bucketShift uint // 32 - log2(len(bucket)-1)
@@ -154,6 +167,7 @@ func newMatcher(forms []form) *matcher {
 	m.first = make([]uint64, firstBits/64)
 	secondWords := pow2(n*secondBitsPerGram/64, 1<<6, 1<<16)
 	m.second = make([]uint64, secondWords)
+	m.keys = make([]uint64, secondWords)
 	m.secondMask = uint64(secondWords - 1)
 	nb := pow2(n, 1<<4, 1<<20)
 	m.bucketShift = uint(32 - bits.TrailingZeros(uint(nb)))
@@ -181,6 +195,12 @@ func newMatcher(forms []form) *matcher {
 			b := m.bucketOf(g)
 			key, mask := keyAt(p, off)
 			m.cands[next[b]] = candidate{key: key, mask: mask, pattern: uint32(pi), offset: uint32(off)}
+			if mask != ^uint64(0) {
+				key = uint64(g)
+				m.shortKeys = true
+			}
+			w, bits := m.keyWord(key)
+			m.keys[w] |= bits
 			next[b]++
 		}
 	}
@@ -201,6 +221,34 @@ func (m *matcher) secondWord(g uint32) (word, mask uint64) {
 }
 
 func (m *matcher) bucketOf(g uint32) uint32 { return (g * hashBucket) >> m.bucketShift }
+
+// keyWord returns the word of keys and the two bits of it that key k sets.
+func (m *matcher) keyWord(k uint64) (word, mask uint64) {
+	x := k * hashKey
+	return (x >> 48) & m.secondMask, 1<<((x>>36)&63) | 1<<((x>>42)&63)
+}
+
+// keyMayMatch reports whether probe p of s, whose gram g passed the first
+// filter, passes keys: whether a candidate's key may be the text's at p. With
+// fewer than 8 bytes left from p (a prefix cut at the end of s may end before
+// its candidate's key does) it does not filter.
+func (m *matcher) keyMayMatch(s string, p int, g uint32) bool {
+	if p+8 > len(s) {
+		return true
+	}
+	t := s[p : p+8]
+	k := uint64(t[0]) | uint64(t[1])<<8 | uint64(t[2])<<16 | uint64(t[3])<<24 |
+		uint64(t[4])<<32 | uint64(t[5])<<40 | uint64(t[6])<<48 | uint64(t[7])<<56
+	w, mask := m.keyWord(k | fold8)
+	if m.keys[w]&mask == mask {
+		return true
+	}
+	if !m.shortKeys {
+		return false
+	}
+	w, mask = m.keyWord(uint64(g))
+	return m.keys[w]&mask == mask
+}
 
 // mayMatch reports whether gram g passes both filters: whether it may be indexed.
 func (m *matcher) mayMatch(g uint32) bool {
@@ -224,7 +272,7 @@ const (
 
 // warmLines returns the number of cache lines warm reads, 0 if it does not.
 func (m *matcher) warmLines() int {
-	n := (len(m.first) + len(m.second)) / 8
+	n := (len(m.first) + len(m.keys)) / 8
 	if n > warmMaxLines {
 		return 0
 	}
@@ -245,8 +293,8 @@ func (m *matcher) warm() uint64 {
 	for i := 0; i < len(m.first); i += 8 {
 		x ^= m.first[i]
 	}
-	for i := 0; i < len(m.second); i += 8 {
-		x ^= m.second[i]
+	for i := 0; i < len(m.keys); i += 8 {
+		x ^= m.keys[i]
 	}
 	return x
 }
@@ -380,8 +428,7 @@ func commonPrefix(s, p string, fold bool) int {
 // matchesAt reports whether a pattern occurs where probe p would find it.
 func (m *matcher) matchesAt(s string, p int) bool {
 	g := gramAt(s, p)
-	w, mask := m.secondWord(g)
-	if m.second[w]&mask != mask {
+	if !m.keyMayMatch(s, p, g) {
 		return false
 	}
 	b := m.bucketOf(g)
@@ -449,7 +496,7 @@ func equalFoldLower(s, lower string) bool {
 func (m *matcher) find(s string, p0 int, found []span) []span {
 	for p := p0; p+gramLen <= len(s); p += m.stride {
 		g := gramAt(s, p)
-		if !m.mayMatch(g) {
+		if w, bit := firstBit(g, len(m.first)); m.first[w]&bit == 0 || !m.keyMayMatch(s, p, g) {
 			continue
 		}
 		b := m.bucketOf(g)

@@ -126,6 +126,9 @@ func TestMatcherFilterSizes(t *testing.T) {
 			if got := len(m.second) * 64; got < min(grams*secondBitsPerGram, 1<<22) || len(m.second) != int(m.secondMask)+1 {
 				t.Errorf("second filter has %d bits for %d grams", got, grams)
 			}
+			if len(m.keys) != len(m.second) {
+				t.Errorf("keys filter has %d words, second %d", len(m.keys), len(m.second))
+			}
 			for _, i := range []int{0, n / 2, n - 1} {
 				text := "<" + pats[i] + ">"
 				if got, ok := m.redact(text); !ok || got != "<"+Marker+">" {
@@ -228,6 +231,39 @@ func TestMatcherEveryOffset(t *testing.T) {
 					}
 				}
 			}
+		}
+	}
+}
+
+// TestMatcherKeys checks the filter of candidates' keys: a probe whose gram is
+// indexed but whose 8 bytes are no candidate's is turned away before the buckets,
+// candidates whose pattern ends within 8 bytes of their gram (short keys) are still
+// found, and so are prefixes cut at the end of a text shorter than a key.
+func TestMatcherKeys(t *testing.T) {
+	long := newMatcher(exact("abcdefghijkl"))
+	if long.shortKeys {
+		t.Error("shortKeys set with every key 8 bytes long")
+	}
+	if !long.keyMayMatch("abcdefghXXXX", 0, gramAt("abcdefghXXXX", 0)) {
+		t.Error("the key of a candidate was turned away")
+	}
+	if long.keyMayMatch("abcdXXXXXXXX", 0, gramAt("abcdXXXXXXXX", 0)) {
+		t.Error("an indexed gram with other bytes after it passed the keys filter")
+	}
+	if !long.keyMayMatch("xxabcdefgh", 2, gramAt("xxabcdefgh", 2)) {
+		t.Error("a probe with fewer than 8 bytes left was turned away")
+	}
+	short := newMatcher(dedupe([]form{{"k3y-8byt", true}, {"abcdefghijkl", false}}))
+	if !short.shortKeys {
+		t.Error("shortKeys not set for an 8-byte pattern")
+	}
+	for _, text := range []string{
+		"k3y-8byt", "..K3Y-8BYT..", "xxxxxk3y-8byt", "a k3y-8byt and abcdefghijkl",
+		"cut at the end: abcdefgh", "cut: abcdefghij", "..k3y-8byt",
+	} {
+		want, wantOK := naiveRedact(text, patternsOfMatcher(short))
+		if got, ok := short.redact(text); got != want || ok != wantOK {
+			t.Errorf("redact(%q) = %q, %v; want %q, %v", text, got, ok, want, wantOK)
 		}
 	}
 }
