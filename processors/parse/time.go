@@ -3,6 +3,7 @@ package parse
 import (
 	"fmt"
 	"math"
+	"math/bits"
 	"strconv"
 	"time"
 )
@@ -145,8 +146,20 @@ func parseDateTimePrefix(s string) (time.Time, int, bool) {
 	i := 19
 	nsec := 0
 	if i+1 < len(s) && (s[i] == '.' || s[i] == ',') && isDigit(s[i+1]) {
+		i++
 		n := 0
-		for i++; i < len(s) && isDigit(s[i]); i++ {
+		// Up to eight digits at once (milli- and microseconds, the common ones, end
+		// within them): the eight bytes from i, or the last eight of s moved down
+		// to start at i, with zeros (not digits) after its end.
+		var x uint64
+		if i+8 <= len(s) {
+			x = le64(s[i : i+8])
+		} else {
+			x = le64(s[len(s)-8:]) >> (8 * uint(i+8-len(s)))
+		}
+		v, k := fraction8(x)
+		nsec, n, i = v, k, i+k
+		for ; i < len(s) && isDigit(s[i]); i++ {
 			if n < 9 {
 				nsec = nsec*10 + int(s[i]-'0')
 				n++
@@ -193,6 +206,33 @@ const daysTo1970 = 865259
 
 // daysBeforeMonth is the days of a common year before each month.
 var daysBeforeMonth = [12]uint16{0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334}
+
+// le64 returns the eight bytes of w as a little-endian integer.
+func le64(w string) uint64 {
+	_ = w[7]
+	return uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+		uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
+}
+
+// fraction8 returns the value of the decimal digits that begin x, eight bytes in
+// little-endian order, and how many there are (0 to 8).
+func fraction8(x uint64) (v, n int) {
+	d := x - 0x3030303030303030
+	// A byte below '0' borrows (high bit set, and maybe the bytes above it
+	// flagged too); one above '9' has d > 9. The lowest flagged byte is a true one.
+	nonDigit := (d | (d + 0x7676767676767676)) & 0x8080808080808080
+	n = bits.TrailingZeros64(nonDigit) / 8 // 8 when all are digits
+	if n == 0 {
+		return 0, 0
+	}
+	// Keep the n digits, moved to the top so that the lower bytes are leading
+	// zeros, then combine pairs, quads and octets.
+	d <<= 64 - 8*uint(n)
+	d = (d*10 + d>>8) & 0x00ff00ff00ff00ff
+	d = (d*100 + d>>16) & 0x0000ffff0000ffff
+	d = d*10000 + d>>32
+	return int(d & 0xffffffff), n
+}
 
 // zoneOffset parses ±hh:mm, ±hhmm or ±hh at the start of s and returns the offset in
 // seconds east of UTC and its length, or n == 0. Like time.Parse it allows hours up

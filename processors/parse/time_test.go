@@ -107,3 +107,28 @@ func TestDaysSinceEpoch(t *testing.T) {
 		}
 	}
 }
+
+// TestFraction8 checks the eight-at-once digits against a byte-at-a-time loop, for
+// every count of leading digits and every byte after them.
+func TestFraction8(t *testing.T) {
+	naive := func(w string) (v, n int) {
+		for n < len(w) && isDigit(w[n]) {
+			v = v*10 + int(w[n]-'0')
+			n++
+		}
+		return v, n
+	}
+	digits := "9876543210"
+	for k := 0; k <= 8; k++ {
+		for c := 0; c < 256; c++ {
+			for _, rest := range []string{"", "5", "\x00\xff", "99"} {
+				w := (digits[:k] + string([]byte{byte(c)}) + rest + "00000000")[:8]
+				gv, gn := fraction8(le64(w))
+				wv, wn := naive(w)
+				if gv != wv || gn != wn {
+					t.Fatalf("fraction8(%q) = %d, %d; want %d, %d", w, gv, gn, wv, wn)
+				}
+			}
+		}
+	}
+}
