@@ -233,13 +233,13 @@ func (e *encoder) entrySize(ts timestamp, line string, r *pipeline.Record, strip
 		return n
 	}
 	if r.TraceID != "" {
-		n += pairSize(MetaTraceID, r.TraceID)
+		n += idPairSize(traceIDPrefix, MetaTraceID, r.TraceID)
 	}
 	if r.SpanID != "" {
-		n += pairSize(MetaSpanID, r.SpanID)
+		n += idPairSize(spanIDPrefix, MetaSpanID, r.SpanID)
 	}
 	if r.RequestID != "" {
-		n += pairSize(MetaRequestID, r.RequestID)
+		n += idPairSize(requestIDPrefix, MetaRequestID, r.RequestID)
 	}
 	return n + len(e.metaOf(r.Metadata))
 }
@@ -322,6 +322,16 @@ const (
 	spanIDPrefix    = "\x0a\x07" + MetaSpanID + "\x12"
 	requestIDPrefix = "\x0a\x0a" + MetaRequestID + "\x12"
 )
+
+// idPairSize is pairSize for name, an ID whose name field and value tag are prefix:
+// the size appendIDPair writes, without sizing varints when the lengths take one
+// byte each.
+func idPairSize(prefix, name, value string) int {
+	if n := len(prefix) + 1 + len(value); len(value) < 0x80 && n < 0x80 {
+		return 2 + n
+	}
+	return pairSize(name, value)
+}
 
 // appendIDPair is appendPair for name, an ID whose name field and value tag are
 // prefix: when the lengths take one byte each (IDs are short), the pair is three

@@ -133,6 +133,12 @@ func TestEncodeMatchesGogo(t *testing.T) {
 			{Time: t0, Line: "6", Stream: api, Metadata: both},
 		}},
 		{"long", []pipeline.Record{{Time: t0, Line: strings.Repeat("y", 70000), Stream: api, RequestID: strings.Repeat("r", 200)}}},
+		{"ids around one-byte lengths", []pipeline.Record{
+			{Time: t0, Line: "a", Stream: api, RequestID: strings.Repeat("r", 112)},
+			{Time: t0, Line: "b", Stream: api, RequestID: strings.Repeat("r", 113)},
+			{Time: t0, Line: "c", Stream: api, RequestID: strings.Repeat("r", 127)},
+			{Time: t0, Line: "d", Stream: api, RequestID: strings.Repeat("r", 128)},
+		}},
 	}
 	enc := newEncoder(newLabelCache(map[string]string{"cluster": "eu1"}, nil), &rawBuffer{})
 	for _, c := range cases {
