@@ -97,25 +97,12 @@ func (fs *fieldSet) matchAt(key string, mask uint64, prefix int) (exact, child u
 		return 0, 0
 	}
 	if prefix == 0 {
-		// Top-level keys, the common case: the names themselves.
+		// Top-level keys, the common case: only the names with key's first byte and
+		// length (or a dot after it) can match.
 		if len(key) >= len(fs.byLen) {
 			return 0, 0
 		}
-		for mask &= fs.first[key[0]] & fs.byLen[len(key)]; mask != 0; mask &= mask - 1 {
-			c := trailingZeros(mask)
-			name := fs.names[c]
-			switch {
-			case len(name) == len(key):
-				if name == key {
-					exact |= 1 << c
-				}
-			case len(name) > len(key):
-				if name[len(key)] == '.' && name[:len(key)] == key {
-					child |= 1 << c
-				}
-			}
-		}
-		return exact, child
+		mask &= fs.first[key[0]] & fs.byLen[len(key)]
 	}
 	for mask != 0 {
 		c := trailingZeros(mask)
