@@ -46,7 +46,7 @@ func TestParseValid(t *testing.T) {
 	if cfg.Log.Level != "info" || cfg.Log.Format != "json" {
 		t.Errorf("log defaults = %+v", cfg.Log)
 	}
-	if cfg.Runtime.GCPercent != 50 || cfg.Runtime.IdleRelease != 5*time.Second {
+	if cfg.Runtime.GCPercent != 100 || cfg.Runtime.IdleRelease != 5*time.Second {
 		t.Errorf("runtime defaults = %+v", cfg.Runtime)
 	}
 	if cfg.Identity.Service != "checkout" || cfg.Identity.Namespace != "shop" {

@@ -20,7 +20,7 @@ const (
 	DefaultMaxLineBytes       = 256 << 10
 	DefaultBatchMaxLines      = 1000
 	DefaultBatchMaxBytes      = 1 << 20
-	DefaultMaxInflightBatches = 8
+	DefaultMaxInflightBatches = 6
 	DefaultMaxRotatedFiles    = 16
 	DefaultFormat             = FormatRaw
 	DefaultPathMetadata       = PathMetadataNone
