@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -384,13 +385,13 @@ func TestMeasure(t *testing.T) {
 	}
 }
 
-func TestRunOnlyOtelcolWithFake(t *testing.T) {
-	// The whole command, with the fake shipper standing in for the collector: a
-	// wrapper script takes the input directory and sink URL from the collector
-	// configuration benchlogs wrote and hands them to the test binary's fake mode,
-	// which pushes Loki requests (the sink counts both protocols alike).
-	dir := t.TempDir()
-	wrapper := filepath.Join(dir, "otelcol")
+// fakeOtelcol writes a wrapper script that stands in for the collector: it takes
+// the input directory and sink URL from the collector configuration benchlogs wrote
+// and hands them to the test binary's fake mode, which pushes Loki requests (the
+// sink counts both protocols alike).
+func fakeOtelcol(t *testing.T) string {
+	t.Helper()
+	wrapper := filepath.Join(t.TempDir(), "otelcol")
 	script := "#!/bin/sh\n# benchlogs passes --config FILE; the fake needs the input and the sink URL.\n" +
 		"cfg=$2\n" +
 		"in=$(sed -n 's/^    include: \\[\"\\(.*\\)\\*\\.log\"\\]$/\\1/p' \"$cfg\")\n" +
@@ -399,6 +400,31 @@ func TestRunOnlyOtelcolWithFake(t *testing.T) {
 	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	return wrapper
+}
+
+func TestRunRoundsWithFake(t *testing.T) {
+	// Each round runs in directories of its own: the second run of a system
+	// starts from empty state and delivers every line again.
+	var stdout, stderr bytes.Buffer
+	code := command.Run(context.Background(), []string{"-only", "otelcol", "-otelcol", fakeOtelcol(t), "-lines", "600", "-rounds", "2", "-timeout", "1m"}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	}
+	var rounds []string
+	for line := range strings.Lines(stdout.String()) {
+		if f := strings.Fields(line); len(f) > 2 && f[0] == "otelcol" {
+			rounds = append(rounds, f[1]+" "+f[2])
+		}
+	}
+	if want := []string{"#1 600", "#2 600"}; !slices.Equal(rounds, want) {
+		t.Errorf("otelcol rows (round, lines) %q, want %q; table:\n%s", rounds, want, stdout.String())
+	}
+}
+
+func TestRunOnlyOtelcolWithFake(t *testing.T) {
+	// The whole command, with the fake shipper standing in for the collector.
+	wrapper := fakeOtelcol(t)
 	var stdout, stderr bytes.Buffer
 	code := command.Run(context.Background(), []string{"-only", "otelcol", "-otelcol", wrapper, "-lines", "1200", "-timeout", "1m"}, &stdout, &stderr)
 	if code != 0 {

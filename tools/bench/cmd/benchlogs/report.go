@@ -8,7 +8,7 @@ import (
 	"github.com/outrider-dev/outrider/tools/bench/internal/report"
 )
 
-// printTable writes one row per system, then outrider's ratio to the collector when
+// printTable writes one row per run (a system, or a system in a round), then outrider's ratio to the collector when
 // both completed.
 func printTable(w io.Writer, _ options, results []result) error {
 	t := report.NewTable(w, "system", "lines", "wall_s", "lines/s", "cpu_s", "lines/cpu_s", "peak_rss_MB", "with_trace_id", "requests", "wire_MB", "load_avg")
@@ -19,7 +19,7 @@ func printTable(w io.Writer, _ options, results []result) error {
 			load = "unknown"
 		}
 		t.Rowf("%s\t%d\t%.2f\t%s\t%.2f\t%s\t%.1f\t%d\t%d\t%.1f\t%s",
-			r.Name, r.Delivered, r.Wall.Seconds(), rate, r.CPU.Seconds(), perCPU,
+			report.RunName(r.Figures), r.Delivered, r.Wall.Seconds(), rate, r.CPU.Seconds(), perCPU,
 			r.PeakRSSMiB(), r.withTraceID, r.requests, float64(r.wireBytes)/measure.MiB, load)
 	}
 	return t.Flush(peer.Notes(measure.FiguresOf(results), unit,

@@ -34,6 +34,8 @@ type result struct {
 // runOptions are the settings shared by every system's run.
 type runOptions struct {
 	workdir string
+	// round is the round of the run, 0 when there is one (peer.Each).
+	round   int
 	input   string
 	lines   int64
 	timeout time.Duration
@@ -95,7 +97,7 @@ func copyFile(src, dst string) error {
 // error means the run could not be set up; a run that did not deliver is reported
 // in the result.
 func measureSystem(ctx context.Context, logger *slog.Logger, sys system, opts runOptions) (result, error) {
-	res := result{Figures: measure.Figures{Name: sys.Name}, want: opts.lines}
+	res := result{Figures: measure.Figures{Name: sys.Name, Round: opts.round}, want: opts.lines}
 	run := newRunSetup(opts.workdir, sys.Name)
 	if err := prepareInput(run, opts.input); err != nil {
 		return res, err

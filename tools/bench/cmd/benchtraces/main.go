@@ -133,7 +133,8 @@ func bench(ctx context.Context, logger *slog.Logger, o options, stderr io.Writer
 		stopGrace:    30 * time.Second,
 		out:          stderr,
 	}
-	return peer.Each(ctx, systems, func(s system) (result, error) {
+	return peer.Each(ctx, systems, o.Rounds, workdir, func(s system, round int, dir string) (result, error) {
+		opts.workdir, opts.round = dir, round
 		return measureSystem(ctx, logger, s, opts)
 	})
 }

@@ -9,14 +9,14 @@ import (
 	"github.com/outrider-dev/outrider/tools/bench/internal/report"
 )
 
-// printTable writes one row per system, then outrider's ratio to the collector when
+// printTable writes one row per run (a system, or a system in a round), then outrider's ratio to the collector when
 // both completed.
 func printTable(w io.Writer, _ options, results []result) error {
 	t := report.NewTable(w, "system", "spans_sent", "spans_received", "lost", "wall_s", "spans/s", "cpu_s", "spans/cpu_s", "peak_rss_MB", "batches_out", "retries", "load_avg")
 	for _, r := range results {
 		rate, perCPU := report.Rates(r.Figures)
 		t.Rowf("%s\t%d\t%d\t%d\t%.2f\t%s\t%.2f\t%s\t%.1f\t%d\t%d\t%s",
-			r.Name, r.sent, r.Delivered, r.lost(), r.Wall.Seconds(), rate, r.CPU.Seconds(), perCPU,
+			report.RunName(r.Figures), r.sent, r.Delivered, r.lost(), r.Wall.Seconds(), rate, r.CPU.Seconds(), perCPU,
 			r.PeakRSSMiB(), r.requests, r.retries, r.load)
 	}
 	return t.Flush(peer.Notes(measure.FiguresOf(results), unit,

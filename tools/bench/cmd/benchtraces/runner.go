@@ -44,6 +44,7 @@ func (r result) lost() int64 { return max(r.sent-r.Delivered, 0) }
 // runOptions are the settings shared by every system's run.
 type runOptions struct {
 	workdir      string
+	round        int // the round of the run, 0 when there is one (peer.Each)
 	spans        int64
 	clients      int
 	payloads     []payload
@@ -70,7 +71,7 @@ type runOptions struct {
 // error means the run could not be set up; a run that did not deliver is reported in
 // the result.
 func measureSystem(ctx context.Context, logger *slog.Logger, sys system, opts runOptions) (result, error) {
-	res := result{Figures: measure.Figures{Name: sys.Name}, want: opts.spans}
+	res := result{Figures: measure.Figures{Name: sys.Name, Round: opts.round}, want: opts.spans}
 	run := runSetup{dir: opts.workdir, data: filepath.Join(opts.workdir, sys.Name+"-data"), otelcolQueue: opts.otelcolQueue}
 	if err := os.RemoveAll(run.data); err != nil {
 		return res, fmt.Errorf("clean %s: %w", run.data, err)

@@ -9,6 +9,9 @@ import "time"
 type Figures struct {
 	// Name labels the run: the system or the configuration measured.
 	Name string
+	// Round is the round of a benchmark that alternates its systems over several
+	// rounds, from 1; 0 in one that runs each once.
+	Round int
 	// Complete is true when every item arrived before the timeout.
 	Complete bool
 	// Delivered is how many items (lines, spans) arrived.

@@ -48,6 +48,53 @@ func TestRatiosAndNotes(t *testing.T) {
 	}
 }
 
+// inRound returns f as the figures of a run in round.
+func inRound(f measure.Figures, round int, cpu time.Duration, rss int64) measure.Figures {
+	f.Round, f.CPU, f.PeakRSS = round, cpu, rss
+	return f
+}
+
+func TestRatiosOverRounds(t *testing.T) {
+	results := []measure.Figures{
+		inRound(fast, 1, time.Second, 30<<20), inRound(slow, 1, 4*time.Second, 90<<20), // 4×
+		inRound(slow, 2, 6*time.Second, 90<<20), inRound(fast, 2, time.Second, 31<<20), // 6×
+		inRound(fast, 3, 2*time.Second, 32<<20), inRound(slow, 3, 6*time.Second, 90<<20), // 3×
+	}
+	cpu, _, ok := Ratios(results)
+	if !ok || cpu != 4 {
+		t.Errorf("Ratios = %v, %v; want the median, 4", cpu, ok)
+	}
+	notes := Notes(results, "line", "(a note)")
+	if want := "ratio (outrider/otelcol), median of 3 rounds: lines per CPU-second 4.00× (rounds: 4.00×, 6.00×, 3.00×)"; !strings.HasPrefix(notes[0], want) {
+		t.Errorf("Notes[0] = %q, want it to begin %q", notes[0], want)
+	}
+	// A round that did not complete is left out of the ratio; two rounds' median
+	// is their mean.
+	results[4].Complete = false
+	if cpu, _, ok := Ratios(results); !ok || cpu != 5 {
+		t.Errorf("Ratios without round 3 = %v, %v; want 5", cpu, ok)
+	}
+
+	g := Gates{MinCPURatio: 4.5, MaxRSSMiB: 31.5}
+	results[4].Complete = true
+	got := g.Check(results, "line")
+	want := []string{
+		"lines per CPU-second ratio 4.00× (median of the rounds) is below the required 4.50×",
+		"outrider peak RSS 32.0 MB in round 3 is above the allowed 32 MB",
+	}
+	if len(got) != 2 || got[0] != want[0] || !strings.HasPrefix(got[1], "outrider peak RSS 32.0 MB in round 3 is above") {
+		t.Errorf("Check = %q, want %q", got, want)
+	}
+	if got := (Gates{MinCPURatio: 3.5, MaxRSSMiB: 33}).Check(results, "line"); len(got) != 0 {
+		t.Errorf("Check = %q, want none: the median and every peak are within", got)
+	}
+	// One unmeasured peak fails the RSS gate, whatever the others.
+	results[3].PeakRSS = 0
+	if got := (Gates{MaxRSSMiB: 33}).Check(results, "line"); len(got) != 1 || !strings.Contains(got[0], "could not be measured") {
+		t.Errorf("Check = %q, want the unmeasured peak", got)
+	}
+}
+
 func TestGates(t *testing.T) {
 	fat := fast
 	fat.PeakRSS = 50 << 20

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/template"
@@ -47,6 +48,8 @@ type Options struct {
 	Timeout time.Duration
 	// Only is "both", Outrider or Otelcol: which systems run.
 	Only string
+	// Rounds is how many times each system runs, alternating their order.
+	Rounds int
 	// Gates are the acceptance limits on outrider.
 	Gates Gates
 }
@@ -59,6 +62,7 @@ func (o *Options) Register(fs *flag.FlagSet, unit string) {
 	fs.StringVar(&o.Workdir, "workdir", "", cli.WorkdirUsage)
 	fs.DurationVar(&o.Timeout, "timeout", 10*time.Minute, "how long each system may take to deliver every "+unit)
 	fs.StringVar(&o.Only, "only", "both", "which systems to run: outrider, otelcol or both")
+	fs.IntVar(&o.Rounds, "rounds", 1, "rounds of the systems' runs, their order alternating; the ratio gate takes the median of the rounds' ratios, the RSS gate the highest peak")
 	fs.Float64Var(&o.Gates.MinCPURatio, "min-cpu-ratio", 0, "fail unless outrider's "+unit+"s per CPU-second is at least this multiple of the collector's (0: no check)")
 	fs.Float64Var(&o.Gates.MaxRSSMiB, "max-rss-mb", 0, "fail if outrider's peak RSS exceeds this many MB of 2^20 bytes (0: no check)")
 }
@@ -67,6 +71,9 @@ func (o *Options) Register(fs *flag.FlagSet, unit string) {
 func (o Options) Validate() error {
 	if o.Timeout <= 0 {
 		return cli.Usagef("-timeout must be positive, got %v", o.Timeout)
+	}
+	if o.Rounds <= 0 {
+		return cli.Usagef("-rounds must be positive, got %d", o.Rounds)
 	}
 	switch o.Only {
 	case "both", Outrider, Otelcol:
@@ -162,20 +169,39 @@ func executable(name, bin string) (string, error) {
 	return abs, nil
 }
 
-// Each measures the systems one after the other, in order, and returns their
-// results. It stops at the first error, or before a system once ctx has ended,
-// returning the results so far.
-func Each[R, T any](ctx context.Context, systems []System[R], measure func(System[R]) (T, error)) ([]T, error) {
+// Each measures the systems one after the other, rounds times, and returns their
+// results in the order they ran. Round 1 runs them in the order given, and each
+// round after in the reverse of the one before, so that neither always runs first
+// on a machine whose speed drifts. measure gets the round, from 1, or 0 when there
+// is only one, and the directory for the run's files: workdir, or with several
+// rounds workdir/round-N, so that each round starts from empty state. Each stops at
+// the first error, or before a system once ctx has ended, returning the results so
+// far.
+func Each[R, T any](ctx context.Context, systems []System[R], rounds int, workdir string, measure func(s System[R], round int, dir string) (T, error)) ([]T, error) {
 	var results []T
-	for _, s := range systems {
-		if ctx.Err() != nil {
-			return results, fmt.Errorf("interrupted before %s ran", s.Name)
+	order := slices.Clone(systems)
+	for round := 1; round <= max(rounds, 1); round++ {
+		label, dir := round, filepath.Join(workdir, fmt.Sprintf("round-%d", round))
+		if rounds <= 1 {
+			label, dir = 0, workdir
 		}
-		r, err := measure(s)
-		if err != nil {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return results, err
 		}
-		results = append(results, r)
+		for _, s := range order {
+			if ctx.Err() != nil {
+				if label > 0 {
+					return results, fmt.Errorf("interrupted before %s ran in round %d", s.Name, label)
+				}
+				return results, fmt.Errorf("interrupted before %s ran", s.Name)
+			}
+			r, err := measure(s, label, dir)
+			if err != nil {
+				return results, err
+			}
+			results = append(results, r)
+		}
+		slices.Reverse(order)
 	}
 	return results, nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -38,7 +39,7 @@ func TestOptions(t *testing.T) {
 		{
 			name: "defaults",
 			check: func(t *testing.T, o Options) {
-				if o.Outrider != "" || o.Timeout != 10*time.Minute || o.Only != "both" || o.Workdir != "" || o.Gates != (Gates{}) {
+				if o.Outrider != "" || o.Timeout != 10*time.Minute || o.Only != "both" || o.Workdir != "" || o.Rounds != 1 || o.Gates != (Gates{}) {
 					t.Errorf("defaults %+v", o)
 				}
 				if !strings.HasSuffix(o.Otelcol, "/bin/otelcol-"+OtelcolVersion) {
@@ -48,9 +49,9 @@ func TestOptions(t *testing.T) {
 		},
 		{
 			name: "all set",
-			args: []string{"-outrider", "a", "-otelcol", "b", "-workdir", "w", "-timeout", "1m", "-only", "both", "-min-cpu-ratio", "1.5", "-max-rss-mb", "40"},
+			args: []string{"-outrider", "a", "-otelcol", "b", "-workdir", "w", "-timeout", "1m", "-only", "both", "-rounds", "3", "-min-cpu-ratio", "1.5", "-max-rss-mb", "40"},
 			check: func(t *testing.T, o Options) {
-				want := Options{Outrider: "a", Otelcol: "b", Workdir: "w", Timeout: time.Minute, Only: "both", Gates: Gates{MinCPURatio: 1.5, MaxRSSMiB: 40}}
+				want := Options{Outrider: "a", Otelcol: "b", Workdir: "w", Timeout: time.Minute, Only: "both", Rounds: 3, Gates: Gates{MinCPURatio: 1.5, MaxRSSMiB: 40}}
 				if o != want {
 					t.Errorf("parsed %+v, want %+v", o, want)
 				}
@@ -63,6 +64,7 @@ func TestOptions(t *testing.T) {
 		}},
 		{name: "bad only", args: []string{"-only", "vector"}, wantErr: "-only must be outrider, otelcol or both, got \"vector\""},
 		{name: "bad timeout", args: []string{"-timeout", "0s"}, wantErr: "-timeout must be positive"},
+		{name: "bad rounds", args: []string{"-rounds", "0"}, wantErr: "-rounds must be positive, got 0"},
 		{name: "ratio needs both", args: []string{"-only", "outrider", "-min-cpu-ratio", "3"}, wantErr: "needs both"},
 		{name: "rss needs outrider", args: []string{"-only", "otelcol", "-max-rss-mb", "40"}, wantErr: "applies to outrider"},
 		{name: "rss with only outrider", args: []string{"-only", "outrider", "-max-rss-mb", "40"}, check: func(t *testing.T, o Options) {
@@ -160,28 +162,41 @@ func TestSelect(t *testing.T) {
 
 func TestEach(t *testing.T) {
 	systems := []System[fakeRun]{{Name: "a"}, {Name: "b"}, {Name: "c"}}
+	canceled := func() context.Context {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		return ctx
+	}
 	tests := []struct {
 		name    string
 		ctx     func() context.Context
+		rounds  int
 		failAt  string
 		want    string
 		wantErr string
 	}{
-		{name: "all", ctx: context.Background, want: "a,b,c"},
-		{name: "error", ctx: context.Background, failAt: "b", want: "a", wantErr: "b broke"},
-		{name: "interrupted", ctx: func() context.Context {
-			ctx, cancel := context.WithCancel(context.Background())
-			cancel()
-			return ctx
-		}, wantErr: "interrupted before a ran"},
+		{name: "all", ctx: context.Background, rounds: 1, want: "a0,b0,c0"},
+		{name: "three rounds alternate", ctx: context.Background, rounds: 3, want: "a1,b1,c1,c2,b2,a2,a3,b3,c3"},
+		{name: "error", ctx: context.Background, rounds: 1, failAt: "b0", want: "a0", wantErr: "b broke"},
+		{name: "error in a later round", ctx: context.Background, rounds: 2, failAt: "b2", want: "a1,b1,c1,c2", wantErr: "b broke"},
+		{name: "interrupted", ctx: canceled, rounds: 1, wantErr: "interrupted before a ran"},
+		{name: "interrupted, rounds", ctx: canceled, rounds: 2, wantErr: "interrupted before a ran in round 1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := Each(tt.ctx(), systems, func(s System[fakeRun]) (string, error) {
-				if s.Name == tt.failAt {
+			workdir := t.TempDir()
+			got, err := Each(tt.ctx(), systems, tt.rounds, workdir, func(s System[fakeRun], round int, dir string) (string, error) {
+				r := fmt.Sprintf("%s%d", s.Name, round)
+				if want := filepath.Join(workdir, fmt.Sprintf("round-%d", round)); round == 0 && dir != workdir || round > 0 && dir != want {
+					t.Errorf("%s: dir %s", r, dir)
+				}
+				if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+					t.Errorf("%s: dir %s not made: %v", r, dir, err)
+				}
+				if r == tt.failAt {
 					return "", errors.New(s.Name + " broke")
 				}
-				return s.Name, nil
+				return r, nil
 			})
 			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || err.Error() != tt.wantErr) {
 				t.Errorf("err %v, want %q", err, tt.wantErr)

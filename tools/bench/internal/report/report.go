@@ -44,6 +44,15 @@ func (t *Table) Flush(lines ...string) error {
 	return nil
 }
 
+// RunName labels f's row: its name, and its round when the benchmark has several
+// ("outrider #2").
+func RunName(f measure.Figures) string {
+	if f.Round > 0 {
+		return fmt.Sprintf("%s #%d", f.Name, f.Round)
+	}
+	return f.Name
+}
+
 // Rates returns the table cells for f's items per second and per CPU-second, in
 // whole numbers, or "-" where the run did not complete or has no time to divide by.
 func Rates(f measure.Figures) (perSecond, perCPUSecond string) {
