@@ -102,8 +102,17 @@ type candidate struct {
 	// bytes folded together: a filter, never a rejection of a match); mask has
 	// 0xff for each byte key holds. Its low 4 bytes are the folded gram.
 	key, mask uint64
-	pattern   uint32 // index in patterns
-	offset    uint32 // where the gram starts in the pattern
+	// tail is the pattern's last 8 bytes, folded as key is, when it holds more
+	// than 8 bytes from the gram on (rest > 8): occurrence tests the text's bytes
+	// where they would end before it reads the pattern. The candidates that pass
+	// key and are not the text's are mostly patterns with a common beginning (the
+	// header of every JWT, the forms of one value up to its first escaped
+	// character), and each was a cache miss on its pattern: in bench-redact this
+	// leaves 2.4k of 5.7k full comparisons per 65k lines, 5 ns per line less.
+	tail    uint64
+	pattern uint32 // index in patterns
+	offset  uint32 // where the gram starts in the pattern
+	rest    uint32 // the pattern's bytes from the gram on: len(pattern) - offset
 }
 
 // fold8 folds the bytes of a key: see candidate.
@@ -194,7 +203,11 @@ func newMatcher(forms []form) *matcher {
 			g := gramAt(p, off)
 			b := m.bucketOf(g)
 			key, mask := keyAt(p, off)
-			m.cands[next[b]] = candidate{key: key, mask: mask, pattern: uint32(pi), offset: uint32(off)}
+			c := candidate{key: key, mask: mask, pattern: uint32(pi), offset: uint32(off), rest: uint32(len(p) - off)}
+			if c.rest > 8 {
+				c.tail, _ = keyAt(p, len(p)-8)
+			}
+			m.cands[next[b]] = c
 			if mask != ^uint64(0) {
 				key = uint64(g)
 				m.shortKeys = true
@@ -451,8 +464,13 @@ func (m *matcher) occurrence(s string, p int, c candidate) (span, bool) {
 	if start < 0 {
 		return span{}, false
 	}
+	end := p + int(c.rest) // start + len(pattern)
+	if c.rest > 8 && end <= len(s) {
+		if t, _ := keyAt(s, end-8); t != c.tail {
+			return span{}, false
+		}
+	}
 	pat := m.patterns[c.pattern]
-	end := start + len(pat)
 	if end > len(s) {
 		end = len(s)
 		if end-start < cutMin {
