@@ -8,8 +8,8 @@ import (
 	"github.com/outrider-dev/outrider/tools/bench/internal/report"
 )
 
-// printTable writes one row per run (a system, or a system in a round), then outrider's ratio to the collector when
-// both completed.
+// printTable writes one row per run (a system, or a system in one round), then
+// outrider's ratio to the collector when both completed.
 func printTable(w io.Writer, _ options, results []result) error {
 	t := report.NewTable(w, "system", "lines", "wall_s", "lines/s", "cpu_s", "lines/cpu_s", "peak_rss_MB", "with_trace_id", "requests", "wire_MB", "load_avg")
 	for _, r := range results {

@@ -9,8 +9,8 @@ import (
 	"github.com/outrider-dev/outrider/tools/bench/internal/report"
 )
 
-// printTable writes one row per run (a system, or a system in a round), then outrider's ratio to the collector when
-// both completed.
+// printTable writes one row per run (a system, or a system in one round), then
+// outrider's ratio to the collector when both completed.
 func printTable(w io.Writer, _ options, results []result) error {
 	t := report.NewTable(w, "system", "spans_sent", "spans_received", "lost", "wall_s", "spans/s", "cpu_s", "spans/cpu_s", "peak_rss_MB", "batches_out", "retries", "load_avg")
 	for _, r := range results {
