@@ -733,3 +733,55 @@ func sameRecord(a, b pipeline.Record) bool {
 		a.TraceID == b.TraceID && a.SpanID == b.SpanID && a.RequestID == b.RequestID &&
 		slices.Equal(a.Metadata, b.Metadata)
 }
+
+// TestPositionSavesWaitForInflightAcks: while batches are still in flight, the
+// position is saved once max_inflight_batches acknowledgements are unsaved, not after
+// each one; once nothing is in flight it is saved at once. The saver's ticker is off,
+// so every save seen comes from the acknowledgements.
+func TestPositionSavesWaitForInflightAcks(t *testing.T) {
+	dir := t.TempDir()
+	a := filepath.Join(dir, "a.log")
+	positions := filepath.Join(dir, "positions.json")
+	writeFile(t, a, numbered("line", 0, 190))
+	cfg := testConfig(dir)
+	cfg.BatchMaxLines = 10
+	cfg.MaxInflightBatches = 4
+	sink := newSink(false)
+	h := start(t, cfg, sink, positions, func(s *Source) { s.syncInterval = time.Hour })
+	end := func(batches int) int64 { return int64(len(numbered("line", 0, 10*batches))) }
+	saved := func() int64 {
+		if _, err := os.Stat(positions); err != nil {
+			return -1
+		}
+		return savedOffset(t, positions, a)
+	}
+
+	eventually(t, "the reader to fill its window", func() bool { return sink.numBatches() == cfg.MaxInflightBatches })
+	for i := range 3 {
+		eventually(t, "a batch", func() bool { return sink.numBatches() > i+3 }) // the reader refills
+		sink.ack(i, nil)
+	}
+	eventually(t, "three batches acknowledged", func() bool { return h.acked(a) == end(3) })
+	time.Sleep(100 * time.Millisecond) // a save would be written by now
+	if off := saved(); off >= end(1) {
+		t.Fatalf("saved offset %d after 3 acknowledgements with batches in flight; want no save before the 4th", off)
+	}
+	sink.ack(3, nil)
+	eventually(t, "the save after the 4th acknowledgement", func() bool { return saved() == end(4) })
+
+	// The rest, then one more batch alone: an acknowledgement that leaves nothing
+	// in flight is saved at once, however few came before it.
+	eventually(t, "the whole file acknowledged", func() bool {
+		sink.ackAll()
+		return h.acked(a) == end(19)
+	})
+	eventually(t, "the save with nothing in flight", func() bool { return saved() == end(19) })
+	n := sink.numBatches()
+	more := numbered("line", 190, 200)
+	appendFile(t, a, more)
+	eventually(t, "the appended lines acknowledged", func() bool {
+		sink.ackAll() // the reader may hand them over in more than one batch
+		return sink.numBatches() > n && h.acked(a) == end(19)+int64(len(more))
+	})
+	eventually(t, "the save of the appended lines", func() bool { return saved() == end(19)+int64(len(more)) })
+}
