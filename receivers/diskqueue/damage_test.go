@@ -262,15 +262,9 @@ func TestWriteErrorTruncates(t *testing.T) {
 func TestReaderIgnoresUnpublishedBytes(t *testing.T) {
 	var fail atomic.Int32
 	var during func()
-	orig := createSegmentFile
-	createSegmentFile = func(path string) (segmentFile, error) {
-		f, err := orig(path)
-		if err != nil {
-			return nil, err
-		}
-		return &faultyFile{segmentFile: f, fail: &fail, during: &during}, nil
-	}
-	t.Cleanup(func() { createSegmentFile = orig })
+	wrapSegmentFiles(t, func(_ string, f segmentFile) segmentFile {
+		return &faultyFile{segmentFile: f, fail: &fail, during: &during}
+	})
 
 	q := openQueue(t, t.TempDir(), smallConfig())
 	q.appendRange(t, 0, 2, 100)

@@ -591,15 +591,9 @@ func (f *gatedFile) Sync() error {
 func TestGroupCommit(t *testing.T) {
 	gate := make(chan struct{})
 	syncs := &countingInt{}
-	orig := createSegmentFile
-	createSegmentFile = func(path string) (segmentFile, error) {
-		f, err := orig(path)
-		if err != nil {
-			return nil, err
-		}
-		return &gatedFile{segmentFile: f, gate: gate, syncs: syncs}, nil
-	}
-	t.Cleanup(func() { createSegmentFile = orig })
+	wrapSegmentFiles(t, func(_ string, f segmentFile) segmentFile {
+		return &gatedFile{segmentFile: f, gate: gate, syncs: syncs}
+	})
 
 	cfg := smallConfig()
 	cfg.Fsync = FsyncAlways
@@ -633,6 +627,20 @@ func TestGroupCommit(t *testing.T) {
 	}
 }
 
+// wrapSegmentFiles makes the queue's new segment files wrap(path, file) for the
+// rest of the test.
+func wrapSegmentFiles(t *testing.T, wrap func(path string, f segmentFile) segmentFile) {
+	orig := createSegmentFile
+	createSegmentFile = func(path string) (segmentFile, error) {
+		f, err := orig(path)
+		if err != nil {
+			return nil, err
+		}
+		return wrap(path, f), nil
+	}
+	t.Cleanup(func() { createSegmentFile = orig })
+}
+
 // waitFor polls cond until it holds; the deadline is generous and not a timing
 // assertion.
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -648,17 +656,11 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func TestIntervalFsync(t *testing.T) {
 	syncs := &countingInt{}
-	orig := createSegmentFile
 	gate := make(chan struct{})
 	close(gate)
-	createSegmentFile = func(path string) (segmentFile, error) {
-		f, err := orig(path)
-		if err != nil {
-			return nil, err
-		}
-		return &gatedFile{segmentFile: f, gate: gate, syncs: syncs}, nil
-	}
-	t.Cleanup(func() { createSegmentFile = orig })
+	wrapSegmentFiles(t, func(_ string, f segmentFile) segmentFile {
+		return &gatedFile{segmentFile: f, gate: gate, syncs: syncs}
+	})
 	cfg := smallConfig()
 	cfg.Fsync = FsyncInterval
 	cfg.FsyncInterval = 5 * time.Millisecond
@@ -691,15 +693,9 @@ func (f *syncCountingFile) Sync() error {
 // acknowledged (and so deleted) is closed without an fsync; the others are fsynced.
 func TestDeliveredSegmentsAreNotFsynced(t *testing.T) {
 	syncs := &syncCounts{n: map[string]int{}}
-	orig := createSegmentFile
-	createSegmentFile = func(path string) (segmentFile, error) {
-		f, err := orig(path)
-		if err != nil {
-			return nil, err
-		}
-		return &syncCountingFile{segmentFile: f, path: path, syncs: syncs}, nil
-	}
-	t.Cleanup(func() { createSegmentFile = orig })
+	wrapSegmentFiles(t, func(path string, f segmentFile) segmentFile {
+		return &syncCountingFile{segmentFile: f, path: path, syncs: syncs}
+	})
 	cfg := smallConfig()
 	cfg.Fsync = FsyncInterval
 	cfg.FsyncInterval = time.Hour // rounds only when the test runs one

@@ -72,8 +72,9 @@ func (q *Queue) dirty() bool {
 }
 
 // syncFiles fsyncs the segment being written, the segments rotated out since the last
-// round and not yet deleted (and closes them all) and, after creations, the directory. It returns the write
-// sequence it covers: every write that ended at or before it.
+// round and not yet deleted (and closes them all) and, after creations, the
+// directory. It returns the write sequence it covers: every write that ended at or
+// before it.
 func (q *Queue) syncFiles() (uint64, error) {
 	q.filesMu.Lock()
 	if q.filesClosed {
