@@ -5,6 +5,7 @@ import (
 	"unicode/utf8"
 	"unsafe"
 
+	"github.com/outrider-dev/outrider/internal/strarena"
 	"github.com/outrider-dev/outrider/pipeline"
 )
 
@@ -125,40 +126,15 @@ func cutAtRune(b []byte, max int) []byte {
 	return b[:n]
 }
 
-// lineArena hands out the strings of lines from blocks of lineBlock bytes, so that a
-// line costs a copy into the current block instead of an allocation of its own (of
-// which the lines of a backlog had one each). A string keeps its whole block alive:
-// lines longer than lineBlock/8 get their own allocation, so that a line kept after
-// the others of its block were shipped holds at most lineBlock bytes. The bytes of a
-// block are never written again once a string refers to them.
-type lineArena struct {
-	block []byte
-}
-
-const lineBlock = 16 << 10
-
-// str returns a string holding b's bytes.
-func (a *lineArena) str(b []byte) string {
-	if len(b) == 0 {
-		return ""
-	}
-	if len(b) > lineBlock/8 {
-		return string(b)
-	}
-	if cap(a.block)-len(a.block) < len(b) {
-		a.block = make([]byte, 0, lineBlock)
-	}
-	n := len(a.block)
-	a.block = append(a.block, b...)
-	return unsafe.String(&a.block[n], len(b))
-}
-
 // lineString returns line as a string of valid UTF-8 of at most max bytes: each run
 // of invalid bytes becomes U+FFFD, and the line is cut at max bytes if the
 // replacements made it longer. invalid reports whether anything was replaced.
-func (a *lineArena) lineString(line []byte, max int) (s string, invalid bool) {
+//
+// A valid line's string comes from a: the lines of a backlog cost a copy into a
+// shared block each instead of an allocation each.
+func lineString(a *strarena.Arena, line []byte, max int) (s string, invalid bool) {
 	if len(line) == 0 || pipeline.ValidUTF8(unsafe.String(&line[0], len(line))) {
-		return a.str(line), false
+		return a.Str(line), false
 	}
 	out := make([]byte, 0, len(line)+8)
 	const repl = "\uFFFD"

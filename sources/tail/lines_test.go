@@ -5,11 +5,14 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+	"unsafe"
+
+	"github.com/outrider-dev/outrider/internal/strarena"
 )
 
 // splitAll feeds chunks to a fresh splitter and returns the lines it produced.
 func splitAll(t testing.TB, s *lineSplitter, chunks ...[]byte) (lines []string, cuts int) {
-	var arena lineArena
+	var arena strarena.Arena
 	t.Helper()
 	for _, c := range chunks {
 		for used := 0; used < len(c); {
@@ -27,7 +30,7 @@ func splitAll(t testing.TB, s *lineSplitter, chunks ...[]byte) (lines []string, 
 			if cut {
 				cuts++
 			}
-			str, _ := arena.lineString(line, s.max)
+			str, _ := lineString(&arena, line, s.max)
 			lines = append(lines, str)
 		}
 	}
@@ -109,7 +112,7 @@ func FuzzLineSplitter(f *testing.F) {
 		max := int(maxLine%64) + 1
 		s := &lineSplitter{max: max}
 		var lines []string
-		var arena lineArena
+		var arena strarena.Arena
 		flushes := 0
 		for pos, ci := 0, 0; pos < len(data); ci++ {
 			n := len(data) - pos
@@ -132,7 +135,7 @@ func FuzzLineSplitter(f *testing.F) {
 				if len(line) > max {
 					t.Fatalf("line of %d bytes over max %d", len(line), max)
 				}
-				str, _ := arena.lineString(line, max)
+				str, _ := lineString(&arena, line, max)
 				lines = append(lines, str)
 			}
 			if flush {
@@ -141,7 +144,7 @@ func FuzzLineSplitter(f *testing.F) {
 					if len(line) > max {
 						t.Fatalf("flushed line of %d bytes over max %d", len(line), max)
 					}
-					str, _ := arena.lineString(line, max)
+					str, _ := lineString(&arena, line, max)
 					lines = append(lines, str)
 				}
 			}
@@ -175,35 +178,24 @@ func FuzzLineSplitter(f *testing.F) {
 	})
 }
 
-// TestLineArena checks that the strings handed out keep their bytes while the arena
-// goes on, in one block and across blocks, and that long lines are copied alone.
-func TestLineArena(t *testing.T) {
-	var a lineArena
-	buf := make([]byte, lineBlock)
-	var got, want []string
-	for i := 0; i < 3000; i++ {
-		n := (i * 37) % (lineBlock/8 + 40)
-		if i%500 == 0 {
-			n = lineBlock
-		}
-		for j := range n {
-			buf[j] = byte('a' + (i+j)%26)
-		}
-		s, bad := a.lineString(buf[:n], lineBlock)
-		if bad {
-			t.Fatalf("line %d: valid UTF-8 reported invalid", i)
-		}
-		got, want = append(got, s), append(want, string(buf[:n]))
-		for j := range n {
-			buf[j] = 0 // the caller's buffer is reused
-		}
+// TestLineString checks that valid lines are copied into the arena's shared
+// block, and that invalid UTF-8 is replaced.
+func TestLineString(t *testing.T) {
+	var a strarena.Arena
+	buf := []byte("first line")
+	x, bad := lineString(&a, buf, 100)
+	copy(buf, "other line")
+	y, _ := lineString(&a, buf, 100)
+	if bad || x != "first line" || y != "other line" {
+		t.Fatalf("got %q, %q (invalid %v): the first line must keep its bytes", x, y, bad)
 	}
-	for i := range got {
-		if got[i] != want[i] {
-			t.Fatalf("line %d changed after it was handed out", i)
-		}
+	if unsafe.StringData(y) != (*byte)(unsafe.Add(unsafe.Pointer(unsafe.StringData(x)), len(x))) {
+		t.Fatal("two short lines are not consecutive in one block")
 	}
-	if s, bad := a.lineString([]byte("a\xffb"), 10); !bad || s != "a\uFFFDb" {
+	if s, bad := lineString(&a, []byte("a\xffb"), 10); !bad || s != "a\uFFFDb" {
 		t.Fatalf("invalid UTF-8: %q %v", s, bad)
+	}
+	if s, bad := lineString(&a, []byte("ab\xff\xffcd"), 5); !bad || s != "ab\uFFFD" {
+		t.Fatalf("invalid UTF-8 cut at 5 bytes: %q %v", s, bad)
 	}
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/outrider-dev/outrider/internal/atomicfile"
 	"github.com/outrider-dev/outrider/internal/confval"
+	"github.com/outrider-dev/outrider/internal/strarena"
 	"github.com/outrider-dev/outrider/pipeline"
 	"github.com/outrider-dev/outrider/processors/multiline"
 	"github.com/outrider-dev/outrider/processors/parse"
@@ -102,8 +103,8 @@ type Source struct {
 	warned    map[string]bool
 	watcher   *fsnotify.Watcher
 	watched   map[string]bool
-	scratch   []byte    // a docker message, unescaped
-	lines     lineArena // the strings of the lines read
+	scratch   []byte         // a docker message, unescaped
+	lines     strarena.Arena // the strings of the lines read
 	// batchesBegun counts the batches begun since the last poll tick (releaseIdle).
 	batchesBegun int
 	// malformedLogged is when lines not in their file's format were last logged;

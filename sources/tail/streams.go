@@ -181,7 +181,7 @@ func (s *Source) takeLine(t *tailer, line []byte, cut bool, start, end int64, no
 		if len(line) > s.maxLine {
 			line, cut = cutAtRune(line, s.maxLine), true
 		}
-		str, bad := s.lines.lineString(line, s.maxLine)
+		str, bad := lineString(&s.lines, line, s.maxLine)
 		s.addLine(t, streamRaw, str, start, end, now, false)
 		return cut, bad
 	}
@@ -191,7 +191,7 @@ func (s *Source) takeLine(t *tailer, line []byte, cut bool, start, end int64, no
 		if len(msg) > s.maxLine {
 			msg, cut = cutAtRune(msg, s.maxLine), true
 		}
-		str, bad := s.lines.lineString(msg, s.maxLine)
+		str, bad := lineString(&s.lines, msg, s.maxLine)
 		s.addLine(t, e.stream, str, start, end, e.time, true)
 		return cut, bad
 	}
@@ -217,7 +217,7 @@ func (s *Source) endPart(t *tailer, i int, end int64) (trunc, invalid bool) {
 	if len(msg) > s.maxLine {
 		msg, trunc = cutAtRune(msg, s.maxLine), true
 	}
-	str, bad := s.lines.lineString(msg, s.maxLine)
+	str, bad := lineString(&s.lines, msg, s.maxLine)
 	ss.partOn = false
 	s.addLine(t, i, str, ss.partStart, end, ss.partTime, true)
 	if cap(ss.part) > keepPartCap {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/outrider-dev/outrider/internal/strarena"
 	"github.com/outrider-dev/outrider/pipeline"
 )
 
@@ -296,7 +297,7 @@ func (s *Source) flushPending(t *tailer) {
 		if cut {
 			s.m.linesTruncated.Inc()
 		}
-		str, bad := s.lines.lineString(line, s.maxLine)
+		str, bad := lineString(&s.lines, line, s.maxLine)
 		if bad {
 			s.m.invalidUTF8.Inc()
 		}
@@ -389,7 +390,7 @@ func (s *Source) releaseIdle() {
 	clear(s.free)
 	s.free = s.free[:0]
 	s.mu.Unlock()
-	s.lines = lineArena{}
+	s.lines = strarena.Arena{}
 }
 
 // release takes sp's weight out of the in-flight totals. Call with s.mu held.
