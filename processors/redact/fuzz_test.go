@@ -3,6 +3,8 @@ package redact
 import (
 	"strings"
 	"testing"
+
+	"github.com/outrider-dev/outrider/internal/strarena"
 )
 
 // FuzzRedact registers the values found in values (separated by NUL), inserts them
@@ -51,6 +53,14 @@ func FuzzRedact(f *testing.F) {
 		}
 	})
 }
+
+// fuzzArena is the arena FuzzMatcher's scrubbed texts share, small blocks so that
+// they often start new ones; fuzzKept holds the last of them with copies, to check
+// that no later text writes over them.
+var (
+	fuzzArena = strarena.Arena{BlockSize: 256}
+	fuzzKept  [][2]string
+)
 
 // FuzzMatcher checks the matcher alone against the naive reference, with the
 // patterns taken as given (exact, or folded when fold is set for every other one):
@@ -101,10 +111,22 @@ func FuzzMatcher(f *testing.F) {
 			at := next(len(text) + 1)
 			text = text[:at] + s + text[at:]
 		}
-		got, ok := m.redact(text)
 		want, wantOK := naiveRedact(text, pats)
-		if got != want || ok != wantOK {
-			t.Fatalf("stride %d, patterns %+v\ntext %q\ngot  %q, %v\nwant %q, %v", m.stride, pats, text, got, ok, want, wantOK)
+		// Each result from its own allocation and from an arena's small blocks,
+		// one block shared with the texts before it.
+		for _, a := range []*strarena.Arena{nil, &fuzzArena} {
+			got, ok := m.redact(text, a)
+			if got != want || ok != wantOK {
+				t.Fatalf("stride %d, arena %v, patterns %+v\ntext %q\ngot  %q, %v\nwant %q, %v", m.stride, a != nil, pats, text, got, ok, want, wantOK)
+			}
+			if ok && a != nil {
+				fuzzKept = append(fuzzKept[max(len(fuzzKept)-8, 0):], [2]string{got, strings.Clone(got)})
+			}
+		}
+		for _, k := range fuzzKept {
+			if k[0] != k[1] {
+				t.Fatalf("a text scrubbed earlier into the arena changed: %q, was %q", k[0], k[1])
+			}
 		}
 	})
 }

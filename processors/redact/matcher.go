@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strings"
 	"unsafe"
+
+	"github.com/outrider-dev/outrider/internal/strarena"
 )
 
 // Marker replaces every secret value found.
@@ -313,23 +315,30 @@ func (m *matcher) warm() uint64 {
 }
 
 // redact returns s with the union of all occurrences of the patterns replaced by
-// Marker, and whether anything was replaced. It allocates only when it replaces, or
-// when s holds a line break. See find for what an occurrence is.
-func (m *matcher) redact(s string) (string, bool) {
+// Marker, and whether anything was replaced. A replaced text's string comes from a,
+// or from an allocation of its own when a is nil; nothing else allocates, unless s
+// holds a line break. See find for what an occurrence is.
+func (m *matcher) redact(s string, a *strarena.Arena) (string, bool) {
 	if len(s) < m.minLen {
 		return s, false
 	}
-	var found []span
-	if p := m.firstHit(s); p >= 0 {
-		found = m.find(s, p, nil)
+	p := m.firstHit(s)
+	broken := strings.IndexByte(s, '\n') >= 0
+	if p < 0 && !broken {
+		return s, false
 	}
-	if strings.IndexByte(s, '\n') >= 0 {
+	var spans [4]span
+	found := spans[:0]
+	if p >= 0 {
+		found = m.find(s, p, found)
+	}
+	if broken {
 		found = m.findBroken(s, found)
 	}
 	if len(found) == 0 {
 		return s, false
 	}
-	return replaceSpans(s, found), true
+	return replaceSpans(s, found, a), true
 }
 
 // firstHit returns the first probe position where a pattern occurs, or -1. It is
@@ -579,25 +588,36 @@ func (m *matcher) findBroken(s string, found []span) []span {
 }
 
 // replaceSpans replaces the union of spans (in any order, overlapping or touching)
-// with Marker.
-func replaceSpans(s string, spans []span) string {
+// with Marker, in a string from a (or of its own when a is nil).
+func replaceSpans(s string, spans []span, a *strarena.Arena) string {
 	for i := 1; i < len(spans); i++ {
 		for j := i; j > 0 && spans[j].start < spans[j-1].start; j-- {
 			spans[j], spans[j-1] = spans[j-1], spans[j]
 		}
 	}
-	var b strings.Builder
-	b.Grow(len(s) + len(spans)*len(Marker))
-	at := 0
+	// Merge them in place, then size the result.
+	merged := spans[:0]
+	n := len(s)
 	for i := 0; i < len(spans); {
-		start, end := spans[i].start, spans[i].end
-		for i++; i < len(spans) && spans[i].start <= end; i++ {
-			end = max(end, spans[i].end)
+		sp := spans[i]
+		for i++; i < len(spans) && spans[i].start <= sp.end; i++ {
+			sp.end = max(sp.end, spans[i].end)
 		}
-		b.WriteString(s[at:start])
-		b.WriteString(Marker)
-		at = end
+		merged = append(merged, sp)
+		n += len(Marker) - (sp.end - sp.start)
 	}
-	b.WriteString(s[at:])
-	return b.String()
+	var b []byte
+	if a != nil {
+		b = a.Make(n)
+	} else {
+		b = make([]byte, n)
+	}
+	at, k := 0, 0
+	for _, sp := range merged {
+		k += copy(b[k:], s[at:sp.start])
+		k += copy(b[k:], Marker)
+		at = sp.end
+	}
+	copy(b[k:], s[at:])
+	return strarena.String(b)
 }

@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+
+	"github.com/outrider-dev/outrider/internal/strarena"
 )
 
 func TestMatcherCases(t *testing.T) {
@@ -40,7 +42,7 @@ func TestMatcherCases(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := newMatcher(exact(tt.patterns...))
-			got, changed := m.redact(tt.in)
+			got, changed := m.redact(tt.in, nil)
 			if got != tt.want || changed != (tt.in != tt.want) {
 				t.Errorf("redact(%q) = %q, %v; want %q, %v", tt.in, got, changed, tt.want, tt.in != tt.want)
 			}
@@ -99,7 +101,7 @@ func TestMatcherDifferential(t *testing.T) {
 					if rng.IntN(4) == 0 && len(text) > 0 {
 						text = text[:rng.IntN(len(text))] // cut anywhere
 					}
-					got, gotOK := m.redact(text)
+					got, gotOK := m.redact(text, nil)
 					want, wantOK := naiveRedact(text, patternsOfMatcher(m))
 					if got != want || gotOK != wantOK {
 						t.Fatalf("patterns %q\ntext %q\ngot  %q, %v\nwant %q, %v", pats, text, got, gotOK, want, wantOK)
@@ -131,7 +133,7 @@ func TestMatcherFilterSizes(t *testing.T) {
 			}
 			for _, i := range []int{0, n / 2, n - 1} {
 				text := "<" + pats[i] + ">"
-				if got, ok := m.redact(text); !ok || got != "<"+Marker+">" {
+				if got, ok := m.redact(text, nil); !ok || got != "<"+Marker+">" {
 					t.Errorf("pattern %d: redact(%q) = %q, %v", i, text, got, ok)
 				}
 			}
@@ -153,8 +155,12 @@ func TestReplaceSpans(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprint(tt.spans), func(t *testing.T) {
-			if got := replaceSpans("0123456789", tt.spans); got != tt.want {
-				t.Errorf("got %q, want %q", got, tt.want)
+			a := strarena.Arena{BlockSize: 64}
+			for _, arena := range []*strarena.Arena{nil, &a} {
+				spans := append([]span(nil), tt.spans...)
+				if got := replaceSpans("0123456789", spans, arena); got != tt.want {
+					t.Errorf("arena %v: got %q, want %q", arena != nil, got, tt.want)
+				}
 			}
 		})
 	}
@@ -224,7 +230,7 @@ func TestMatcherEveryOffset(t *testing.T) {
 			for at := 0; at <= n; at++ {
 				for _, end := range []int{len(pat), min(len(pat), cutMin)} {
 					text := filler[:at] + pat[:end] + filler[at:]
-					got, ok := m.redact(text)
+					got, ok := m.redact(text, nil)
 					want, wantOK := naiveRedact(text, exact(pat))
 					if got != want || ok != wantOK {
 						t.Fatalf("stride %d, %q: got %q, %v; want %q, %v", m.stride, text, got, ok, want, wantOK)
@@ -262,7 +268,7 @@ func TestMatcherKeys(t *testing.T) {
 		"cut at the end: abcdefgh", "cut: abcdefghij", "..k3y-8byt",
 	} {
 		want, wantOK := naiveRedact(text, patternsOfMatcher(short))
-		if got, ok := short.redact(text); got != want || ok != wantOK {
+		if got, ok := short.redact(text, nil); got != want || ok != wantOK {
 			t.Errorf("redact(%q) = %q, %v; want %q, %v", text, got, ok, want, wantOK)
 		}
 	}

@@ -269,7 +269,7 @@ func (r *Registry) Redact(s string) (string, bool) {
 	if m == nil {
 		return s, false
 	}
-	return m.redact(s)
+	return m.redact(s, nil)
 }
 
 // MayHold reports whether b may hold a registered value: an occurrence of any form

@@ -3,6 +3,7 @@ package redact
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -189,5 +190,50 @@ func TestSinkWarmsFilters(t *testing.T) {
 	}
 	if n := newMatcher(dedupe(forms)).warmLines(); n != 0 {
 		t.Errorf("warmLines of 1000 values = %d, want 0 (over %d lines)", n, warmMaxLines)
+	}
+}
+
+// TestSinkScrubbedLinesShareBlocks checks that the scrubbed lines of a batch come
+// from shared blocks, not an allocation each, and keep their text.
+func TestSinkScrubbedLinesShareBlocks(t *testing.T) {
+	r := NewRegistry(nil)
+	r.Set("app", []string{"hunter2-pass"})
+	stream := pipeline.NewStream(map[string]string{"service": "app"})
+	orig := make([]pipeline.Record, 100)
+	for i := range orig {
+		orig[i] = pipeline.Record{Line: fmt.Sprintf(`{"msg":"request %d","user":"app"}`, i), Stream: stream}
+		if i%10 == 0 {
+			orig[i].Line = fmt.Sprintf(`{"msg":"login %d","password":"hunter2-pass","user":"app"}`, i)
+		}
+	}
+	recs := make([]pipeline.Record, len(orig))
+	k := NewSink(pipeline.SinkFunc(func(context.Context, pipeline.Batch) error { return nil }), r)
+	allocs := testing.AllocsPerRun(50, func() {
+		copy(recs, orig)
+		if err := k.Export(context.Background(), pipeline.Batch{Records: recs}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	// Ten lines of ~60 bytes fit one block; an allocation each would be ten.
+	if allocs > 1 {
+		t.Errorf("scrubbing ten lines of a batch took %.0f allocations, want 1", allocs)
+	}
+	copy(recs, orig)
+	if err := k.Export(context.Background(), pipeline.Batch{Records: recs}); err != nil {
+		t.Fatal(err)
+	}
+	held := append([]pipeline.Record(nil), recs...)
+	copy(recs, orig) // the next batch, scrubbed into blocks of its own
+	if err := k.Export(context.Background(), pipeline.Batch{Records: recs}); err != nil {
+		t.Fatal(err)
+	}
+	for i, rec := range held {
+		want := orig[i].Line
+		if i%10 == 0 {
+			want = fmt.Sprintf(`{"msg":"login %d","password":"%s","user":"app"}`, i, Marker)
+		}
+		if rec.Line != want || recs[i].Line != want {
+			t.Fatalf("line %d: %q and %q, want %q", i, rec.Line, recs[i].Line, want)
+		}
 	}
 }
