@@ -21,13 +21,17 @@ type Arena struct {
 	block     []byte
 }
 
+func (a *Arena) blockSize() int {
+	if a.BlockSize <= 0 {
+		return DefaultBlockSize
+	}
+	return a.BlockSize
+}
+
 // Make returns n bytes for the caller to fill and then turn into a string (see
 // String). Nothing else is handed out in them.
 func (a *Arena) Make(n int) []byte {
-	size := a.BlockSize
-	if size <= 0 {
-		size = DefaultBlockSize
-	}
+	size := a.blockSize()
 	if n > size/8 {
 		return make([]byte, n)
 	}
@@ -43,6 +47,9 @@ func (a *Arena) Make(n int) []byte {
 func (a *Arena) Str(b []byte) string {
 	if len(b) == 0 {
 		return ""
+	}
+	if len(b) > a.blockSize()/8 {
+		return string(b) // not zeroed first, as Make's bytes are
 	}
 	d := a.Make(len(b))
 	copy(d, b)

@@ -25,10 +25,11 @@ import (
 //
 // Scrubbing happens in place, in the batch's records: Line and RequestID are
 // replaced. The scrubbed texts of a batch share blocks of scrubBlock bytes (see
-// internal/strarena) instead of an allocation each. A Metadata slice may be shared by many records (the file source gives all
-// records of a file the same one), so it is never written through: a record whose
-// metadata changes gets a new slice. If next refuses the batch, the caller keeps the
-// scrubbed records, which is harmless: they may be scrubbed again.
+// internal/strarena) instead of an allocation each. A Metadata slice may be shared
+// by many records (the file source gives all records of a file the same one), so it
+// is never written through: a record whose metadata changes gets a new slice. If
+// next refuses the batch, the caller keeps the scrubbed records, which is harmless:
+// they may be scrubbed again.
 type Sink struct {
 	next pipeline.Sink
 	reg  *Registry
