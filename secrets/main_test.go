@@ -5,7 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -49,6 +51,10 @@ func postgres(t *testing.T) *pgtest.Server {
 
 func TestMain(m *testing.M) {
 	vaulttest.ClearEnv()
+	// The stand-in apps are shells that trap SIGHUP, and a shell cannot trap a
+	// signal that was ignored when it started (as under nohup). Handled here, it
+	// starts at its default action in every process this test starts.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGHUP)
 	code := m.Run()
 	vaulttest.StopShared(code == 0)
 	if sharedPG.s != nil {

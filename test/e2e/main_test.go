@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -23,6 +24,10 @@ import (
 var outriderBin string
 
 func TestMain(m *testing.M) {
+	// The stand-in apps are shells that trap SIGHUP, and a shell cannot trap a
+	// signal that was ignored when it started (as under nohup). Handled here, it
+	// starts at its default action in every process this test starts.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGHUP)
 	dir, err := os.MkdirTemp("", "outrider-e2e-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
