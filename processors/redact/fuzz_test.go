@@ -54,11 +54,11 @@ func FuzzRedact(f *testing.F) {
 	})
 }
 
-// fuzzArena is the arena FuzzMatcher's scrubbed texts share, small blocks so that
-// they often start new ones; fuzzKept holds the last of them with copies, to check
-// that no later text writes over them.
+// fuzzArena is the arena FuzzMatcher's scrubbed texts share, blocks small enough
+// that they often start new ones (texts up to 512 bytes share one); fuzzKept holds
+// the last of them with copies, to check that no later text writes over them.
 var (
-	fuzzArena = strarena.Arena{BlockSize: 256}
+	fuzzArena = strarena.Arena{BlockSize: 4 << 10}
 	fuzzKept  [][2]string
 )
 
