@@ -25,14 +25,7 @@ func (f figure) stats() (median, maximum float64, ok bool) {
 	if len(f.values) == 0 {
 		return 0, 0, false
 	}
-	v := slices.Clone(f.values)
-	slices.Sort(v)
-	n := len(v)
-	median = v[n/2]
-	if n%2 == 0 {
-		median = (v[n/2-1] + v[n/2]) / 2
-	}
-	return median, v[n-1], true
+	return measure.Median(f.values), slices.Max(f.values), true
 }
 
 // verdict is "PASS", "FAIL" or "" when the figure has no target.

@@ -180,17 +180,6 @@ func TestWriteInput(t *testing.T) {
 	}
 }
 
-func TestMedian(t *testing.T) {
-	for _, tt := range []struct {
-		in   []float64
-		want float64
-	}{{[]float64{3}, 3}, {[]float64{5, 1, 3}, 3}, {[]float64{4, 1, 3, 2}, 2.5}} {
-		if got := median(tt.in); got != tt.want {
-			t.Errorf("median(%v) = %v, want %v", tt.in, got, tt.want)
-		}
-	}
-}
-
 func TestCheck(t *testing.T) {
 	ok := func(name string, perCPU float64, scrubbed, leaked int64) result {
 		forms := map[string]formCounts{}

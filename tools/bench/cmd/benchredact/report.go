@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/outrider-dev/outrider/tools/bench/internal/measure"
 	"github.com/outrider-dev/outrider/tools/bench/internal/report"
 )
 
@@ -136,14 +137,14 @@ func summarize(results []result) (s summary, ok bool) {
 	}
 	return summary{
 		pairs:      len(pairs),
-		paired:     median(pairs),
-		baseMedian: median(bc), redactMedian: median(rc),
+		paired:     measure.Median(pairs),
+		baseMedian: measure.Median(bc), redactMedian: measure.Median(rc),
 		baseBest: slices.Max(bc), redactBest: slices.Max(rc),
-		baseWall: median(bw), redactWall: median(rw),
-		scrubShare: median(share),
-		scrubNs:    median(scrubNs),
+		baseWall: measure.Median(bw), redactWall: measure.Median(rw),
+		scrubShare: measure.Median(share),
+		scrubNs:    measure.Median(scrubNs),
 		// CPU nanoseconds per line of the baseline is 1e9 / lines per CPU-second.
-		scrubOfBase: median(scrubNs) * median(bc) / 1e7,
+		scrubOfBase: measure.Median(scrubNs) * measure.Median(bc) / 1e7,
 	}, true
 }
 
@@ -162,16 +163,6 @@ func (s summary) print(w io.Writer, secrets int, maxOverhead float64) error {
 		baselineName, s.baseWall, redactName, s.redactWall, overhead(s.baseWall, s.redactWall),
 		s.scrubNs, s.scrubShare, s.scrubOfBase)
 	return err
-}
-
-func median(v []float64) float64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
 }
 
 // check returns one message per failed acceptance condition: incomplete runs,

@@ -3,7 +3,10 @@
 // exited, and the per-second figures the benchmarks print and compare.
 package measure
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Figures are the numbers of one run that the benchmarks print and compare.
 type Figures struct {
@@ -60,3 +63,14 @@ const MiB = 1 << 20
 
 // PeakRSSMiB is PeakRSS in MiB.
 func (f Figures) PeakRSSMiB() float64 { return float64(f.PeakRSS) / MiB }
+
+// Median returns the median of xs (the mean of the middle two for an even count),
+// which must not be empty; xs is left as it is.
+func Median(xs []float64) float64 {
+	s := slices.Sorted(slices.Values(xs))
+	n := len(s)
+	if n%2 == 0 {
+		return (s[n/2-1] + s[n/2]) / 2
+	}
+	return s[n/2]
+}

@@ -1,6 +1,7 @@
 package measure
 
 import (
+	"slices"
 	"testing"
 	"time"
 )
@@ -43,5 +44,20 @@ func TestFiguresOf(t *testing.T) {
 	}
 	if got := FiguresOf[result](nil); len(got) != 0 {
 		t.Errorf("FiguresOf(nil) = %+v", got)
+	}
+}
+
+func TestMedian(t *testing.T) {
+	for _, tt := range []struct {
+		in   []float64
+		want float64
+	}{{[]float64{3}, 3}, {[]float64{5, 1, 3}, 3}, {[]float64{4, 1, 3, 2}, 2.5}} {
+		in := slices.Clone(tt.in)
+		if got := Median(in); got != tt.want {
+			t.Errorf("Median(%v) = %v, want %v", tt.in, got, tt.want)
+		}
+		if !slices.Equal(in, tt.in) {
+			t.Errorf("Median reordered its argument: %v", in)
+		}
 	}
 }

@@ -48,15 +48,6 @@ func roundRatios(results []measure.Figures) (cpu, rss []float64) {
 	return cpu, rss
 }
 
-// median returns the median of xs, which must not be empty.
-func median(xs []float64) float64 {
-	s := slices.Sorted(slices.Values(xs))
-	if n := len(s); n%2 == 0 {
-		return (s[n/2-1] + s[n/2]) / 2
-	}
-	return s[len(s)/2]
-}
-
 // Ratios compares outrider with the collector: its items per CPU-second and its
 // peak RSS, each divided by the collector's in the same round, the median over the
 // rounds. ok is false unless both ran to completion with usable figures in at
@@ -66,7 +57,7 @@ func Ratios(results []measure.Figures) (cpuRatio, rssRatio float64, ok bool) {
 	if len(cpu) == 0 {
 		return 0, 0, false
 	}
-	return median(cpu), median(rss), true
+	return measure.Median(cpu), measure.Median(rss), true
 }
 
 // Notes returns the lines that go below a results table: outrider's ratio to the
@@ -85,7 +76,7 @@ func Notes(results []measure.Figures, unit, note string) []string {
 			each[i] = fmt.Sprintf("%.2f×", c)
 		}
 		lines = append(lines, fmt.Sprintf("ratio (%s/%s), median of %d rounds: %ss per CPU-second %.2f× (rounds: %s), peak RSS %.2f×",
-			Outrider, Otelcol, len(cpu), unit, median(cpu), strings.Join(each, ", "), median(rss)))
+			Outrider, Otelcol, len(cpu), unit, measure.Median(cpu), strings.Join(each, ", "), measure.Median(rss)))
 	}
 	return append(lines, note)
 }
