@@ -150,6 +150,18 @@ func TestKubernetesLogin(t *testing.T) {
 		if err := cluster.Delete(ctx, "/api/v1/namespaces/"+ns+"-gone/serviceaccounts/web"); err != nil {
 			t.Fatal(err)
 		}
+		// The API server checks a token's service account in its informer cache,
+		// which learns of the deletion a moment later: on a busy machine a login
+		// right after the delete was still accepted.
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			st, err := cluster.TokenReview(ctx, gone, "vault")
+			if err == nil && !st.Authenticated {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the API server still accepts the deleted service account's token after 30s (TokenReview: %+v, %v)", st, err)
+			}
+		}
 		c := newClient(t, Config{Auth: AuthConfig{Method: MethodKubernetes, MountPath: mount, Role: "gone", TokenPath: writeFile(t, dir, "gone", gone)}}, Settings{})
 		wantErr(t, c.Login(ctxT(t)), ErrAuth, `kubernetes login at auth/`+mount+` (role "gone") was denied`,
 			"no longer accepts the service-account token")
