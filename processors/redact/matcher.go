@@ -74,7 +74,7 @@ type matcher struct {
 	// their grams (the same size, so secondMask indexes it too): a candidate
 	// whose key holds 8 bytes sets keyWord(key), one with a shorter key (its
 	// pattern ends within 8 bytes of its gram) keyWord of its gram, and then
-	// shortKeys is set. The search (matchesAt, find) tests it instead of second:
+	// shortKeys is set. The search (occurrencesAt) tests it instead of second:
 	// in text holding other encodings of secrets (JSON, HTML or percent escapes,
 	// hex), and in hex ids, many probed grams are indexed grams whose 8 bytes
 	// are no candidate's, and each such probe cost two cache misses (bucket,
@@ -124,16 +124,20 @@ const fold8 = 0x2020202020202020
 // integer (see candidate.key), and the mask of the bytes it holds.
 func keyAt(s string, i int) (key, mask uint64) {
 	if i+8 <= len(s) {
-		t := s[i : i+8]
-		v := uint64(t[0]) | uint64(t[1])<<8 | uint64(t[2])<<16 | uint64(t[3])<<24 |
-			uint64(t[4])<<32 | uint64(t[5])<<40 | uint64(t[6])<<48 | uint64(t[7])<<56
-		return v | fold8, ^uint64(0)
+		return load64(s[i:]) | fold8, ^uint64(0)
 	}
 	for k := 0; i+k < len(s); k++ {
 		key |= uint64(s[i+k]) << (8 * k)
 		mask |= 0xff << (8 * k)
 	}
 	return (key | fold8) & mask, mask
+}
+
+// load64 returns the first 8 bytes of t as a little-endian integer.
+func load64(t string) uint64 {
+	t = t[:8]
+	return uint64(t[0]) | uint64(t[1])<<8 | uint64(t[2])<<16 | uint64(t[3])<<24 |
+		uint64(t[4])<<32 | uint64(t[5])<<40 | uint64(t[6])<<48 | uint64(t[7])<<56
 }
 
 // span is a half-open byte range [start, end) of a text.
@@ -251,10 +255,7 @@ func (m *matcher) keyMayMatch(s string, p int, g uint32) bool {
 	if p+8 > len(s) {
 		return true
 	}
-	t := s[p : p+8]
-	k := uint64(t[0]) | uint64(t[1])<<8 | uint64(t[2])<<16 | uint64(t[3])<<24 |
-		uint64(t[4])<<32 | uint64(t[5])<<40 | uint64(t[6])<<48 | uint64(t[7])<<56
-	w, mask := m.keyWord(k | fold8)
+	w, mask := m.keyWord(load64(s[p:]) | fold8)
 	if m.keys[w]&mask == mask {
 		return true
 	}
@@ -322,15 +323,14 @@ func (m *matcher) redact(s string, a *strarena.Arena) (string, bool) {
 	if len(s) < m.minLen {
 		return s, false
 	}
-	p := m.firstHit(s)
+	var spans [4]span
+	p, found := m.firstHit(s, spans[:0])
 	broken := strings.IndexByte(s, '\n') >= 0
 	if p < 0 && !broken {
 		return s, false
 	}
-	var spans [4]span
-	found := spans[:0]
 	if p >= 0 {
-		found = m.find(s, p, found)
+		found = m.find(s, p+m.stride, found)
 	}
 	if broken {
 		found = m.findBroken(s, found)
@@ -341,14 +341,14 @@ func (m *matcher) redact(s string, a *strarena.Arena) (string, bool) {
 	return replaceSpans(s, found, a), true
 }
 
-// firstHit returns the first probe position where a pattern occurs, or -1. It is
-// the hot path: on text without secrets nearly every probe stops at the first
-// filter.
-func (m *matcher) firstHit(s string) int {
+// firstHit returns the first probe position where a pattern occurs, with the
+// occurrences found there appended to found, or -1 and found. It is the hot path:
+// on text without secrets nearly every probe stops at the first filter.
+func (m *matcher) firstHit(s string, found []span) (int, []span) {
 	first := m.first
 	wmask := len(first) - 1 // first is never empty: this drops its bounds checks
 	if wmask < 0 {
-		return -1
+		return -1, found
 	}
 	p := 0
 	if m.stride == 5 {
@@ -372,8 +372,11 @@ func (m *matcher) firstHit(s string) int {
 			}
 			for q := p; q <= p+20; q += 5 {
 				x := gram64(s[q:]) * hashFirst
-				if first[int(x>>32)&wmask]&(1<<(x>>58)) != 0 && m.matchesAt(s, q) {
-					return q
+				if first[int(x>>32)&wmask]&(1<<(x>>58)) == 0 {
+					continue
+				}
+				if f := m.occurrencesAt(s, q, found); len(f) > len(found) {
+					return q, f
 				}
 			}
 		}
@@ -383,11 +386,11 @@ func (m *matcher) firstHit(s string) int {
 		if first[int(x>>32)&wmask]&(1<<(x>>58)) == 0 {
 			continue
 		}
-		if m.matchesAt(s, p) {
-			return p
+		if f := m.occurrencesAt(s, p, found); len(f) > len(found) {
+			return p, f
 		}
 	}
-	return -1
+	return -1, found
 }
 
 // gram64 returns the first 4 bytes of t as a little-endian integer, folded (gramAt
@@ -447,11 +450,12 @@ func commonPrefix(s, p string, fold bool) int {
 	return len(s)
 }
 
-// matchesAt reports whether a pattern occurs where probe p would find it.
-func (m *matcher) matchesAt(s string, p int) bool {
+// occurrencesAt appends to found the occurrences that probe p finds (see find),
+// once its gram has passed the first filter.
+func (m *matcher) occurrencesAt(s string, p int, found []span) []span {
 	g := gramAt(s, p)
 	if !m.keyMayMatch(s, p, g) {
-		return false
+		return found
 	}
 	b := m.bucketOf(g)
 	key, mask := keyAt(s, p)
@@ -459,11 +463,11 @@ func (m *matcher) matchesAt(s string, p int) bool {
 		if key&c.mask != c.key&mask {
 			continue
 		}
-		if _, ok := m.occurrence(s, p, c); ok {
-			return true
+		if sp, ok := m.occurrence(s, p, c); ok {
+			found = append(found, sp)
 		}
 	}
-	return false
+	return found
 }
 
 // occurrence checks candidate c at probe p: the pattern whole, or — at the end of s —
@@ -498,14 +502,21 @@ func (m *matcher) occurrence(s string, p int, c candidate) (span, bool) {
 }
 
 // equalFoldLower reports whether s equals lower, an ASCII lower-case string of the
-// same length, without regard to ASCII case. It compares from the end: the
-// candidates of one gram are often forms of values with a common beginning (the
-// header of every JWT, a token's prefix), which differ only further on.
+// same length, without regard to ASCII case. It compares from the end, 8 bytes at
+// a time: the candidates of one gram are often forms of values with a common
+// beginning (the header of every JWT, a token's prefix), which differ only further
+// on.
 func equalFoldLower(s, lower string) bool {
 	if len(s) != len(lower) {
 		return false
 	}
-	for i := len(s) - 1; i >= 0; i-- {
+	n := len(s)
+	for ; n >= 8; n -= 8 {
+		if x, y := load64(s[n-8:]), load64(lower[n-8:]); x != y && lower8(x) != y {
+			return false
+		}
+	}
+	for i := n - 1; i >= 0; i-- {
 		c := s[i]
 		if 'A' <= c && c <= 'Z' {
 			c += 'a' - 'A'
@@ -517,24 +528,23 @@ func equalFoldLower(s, lower string) bool {
 	return true
 }
 
+// lower8 maps the ASCII upper-case letters among the 8 bytes of x to lower case.
+func lower8(x uint64) uint64 {
+	const ones, high = 0x0101010101010101, 0x8080808080808080
+	t := x &^ high                // each byte's low 7 bits: no sum below carries
+	ge := t + (0x80-'A')*ones     // bit 7 set where t >= 'A'
+	gt := t + (0x80-'Z'-1)*ones   // bit 7 set where t > 'Z'
+	upper := ge &^ gt &^ x & high // 'A' to 'Z', and not a byte of 0x80 or more
+	return x | upper>>2           // bit 7 moved to bit 5: + 'a' - 'A'
+}
+
 // find appends to found every occurrence at probes from p0 on (there is none
 // before): each whole pattern (exactly, or without regard to ASCII case for a folded
 // one), and a prefix of at least cutMin bytes of one at the end of s.
 func (m *matcher) find(s string, p0 int, found []span) []span {
 	for p := p0; p+gramLen <= len(s); p += m.stride {
-		g := gramAt(s, p)
-		if w, bit := firstBit(g, len(m.first)); m.first[w]&bit == 0 || !m.keyMayMatch(s, p, g) {
-			continue
-		}
-		b := m.bucketOf(g)
-		key, mask := keyAt(s, p)
-		for _, c := range m.cands[m.bucket[b]:m.bucket[b+1]] {
-			if key&c.mask != c.key&mask {
-				continue
-			}
-			if sp, ok := m.occurrence(s, p, c); ok {
-				found = append(found, sp)
-			}
+		if w, bit := firstBit(gramAt(s, p), len(m.first)); m.first[w]&bit != 0 {
+			found = m.occurrencesAt(s, p, found)
 		}
 	}
 	return found

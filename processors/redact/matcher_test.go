@@ -273,3 +273,43 @@ func TestMatcherKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestEqualFoldLower checks lower8 on every byte value in every position of a
+// word, next to bytes that border the letters, and equalFoldLower against the
+// byte-wise fold on texts of every length up to 40 (the 8-byte steps and the rest).
+func TestEqualFoldLower(t *testing.T) {
+	for pos := range 8 {
+		for c := range 256 {
+			for _, other := range []byte{'@', 'A', 'Z', '[', 'a', 'z', 0x7f, 0x80, 0xc1, 0xff} {
+				var w [8]byte
+				for i := range w {
+					w[i] = other
+				}
+				w[pos] = byte(c)
+				want := lowerASCII(string(w[:]))
+				if got := lower8(load64(string(w[:]))); got != load64(want) {
+					t.Fatalf("lower8(%q) = %#x, want %#x (%q)", w[:], got, load64(want), want)
+				}
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	const alphabet = "aAzZ@[`{09\x80\xc1\xdf"
+	for n := range 41 {
+		for range 200 {
+			s := randomString(rng, alphabet, n)
+			lower := lowerASCII(randomString(rng, alphabet, n))
+			if rng.IntN(2) == 0 {
+				lower = lowerASCII(s) // equal but for case
+				if n > 0 && rng.IntN(2) == 0 {
+					b := []byte(lower)
+					b[rng.IntN(n)] ^= 0x01 // one byte off, anywhere
+					lower = lowerASCII(string(b))
+				}
+			}
+			if got, want := equalFoldLower(s, lower), asciiFoldEqual(s, lower); got != want {
+				t.Fatalf("equalFoldLower(%q, %q) = %v, want %v", s, lower, got, want)
+			}
+		}
+	}
+}
