@@ -148,16 +148,21 @@ func isASCII(s string) bool {
 	return true
 }
 
+// lowerInPlace maps the ASCII upper-case letters of b to lower case.
+func lowerInPlace(b []byte) {
+	for j, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[j] = c + 'a' - 'A'
+		}
+	}
+}
+
 // lowerASCII returns s with ASCII upper-case letters mapped to lower case.
 func lowerASCII(s string) string {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; 'A' <= c && c <= 'Z' {
 			b := []byte(s)
-			for j := i; j < len(b); j++ {
-				if c := b[j]; 'A' <= c && c <= 'Z' {
-					b[j] = c + 'a' - 'A'
-				}
-			}
+			lowerInPlace(b[i:])
 			return string(b)
 		}
 	}

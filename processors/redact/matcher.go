@@ -1,6 +1,7 @@
 package redact
 
 import (
+	"math"
 	"math/bits"
 	"sort"
 	"strings"
@@ -87,9 +88,11 @@ type matcher struct {
 	bucketShift uint // 32 - log2(len(bucket)-1)
 	cands       []candidate
 	// patterns are the texts searched for; a pattern with fold set is stored in
-	// lower case and matched without regard to ASCII case.
+	// lower case and matched without regard to ASCII case. They are substrings of
+	// text, in order, which the candidates point into.
 	patterns []string
 	fold     []bool
+	text     string
 }
 
 // candidate is one pattern indexed under one of its grams. It holds the 8 bytes of
@@ -99,11 +102,11 @@ type matcher struct {
 // the pattern: a line with a secret checks dozens of candidates, and each pattern
 // read is a cache miss in the pipeline.
 type candidate struct {
-	// key is the pattern's bytes from offset on, at most 8, as a little-endian
+	// key is the pattern's bytes from its gram on, at most 8, as a little-endian
 	// integer with every byte ORed with 0x20 (ASCII lower case, and some other
-	// bytes folded together: a filter, never a rejection of a match); mask has
-	// 0xff for each byte key holds. Its low 4 bytes are the folded gram.
-	key, mask uint64
+	// bytes folded together: a filter, never a rejection of a match). Its low 4
+	// bytes are the folded gram; keyMask says which bytes it holds.
+	key uint64
 	// tail is the pattern's last 8 bytes, folded as key is, when it holds more
 	// than 8 bytes from the gram on (rest > 8): occurrence tests the text's bytes
 	// where they would end before it reads the pattern. The candidates that pass
@@ -111,10 +114,33 @@ type candidate struct {
 	// header of every JWT, the forms of one value up to its first escaped
 	// character), and each was a cache miss on its pattern: in bench-redact this
 	// leaves 2.4k of 5.7k full comparisons per 65k lines, 5 ns per line less.
-	tail    uint64
-	pattern uint32 // index in patterns
-	offset  uint32 // where the gram starts in the pattern
-	rest    uint32 // the pattern's bytes from the gram on: len(pattern) - offset
+	tail uint64
+	// at is where the pattern starts in matcher.text: a candidate leads to its
+	// bytes without a read of the pattern's string header.
+	at uint32
+	// info is rest<<4 | fold<<3 | offset: the pattern's bytes from the gram on
+	// (len(pattern) - offset, below maxPatternLen), whether it is folded, and
+	// where the gram starts in it (below stride, at most 5). A candidate takes 24
+	// bytes: a line holding a secret reads dozens of them, and 100 secrets index
+	// 13k.
+	info uint32
+}
+
+// maxPatternLen bounds a pattern's length, as candidate.info holds it (256 MiB:
+// more than Vault stores in a secret, and more than its forms would leave room
+// for in memory).
+const maxPatternLen = 1 << 28
+
+func (c *candidate) offset() int  { return int(c.info & 7) }
+func (c *candidate) folded() bool { return c.info&8 != 0 }
+func (c *candidate) rest() int    { return int(c.info >> 4) }
+
+// keyMask has 0xff for each byte key holds: min(rest, 8) of them.
+func (c *candidate) keyMask() uint64 { return ^uint64(0) >> (64 - 8*min(c.info>>4, 8)) }
+
+// pattern returns c's pattern in m.
+func (m *matcher) pattern(c *candidate) string {
+	return m.text[c.at : int(c.at)+c.offset()+c.rest()]
 }
 
 // fold8 folds the bytes of a key: see candidate.
@@ -162,19 +188,34 @@ func newMatcher(forms []form) *matcher {
 	}
 	patterns := make([]string, len(forms))
 	fold := make([]bool, len(forms))
-	minLen := len(forms[0].text)
+	minLen, total := len(forms[0].text), 0
 	for i, f := range forms {
-		if len(f.text) < minPatternLen {
-			panic("redact: pattern shorter than minPatternLen")
+		if len(f.text) < minPatternLen || len(f.text) >= maxPatternLen {
+			panic("redact: pattern shorter than minPatternLen or not below maxPatternLen")
 		}
-		patterns[i], fold[i] = f.text, f.fold
-		if f.fold {
-			patterns[i] = lowerASCII(f.text)
-		}
+		fold[i] = f.fold
 		minLen = min(minLen, len(f.text))
+		total += len(f.text)
+	}
+	if total > math.MaxUint32 {
+		panic("redact: patterns of more than 4 GiB")
+	}
+	buf := make([]byte, 0, total)
+	for _, f := range forms {
+		buf = append(buf, f.text...)
+		if f.fold {
+			lowerInPlace(buf[len(buf)-len(f.text):])
+		}
+	}
+	text := strarena.String(buf)
+	at := make([]uint32, len(forms))
+	for i, k := 0, 0; i < len(forms); i++ {
+		at[i] = uint32(k)
+		patterns[i] = text[k : k+len(forms[i].text)]
+		k += len(forms[i].text)
 	}
 	stride := min(minLen, cutMin) - gramLen + 1
-	m := &matcher{minLen: min(minLen, cutMin), stride: stride, patterns: patterns, fold: fold}
+	m := &matcher{minLen: min(minLen, cutMin), stride: stride, patterns: patterns, fold: fold, text: text}
 
 	n := len(patterns) * stride
 	// The first bitset takes 64 B to 2 MiB, the second 512 B to 512 KiB.
@@ -209,8 +250,11 @@ func newMatcher(forms []form) *matcher {
 			g := gramAt(p, off)
 			b := m.bucketOf(g)
 			key, mask := keyAt(p, off)
-			c := candidate{key: key, mask: mask, pattern: uint32(pi), offset: uint32(off), rest: uint32(len(p) - off)}
-			if c.rest > 8 {
+			c := candidate{key: key, at: at[pi], info: uint32(len(p)-off)<<4 | uint32(off)}
+			if m.fold[pi] {
+				c.info |= 8
+			}
+			if c.rest() > 8 {
 				c.tail, _ = keyAt(p, len(p)-8)
 			}
 			m.cands[next[b]] = c
@@ -417,16 +461,16 @@ func (m *matcher) mayHold(s string) bool {
 			if uint32(c.key) != g {
 				continue
 			}
-			start := p - int(c.offset)
+			start := p - c.offset()
 			if start < 0 {
 				continue
 			}
-			pat := m.patterns[c.pattern]
+			pat := m.pattern(&c)
 			n := min(len(pat), len(s)-start)
 			if n < len(pat) && n < cutMin {
 				continue
 			}
-			if k := commonPrefix(s[start:start+n], pat[:n], m.fold[c.pattern]); k == len(pat) || k >= cutMin {
+			if k := commonPrefix(s[start:start+n], pat[:n], c.folded()); k == len(pat) || k >= cutMin {
 				return true
 			}
 		}
@@ -459,8 +503,15 @@ func (m *matcher) occurrencesAt(s string, p int, found []span) []span {
 	}
 	b := m.bucketOf(g)
 	key, mask := keyAt(s, p)
-	for _, c := range m.cands[m.bucket[b]:m.bucket[b+1]] {
-		if key&c.mask != c.key&mask {
+	cands := m.cands[m.bucket[b]:m.bucket[b+1]]
+	for i := range cands {
+		c := &cands[i]
+		// The bytes both keys hold must be equal; nearly every key holds 8.
+		diff := (key ^ c.key) & mask
+		if c.info < 8<<4 {
+			diff &= c.keyMask()
+		}
+		if diff != 0 {
 			continue
 		}
 		if sp, ok := m.occurrence(s, p, c); ok {
@@ -472,18 +523,18 @@ func (m *matcher) occurrencesAt(s string, p int, found []span) []span {
 
 // occurrence checks candidate c at probe p: the pattern whole, or — at the end of s —
 // a prefix of it of at least cutMin bytes.
-func (m *matcher) occurrence(s string, p int, c candidate) (span, bool) {
-	start := p - int(c.offset)
+func (m *matcher) occurrence(s string, p int, c *candidate) (span, bool) {
+	start := p - c.offset()
 	if start < 0 {
 		return span{}, false
 	}
-	end := p + int(c.rest) // start + len(pattern)
-	if c.rest > 8 && end <= len(s) {
+	end := p + c.rest() // start + len(pattern)
+	if c.rest() > 8 && end <= len(s) {
 		if t, _ := keyAt(s, end-8); t != c.tail {
 			return span{}, false
 		}
 	}
-	pat := m.patterns[c.pattern]
+	pat := m.pattern(c)
 	if end > len(s) {
 		end = len(s)
 		if end-start < cutMin {
@@ -491,7 +542,7 @@ func (m *matcher) occurrence(s string, p int, c candidate) (span, bool) {
 		}
 		pat = pat[:end-start]
 	}
-	if m.fold[c.pattern] {
+	if c.folded() {
 		if !equalFoldLower(s[start:end], pat) {
 			return span{}, false
 		}
