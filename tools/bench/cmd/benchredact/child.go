@@ -33,9 +33,11 @@ const childEnv = "OUTRIDER_BENCHREDACT_SINK"
 
 // childConfig tells the sink what the input holds.
 type childConfig struct {
-	// Secrets and Seed regenerate the secret values written into the input.
+	// Secrets, Seed and MinLen regenerate the secret values written into the
+	// input.
 	Secrets int    `json:"secrets"`
 	Seed    uint64 `json:"seed"`
+	MinLen  int    `json:"min_len"`
 	// SampleEvery checks every n-th line for secrets in full; lines that carry a
 	// leak field are always checked.
 	SampleEvery int `json:"sample_every"`
@@ -112,7 +114,7 @@ func runChild(stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "benchredact sink: configuration:", err)
 		return 2
 	}
-	cs := &childServer{forms: secretForms(secrets(cfg.Secrets, cfg.Seed)), sampleEvery: max(cfg.SampleEvery, 1)}
+	cs := &childServer{forms: secretForms(secrets(cfg.Secrets, cfg.Seed, cfg.MinLen)), sampleEvery: max(cfg.SampleEvery, 1)}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		fmt.Fprintln(stderr, "benchredact sink: listen on loopback:", err)

@@ -35,6 +35,9 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"-secrets", "0"}, "-secrets must be positive"},
 		{[]string{"-rounds", "0"}, "-rounds must be positive"},
 		{[]string{"-leak-every", "-1"}, "-leak-every must not be negative"},
+		{[]string{"-min-secret-len", "13"}, ""},
+		{[]string{"-min-secret-len", "65"}, "-min-secret-len must be between 0 and 64"},
+		{[]string{"-min-secret-len", "-1"}, "-min-secret-len must be between 0 and 64"},
 		{[]string{"-timeout", "0s"}, "-timeout must be positive"},
 		{[]string{"extra"}, "unexpected arguments"},
 		{[]string{"-nope"}, "flag provided but not defined"},
@@ -56,7 +59,7 @@ func TestParseFlags(t *testing.T) {
 }
 
 func TestSecrets(t *testing.T) {
-	a, b := secrets(60, 1), secrets(60, 1)
+	a, b := secrets(60, 1, 0), secrets(60, 1, 0)
 	seen := map[string]bool{}
 	for i, v := range a {
 		if v != b[i] {
@@ -70,8 +73,28 @@ func TestSecrets(t *testing.T) {
 			t.Fatalf("secret %q is too short to register", v)
 		}
 	}
-	if c := secrets(60, 2); c[0] == a[0] {
+	if c := secrets(60, 2, 0); c[0] == a[0] {
 		t.Error("the seed does not change the secrets")
+	}
+	short := 0
+	for _, v := range a {
+		if len(v) < 13 {
+			short++
+		}
+	}
+	if short == 0 {
+		t.Error("the standard mix has no value under 13 bytes: the matcher's stride-5 case goes unmeasured")
+	}
+	for _, minLen := range []int{13, maxMinSecretLen} {
+		long := secrets(60, 1, minLen)
+		if len(long) != 60 {
+			t.Fatalf("-min-secret-len %d: %d values, want 60", minLen, len(long))
+		}
+		for _, v := range long {
+			if len(v) < minLen {
+				t.Fatalf("-min-secret-len %d: value %q has %d bytes", minLen, v, len(v))
+			}
+		}
 	}
 }
 
@@ -79,7 +102,7 @@ func TestSecrets(t *testing.T) {
 // field written into the input holds its forms, is valid JSON once inserted, and
 // the registry scrubs every form from it.
 func TestLeakFormsAreScrubbed(t *testing.T) {
-	values := secrets(30, 7)
+	values := secrets(30, 7, 0)
 	r := redact.NewRegistry(nil)
 	r.Set("test", values)
 	forms := secretForms(values)
@@ -151,7 +174,7 @@ func TestInsertField(t *testing.T) {
 
 func TestWriteInput(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "in.log")
-	values := secrets(10, 3)
+	values := secrets(10, 3, 0)
 	st, err := writeInput(path, 1000, values, 100, 1)
 	if err != nil {
 		t.Fatal(err)

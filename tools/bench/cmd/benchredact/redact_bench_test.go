@@ -30,7 +30,8 @@ func benchLines(n int, values []string) []string {
 }
 
 // BenchmarkRedact scrubs loggen's ~200-byte JSON lines, 1% of which hold a secret,
-// with 0, 10, 100 and 1000 secrets registered; one op is one line. "min6" registers
+// with 0, 10, 100 and 1000 secrets registered; one op is one line. "min13" registers
+// 100 values of 13 bytes or more, which the matcher probes every 10 bytes; "min6"
 // 100 values of 6 bytes, the worst case for the matcher's stride.
 func BenchmarkRedact(b *testing.B) {
 	cases := []struct {
@@ -38,9 +39,10 @@ func BenchmarkRedact(b *testing.B) {
 		values []string
 	}{
 		{"secrets=0", nil},
-		{"secrets=10", secrets(10, 1)},
-		{"secrets=100", secrets(100, 1)},
-		{"secrets=1000", secrets(1000, 1)},
+		{"secrets=10", secrets(10, 1, 0)},
+		{"secrets=100", secrets(100, 1, 0)},
+		{"secrets=1000", secrets(1000, 1, 0)},
+		{"secrets=100/min13", secrets(100, 1, 13)},
 		{"secrets=100/min6", shortSecrets(100)},
 	}
 	for _, c := range cases {
@@ -49,7 +51,7 @@ func BenchmarkRedact(b *testing.B) {
 			reg.Set("bench", c.values)
 			inserted := c.values
 			if len(inserted) == 0 {
-				inserted = secrets(10, 1)
+				inserted = secrets(10, 1, 0)
 			}
 			lines := benchLines(4096, inserted)
 			bytes := 0

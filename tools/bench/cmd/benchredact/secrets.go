@@ -56,14 +56,19 @@ var secretKinds = []func(r *rand.Rand) string{
 	},
 }
 
-// secrets returns n distinct secret values, the same for the same seed.
-func secrets(n int, seed uint64) []string {
+// maxMinSecretLen caps -min-secret-len: the JWTs are always longer, so the values
+// can always be drawn.
+const maxMinSecretLen = 64
+
+// secrets returns n distinct secret values of at least minLen bytes (at most
+// maxMinSecretLen), the same for the same seed and minLen.
+func secrets(n int, seed uint64, minLen int) []string {
 	r := rand.New(rand.NewPCG(seed, 0x5ec2e7))
 	out := make([]string, 0, n)
 	seen := make(map[string]bool, n)
 	for i := 0; len(out) < n; i++ {
 		v := secretKinds[i%len(secretKinds)](r)
-		if !seen[v] {
+		if len(v) >= minLen && !seen[v] {
 			seen[v] = true
 			out = append(out, v)
 		}
