@@ -64,9 +64,12 @@
 // The log hot path runs Redact on every line, almost always finding nothing, so the
 // no-match case decides the cost. The matcher is a q-gram filter with a stride, in
 // the manner of Wu-Manber: every pattern is at least minLen bytes, so probing the
-// text's 4-byte gram every stride = min(minLen, 8)-3 bytes (at most 5) lands inside
-// every occurrence and every 8-byte prefix at the end of a text, and indexing each
-// pattern by its grams at offsets 0 to stride-1 finds each occurrence exactly once.
+// text's 4-byte gram every stride = minLen-3 bytes lands inside every occurrence,
+// and indexing each pattern by its grams at offsets 0 to stride-1 finds each
+// occurrence exactly once. The stride is 3 to 5, for a shortest pattern of 6 to 12
+// bytes, or 10 for 13 bytes or more (the usual Vault secrets: half the probes);
+// at stride 10 one more probe, 8 bytes before the end of the text, finds the
+// prefixes of 8 to 12 bytes at its end that the grid can miss.
 // Grams are folded to ASCII lower case before hashing; the full comparison is exact
 // or case-insensitive per pattern. A text holding a line break is searched again
 // with its breaks removed, and what is found is mapped back. A probe tests one bit of
@@ -79,9 +82,9 @@
 // up the candidates of that gram, compare the 8 bytes of each pattern kept in its
 // index entry, and only then the whole pattern (from its end: candidates often
 // share a beginning). MayHold, which finds prefixes ending anywhere, uses a filter
-// of the grams instead of the keys'. With stride 5 (every pattern of 8 bytes or
-// more), the probe loop takes five probes at a time and ORs their filter words, with
-// one bounds check and one branch per 25 bytes: about 12 instructions per probe. With nothing registered, Redact is one atomic load.
+// of the grams instead of the keys'. At strides 5 and 10 the probe loop takes five
+// probes at a time and ORs their filter words, with one bounds check and one branch
+// per five strides: about 12 instructions per probe. With nothing registered, Redact is one atomic load.
 // With values registered, a line without any allocates nothing; a line with one
 // allocates its result, or takes it from a block the batch's scrubbed texts share
 // (Sink).

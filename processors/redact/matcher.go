@@ -25,9 +25,24 @@ const (
 
 // cutMin is the shortest prefix of a pattern found at the end of a text: a text cut
 // in the middle of a secret (a line over max_line_bytes, a partial line flushed, a
-// field truncated by the application) keeps no 8 bytes of it. Probes are at most
-// cutMin-gramLen+1 bytes apart so that such a prefix always holds a probed gram.
+// field truncated by the application) keeps no 8 bytes of it. At a stride up to
+// cutStride such a prefix always holds a probed gram; at a wider one the text is
+// also probed cutMin bytes before its end (see matcher).
 const cutMin = 8
+
+// cutStride is the widest stride at which every cutMin bytes of text hold a probed
+// gram.
+const cutStride = cutMin - gramLen + 1
+
+// maxStride caps the stride: a pattern set whose shortest pattern has 13 bytes or
+// more (the usual Vault secrets: generated passwords, tokens, keys) is probed every
+// 10 bytes, half the probes of stride 5, with filters of the same size (twice the
+// grams in them). On bench-redact's lines with 100 such values: 38 against 55 ns per
+// line in BenchmarkRedact; in the pipeline, alternated batch by batch with stride
+// 5, 100–104 against 107–112 ns per line for the whole sink (with filters twice the
+// size it was no faster there: reading them before each batch cost what the probes
+// saved). Stride 13 saved nothing more in the microbenchmark.
+const maxStride = 10
 
 // foldGram maps a gram's ASCII letters to lower case (and some punctuation onto
 // other punctuation, which only costs the filters a few more false positives), so
@@ -47,20 +62,24 @@ const (
 // minPatternLen bytes long. It is immutable once built, so any number of goroutines
 // may use it.
 //
-// It probes the text every stride bytes with the 4-byte gram found there. Every
-// pattern is at least minLen = stride+3 bytes long (minLen is at most cutMin), so
-// each of its occurrences, and each prefix of cutMin bytes or more at the end of the
-// text, covers, at some offset below stride, a gram starting at a probed position:
-// indexing each pattern by its grams at offsets 0 to stride-1 finds every occurrence
-// exactly once. Grams are folded to ASCII lower case before hashing, so the same
-// probe finds folded patterns in any case. A probe tests one bit of a bitset of the indexed grams' hashes; the few that
+// It probes the text every stride bytes with the 4-byte gram found there (the
+// grid). Every pattern is at least stride+3 bytes long, so each of its occurrences,
+// and each prefix of stride+3 bytes or more at the end of the text, covers, at some
+// offset below stride, a gram starting at a grid position: indexing each pattern by
+// its grams at offsets 0 to stride-1 finds every occurrence exactly once. When the
+// stride is wider than cutStride, a shorter prefix at the end of the text, of
+// cutMin to stride+2 bytes, may hold no grid position; one more probe, cutMin bytes
+// before the end (the tail probe), finds each of those at offset len(prefix)-cutMin,
+// below stride-5 (and may find an occurrence the grid found). Grams are folded to
+// ASCII lower case before hashing, so the same probe finds folded patterns in any
+// case. A probe tests one bit of a bitset of the indexed grams' hashes; the few that
 // pass test two bits of one word of a blocked Bloom filter keyed by a second hash;
 // only then are the candidates of that gram looked up by exact gram and compared in
 // full. On text without secrets nearly every probe stops at the first test: a load,
 // a multiply, a shift, a load from a table small enough to stay in cache, a bit test.
 type matcher struct {
 	minLen int // the shortest text that may hold an occurrence: min(shortest pattern, cutMin)
-	stride int
+	stride int // the shortest pattern's length - gramLen + 1, at most cutStride, or maxStride
 	// first is a bitset of a power of two words: for every indexed gram with hash
 	// h, bit h >> 58 of word (h >> 32) & (len(first)-1) is set. Both come from the
 	// high half of a multiplicative hash, which every bit of the gram mixes into
@@ -118,25 +137,28 @@ type candidate struct {
 	// at is where the pattern starts in matcher.text: a candidate leads to its
 	// bytes without a read of the pattern's string header.
 	at uint32
-	// info is rest<<4 | fold<<3 | offset: the pattern's bytes from the gram on
+	// info is rest<<5 | fold<<4 | offset: the pattern's bytes from the gram on
 	// (len(pattern) - offset, below maxPatternLen), whether it is folded, and
-	// where the gram starts in it (below stride, at most 5). A candidate takes 24
+	// where the gram starts in it (below stride, at most 9). A candidate takes 24
 	// bytes: a line holding a secret reads dozens of them, and 100 secrets index
 	// 13k.
 	info uint32
 }
 
-// maxPatternLen bounds a pattern's length, as candidate.info holds it (256 MiB:
+// The offset takes 4 bits of candidate.info: a stride over 16 does not compile.
+var _ [16 - maxStride]struct{}
+
+// maxPatternLen bounds a pattern's length, as candidate.info holds it (128 MiB:
 // more than Vault stores in a secret, and more than its forms would leave room
 // for in memory).
-const maxPatternLen = 1 << 28
+const maxPatternLen = 1 << 27
 
-func (c *candidate) offset() int  { return int(c.info & 7) }
-func (c *candidate) folded() bool { return c.info&8 != 0 }
-func (c *candidate) rest() int    { return int(c.info >> 4) }
+func (c *candidate) offset() int  { return int(c.info & 15) }
+func (c *candidate) folded() bool { return c.info&16 != 0 }
+func (c *candidate) rest() int    { return int(c.info >> 5) }
 
 // keyMask has 0xff for each byte key holds: min(rest, 8) of them.
-func (c *candidate) keyMask() uint64 { return ^uint64(0) >> (64 - 8*min(c.info>>4, 8)) }
+func (c *candidate) keyMask() uint64 { return ^uint64(0) >> (64 - 8*min(c.info>>5, 8)) }
 
 // pattern returns c's pattern in m.
 func (m *matcher) pattern(c *candidate) string {
@@ -214,14 +236,21 @@ func newMatcher(forms []form) *matcher {
 		patterns[i] = text[k : k+len(forms[i].text)]
 		k += len(forms[i].text)
 	}
-	stride := min(minLen, cutMin) - gramLen + 1
+	// Strides 3 to 5, or 10: the loops of strides 5 and 10 are unrolled (see
+	// firstHit), and a stride of 6 to 9 would probe with the slower one.
+	stride := min(minLen-gramLen+1, cutStride)
+	if minLen-gramLen+1 >= maxStride {
+		stride = maxStride
+	}
 	m := &matcher{minLen: min(minLen, cutMin), stride: stride, patterns: patterns, fold: fold, text: text}
 
 	n := len(patterns) * stride
+	// The filters are sized for stride cutStride at most (see maxStride).
+	nf := len(patterns) * min(stride, cutStride)
 	// The first bitset takes 64 B to 2 MiB, the second 512 B to 512 KiB.
-	firstBits := pow2(n*firstBitsPerGram, 1<<9, 1<<24)
+	firstBits := pow2(nf*firstBitsPerGram, 1<<9, 1<<24)
 	m.first = make([]uint64, firstBits/64)
-	secondWords := pow2(n*secondBitsPerGram/64, 1<<6, 1<<16)
+	secondWords := pow2(nf*secondBitsPerGram/64, 1<<6, 1<<16)
 	m.second = make([]uint64, secondWords)
 	m.keys = make([]uint64, secondWords)
 	m.secondMask = uint64(secondWords - 1)
@@ -250,9 +279,9 @@ func newMatcher(forms []form) *matcher {
 			g := gramAt(p, off)
 			b := m.bucketOf(g)
 			key, mask := keyAt(p, off)
-			c := candidate{key: key, at: at[pi], info: uint32(len(p)-off)<<4 | uint32(off)}
+			c := candidate{key: key, at: at[pi], info: uint32(len(p)-off)<<5 | uint32(off)}
 			if m.fold[pi] {
-				c.info |= 8
+				c.info |= 16
 			}
 			if c.rest() > 8 {
 				c.tail, _ = keyAt(p, len(p)-8)
@@ -368,12 +397,12 @@ func (m *matcher) redact(s string, a *strarena.Arena) (string, bool) {
 		return s, false
 	}
 	var spans [4]span
-	p, found := m.firstHit(s, spans[:0])
+	p, found, tail := m.firstHit(s, spans[:0])
 	broken := strings.IndexByte(s, '\n') >= 0
 	if p < 0 && !broken {
 		return s, false
 	}
-	if p >= 0 {
+	if p >= 0 && !tail { // after the tail probe there is none
 		found = m.find(s, p+m.stride, found)
 	}
 	if broken {
@@ -386,44 +415,26 @@ func (m *matcher) redact(s string, a *strarena.Arena) (string, bool) {
 }
 
 // firstHit returns the first probe position where a pattern occurs, with the
-// occurrences found there appended to found, or -1 and found. It is the hot path:
-// on text without secrets nearly every probe stops at the first filter.
-func (m *matcher) firstHit(s string, found []span) (int, []span) {
+// occurrences found there appended to found, and whether the probe is one of the
+// tail's; or -1 and found. It is the hot path: on text without secrets nearly every
+// probe stops at the first filter.
+func (m *matcher) firstHit(s string, found []span) (int, []span, bool) {
 	first := m.first
 	wmask := len(first) - 1 // first is never empty: this drops its bounds checks
 	if wmask < 0 {
-		return -1, found
+		return -1, found, false
 	}
-	p := 0
-	if m.stride == 5 {
-		// Every pattern set whose shortest pattern has 8 bytes or more. Five probes
-		// per step, their filter words ORed: one bounds check and one branch for 25
-		// bytes of text.
-		for ; p+24 <= len(s); p += 25 {
-			t := s[p : p+24]
-			x0 := gram64(t[0:]) * hashFirst
-			x1 := gram64(t[5:]) * hashFirst
-			x2 := gram64(t[10:]) * hashFirst
-			x3 := gram64(t[15:]) * hashFirst
-			x4 := gram64(t[20:]) * hashFirst
-			hit := first[int(x0>>32)&wmask]>>(x0>>58) |
-				first[int(x1>>32)&wmask]>>(x1>>58) |
-				first[int(x2>>32)&wmask]>>(x2>>58) |
-				first[int(x3>>32)&wmask]>>(x3>>58) |
-				first[int(x4>>32)&wmask]>>(x4>>58)
-			if hit&1 == 0 {
-				continue
-			}
-			for q := p; q <= p+20; q += 5 {
-				x := gram64(s[q:]) * hashFirst
-				if first[int(x>>32)&wmask]&(1<<(x>>58)) == 0 {
-					continue
-				}
-				if f := m.occurrencesAt(s, q, found); len(f) > len(found) {
-					return q, f
-				}
-			}
-		}
+	// Strides 5 and 10 probe five at a time (probeGrid); the others, and what is
+	// left at the end, one at a time.
+	q, p := -1, 0
+	switch m.stride {
+	case 5: // the shortest pattern has 8 to 12 bytes
+		q, found, p = probeGrid[[5]byte](m, s, found)
+	case 10: // 13 bytes or more
+		q, found, p = probeGrid[[10]byte](m, s, found)
+	}
+	if q >= 0 {
+		return q, found, false
 	}
 	for ; p <= len(s)-gramLen; p += m.stride {
 		x := gram64(s[p:]) * hashFirst
@@ -431,7 +442,68 @@ func (m *matcher) firstHit(s string, found []span) (int, []span) {
 			continue
 		}
 		if f := m.occurrencesAt(s, p, found); len(f) > len(found) {
-			return p, f
+			return p, f, false
+		}
+	}
+	if p = len(s) - cutMin; m.stride > cutStride && p >= 0 {
+		if w, bit := firstBit(gramAt(s, p), len(first)); first[w]&bit != 0 {
+			if f := m.occurrencesAt(s, p, found); len(f) > len(found) {
+				return p, f, true
+			}
+		}
+	}
+	return -1, found, false
+}
+
+// probeGrid runs the grid's probes five at a time, their filter words ORed, for the
+// stride len(S): one bounds check and one branch for five strides of text. The
+// stride is the length of an array type so that each stride gets code of its own
+// with it a constant, which drops the grams' bounds checks (54 against 90 ns per
+// line with it in a variable). It returns the first probe where a pattern occurs,
+// with the occurrences found there appended to found, or -1 and where the grid's
+// remaining probes start.
+func probeGrid[S [5]byte | [10]byte](m *matcher, s string, found []span) (int, []span, int) {
+	var z S
+	const g = gramLen
+	st := len(z) // a constant in each instantiation: S's shape is its own
+	first := m.first
+	wmask := len(first) - 1 // first is never empty: this drops its bounds checks
+	if wmask < 0 {
+		return -1, found, 0
+	}
+	p := 0
+	for ; p+4*st+g <= len(s); p += 5 * st {
+		t := s[p : p+4*st+g]
+		x0 := gram64(t[0:]) * hashFirst
+		x1 := gram64(t[st:]) * hashFirst
+		x2 := gram64(t[2*st:]) * hashFirst
+		x3 := gram64(t[3*st:]) * hashFirst
+		x4 := gram64(t[4*st:]) * hashFirst
+		hit := first[int(x0>>32)&wmask]>>(x0>>58) |
+			first[int(x1>>32)&wmask]>>(x1>>58) |
+			first[int(x2>>32)&wmask]>>(x2>>58) |
+			first[int(x3>>32)&wmask]>>(x3>>58) |
+			first[int(x4>>32)&wmask]>>(x4>>58)
+		if hit&1 == 0 {
+			continue
+		}
+		if q, f := m.hitIn(s, p, found); q >= 0 {
+			return q, f, p
+		}
+	}
+	return -1, found, p
+}
+
+// hitIn checks the five grid probes from p, of which one passed the first filter,
+// and returns the first where a pattern occurs with the occurrences found there
+// appended to found, or -1.
+func (m *matcher) hitIn(s string, p int, found []span) (int, []span) {
+	for q := p; q <= p+4*m.stride; q += m.stride {
+		if w, bit := firstBit(gramAt(s, q), len(m.first)); m.first[w]&bit == 0 {
+			continue
+		}
+		if f := m.occurrencesAt(s, q, found); len(f) > len(found) {
+			return q, f
 		}
 	}
 	return -1, found
@@ -450,7 +522,8 @@ func (m *matcher) mayHold(s string) bool {
 	if len(s) < m.minLen {
 		return false
 	}
-	for p := 0; p+gramLen <= len(s); p += m.stride {
+	// A prefix of cutMin bytes anywhere holds a gram every cutStride bytes.
+	for p := 0; p+gramLen <= len(s); p += min(m.stride, cutStride) {
 		g := gramAt(s, p)
 		if !m.mayMatch(g) {
 			continue
@@ -508,7 +581,7 @@ func (m *matcher) occurrencesAt(s string, p int, found []span) []span {
 		c := &cands[i]
 		// The bytes both keys hold must be equal; nearly every key holds 8.
 		diff := (key ^ c.key) & mask
-		if c.info < 8<<4 {
+		if c.info < 8<<5 {
 			diff &= c.keyMask()
 		}
 		if diff != 0 {
@@ -589,11 +662,17 @@ func lower8(x uint64) uint64 {
 	return x | upper>>2           // bit 7 moved to bit 5: + 'a' - 'A'
 }
 
-// find appends to found every occurrence at probes from p0 on (there is none
-// before): each whole pattern (exactly, or without regard to ASCII case for a folded
-// one), and a prefix of at least cutMin bytes of one at the end of s.
+// find appends to found every occurrence at grid probes from p0 on and at the
+// tail probe (there is none before): each whole pattern (exactly, or without regard
+// to ASCII case for a folded one), and a prefix of at least cutMin bytes of one at
+// the end of s.
 func (m *matcher) find(s string, p0 int, found []span) []span {
 	for p := p0; p+gramLen <= len(s); p += m.stride {
+		if w, bit := firstBit(gramAt(s, p), len(m.first)); m.first[w]&bit != 0 {
+			found = m.occurrencesAt(s, p, found)
+		}
+	}
+	if p := len(s) - cutMin; m.stride > cutStride && p >= 0 {
 		if w, bit := firstBit(gramAt(s, p), len(m.first)); m.first[w]&bit != 0 {
 			found = m.occurrencesAt(s, p, found)
 		}

@@ -220,15 +220,24 @@ func TestMayHold(t *testing.T) {
 }
 
 // TestMatcherEveryOffset puts a pattern at every offset of texts up to 80 bytes
-// long, whole and cut at the end, for each stride: the probe loop handles blocks of
-// five probes and a tail of single ones, and each must see every occurrence.
+// long (120 for stride 10), whole and cut at the end to every length from cutMin
+// on, for each stride: the probe loop handles blocks of five probes, single ones
+// after them and, at stride 10, the tail's probes for prefixes shorter than 13
+// bytes, and each must see every occurrence.
 func TestMatcherEveryOffset(t *testing.T) {
-	for _, pat := range []string{"k3y-6b", "k3y-7by", "k3y-8byt", "k3y-9byte", "k3y-10-byte-value-long"} {
+	for _, pat := range []string{"k3y-6b", "k3y-7by", "k3y-8byt", "k3y-9byte", "k3y-11-byte", "k3y-12-bytes", "k3y-13-bytes!", "k3y-10-byte-value-long"} {
 		m := newMatcher(exact(pat))
-		for n := 0; n <= 80; n++ {
+		if want := map[int]int{6: 3, 7: 4, 8: 5, 9: 5, 11: 5, 12: 5, 13: 10, 22: 10}[len(pat)]; m.stride != want {
+			t.Fatalf("%q: stride %d, want %d", pat, m.stride, want)
+		}
+		maxN := 80
+		if m.stride == maxStride {
+			maxN = 120
+		}
+		for n := 0; n <= maxN; n++ {
 			filler := strings.Repeat(".", n)
 			for at := 0; at <= n; at++ {
-				for _, end := range []int{len(pat), min(len(pat), cutMin)} {
+				for end := min(len(pat), cutMin); end <= len(pat); end++ {
 					text := filler[:at] + pat[:end] + filler[at:]
 					got, ok := m.redact(text, nil)
 					want, wantOK := naiveRedact(text, exact(pat))
