@@ -223,18 +223,17 @@ func newMatcher(forms []form) *matcher {
 		panic("redact: patterns of more than 4 GiB")
 	}
 	buf := make([]byte, 0, total)
-	for _, f := range forms {
+	at := make([]uint32, len(forms))
+	for i, f := range forms {
+		at[i] = uint32(len(buf))
 		buf = append(buf, f.text...)
 		if f.fold {
-			lowerInPlace(buf[len(buf)-len(f.text):])
+			lowerInPlace(buf[at[i]:])
 		}
 	}
 	text := strarena.String(buf)
-	at := make([]uint32, len(forms))
-	for i, k := 0, 0; i < len(forms); i++ {
-		at[i] = uint32(k)
-		patterns[i] = text[k : k+len(forms[i].text)]
-		k += len(forms[i].text)
+	for i, f := range forms {
+		patterns[i] = text[at[i] : int(at[i])+len(f.text)]
 	}
 	// Strides 3 to 5, or 10: the loops of strides 5 and 10 are unrolled (see
 	// firstHit), and a stride of 6 to 9 would probe with the slower one.
@@ -445,7 +444,7 @@ func (m *matcher) firstHit(s string, found []span) (int, []span, bool) {
 			return p, f, false
 		}
 	}
-	if p = len(s) - cutMin; m.stride > cutStride && p >= 0 {
+	if p = m.tailProbe(len(s)); p >= 0 {
 		if w, bit := firstBit(gramAt(s, p), len(first)); first[w]&bit != 0 {
 			if f := m.occurrencesAt(s, p, found); len(f) > len(found) {
 				return p, f, true
@@ -453,6 +452,15 @@ func (m *matcher) firstHit(s string, found []span) (int, []span, bool) {
 		}
 	}
 	return -1, found, false
+}
+
+// tailProbe returns where the tail probe of a text of n bytes is, or -1 when the
+// stride needs none (see matcher).
+func (m *matcher) tailProbe(n int) int {
+	if m.stride <= cutStride || n < cutMin {
+		return -1
+	}
+	return n - cutMin
 }
 
 // probeGrid runs the grid's probes five at a time, their filter words ORed, for the
@@ -672,7 +680,7 @@ func (m *matcher) find(s string, p0 int, found []span) []span {
 			found = m.occurrencesAt(s, p, found)
 		}
 	}
-	if p := len(s) - cutMin; m.stride > cutStride && p >= 0 {
+	if p := m.tailProbe(len(s)); p >= 0 {
 		if w, bit := firstBit(gramAt(s, p), len(m.first)); m.first[w]&bit != 0 {
 			found = m.occurrencesAt(s, p, found)
 		}
