@@ -1,11 +1,13 @@
 // Package exportertest holds the test helpers the exporters share: a recorder of
-// batch acknowledgements, a concurrency-safe log destination, a metric reader and a
-// starter that shuts a component down when the test ends. It is for tests only.
+// batch acknowledgements, a concurrency-safe log destination, a metric reader, a
+// starter that shuts a component down when the test ends, and a request body reader
+// for fake backends. It is for tests only.
 package exportertest
 
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -168,3 +170,29 @@ func Start(t testing.TB, c pipeline.Component) {
 		_ = c.Shutdown(ctx)
 	})
 }
+
+// SentBody reads a request's body for a fake backend and remembers whether the
+// connection ended before the body did. An exporter abandons a request whose
+// context ends (a Shutdown whose deadline passes cancels the sends in flight), and
+// the server then sees the body cut short: that is no malformed request, and the
+// exporter counts it as not delivered. A body that arrived whole and does not
+// decode is one.
+type SentBody struct {
+	r   io.Reader
+	err error // the first error other than io.EOF the connection gave
+}
+
+// NewSentBody reads body (a request's Body).
+func NewSentBody(body io.Reader) *SentBody { return &SentBody{r: body} }
+
+// Read implements io.Reader.
+func (b *SentBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF && b.err == nil {
+		b.err = err
+	}
+	return n, err
+}
+
+// Abandoned reports whether the client went away before sending the whole body.
+func (b *SentBody) Abandoned() bool { return b.err != nil }

@@ -3,7 +3,12 @@ package exportertest
 import (
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
@@ -84,5 +89,53 @@ func TestLogBuffer(t *testing.T) {
 	l.Logger().Warn("two")
 	if lines := l.Lines(); len(lines) != 2 {
 		t.Errorf("lines %q, want 2", lines)
+	}
+}
+
+// TestSentBody sends requests over a real connection: one whose client goes away
+// before the body it announced is whole, one whose whole body is 5 bytes.
+func TestSentBody(t *testing.T) {
+	type seen struct {
+		n         int
+		abandoned bool
+	}
+	got := make(chan seen, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		in := NewSentBody(r.Body)
+		b, _ := io.ReadAll(in)
+		got <- seen{len(b), in.Abandoned()}
+	}))
+	defer srv.Close()
+	for _, tc := range []struct {
+		name, req string
+		want      seen
+	}{
+		{"cut short", "Content-Length: 100\r\n\r\nhello", seen{5, true}},
+		{"whole", "Content-Length: 5\r\n\r\nhello", seen{5, false}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			if _, err := io.WriteString(conn, "POST / HTTP/1.1\r\nHost: x\r\n"+tc.req); err != nil {
+				t.Fatal(err)
+			}
+			if tc.want.abandoned {
+				// Close the write side: the server reads EOF 95 bytes early.
+				if err := conn.(*net.TCPConn).CloseWrite(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			select {
+			case s := <-got:
+				if s != tc.want {
+					t.Errorf("read %d bytes, abandoned %v; want %d, %v", s.n, s.abandoned, tc.want.n, tc.want.abandoned)
+				}
+			case <-time.After(15 * time.Second):
+				t.Fatal("the handler never finished reading")
+			}
+		})
 	}
 }
