@@ -132,8 +132,10 @@ func hasForm(fs []form, w string) bool {
 }
 
 // patternsOf returns the forms of r's current matcher.
-func patternsOf(r *Registry) []form {
-	m := r.cur.Load()
+func patternsOf(r *Registry) []form { return patternsOfMatcher(r.cur.Load()) }
+
+// patternsOfMatcher returns m's forms (none for a nil m).
+func patternsOfMatcher(m *matcher) []form {
 	if m == nil {
 		return nil
 	}

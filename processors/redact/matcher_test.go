@@ -166,15 +166,6 @@ func TestReplaceSpans(t *testing.T) {
 	}
 }
 
-// patternsOfMatcher returns m's forms.
-func patternsOfMatcher(m *matcher) []form {
-	out := make([]form, len(m.patterns))
-	for i, p := range m.patterns {
-		out[i] = form{p, m.fold[i]}
-	}
-	return out
-}
-
 // TestMayHold compares mayHold with a naive search: a whole pattern, or a prefix of
 // at least cutMin bytes of one, anywhere; line breaks are not looked through.
 // Every other set has only patterns of 13 bytes or more (stride 10).
