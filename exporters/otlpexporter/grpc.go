@@ -63,10 +63,9 @@ func newGRPCClient(cfg *Config, ep endpoint, sig *signal, warn func(string)) (*g
 		grpc.WithTransportCredentials(creds),
 		grpc.WithUserAgent(UserAgent),
 		// A request is a batch of up to batch.max_bytes; gRPC's default 32 KiB write
-		// buffer costs a write call per two 16 KiB frames. The buffer is shared:
-		// returned to gRPC's pool whenever the connection has nothing to write.
+		// buffer costs a write call per two 16 KiB frames. The buffer is shared (gRPC's
+		// default): returned to its pool whenever the connection has nothing to write.
 		grpc.WithWriteBufferSize(grpcWriteBuffer),
-		grpc.WithSharedWriteBuffer(true),
 		// Reconnect as patiently as the retries: after an outage, the first retry past
 		// the backend's return should find the connection ready.
 		grpc.WithConnectParams(grpc.ConnectParams{

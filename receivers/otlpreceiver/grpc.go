@@ -162,7 +162,6 @@ func (r *Receiver) newGRPCServer() *grpc.Server {
 			Timeout:           20 * time.Second,
 		}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-		grpc.SharedWriteBuffer(true),
 		grpc.ReadBufferSize(grpcReadBufferSize),
 		grpc.NumStreamWorkers(grpcStreamWorkers),
 		experimental.BufferPool(&grpcBufferPool),
