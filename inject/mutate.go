@@ -184,7 +184,7 @@ func (in *Injector) inject(pod *corev1.Pod, salt string) (*plan, problems) {
 	if len(probs) > 0 {
 		return nil, probs
 	}
-	o, probs := parseOptionsWith(view, &in.defaults, vk)
+	o, probs := parseOptions(view, &in.defaults, vk)
 	if len(probs) > 0 {
 		return nil, vk.blame(probs)
 	}

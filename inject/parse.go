@@ -175,14 +175,10 @@ var knownAnnotations = map[string]bool{
 }
 
 // parseOptions reads the pod's annotations over the defaults and checks everything
-// that can be checked without generating the agent's configuration.
-func parseOptions(pod *corev1.Pod, d *Defaults) (*options, problems) {
-	return parseOptionsWith(pod, d, nil)
-}
-
-// parseOptionsWith is parseOptions with the files and settings of a pod's vault-k8s
-// annotations (compatibility mode; nil without).
-func parseOptionsWith(pod *corev1.Pod, d *Defaults, vk *vaultK8s) (*options, problems) {
+// that can be checked without generating the agent's configuration; vk holds the
+// files and settings of the pod's vault-k8s annotations (compatibility mode; nil
+// without).
+func parseOptions(pod *corev1.Pod, d *Defaults, vk *vaultK8s) (*options, problems) {
 	var p problems
 	ann := pod.Annotations
 	get := func(key, def string) string {
