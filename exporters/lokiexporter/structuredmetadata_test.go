@@ -368,12 +368,12 @@ func TestRealLokiStructuredMetadataDisallowedWithStreamRefusal(t *testing.T) {
 	if _, perm := pipeline.IsPermanent(ackErr); !perm {
 		t.Errorf("ack %v, want the permanent error of the refused stream", ackErr)
 	}
-	got, err := l.WaitCount(ctx, fmt.Sprintf(`{service=%q}`, service), now.Add(-time.Hour), len(want), 30*time.Second)
-	if err != nil {
+	if _, err := l.WaitCount(ctx, fmt.Sprintf(`{service=%q}`, service), now.Add(-time.Hour), len(want), 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Second)
-	if got, err = l.Query(ctx, fmt.Sprintf(`{service=%q}`, service), now.Add(-time.Hour), time.Now().Add(time.Minute)); err != nil {
+	got, err := l.Query(ctx, fmt.Sprintf(`{service=%q}`, service), now.Add(-time.Hour), time.Now().Add(time.Minute))
+	if err != nil {
 		t.Fatal(err)
 	}
 	seen := map[string]int{}

@@ -157,8 +157,7 @@ exporters:
 
 	writeLines(n+2, 2*n)
 	p2 := startAgent(t, cfgPath)
-	entries, err = loki.WaitCount(ctx, query, start, 2*n, 60*time.Second)
-	if err != nil {
+	if _, err := loki.WaitCount(ctx, query, start, 2*n, 60*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(2 * time.Second) // a line sent twice would arrive with the others

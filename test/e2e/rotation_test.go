@@ -230,12 +230,11 @@ func TestLogrotateModes(t *testing.T) {
 					window++
 				}
 			}
-			entries, err := loki.WaitCount(context.Background(), fmt.Sprintf(`{service=%q}`, service), start, n-window, 120*time.Second)
-			if err != nil {
+			if _, err := loki.WaitCount(context.Background(), fmt.Sprintf(`{service=%q}`, service), start, n-window, 120*time.Second); err != nil {
 				t.Logf("waiting for the lines on disk: %v", err)
 			}
 			time.Sleep(2 * time.Second) // let any duplicate arrive before counting
-			entries, err = loki.Query(context.Background(), fmt.Sprintf(`{service=%q}`, service), start, time.Now().Add(time.Minute))
+			entries, err := loki.Query(context.Background(), fmt.Sprintf(`{service=%q}`, service), start, time.Now().Add(time.Minute))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -368,12 +367,12 @@ loop:
 		time.Sleep(100 * time.Millisecond)
 	}
 	n := w.n
-	entries, err := loki.WaitCount(context.Background(), `{service="e2e-rotation-storm"}`, start, n, 120*time.Second)
-	if err != nil {
+	if _, err := loki.WaitCount(context.Background(), `{service="e2e-rotation-storm"}`, start, n, 120*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(2 * time.Second)
-	if entries, err = loki.Query(context.Background(), `{service="e2e-rotation-storm"}`, start, time.Now().Add(time.Minute)); err != nil {
+	entries, err := loki.Query(context.Background(), `{service="e2e-rotation-storm"}`, start, time.Now().Add(time.Minute))
+	if err != nil {
 		t.Fatal(err)
 	}
 	var lines []string

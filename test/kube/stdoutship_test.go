@@ -148,13 +148,13 @@ spec:
 		t.Fatal(err)
 	}
 	appendTo("api", "0.log", cri("stdout", "F", "api first line after rotation"))
-	entries, err := loki.WaitCount(ctx, query, base.Add(-time.Minute), 6, 30*time.Second)
-	if err != nil {
+	if _, err := loki.WaitCount(ctx, query, base.Add(-time.Minute), 6, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	// Let a stray duplicate or the sidecar's own line arrive, if they were coming.
 	time.Sleep(3 * time.Second)
-	if entries, err = loki.Query(ctx, query, base.Add(-time.Minute), time.Now().Add(time.Minute)); err != nil {
+	entries, err := loki.Query(ctx, query, base.Add(-time.Minute), time.Now().Add(time.Minute))
+	if err != nil {
 		t.Fatal(err)
 	}
 	type key struct{ container, stream, line string }
