@@ -335,7 +335,7 @@ func runAgent(args []string, _, stderr io.Writer) int {
 	// (internal/memtrim; the agent pages out what start-up touched once its units
 	// have started). Failing to costs only memory.
 	_, _ = memtrim.UnmapExecutable()
-	cfg, problem, code := loadAgentConfig(path, overlays, stderr)
+	cfg, code, problem := loadAgentConfig(path, overlays, stderr)
 	if code != exitOK {
 		return code
 	}

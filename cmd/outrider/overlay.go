@@ -36,19 +36,19 @@ func (o *overlayFlags) add(path string, optional bool) error {
 // loadAgentConfig loads the base configuration and its overlays. When the base is
 // valid and an overlay is not, the agent starts on the base alone and reports the
 // overlay's problem on /readyz until it is fixed: the returned problem is then set.
-func loadAgentConfig(path string, overlays overlayFlags, stderr io.Writer) (cfg *config.Config, problem error, code int) {
+func loadAgentConfig(path string, overlays overlayFlags, stderr io.Writer) (cfg *config.Config, code int, problem error) {
 	if len(overlays) == 0 {
 		cfg, code := loadConfig(path, nil, stderr)
-		return cfg, nil, code
+		return cfg, code, nil
 	}
 	cfg, err := config.LoadLayers(path, overlays)
 	if err == nil {
-		return cfg, nil, exitOK
+		return cfg, exitOK, nil
 	}
 	base, code := loadConfig(path, nil, stderr)
 	if code != exitOK {
-		return nil, nil, code
+		return nil, code, nil
 	}
 	fmt.Fprintf(stderr, "outrider: the overlays of %s are invalid; starting on %s alone, not ready until they are fixed: %v\n", path, path, err)
-	return base, err, exitOK
+	return base, exitOK, err
 }

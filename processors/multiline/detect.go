@@ -338,7 +338,7 @@ func isNodePosition(line string) bool {
 		return false
 	}
 	c := strings.LastIndexByte(line, ':')
-	if c <= 0 || !allDigits(line[c+1:]) || strings.IndexAny(line, " \t") >= 0 {
+	if c <= 0 || !allDigits(line[c+1:]) || strings.ContainsAny(line, " \t") {
 		return false
 	}
 	path := line[:c]
@@ -361,7 +361,7 @@ func isRubyHeader(line string) bool {
 		return false
 	}
 	c := strings.LastIndexByte(line[:i], ':')
-	if c <= 0 || !allDigits(line[c+1:i]) || strings.IndexAny(line[:c], " \t") >= 0 {
+	if c <= 0 || !allDigits(line[c+1:i]) || strings.ContainsAny(line[:c], " \t") {
 		return false
 	}
 	q := line[i+4]
@@ -420,7 +420,7 @@ func isRubyFrame(line string) bool {
 		return false
 	}
 	c := strings.LastIndexByte(t[:i], ':')
-	return c > 0 && allDigits(t[c+1:i]) && strings.IndexAny(t[:c], " \t") < 0 && strings.Contains(t[:c], ".rb")
+	return c > 0 && allDigits(t[c+1:i]) && !strings.ContainsAny(t[:c], " \t") && strings.Contains(t[:c], ".rb")
 }
 
 // continuesMessage reports whether line may continue an exception's message: a

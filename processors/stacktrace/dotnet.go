@@ -133,7 +133,7 @@ func parseDotnetFrame(s string) (Frame, bool) {
 		return Frame{}, false
 	}
 	name := s[:open]
-	if strings.IndexAny(name, " \t/") >= 0 {
+	if strings.ContainsAny(name, " \t/") {
 		return Frame{}, false
 	}
 	d := strings.LastIndexByte(name, '.')

@@ -215,7 +215,7 @@ secrets:
 		entries, err = loki.Query(ctx, `{service="demo-shop", source="app"}`, start, time.Now().Add(time.Minute))
 		return err == nil && len(entries) == written
 	}); err != nil {
-		return fmt.Errorf("Loki has %d entries of the app's %d lines (%v)", len(entries), written, err)
+		return fmt.Errorf("the app wrote %d lines and Loki has %d entries (%v)", written, len(entries), err)
 	}
 	levels := map[string]int{}
 	withTrace := 0
