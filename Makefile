@@ -8,7 +8,7 @@ BUILD_DATE ?= $(shell TZ=UTC0 git log -1 --format=%cd --date=format-local:%Y-%m-
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(BUILD_DATE)
 BIN := bin/outrider
 FUZZTIME ?= 10s
-STATICCHECK := honnef.co/go/tools/cmd/staticcheck@2025.1.1
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 export OUTRIDER_CACHE := $(CACHE)
 
 .PHONY: build test backends backends-bench demo bench bench-idle bench-logs bench-redact bench-secrets bench-traces lint fuzz clean
