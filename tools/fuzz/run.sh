@@ -19,14 +19,13 @@ trap 'rm -f "$out"' EXIT
 count() { { find "$1" -maxdepth 1 -type f 2>/dev/null || true; } | wc -l; }
 
 targets=0 races=0
-for pkg in $($GO list ./...); do
-	dir=$($GO list -f '{{.Dir}}' "$pkg")
-	for f in $($GO test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
+while read -r pkg dir; do
+	for f in $($GO test -list '^Fuzz' "$pkg" </dev/null | grep '^Fuzz' || true); do
 		echo "== $pkg $f"
 		targets=$((targets + 1))
 		corpus="$dir/testdata/fuzz/$f"
 		before=$(count "$corpus")
-		if $GO test -run '^$' -fuzz "^$f\$" -fuzztime "$FUZZTIME" "$pkg" 2>&1 | tee "$out"; then
+		if $GO test -run '^$' -fuzz "^$f\$" -fuzztime "$FUZZTIME" "$pkg" </dev/null 2>&1 | tee "$out"; then
 			continue
 		fi
 		if [ "$(count "$corpus")" = "$before" ] && grep -q '^    context deadline exceeded$' "$out"; then
@@ -34,8 +33,8 @@ for pkg in $($GO list ./...); do
 			races=$((races + 1))
 			continue
 		fi
-		echo "== $f failed; a failing input is in $corpus (go test -run '^$f\$' $pkg replays it)" >&2
+		echo "== $f failed (above); a failing input it found is in $corpus, and go test -run '^$f\$' $pkg replays it" >&2
 		exit 1
 	done
-done
+done < <($GO list -f '{{.ImportPath}} {{.Dir}}' ./...)
 echo "== $targets fuzz targets passed, $FUZZTIME each ($races ended by the coordinator's race)"
