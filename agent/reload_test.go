@@ -28,7 +28,6 @@ type agentRun struct {
 	a      *Agent
 	path   string
 	addr   string
-	reload chan struct{}
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -45,8 +44,8 @@ func startAgent(t *testing.T, yaml string, hook func(name string, u unit, err er
 		t.Fatal(err)
 	}
 	addrc := make(chan string, 4)
-	r := &agentRun{t: t, path: path, reload: make(chan struct{}, 1), done: make(chan error, 1)}
-	r.a = New(Options{Logger: testLogger(), ConfigPath: path, Config: cfg, Version: "test", Reload: r.reload, OnListen: func(s string) {
+	r := &agentRun{t: t, path: path, done: make(chan error, 1)}
+	r.a = New(Options{Logger: testLogger(), ConfigPath: path, Config: cfg, Version: "test", OnListen: func(s string) {
 		select {
 		case addrc <- s:
 		default:
@@ -65,16 +64,21 @@ func startAgent(t *testing.T, yaml string, hook func(name string, u unit, err er
 	return r
 }
 
-// rewrite writes yaml as the config file and asks for a reload (as SIGHUP does; the
-// watch then sees the same bytes and does not reload again), then waits until a
-// reload with a result was recorded.
+// rewrite replaces the config file with yaml (written aside and renamed over it, as a
+// ConfigMap update does), then waits until the reload the watch starts has recorded
+// its result. It does not also ask for a reload: a request that arrived after the
+// watch had fired reloaded the same file a second time, and on a loaded machine the
+// test then looked at the agent in the middle of that second reload.
 func (r *agentRun) rewrite(yaml string) *ReloadStatus {
 	r.t.Helper()
 	before := r.a.lastReload.Load()
-	if err := os.WriteFile(r.path, []byte(yaml), 0o600); err != nil {
+	tmp := r.path + ".new"
+	if err := os.WriteFile(tmp, []byte(yaml), 0o600); err != nil {
 		r.t.Fatal(err)
 	}
-	r.reload <- struct{}{}
+	if err := os.Rename(tmp, r.path); err != nil {
+		r.t.Fatal(err)
+	}
 	eventually(r.t, 20*time.Second, "the reload", func() bool { return r.a.lastReload.Load() != before })
 	return r.a.lastReload.Load()
 }
