@@ -25,6 +25,8 @@ func TestParseTraceparent(t *testing.T) {
 		{"surrounding whitespace", " \t00-" + tid + "-" + sid + "-01\t ", true, true},
 		{"future version exact length", "01-" + tid + "-" + sid + "-01", true, true},
 		{"future version with more fields", "cc-" + tid + "-" + sid + "-01-what-the-future-holds", true, true},
+		// The fields a later version adds are not read, whatever bytes they hold.
+		{"future version, a line break in its fields", "01-" + tid + "-" + sid + "-00-\n", true, false},
 		{"future version longer without dash", "cc-" + tid + "-" + sid + "-01what", false, false},
 		{"version 00 longer", "00-" + tid + "-" + sid + "-01-extra", false, false},
 		{"version ff", "ff-" + tid + "-" + sid + "-01", false, false},
@@ -110,8 +112,9 @@ func TestFindTraceparent(t *testing.T) {
 }
 
 // traceparentRE is a straightforward reading of the specification, used as the
-// reference in FuzzParseTraceparent.
-var traceparentRE = regexp.MustCompile(`^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$`)
+// reference in FuzzParseTraceparent. The fields a later version adds may hold any
+// byte, a line break too ((?s): "." matches '\n').
+var traceparentRE = regexp.MustCompile(`(?s)^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$`)
 
 func referenceParse(s string) (traceID, spanID string, sampled, ok bool) {
 	s = strings.Trim(s, " \t")
@@ -130,6 +133,7 @@ func FuzzParseTraceparent(f *testing.F) {
 		"00-" + tid + "-" + sid + "-01",
 		"00-" + tid + "-" + sid + "-00",
 		"01-" + tid + "-" + sid + "-09-x",
+		"01-" + tid + "-" + sid + "-00-\n",
 		"ff-" + tid + "-" + sid + "-01",
 		"00-" + strings.ToUpper(tid) + "-" + sid + "-01",
 		"00-" + strings.Repeat("0", 32) + "-" + sid + "-01",
